@@ -1,0 +1,1 @@
+"""Subcommands of the ``ocdec`` command line, one module each (see :mod:`ocdec.cli`)."""

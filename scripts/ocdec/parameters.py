@@ -1,0 +1,70 @@
+"""Mean astrometric parameters of a selected group of stars, with errors and dispersions.
+
+Shared by every method (K-Means, DEC, DEC filtered, the default) so their rows compare like with like.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ASTROMETRY = ("pmra", "pmdec", "parallax")
+# 1.4826 turns a median absolute deviation into a Gaussian standard deviation; the standard error of
+# a median is sqrt(pi/2) times that of a mean for Gaussian data.
+MAD_TO_SIGMA = 1.4826
+MEDIAN_ERROR_FACTOR = math.sqrt(math.pi / 2.0)
+
+
+def cluster_parameters(stars: pd.DataFrame, member: np.ndarray) -> dict[str, Any]:
+    """Count, mean +- standard error, dispersion and a robust (median / MAD) variant of each of
+    pmra, pmdec, parallax over ``stars[member]``; the sky centre and the half-number radius r50.
+
+    Empty selections give NaN values and ``n_members`` 0, never an exception, so a failed method still
+    has a row in the comparison table.
+    """
+    member = np.asarray(member, dtype=bool)
+    sel = stars.loc[member]
+    n = int(member.sum())
+    out: dict[str, Any] = {"n_members": n}
+    robust: dict[str, float] = {}
+    for col in ASTROMETRY:
+        values = sel[col].to_numpy(dtype=float) if col in sel else np.array([])
+        values = values[np.isfinite(values)]
+        m = values.size
+        if m == 0:
+            out.update({col: math.nan, f"{col}_error": math.nan, f"{col}_std": math.nan})
+            robust.update({col: math.nan, f"{col}_error": math.nan, f"{col}_std": math.nan})
+            continue
+        std = float(values.std(ddof=1)) if m > 1 else math.nan
+        out[col] = float(values.mean())
+        out[f"{col}_std"] = std
+        out[f"{col}_error"] = std / math.sqrt(m) if m > 1 else math.nan
+        med = float(np.median(values))
+        rstd = MAD_TO_SIGMA * float(np.median(np.abs(values - med)))
+        robust[col] = med
+        robust[f"{col}_std"] = rstd
+        robust[f"{col}_error"] = MEDIAN_ERROR_FACTOR * rstd / math.sqrt(m) if m > 1 else math.nan
+    out["robust"] = robust
+    out.update(sky_centre_and_r50(sel))
+    return out
+
+
+def sky_centre_and_r50(sel: pd.DataFrame) -> dict[str, float]:
+    """Centre as the normalised mean unit vector (safe across RA = 0) and median separation from it."""
+    if not {"ra", "dec"} <= set(sel.columns) or len(sel) == 0:
+        return {"ra": math.nan, "dec": math.nan, "r50_deg": math.nan}
+    ra = np.radians(sel["ra"].to_numpy(dtype=float))
+    dec = np.radians(sel["dec"].to_numpy(dtype=float))
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    if not ok.any():
+        return {"ra": math.nan, "dec": math.nan, "r50_deg": math.nan}
+    xyz = np.stack([np.cos(dec[ok]) * np.cos(ra[ok]), np.cos(dec[ok]) * np.sin(ra[ok]), np.sin(dec[ok])])
+    mean = xyz.mean(axis=1)
+    mean /= np.linalg.norm(mean)
+    ra0 = math.degrees(math.atan2(mean[1], mean[0])) % 360.0
+    dec0 = math.degrees(math.asin(float(np.clip(mean[2], -1.0, 1.0))))
+    sep = np.degrees(np.arccos(np.clip(mean @ xyz, -1.0, 1.0)))
+    return {"ra": ra0, "dec": dec0, "r50_deg": float(np.median(sep))}
