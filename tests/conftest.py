@@ -14,5 +14,5 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real-data test: {SHARED_DATA} is absent (it sits beside the repository in CI)")
+        pytest.skip(f"real-data test: {SHARED_DATA} is absent (CI has it beside the repository)")
     return SHARED_DATA

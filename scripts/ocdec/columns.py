@@ -1,0 +1,317 @@
+"""The canonical star table and readers that bring any Gaia export to it.
+
+Every source (archive download, a user's local file, a simulation) ends as a pandas DataFrame with
+:data:`CANONICAL_COLUMNS` in the units of :data:`CANONICAL_UNITS`. Files may use the archive's
+``gaia_source`` names (DR2/DR3) or VizieR's I/345 (DR2) and I/355 (DR3) names, in any letter case;
+where a file carries units (FITS, VOTable, ECSV, astropy Parquet) they are converted with
+astropy units, so a parallax stored in arcsec arrives in mas.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+import pandas as pd
+from astropy.table import Table
+
+from ocdec.errors import OcdecError
+
+log = logging.getLogger(__name__)
+
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "source_id",
+    "ra",
+    "dec",
+    "parallax",
+    "parallax_error",
+    "pmra",
+    "pmra_error",
+    "pmdec",
+    "pmdec_error",
+    "phot_g_mean_mag",
+    "phot_bp_mean_mag",
+    "phot_rp_mean_mag",
+    "bp_rp",
+    "ruwe",
+)
+
+#: Columns kept beside the canonical ones when present (simulated fields carry the truth).
+EXTRA_COLUMNS: tuple[str, ...] = ("true_member",)
+
+_MAS_YR = u.mas / u.yr
+CANONICAL_UNITS: dict[str, u.UnitBase | None] = {
+    "source_id": None,
+    "ra": u.deg,
+    "dec": u.deg,
+    "parallax": u.mas,
+    "parallax_error": u.mas,
+    "pmra": _MAS_YR,
+    "pmra_error": _MAS_YR,
+    "pmdec": _MAS_YR,
+    "pmdec_error": _MAS_YR,
+    "phot_g_mean_mag": u.mag,
+    "phot_bp_mean_mag": u.mag,
+    "phot_rp_mean_mag": u.mag,
+    "bp_rp": u.mag,
+    "ruwe": None,
+}
+
+#: Accepted names for each canonical column, in order of preference (matched ignoring case).
+#: Archive gaia_source names first, then VizieR I/355 (DR3) and I/345 (DR2) labels. RA_ICRS and
+#: DE_ICRS are the epoch-2016/2015.5 positions like the archive's ra/dec; RAJ2000 is a fallback.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "source_id": ("source_id", "Source", "DR3Name", "DR2Name", "EDR3Name", "GaiaDR3", "GaiaEDR3",
+                  "GaiaDR2", "designation"),
+    "ra": ("ra", "RA_ICRS", "RAdeg", "RA_ICRS_deg", "RAJ2000", "_RAJ2000"),
+    "dec": ("dec", "DE_ICRS", "DEdeg", "DE_ICRS_deg", "DEJ2000", "_DEJ2000"),
+    "parallax": ("parallax", "Plx"),
+    "parallax_error": ("parallax_error", "e_Plx"),
+    "pmra": ("pmra", "pmRA", "pmRA*"),
+    "pmra_error": ("pmra_error", "e_pmRA", "e_pmRA*"),
+    "pmdec": ("pmdec", "pmDE"),
+    "pmdec_error": ("pmdec_error", "e_pmDE"),
+    "phot_g_mean_mag": ("phot_g_mean_mag", "Gmag"),
+    "phot_bp_mean_mag": ("phot_bp_mean_mag", "BPmag"),
+    "phot_rp_mean_mag": ("phot_rp_mean_mag", "RPmag"),
+    "bp_rp": ("bp_rp", "BP-RP", "BP_RP", "BPRP"),
+    "ruwe": ("ruwe", "RUWE"),
+}
+
+#: Used to derive parallax_error where an export only kept the signal-to-noise ratio.
+_PARALLAX_OVER_ERROR = ("parallax_over_error", "RPlx")
+
+_SUFFIX_FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fts": "fits",
+    ".vot": "votable",
+    ".xml": "votable",
+    ".votable": "votable",
+    ".ecsv": "ecsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+def read_stars(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a star file (CSV, CSV.gz, FITS, VOTable, ECSV, Parquet) as a canonical table.
+
+    ``frame.attrs["source_id_is_row"]`` is True where the file had no star ids and the 0-based row
+    number stands in for ``source_id``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise OcdecError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise OcdecError(f"{path}: the file is empty")
+    fmt = detect_format(path)
+    data = _read_raw(path, fmt)
+    if len(data) == 0:
+        raise OcdecError(f"{path}: the file holds no rows")
+    frame = normalise(data, origin=str(path))
+    log.info("read %d stars from %s (%s)", len(frame), path, fmt)
+    return frame
+
+
+def detect_format(path: Path) -> str:
+    """The reader for ``path`` from its suffix (``.gz`` stripped); ECSV is recognised by content."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    fmt = _SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        known = ", ".join(sorted(_SUFFIX_FORMATS))
+        raise OcdecError(f"{path}: unknown star-file format (known suffixes: {known}, also .gz)")
+    if fmt == "csv" and _starts_with(path, b"# %ECSV"):
+        fmt = "ecsv"
+    return fmt
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            return handle.read(len(prefix)) == prefix
+    except OSError:
+        return False
+
+
+def _read_raw(path: Path, fmt: str) -> pd.DataFrame | Table:
+    try:
+        if fmt == "csv":
+            # pandas is much faster than astropy on the 250,000-row exports and reads .gz itself.
+            return pd.read_csv(path, comment="#", low_memory=False)
+        astropy_format = {"fits": "fits", "votable": "votable", "ecsv": "ascii.ecsv",
+                          "parquet": "parquet"}[fmt]
+        return Table.read(path, format=astropy_format)
+    except pd.errors.EmptyDataError as err:
+        raise OcdecError(f"{path}: the file is empty") from err
+    except OcdecError:
+        raise
+    except Exception as err:  # readers raise many types; the user needs one line, not a trace
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OcdecError(f"{path}: cannot read as {fmt}: {first}") from err
+
+
+def find_column(names: list[str], canonical: str) -> str | None:
+    """The first of ``names`` matching an alias of ``canonical`` (case-insensitive), or None."""
+    return _first_match(names, ALIASES[canonical])
+
+
+def _first_match(names: list[str], aliases: tuple[str, ...]) -> str | None:
+    by_lower: dict[str, str] = {}
+    for name in names:
+        by_lower.setdefault(name.strip().lower(), name)
+    for alias in aliases:
+        if alias.lower() in by_lower:
+            return by_lower[alias.lower()]
+    return None
+
+
+def normalise(data: pd.DataFrame | Table, origin: str) -> pd.DataFrame:
+    """Bring a table with archive or VizieR column names to the canonical columns and units.
+
+    ``data`` is a pandas DataFrame (no units: values are taken to be in canonical units) or an
+    astropy Table (column units converted). ``origin`` names the data in messages (a file name, a
+    query). Raises :class:`OcdecError` when no column is recognised or there is no parallax.
+    """
+    names = [str(c) for c in data.columns] if isinstance(data, pd.DataFrame) else data.colnames
+    matched = {c: find_column(names, c) for c in CANONICAL_COLUMNS}
+    if not any(matched.values()):
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        raise OcdecError(f"{origin}: no usable columns (found: {shown or 'none'})")
+    if matched["parallax"] is None:
+        raise OcdecError(
+            f"{origin}: no parallax column (looked for {', '.join(ALIASES['parallax'])})"
+        )
+    n_rows = len(data)
+    out: dict[str, Any] = {}
+    for canonical in CANONICAL_COLUMNS[1:]:
+        name = matched[canonical]
+        if name is None:
+            out[canonical] = np.full(n_rows, np.nan)
+        else:
+            out[canonical] = _values(data, name, canonical, origin)
+    frame = pd.DataFrame(out)
+
+    if matched["parallax_error"] is None:
+        ratio = _first_match(names, _PARALLAX_OVER_ERROR)
+        if ratio is not None:
+            # S/N is dimensionless, so the error takes the (already converted) parallax unit.
+            snr = _float_values(data, ratio, origin)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frame["parallax_error"] = np.abs(frame["parallax"].to_numpy() / snr)
+            log.info("%s: parallax_error derived from %s", origin, ratio)
+
+    # Gaia defines bp_rp as BP minus RP; fill it where the export kept only the two magnitudes.
+    missing_colour = frame["bp_rp"].isna()
+    if missing_colour.any():
+        colour = frame["phot_bp_mean_mag"] - frame["phot_rp_mean_mag"]
+        frame.loc[missing_colour, "bp_rp"] = colour[missing_colour]
+
+    source_is_row = matched["source_id"] is None
+    if source_is_row:
+        ids = np.arange(n_rows, dtype=np.int64)
+        log.warning("%s: no source id column; using the 0-based row number as source_id", origin)
+    else:
+        ids = _source_ids(data, matched["source_id"], origin)
+    frame.insert(0, "source_id", ids)
+
+    for extra in EXTRA_COLUMNS:
+        name = _first_match(names, (extra,))
+        if name is not None:
+            frame[extra] = _plain(data, name).astype(bool)
+
+    used = {v for v in matched.values() if v} | set(EXTRA_COLUMNS)
+    ignored = [n for n in names if n not in used]
+    if ignored:
+        log.debug("%s: columns not in the canonical table ignored: %s", origin, ", ".join(ignored))
+    frame.attrs["source_id_is_row"] = source_is_row
+    frame.attrs["origin"] = origin
+    return frame
+
+
+def _plain(data: pd.DataFrame | Table, name: str) -> np.ndarray:
+    """The column as a plain numpy array, masked entries as NaN where the type allows."""
+    if isinstance(data, pd.DataFrame):
+        return data[name].to_numpy()
+    column = data[name]
+    if not hasattr(column, "mask"):
+        return np.asarray(column)
+    values = np.ma.asarray(column)
+    if not np.ma.getmaskarray(values).any():
+        return np.asarray(values.data)  # keeps 64-bit ids exact
+    if values.dtype.kind in "fiu":
+        return values.astype(np.float64).filled(np.nan)
+    return values.astype(object).filled(None)
+
+
+def _float_values(data: pd.DataFrame | Table, name: str, origin: str) -> np.ndarray:
+    values = _plain(data, name)
+    try:
+        return pd.to_numeric(pd.Series(values), errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise OcdecError(f"{origin}: column {name!r} is not numeric ({err})") from err
+
+
+def _values(data: pd.DataFrame | Table, name: str, canonical: str, origin: str) -> np.ndarray:
+    values = _float_values(data, name, origin)
+    target = CANONICAL_UNITS[canonical]
+    unit = None if isinstance(data, pd.DataFrame) else data[name].unit
+    if unit is None or target is None or unit == u.dimensionless_unscaled:
+        return values
+    if target == u.mag:
+        # Magnitudes carry no scale to convert; spellings vary (mag, mag(AB), "Vega mag").
+        return values
+    if isinstance(unit, u.UnrecognizedUnit):
+        unit = _salvage_unit(str(unit), name, origin)
+    try:
+        factor = (1.0 * unit).to_value(target)
+    except u.UnitConversionError as err:
+        raise OcdecError(
+            f"{origin}: column {name!r} has unit {unit!s}, not convertible to {target!s}"
+        ) from err
+    if factor != 1.0:
+        log.info("%s: column %s converted from %s to %s", origin, name, unit, target)
+    return values * factor
+
+
+def _salvage_unit(text: str, name: str, origin: str) -> u.UnitBase:
+    """Parse unit spellings astropy's readers leave unrecognised: 'mas/yr' quoted, Angle[deg]."""
+    inner = re.search(r"\[([^\]]+)\]", text)
+    candidate = (inner.group(1) if inner else text).strip().strip("'\"")
+    for fmt in (None, "cds", "vounit"):
+        try:
+            return u.Unit(candidate, format=fmt)
+        except ValueError:
+            continue
+    raise OcdecError(f"{origin}: column {name!r} has unit {text!r} that is not understood")
+
+
+def _source_ids(data: pd.DataFrame | Table, name: str, origin: str) -> np.ndarray:
+    values = _plain(data, name)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64)
+    if values.dtype.kind == "f":
+        # Gaia ids need 63 bits: a float column is only exact below 2**53.
+        bad = ~np.isfinite(values) | (values % 1 != 0) | (np.abs(values) > 2**53)
+        text = None
+    else:
+        # VizieR's DR3Name/DR2Name hold "Gaia DR3 4295806720": the id is the trailing number.
+        text = pd.Series(values, dtype="string").str.extract(r"(\d+)\s*$", expand=False)
+        bad = text.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise OcdecError(f"{origin}: column {name!r} row {row}: {values[row]!r} is not a star id")
+    if text is None:
+        return values.astype(np.int64)
+    return np.array([int(v) for v in text], dtype=np.int64)
