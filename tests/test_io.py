@@ -21,3 +21,15 @@ def test_parquet_round_trips_provenance(tmp_path: Path) -> None:
     write_parquet(tmp_path / "a.parquet", frame, {"query": "SELECT 1", "rows": 2})
     assert read_provenance(tmp_path / "a.parquet") == {"query": "SELECT 1", "rows": 2}
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a.parquet"), frame)
+
+
+def test_atomic_products_are_readable_like_plain_files(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
