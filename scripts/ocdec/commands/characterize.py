@@ -1,0 +1,60 @@
+"""``ocdec characterize FIELD --out DIR``: members and parameters of the cluster in one field."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ocdec.errors import OcdecError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "characterize", help="find the open cluster in one star file and write its members",
+        description="Find the open cluster in FIELD (CSV, FITS, VOTable, ECSV or Parquet; Gaia "
+        "archive or VizieR column names) and write DIR/members.parquet, DIR/summary.json and "
+        "DIR/history.tsv (thesis mode also DIR/silhouette.tsv).")
+    p.add_argument("field", metavar="FIELD", help="star table")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--ra", type=float, help="catalogue centre RA (deg)")
+    p.add_argument("--dec", type=float, help="catalogue centre Dec (deg)")
+    p.add_argument("--radius", type=float, help="catalogue cone radius (deg)")
+    p.add_argument("--pm-prior", type=float, nargs=2, metavar=("PMRA", "PMDEC"),
+                   help="catalogue proper motion (mas/yr), may be several mas/yr off")
+    p.add_argument("--parallax-prior", type=float, metavar="PLX",
+                   help="catalogue parallax (mas), e.g. 1000 / distance in pc")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--n-seeds", type=int, default=5,
+                   help="seeds in the default method's ensemble (default 5)")
+    p.add_argument("--method", choices=("default", "thesis"), default="default")
+    p.add_argument("--no-dec", action="store_true",
+                   help="default method: skip the DEC grouping of the candidates (faster)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ocdec.characterize import characterize
+    from ocdec.columns import read_stars
+    from ocdec.members import ClusterPriors, MemberSettings
+
+    if args.radius is not None and args.radius <= 0:
+        raise OcdecError(f"--radius must be positive, got {args.radius}")
+    pm = args.pm_prior or (None, None)
+    priors = ClusterPriors(ra=args.ra, dec=args.dec, radius_deg=args.radius, pmra=pm[0],
+                           pmdec=pm[1], parallax=args.parallax_prior)
+    stars = read_stars(args.field)
+    settings = MemberSettings(run_dec=not args.no_dec) if args.method == "default" else None
+    summary = characterize(stars, args.out, method=args.method, priors=priors, seed=args.seed,
+                           n_seeds=args.n_seeds, settings=settings,
+                           provenance={"source": "local", "input": str(args.field)})
+    print(f"{summary['n_members']} members of {summary['n_stars']} stars: "
+          f"pmra {_fmt(summary['pmra'])} pmdec {_fmt(summary['pmdec'])} "
+          f"parallax {_fmt(summary['parallax'], 4)}; seed Jaccard "
+          f"{_fmt(summary['seed_jaccard'])}; {summary['runtime_s']:.1f} s -> {args.out}")
+    return 0
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "nan" if value is None else f"{value:.{digits}f}"

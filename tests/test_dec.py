@@ -1,0 +1,185 @@
+"""DEC engine: blobs separated, q and p, reproducibility, one compilation, stopping rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from ocdec import dec
+from ocdec.dec import DecSettings, centroids_from_labels, fit_dec, target_distribution
+from ocdec.errors import OcdecError
+
+# n is deliberately not a multiple of the batch size: the remainder is dropped per epoch.
+N, K = 1203, 3
+SETTINGS = DecSettings(pretrain_epochs=8, cluster_epochs=8, batch_size=64, min_cluster_epochs=8,
+                       tol=0.0, log_every_s=0.0)
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    x, y = make_blobs(n_samples=N, centers=K, n_features=4, cluster_std=1.0, random_state=3)
+    return ((x - x.min(0)) / (x.max(0) - x.min(0))).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def runs(blobs):
+    """Two fits with seed 0 and one with seed 1, with trace counts around each."""
+    x, _ = blobs
+    before = dict(dec.TRACE_COUNTS)
+    first = fit_dec(x, K, SETTINGS, seed=0)
+    after_first = dict(dec.TRACE_COUNTS)
+    again = fit_dec(x, K, SETTINGS, seed=0)
+    after_again = dict(dec.TRACE_COUNTS)
+    other = fit_dec(x, K, SETTINGS, seed=1)
+    return {"first": first, "again": again, "other": other, "before": before,
+            "after_first": after_first, "after_again": after_again}
+
+
+def test_dec_separates_blobs(runs, blobs):
+    _, y = blobs
+    for name in ("first", "other"):
+        assert adjusted_rand_score(y, runs[name].labels) > 0.95
+
+
+def test_q_is_a_distribution_and_labels_are_its_argmax(runs):
+    q = runs["first"].q
+    assert q.shape == (N, K) and q.dtype == np.float32
+    assert np.all(q >= 0) and np.all(q <= 1)
+    np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(runs["first"].labels, q.argmax(axis=1))
+
+
+def test_target_distribution_sharpens_q(runs):
+    q = runs["first"].q
+    p = target_distribution(q)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+
+    def entropy(a: np.ndarray) -> np.ndarray:
+        return -(a * np.log(np.clip(a, 1e-30, None))).sum(axis=1)
+
+    assert entropy(p).mean() < entropy(q).mean()
+    # With equal group sizes (f_j) p keeps each row's argmax and raises its maximum.
+    sym = np.array([[0.5, 0.3, 0.2], [0.2, 0.5, 0.3], [0.3, 0.2, 0.5]], dtype=np.float32)
+    ps = target_distribution(sym)
+    np.testing.assert_array_equal(ps.argmax(axis=1), sym.argmax(axis=1))
+    assert np.all(ps.max(axis=1) > sym.max(axis=1))
+    # f_j normalisation: a big group's pull is reduced relative to q^2 alone.
+    skew = np.array([[0.6, 0.4]] * 9 + [[0.4, 0.6]], dtype=np.float32)
+    assert target_distribution(skew)[0, 1] > (0.4**2 / (0.4**2 + 0.6**2))
+
+
+def test_same_seed_is_bitwise_identical_and_other_seed_differs(runs):
+    first, again, other = runs["first"], runs["again"], runs["other"]
+    assert np.array_equal(first.q, again.q)
+    assert np.array_equal(first.latent, again.latent)
+    assert first.history.equals(again.history)
+    assert not np.array_equal(first.q, other.q)
+
+
+def test_epoch_function_is_compiled_once_and_reused(runs):
+    before, after_first, after_again = runs["before"], runs["after_first"], runs["after_again"]
+    for name in ("train_epoch_pretrain", "train_epoch_cluster", "predict"):
+        # Eight epochs and several predictions, at most one trace; none for the second fit.
+        assert after_first.get(name, 0) - before.get(name, 0) <= 1
+        assert after_again.get(name, 0) == after_first.get(name, 0)
+    assert after_first.get("train_epoch_cluster", 0) >= 1
+
+
+def test_history_and_cluster_changes(runs):
+    res = runs["first"]
+    h = res.history
+    assert list(h.columns) == ["seed", "phase", "epoch", "loss", "label_change"]
+    assert (h["phase"] == "pretrain").sum() == SETTINGS.pretrain_epochs
+    assert h.loc[h["phase"] == "pretrain", "label_change"].isna().all()
+    cl = h[h["phase"] == "cluster"]
+    assert len(cl) == res.epochs_run == SETTINGS.cluster_epochs
+    assert cl["label_change"].between(0, 1).all()
+    pre = h[h["phase"] == "pretrain"]["loss"].to_numpy()
+    assert pre[-1] < pre[0]  # the autoencoder learned to reconstruct
+    cc = res.cluster_changes
+    for _, g in cc.groupby("epoch"):
+        assert g["n_after"].sum() == N
+        np.testing.assert_array_equal(g["n_after"] - g["n_before"], g["n_in"] - g["n_out"])
+    # The label change of a check equals the moved stars summed over clusters (each move counted
+    # once as n_out) divided by n.
+    last = cc[cc["epoch"] == cc["epoch"].max()]
+    assert cl["label_change"].iloc[-1] == pytest.approx(last["n_out"].sum() / N)
+
+
+def test_stopping_rule_waits_for_min_epochs(blobs):
+    x, _ = blobs
+    s = DecSettings(pretrain_epochs=2, cluster_epochs=8, batch_size=64, min_cluster_epochs=3,
+                    tol=1.01)
+    res = fit_dec(x, K, s, seed=0)
+    assert res.converged and res.epochs_run == 3
+    # A tiny cluster-level tolerance can only be met by a check where no star moved at all.
+    s0 = DecSettings(pretrain_epochs=2, cluster_epochs=4, batch_size=64, min_cluster_epochs=1,
+                     tol=1.01, cluster_tol=1e-9)
+    res0 = fit_dec(x, K, s0, seed=0)
+    moved = res0.cluster_changes.groupby("epoch")["change"].max()
+    assert res0.converged == bool((moved == 0).any())
+    first_still = moved.index[(moved == 0).to_numpy()]
+    assert res0.epochs_run == (int(first_still[0]) if res0.converged else 4)
+    # A cluster_tol that no check meets keeps training to the epoch limit despite tol.
+    s1 = DecSettings(pretrain_epochs=2, cluster_epochs=3, batch_size=64, min_cluster_epochs=1,
+                     tol=1.01, cluster_tol=-1.0)
+    res1 = fit_dec(x, K, s1, seed=0)
+    assert not res1.converged and res1.epochs_run == 3
+
+
+def test_caller_initial_centroids(blobs):
+    x, y = blobs
+    seen = {}
+
+    def init(latent: np.ndarray, k: int, seed: int) -> np.ndarray:
+        seen["shape"], seen["k"], seen["seed"] = latent.shape, k, seed
+        return centroids_from_labels(latent, y, k)
+
+    s = DecSettings(pretrain_epochs=4, cluster_epochs=2, batch_size=64)
+    res = fit_dec(x, K, s, seed=5, init_centroids_fn=init)
+    assert seen == {"shape": (N, s.hidden[-1]), "k": K, "seed": 5}
+    assert adjusted_rand_score(y, res.initial_labels) > 0.99
+    with pytest.raises(OcdecError, match="initial centroids"):
+        fit_dec(x, K, s, seed=5, init_centroids_fn=lambda z, k, seed: np.zeros((k + 1, 2)))
+
+
+def test_fewer_stars_than_one_batch(blobs):
+    x, _ = blobs
+    s = DecSettings(**{**SETTINGS.__dict__, "batch_size": 4096})  # one batch of all rows per epoch
+    res = fit_dec(x, K, s, seed=0)
+    pre = res.history[res.history["phase"] == "pretrain"]["loss"].to_numpy()
+    assert pre[-1] < pre[0] and res.epochs_run == SETTINGS.cluster_epochs
+    np.testing.assert_allclose(res.q.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_idec_term_and_chunked_prediction(runs, blobs):
+    x, y = blobs
+    idec = fit_dec(x, K, DecSettings(**{**SETTINGS.__dict__, "reconstruction_weight": 0.5}), seed=0)
+    assert not np.array_equal(idec.q, runs["first"].q)  # the reconstruction term is trained
+    assert adjusted_rand_score(y, idec.labels) > 0.95
+    # Predicting q in chunks of 100 rows (13 chunks, the last padded) gives the same answer.
+    chunked = fit_dec(x, K, DecSettings(**{**SETTINGS.__dict__, "predict_chunk": 100}), seed=0)
+    np.testing.assert_allclose(chunked.q, runs["first"].q, atol=1e-4)
+    np.testing.assert_array_equal(chunked.labels, runs["first"].labels)
+
+
+@pytest.mark.parametrize(
+    ("x", "k", "match"),
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]), 2, "NaN"),
+        (np.zeros(5), 2, "2-d"),
+        (np.zeros((5, 2)), 9, "n_clusters"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(x, k, match):
+    with pytest.raises(OcdecError, match=match):
+        fit_dec(x, k, DecSettings(pretrain_epochs=1, cluster_epochs=1), seed=0)
+
+
+def test_bad_settings_are_errors():
+    with pytest.raises(OcdecError, match="batch_size"):
+        DecSettings(batch_size=0)
+    with pytest.raises(OcdecError, match="hidden"):
+        DecSettings(hidden=())

@@ -1,0 +1,144 @@
+"""The default membership method on small synthetic fields: peak choice, probabilities, ensemble."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ocdec.errors import OcdecError
+from ocdec.members import (
+    Astrometry,
+    ClusterPriors,
+    MemberSettings,
+    astrometric_errors,
+    find_peaks,
+    jaccard,
+    run_default,
+    score_peaks,
+    seed_agreement,
+)
+from synthetic_field import synthetic_field
+
+FAST = MemberSettings(run_dec=False)
+
+
+def _f1(member: np.ndarray, truth: np.ndarray) -> float:
+    tp = int((member & truth).sum())
+    return 2 * tp / (member.sum() + truth.sum())
+
+
+@pytest.fixture(scope="module")
+def field() -> pd.DataFrame:
+    return synthetic_field()
+
+
+@pytest.fixture(scope="module")
+def two_clusters() -> pd.DataFrame:
+    return synthetic_field(second=(3.0, -4.0, 2.0), seed=11)
+
+
+def test_no_prior_finds_the_cluster_with_calibrated_probabilities(field) -> None:
+    res = run_default(field, None, FAST)
+    truth = field["true_member"].to_numpy()
+    assert _f1(res.member, truth) > 0.95
+    assert ((res.p_member >= 0) & (res.p_member <= 1)).all()
+    assert np.array_equal(res.member, res.p_member >= 0.5)
+    # Calibration: among stars given 0.2..0.8, the member fraction lies in the same range.
+    mid = (res.p_member > 0.2) & (res.p_member < 0.8)
+    if mid.sum() >= 10:
+        assert 0.1 < truth[mid].mean() < 0.9
+    # Stars outside the candidate window are not clustered.
+    assert (res.group[res.p_member == 0] == -1).any()
+    assert set(np.unique(res.group)) <= {-1, 0, 1}
+    assert res.model["pmra"] == pytest.approx(-5.0, abs=0.05)
+    assert res.model["parallax"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_catalogue_priors_choose_between_two_equal_clusters(two_clusters) -> None:
+    truth = two_clusters["true_member"].to_numpy()
+    # Dias-like priors: pm 2 mas/yr off, distance 15% off, centre and radius of the region.
+    near_first = ClusterPriors(ra=120.0, dec=-30.0, radius_deg=0.3, pmra=-3.5, pmdec=1.5,
+                               parallax=0.87)
+    res = run_default(two_clusters, near_first, FAST)
+    assert _f1(res.member, truth) > 0.95
+    near_second = ClusterPriors(parallax=2.3, pmra=4.5, pmdec=-2.0)
+    res2 = run_default(two_clusters, near_second, FAST)
+    assert res2.member.sum() > 200 and _f1(res2.member, truth) < 0.05
+    assert res2.model["parallax"] == pytest.approx(2.0, abs=0.02)
+
+
+def test_peak_scores_use_sky_concentration(field) -> None:
+    ast = Astrometry.from_stars(field)
+    peaks = score_peaks(ast, find_peaks(ast, ClusterPriors()), ClusterPriors())
+    assert peaks and peaks[0].concentration > 1.5  # a Plummer cluster in a uniform field
+    assert peaks[0].score == max(p.score for p in peaks)
+
+
+def test_same_seed_same_input_gives_bitwise_identical_output(field) -> None:
+    a = run_default(field, None, MemberSettings(run_dec=False, seeds=(3, 4)))
+    b = run_default(field, None, MemberSettings(run_dec=False, seeds=(3, 4)))
+    assert np.array_equal(a.p_member, b.p_member)
+    bag = MemberSettings(run_dec=False, seeds=(3, 4), bagging=True)
+    c, d = run_default(field, None, bag), run_default(field, None, bag)
+    assert np.array_equal(c.p_member, d.p_member)
+    e = run_default(field, None, MemberSettings(run_dec=False, seeds=(5, 6), bagging=True))
+    assert not np.array_equal(c.p_member, e.p_member)  # the seeds do drive the bootstrap
+    assert e.seed_jaccard > 0.9 and e.seed_jaccard_min <= e.seed_jaccard
+
+
+@pytest.mark.slow  # JAX compilation dominates (~10-30 s on 2 cores)
+def test_dec_groups_the_candidates_reproducibly(field) -> None:
+    from ocdec.dec import DecSettings
+
+    dec = DecSettings(hidden=(8, 4), pretrain_epochs=2, cluster_epochs=2, batch_size=128)
+    s = MemberSettings(seeds=(0, 1), dec=dec)
+    a = run_default(field, None, s)
+    b = run_default(field, None, s)
+    assert a.diagnostics["dec_group_sizes"] == b.diagnostics["dec_group_sizes"]
+    assert np.array_equal(a.history["loss"], b.history["loss"])  # bitwise, same seeds
+    assert list(a.history.columns) == ["seed", "phase", "epoch", "loss", "label_change"]
+    assert set(a.history["seed"]) == {0, 1}
+    assert {"pretrain", "cluster"} == set(a.history["phase"])
+    assert 0 <= a.diagnostics["dec_jaccard_with_members"] <= 1
+    assert sum(a.diagnostics["dec_group_sizes"]) == a.diagnostics["n_candidates"]
+    assert np.array_equal(a.group[a.member], np.zeros(a.member.sum()))
+
+
+def test_jaccard_and_agreement() -> None:
+    x = np.array([1, 1, 0, 0], bool)
+    y = np.array([1, 0, 1, 0], bool)
+    assert jaccard(x, y) == pytest.approx(1 / 3)
+    assert jaccard(np.zeros(3, bool), np.zeros(3, bool)) == 1.0
+    assert seed_agreement([x, x, y]) == pytest.approx(((1 + 1 / 3 + 1 / 3) / 3, 1 / 3))
+    assert seed_agreement([x]) == (1.0, 1.0)
+
+
+def test_errors_fall_back_to_a_magnitude_model() -> None:
+    stars = pd.DataFrame({"phot_g_mean_mag": [12.0, 18.0, np.nan],
+                          "parallax_error": [np.nan, 0.5, np.nan]})
+    e_pmra, e_pmdec, e_plx = astrometric_errors(stars)
+    assert e_plx[1] == 0.5  # the file's own value wins
+    assert e_plx[0] < 0.1 < np.interp(18.0, [17, 19], [0.1, 0.33])
+    assert np.all(np.isfinite(e_pmra)) and np.array_equal(e_pmra, e_pmdec)
+
+
+def test_bad_inputs_raise_one_line_errors(field) -> None:
+    no_plx = field.drop(columns=["parallax"])
+    with pytest.raises(OcdecError, match="parallax"):
+        run_default(no_plx, None, FAST)
+    nan = field.copy()
+    nan[["pmra", "pmdec", "parallax"]] = np.nan
+    with pytest.raises(OcdecError, match="no finite values"):
+        run_default(nan, None, FAST)
+    with pytest.raises(OcdecError, match="at least 50"):
+        run_default(field.head(20), None, FAST)
+    with pytest.raises(OcdecError, match="radius must be positive"):
+        ClusterPriors(ra=1.0, dec=2.0, radius_deg=-1.0)
+    with pytest.raises(OcdecError, match="no overdensity"):
+        rng = np.random.default_rng(0)
+        flat = field.copy()
+        flat["pmra"] = rng.uniform(-50, 50, len(flat))
+        flat["pmdec"] = rng.uniform(-50, 50, len(flat))
+        flat["parallax"] = rng.uniform(0.2, 5, len(flat))
+        run_default(flat, None, FAST)

@@ -1,0 +1,132 @@
+"""The default method on real Gaia fields, scored against published member lists (issue 3).
+
+Priors are the Dias et al. (2002) catalogue's (centre, 1.5 x radius, distance -> parallax, pre-Gaia
+proper motion), read from ../shared/data/openclust_dias2002 as the pipeline reads them; never the
+literature answer. Scores: p_member >= 0.5 against Cantat-Gaudin et al. 2018 members with
+p >= 0.5 (Gaia Collaboration 2018 where CG18 lacks the cluster), stars with G <= 18 inside the
+field. DEC (which groups the candidates but does not set p_member) is off here to keep the run
+short; test_dec_run_on_praesepe covers the full default through the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ocdec.characterize import characterize
+from ocdec.cli import main
+from ocdec.columns import read_stars
+from ocdec.members import ClusterPriors, MemberSettings
+from ocdec.validate import read_published, score_members
+
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+
+FAST = MemberSettings(run_dec=False)
+
+# field file, Dias region id, published list (path under data, Cluster selector), F1 to reach
+CASES = {
+    "praesepe": ("ngc2632_praesepe_dr2_r2deg_plxcut.csv", "NGC_2632",
+                 ("members/cg2018_per_cluster/NGC_2632.csv", None), 0.96),
+    "alpha_per": ("melotte20_alphaper_dr2_r2deg_plxcut.csv", "Melotte_20",
+                  ("babusiaux2018_A10/GaiaHRD_tab1a.tsv", "alphaPer"), 0.96),
+    "ngc188": ("ngc188_dr2_r1deg_plx0.4-0.7.csv", "NGC_188",
+               ("members/cg2018_per_cluster/NGC_188.csv", None), 0.97),
+    "rup147": ("ngc6774_rup147_dr2_r2deg_plxgt1.csv.gz", "Ruprecht_147",
+               ("babusiaux2018_A10/GaiaHRD_tab1b.tsv", "NGC6774"), 0.85),
+}
+
+
+@pytest.fixture(scope="module")
+def dias(shared_data: Path) -> pd.DataFrame:
+    from ocdec.catalogue import read_dias_catalogue, regions_from_catalogue
+
+    table = read_dias_catalogue(shared_data / "openclust_dias2002")
+    return regions_from_catalogue(table, min_diameter_arcmin=0.0).set_index("id")
+
+
+def dias_priors(dias: pd.DataFrame, region: str) -> ClusterPriors:
+    row = dias.loc[region]
+
+    def value(key: str) -> float | None:
+        v = float(row[key])
+        return v if math.isfinite(v) else None
+
+    return ClusterPriors(ra=value("ra"), dec=value("dec"), radius_deg=value("radius_deg"),
+                         pmra=value("pmra_prior"), pmdec=value("pmdec_prior"),
+                         parallax=value("parallax_prior"))
+
+
+def _run(shared_data: Path, tmp_path: Path, field: str, priors: ClusterPriors,
+         published: tuple[str, str | None]) -> dict:
+    stars = read_stars(shared_data / "fields" / field)
+    characterize(stars, tmp_path, priors=priors, settings=FAST)
+    members = pd.read_parquet(tmp_path / "members.parquet")
+    return score_members(members, read_published(shared_data / published[0], published[1]))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_default_with_dias_priors(shared_data, dias, tmp_path, case) -> None:
+    field, region, published, target = CASES[case]
+    s = _run(shared_data, tmp_path, field, dias_priors(dias, region), published)
+    assert s["n_truth"] > 100
+    assert s["f1"] >= target, s
+    assert abs(s["offset_pmra"]) <= 0.10 and abs(s["offset_pmdec"]) <= 0.10, s
+    assert abs(s["offset_parallax"]) <= 0.02, s
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seed_jaccard_min"] > 0.9
+
+
+@pytest.mark.parametrize("case", ["praesepe", "ngc188", "rup147"])
+def test_default_without_any_prior(shared_data, tmp_path, case) -> None:
+    field, _, published, target = CASES[case]
+    s = _run(shared_data, tmp_path, field, ClusterPriors(), published)
+    assert s["f1"] >= target, s
+
+
+def test_hyades_in_an_astrometry_only_field(shared_data, dias, tmp_path) -> None:
+    """204k DR3 stars with no ids and no positions; the Dias prior is only a distance."""
+    stars = read_stars(shared_data / "fields" / "teachastro_Hyades_dr3_astrometry_only.csv.gz")
+    priors = dias_priors(dias, "Melotte_25")
+    assert priors.pmra is None  # Dias has no proper motion for the Hyades; no positions either
+    summary = characterize(stars, tmp_path, priors=priors, settings=FAST)
+    assert 80 <= summary["n_members"] <= 400
+    assert abs(summary["parallax"] - 21.1) <= 0.3
+    # This field's own Hyades stars have a median pmdec near -25 (perspective across the
+    # cluster); the literature mean (104.1, -28.7) is for the whole cluster (see the report).
+    assert math.hypot(summary["pmra"] - 104.1, summary["pmdec"] - (-28.7)) <= 5.0
+    members = pd.read_parquet(tmp_path / "members.parquet")
+    assert np.array_equal(members["source_id"], np.arange(len(stars)))
+
+
+def test_held_out_ngc103_dr3_box(shared_data, dias, tmp_path) -> None:
+    """A clipped DR3 box (not centred on the cluster), VizieR column names; not tuned on."""
+    stars = read_stars(shared_data / "fields" / "ngc103_dr3_box_G18.5_asteca.csv")
+    summary = characterize(stars, tmp_path, priors=dias_priors(dias, "NGC_103"), settings=FAST)
+    # No member list for this field; SOURCES.md describes its cluster as pm about (-2.8, -1.3),
+    # parallax 0.30 (verified there), so the check is loose.
+    assert summary["n_members"] > 100
+    assert math.hypot(summary["pmra"] + 2.8, summary["pmdec"] + 1.2) < 0.3
+    assert abs(summary["parallax"] - 0.30) < 0.03
+
+
+def test_dec_run_on_praesepe_through_the_command_line(shared_data, dias, tmp_path, capsys) -> None:
+    field, region, published, target = CASES["praesepe"]
+    p = dias_priors(dias, region)
+    out = tmp_path / "out"
+    code = main(["characterize", str(shared_data / "fields" / field), "--out", str(out),
+                 "--ra", str(p.ra), "--dec", str(p.dec), "--radius", str(p.radius_deg),
+                 "--pm-prior", str(p.pmra), str(p.pmdec), "--parallax-prior", str(p.parallax)])
+    assert code == 0
+    scores = out / "scores.json"
+    assert main(["validate", str(out / "members.parquet"), "--published",
+                 str(shared_data / published[0]), "--json", str(scores)]) == 0
+    assert json.loads(scores.read_text())["f1"] >= target
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert set(history["seed"]) == {0, 1, 2, 3, 4}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stages"]["dec"] > 0 and summary["diagnostics"]["dec_stars"] > 100

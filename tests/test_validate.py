@@ -1,0 +1,118 @@
+"""Scores against published member lists: id and position matching, magnitude range, offsets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ocdec.cli import main
+from ocdec.errors import OcdecError
+from ocdec.validate import read_published, score_members
+
+
+def _members(n: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({
+        "source_id": np.arange(100, 100 + n, dtype=np.int64),
+        "p_member": np.linspace(0.0, 1.0, n),
+        "member": np.linspace(0.0, 1.0, n) >= 0.5,
+        "group": np.zeros(n, dtype=np.int64),
+        "ra": 10.0 + rng.uniform(0, 1, n),
+        "dec": 20.0 + rng.uniform(0, 1, n),
+        "pmra": np.arange(n, dtype=float),
+        "pmdec": -np.arange(n, dtype=float),
+        "parallax": np.full(n, 2.0),
+        "phot_g_mean_mag": np.full(n, 15.0),
+    })
+
+
+def test_scores_by_source_id_count_only_listed_stars_in_the_field() -> None:
+    members = _members()  # p >= 0.5 for rows 5..9
+    published = pd.DataFrame({"source_id": pd.array([104, 105, 106, 999], dtype="Int64"),
+                              "prob": [1.0, 1.0, 0.6, 1.0]})
+    s = score_members(members, published)
+    assert s["match"] == "source_id"
+    # 999 is not in the field; truth = {104, 105, 106}; ours = {105..109}: TP 2.
+    assert (s["n_truth"], s["n_members"], s["true_positives"]) == (3, 5, 2)
+    assert s["precision"] == pytest.approx(2 / 5)
+    assert s["recall"] == pytest.approx(2 / 3)
+    assert s["f1"] == pytest.approx(2 * 2 / (5 + 3))
+    # Offsets: our members' mean minus the listed stars' mean, both from the field table.
+    assert s["offset_pmra_all"] == pytest.approx(np.mean([5, 6, 7, 8, 9]) - np.mean([4, 5, 6]))
+
+
+def test_magnitude_range_and_published_probability_cut() -> None:
+    members = _members()
+    members.loc[members.index[-2:], "phot_g_mean_mag"] = 19.0  # rows 8, 9 too faint
+    published = pd.DataFrame({"source_id": pd.array([105, 106, 107, 108], dtype="Int64"),
+                              "prob": [1.0, 1.0, 0.3, 1.0]})
+    s = score_members(members, published, g_max=18.0)
+    # 107 is below the list's own threshold, 108 too faint: truth {105, 106}; ours {105, 106, 107}.
+    assert (s["n_truth"], s["n_members"], s["true_positives"]) == (2, 3, 2)
+    s_all = score_members(members, published, g_max=None)
+    assert s_all["n_truth"] == 3 and s_all["n_members"] == 5
+
+
+def test_position_match_within_one_arcsec_when_ids_differ() -> None:
+    members = _members()
+    near = members.iloc[[6, 7]]
+    published = pd.DataFrame({
+        "source_id": pd.array([1, 2, 3], dtype="Int64"),  # DR3-like ids unknown to the field
+        "ra": [near.ra.iloc[0] + 0.5 / 3600, near.ra.iloc[1], 50.0],
+        "dec": [near.dec.iloc[0], near.dec.iloc[1] + 3.0 / 3600, 50.0],  # second is 3" off
+        "prob": [1.0, 1.0, 1.0],
+    })
+    s = score_members(members, published)
+    assert s["match"] == "position"
+    assert s["n_truth"] == 1 and s["true_positives"] == 1
+
+
+def test_read_vizier_tsv_selects_cluster(tmp_path) -> None:
+    text = (
+        "#Title: test\n#Column\tSource\n\n"
+        "_RAJ2000|_DEJ2000|Source|Cluster|RAdeg|DEdeg|Gmag\n"
+        "deg|deg| | |deg|deg|mag\n"
+        "-----------|-----------|------|--------|---------|---------|------\n"
+        "289.1|-16.3|   4183932530156643712|NGC6774 |289.1|-16.3|12.0\n"
+        "011.6|+84.7|    573550482464869248|NGC0188 | 11.6| 84.7|18.1\n"
+    )
+    path = tmp_path / "tab1b.tsv"
+    path.write_text(text)
+    pub = read_published(path, "NGC 6774")
+    assert list(pub["source_id"]) == [4183932530156643712]
+    assert pub["phot_g_mean_mag"].iloc[0] == 12.0
+    with pytest.raises(OcdecError, match="no rows with Cluster"):
+        read_published(path, "Melotte 25")
+
+
+def test_cli_validate_prints_scores_and_writes_json(tmp_path, capsys) -> None:
+    members = _members()
+    mpath = tmp_path / "members.parquet"
+    members.to_parquet(mpath)
+    lpath = tmp_path / "list.csv"
+    pd.DataFrame({"Source": [105, 106, 107], "PMemb": [1.0, 0.9, 0.7]}).to_csv(lpath)
+    out = tmp_path / "scores.json"
+    assert main(["validate", str(mpath), "--published", str(lpath), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "F1 0.750" in printed  # ours {105..109}, truth {105, 106, 107}: 2*3/(5+3)
+    scores = json.loads(out.read_text())
+    assert scores["true_positives"] == 3 and math.isclose(scores["f1"], 0.75)
+
+
+def test_cli_validate_bad_inputs_exit_non_zero(tmp_path, capsys) -> None:
+    assert main(["validate", str(tmp_path / "none.parquet"), "--published",
+                 str(tmp_path / "none.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # log lines may precede the error
+    assert err[-1].startswith("ocdec validate: error:")
+    assert not any("Traceback" in line for line in err)
+    members = _members().drop(columns=["p_member"])
+    mpath = tmp_path / "m.parquet"
+    members.to_parquet(mpath)
+    lpath = tmp_path / "l.csv"
+    pd.DataFrame({"Source": [105]}).to_csv(lpath)
+    assert main(["validate", str(mpath), "--published", str(lpath)]) == 2
+    assert "p_member" in capsys.readouterr().err
