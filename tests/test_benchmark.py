@@ -1,0 +1,124 @@
+"""scripts/benchmark.py: that it runs and what it writes (never how fast anything is)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("ocdec_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_power_law_recovers_exponent(bench):
+    n = np.array([1e4, 3e4, 1e5, 3e5])
+    fit = bench.power_law(n, 2.5e-4 * n**1.3)
+    assert fit["b"] == pytest.approx(1.3, abs=1e-9)
+    assert fit["a"] == pytest.approx(2.5e-4, rel=1e-6)
+    assert float(bench.predict(fit, 1e6)) == pytest.approx(2.5e-4 * 1e6**1.3, rel=1e-6)
+    # non-positive or missing times are left out; one point is no fit
+    assert bench.power_law([1e4, 2e4], [1.0, None]) is None
+
+
+def test_affine_fit_separates_fixed_cost_and_clips_negative_slopes(bench):
+    n = np.array([1e4, 1e5, 1e6])
+    fit = bench.affine(n, 20.0 + n / 50_000.0)
+    assert fit["c"] == pytest.approx(20.0) and fit["s"] == pytest.approx(1 / 50_000.0)
+    # a time that falls with n (noise, or a step skipped on large fields) is a fixed cost
+    flat = bench.affine(n, [30.0, 20.0, 10.0])
+    assert flat["s"] == 0.0 and flat["c"] == pytest.approx(20.0)
+    assert float(bench.predict(flat, 1e7)) == pytest.approx(20.0)
+
+
+def test_affine_projection_of_the_thesis_catalogue(bench):
+    fits = {"default_wall_affine": {"c": 10.0, "s": 1e-5},
+            "default_cpu_affine": {"c": 10.0, "s": 1e-5}}
+    proj = bench.project(fits, {"rows": {"a": 100_000.0}}, "affine")["default"]
+    assert proj["wall_s"] == pytest.approx(11.0)
+    assert proj["scaled_to_75M_wall_s"] == pytest.approx(169 * 10.0 + 75e6 * 1e-5)
+    assert proj["scaled_to_75M_cpu_s_over_2"] == pytest.approx((169 * 10.0 + 75e6 * 1e-5) / 2)
+
+
+def test_projection_sums_fitted_region_times(bench):
+    fits = {"default_wall": {"a": 1e-4, "b": 1.0}, "default_cpu": {"a": 2e-4, "b": 1.0}}
+    counts = {"rows": {"a": 50_000.0, "b": 150_000.0}}
+    proj = bench.project(fits, counts, "power")["default"]
+    assert proj["wall_s"] == pytest.approx(20.0)
+    assert proj["stars_per_s"] == pytest.approx(10_000.0)
+    assert proj["cpu_s_over_2"] == pytest.approx(20.0)
+    assert proj["scaled_to_75M_wall_s"] == pytest.approx(20.0 * 75e6 / 200_000)
+    assert not proj["meets_21k_per_s"]
+
+
+def test_expected_rows_matches_the_simulator(bench):
+    """The catalogue projection's star counts are the simulator's own: a cone simulated with the
+    model's count (n_field=None) holds that many field stars, to Poisson and pilot noise."""
+    from ocdec.simulate import SimulateSettings, simulate_field
+
+    region = {"id": "test", "ra": 120.0, "dec": -30.0, "radius_deg": 0.2}
+    expected = bench.expected_rows(region, release="dr3")
+    frame = simulate_field(region, SimulateSettings(n_members=0, release="dr3"), seed=3)
+    assert expected > 1000
+    assert len(frame) == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.slow
+def test_scaling_smallest_configuration_runs(tmp_path):
+    """One 4,000-row field through the quality and default-method jobs (1 seed, one DEC epoch
+    each), each in its own process: the JSON and markdown come out with positive stage times."""
+    from ocdec.catalogue import read_regions
+
+    # three regions keep the catalogue projection's star counts cheap
+    regions = read_regions(REPO / "config" / "regions.tsv")
+    regions = regions[regions["id"].isin(["Melotte_25", "Blanco_1", "Alessi_20"])]
+    regions_path = tmp_path / "regions.tsv"
+    regions.to_csv(regions_path, sep="\t", index=False)
+    out_json, out_md = tmp_path / "bench.json", tmp_path / "bench.md"
+    cmd = [sys.executable, str(SCRIPT), "scaling", "--regions", str(regions_path),
+           "--sizes", "4000", "--default-only",
+           "--n-seeds", "1", "--dec-epochs", "1,1", "--workdir", str(tmp_path / "work"),
+           "--json", str(out_json), "--markdown", str(out_md)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out_json.read_text())
+    assert report["mode"] == "scaling"
+    assert {"nproc", "cpu", "ram_gb", "loadavg_start", "loadavg_end"} <= set(report["machine"])
+    (field,) = report["fields"]
+    assert field["n_rows"] == 4000
+    assert 0 < field["n_usable"] <= 4000
+    assert set(field["jobs"]) == {"quality", "default"}
+    total = field["default"]["total"]
+    assert total["wall_s"] > 0 and total["cpu_s"] > 0 and total["peak_rss_mb"] > 0
+    assert total["stars_per_s"] == pytest.approx(4000 / total["wall_s"])
+    stages = field["default"]["stages"]
+    assert set(stages) == set(report["fields"][0]["default"]["stages"])
+    for name in ("startup", "read", "quality", "features", "dec"):
+        assert stages[name]["wall_s"] > 0, name
+    # the stages account for the jobs' wall time (start-up included)
+    assert sum(s["wall_s"] for s in stages.values()) == pytest.approx(total["wall_s"], rel=0.02)
+    assert 0.0 <= field["f1_default"]["f1"] <= 1.0
+    cat = report["catalogue"]
+    assert cat["n_regions_all"] == 3
+    assert cat["n_regions"] > 0 and cat["total_rows"] >= cat["n_regions"] * 40_000
+    assert set(cat["rows_by_region"]) <= {"Melotte_25", "Blanco_1", "Alessi_20"}
+    # one field size: no exponent, hence no projection, but the keys are there
+    assert report["fits"]["default_wall"] is None
+    assert report["projection"] == {}
+    md = out_md.read_text()
+    assert "| pipeline | rows |" in md and "Machine:" in md
+    assert not math.isnan(report["machine"]["ram_gb"])
