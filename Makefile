@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CORES ?= 2
 
-.PHONY: run test lint clean-results
+.PHONY: run report test lint clean-results
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/offline.yaml
+
+# HTML report of the offline default's results (after `make run`)
+report: $(STAMP)
+	$(VENV)/bin/snakemake --report report.html --configfile config/offline.yaml
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests

@@ -1,6 +1,7 @@
 """Mean astrometric parameters of a selected group of stars, with errors and dispersions.
 
-Shared by every method (K-Means, DEC, DEC filtered, the default) so their rows compare like with like.
+Shared by every method (K-Means, DEC, DEC filtered, the default) so their rows compare like
+with like.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ def cluster_parameters(stars: pd.DataFrame, member: np.ndarray) -> dict[str, Any
     """Count, mean +- standard error, dispersion and a robust (median / MAD) variant of each of
     pmra, pmdec, parallax over ``stars[member]``; the sky centre and the half-number radius r50.
 
-    Empty selections give NaN values and ``n_members`` 0, never an exception, so a failed method still
-    has a row in the comparison table.
+    Empty selections give NaN values and ``n_members`` 0, never an exception, so a failed method
+    still has a row in the comparison table.
     """
     member = np.asarray(member, dtype=bool)
     sel = stars.loc[member]
@@ -53,7 +54,7 @@ def cluster_parameters(stars: pd.DataFrame, member: np.ndarray) -> dict[str, Any
 
 
 def sky_centre_and_r50(sel: pd.DataFrame) -> dict[str, float]:
-    """Centre as the normalised mean unit vector (safe across RA = 0) and median separation from it."""
+    """Centre as the normalised mean unit vector (safe across RA = 0) and the median separation."""
     if not {"ra", "dec"} <= set(sel.columns) or len(sel) == 0:
         return {"ra": math.nan, "dec": math.nan, "r50_deg": math.nan}
     ra = np.radians(sel["ra"].to_numpy(dtype=float))
@@ -61,7 +62,8 @@ def sky_centre_and_r50(sel: pd.DataFrame) -> dict[str, float]:
     ok = np.isfinite(ra) & np.isfinite(dec)
     if not ok.any():
         return {"ra": math.nan, "dec": math.nan, "r50_deg": math.nan}
-    xyz = np.stack([np.cos(dec[ok]) * np.cos(ra[ok]), np.cos(dec[ok]) * np.sin(ra[ok]), np.sin(dec[ok])])
+    ra, dec = ra[ok], dec[ok]
+    xyz = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
     mean = xyz.mean(axis=1)
     mean /= np.linalg.norm(mean)
     ra0 = math.degrees(math.atan2(mean[1], mean[0])) % 360.0

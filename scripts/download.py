@@ -1,0 +1,24 @@
+"""Rule adapter (download): one region's cone from the Gaia archive (async TAP jobs, chunked,
+resumable: chunks finished by an interrupted run are kept and reused)."""
+
+from typing import Any
+
+from ocdec.gaia import GaiaSettings, download_cone
+from ocdec.logs import configure_logging
+
+
+def main(smk: Any) -> None:
+    configure_logging(smk.log[0])
+    region = smk.params.region
+    settings = GaiaSettings.from_mapping(smk.params.gaia)
+    download_cone(
+        settings,
+        float(region["ra"]),
+        float(region["dec"]),
+        float(region["radius_deg"]),
+        smk.output.stars,
+        region=region["id"],
+    )
+
+
+main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

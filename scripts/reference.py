@@ -1,0 +1,39 @@
+"""Rule adapter (reference): the reference values of one region, SIMBAD first (when enabled and
+reachable; cached), then the offline table, then each published cluster table that lists it."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from ocdec.logs import configure_logging
+from ocdec.reference import (
+    load_reference_table,
+    read_cluster_table,
+    reference_table_from_mapping,
+    region_references,
+    write_references,
+)
+
+
+def main(smk: Any) -> None:
+    configure_logging(smk.log[0])
+    region = smk.params.region
+    table = smk.params.table
+    if isinstance(table, Mapping):
+        reference_table = reference_table_from_mapping(table)
+    elif table:
+        reference_table = load_reference_table(smk.input.table)
+    else:
+        reference_table = None
+    cluster_tables = [read_cluster_table(path) for path in smk.input.cluster_tables]
+    rows = region_references(
+        region["id"],
+        region["name"],
+        simbad=bool(smk.params.simbad),
+        simbad_cache=smk.params.simbad_cache,
+        reference_table=reference_table,
+        cluster_tables=cluster_tables,
+    )
+    write_references(smk.output.reference, region["id"], region["name"], rows)
+
+
+main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

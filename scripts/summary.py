@@ -1,0 +1,17 @@
+"""Rule adapter (summary): the catalogue-wide table (one row per region: done, skipped or failed
+and why) and the catalogue figures."""
+
+from typing import Any
+
+from ocdec.logs import configure_logging
+from ocdec.summary import catalogue_summary
+
+
+def main(smk: Any) -> None:
+    configure_logging(smk.log[0])
+    inputs = {name: list(paths) for name, paths in smk.input.items()}
+    outputs = {name: path for name, path in smk.output.items()}
+    catalogue_summary(inputs, outputs, regions=smk.params.regions)
+
+
+main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

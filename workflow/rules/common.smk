@@ -1,0 +1,306 @@
+# Helpers shared by the rules: the regions table, file names per source and method, resource
+# requests. Rules refer to these named functions (no lambdas inside rules).
+
+import math
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# The library lives in scripts/ (installed with pip, but usable from a plain checkout too).
+sys.path.append(str(Path(str(workflow.current_basedir)).parents[1] / "scripts"))
+
+from ocdec.catalogue import read_regions
+from ocdec.errors import OcdecError
+
+
+# --- regions ---------------------------------------------------------------------------------
+
+
+def read_regions_table(path):
+    """The regions table (samples-sheet pattern): checked by ocdec (one-line errors naming the
+    line, id and column), validated by its schema, indexed by id."""
+    try:
+        table = read_regions(path)
+    except OcdecError as err:
+        raise WorkflowError(f"{err} (config key 'regions')") from None
+    validate(table, schema="../schemas/regions.schema.yaml")
+    return table.set_index("id", drop=False)
+
+
+regions = read_regions_table(config["regions"])
+REGIONS = regions["id"].tolist()
+
+# Region ids are slugs; constraining the wildcard keeps paths such as results/summary.tsv from
+# matching per-region patterns.
+wildcard_constraints:
+    region="[A-Za-z0-9_.+-]+",
+
+
+# --- sources and methods ---------------------------------------------------------------------
+
+SOURCE = config["source"]
+METHODS = list(config["characterize"]["methods"])
+def raw_stars_pattern():
+    """The star file of the configured source (see the contract's per-region layout)."""
+    if SOURCE == "gaia":
+        return f"resources/gaia/{config['gaia']['release']}/{{region}}.parquet"
+    return f"resources/{SOURCE}/{{region}}.parquet"
+
+
+def local_input_file(wildcards):
+    """The user's file for a region (source local), from the path template in config."""
+    return config["local"]["path"].format(region=wildcards.region)
+
+
+def method_outputs(method):
+    """characterize outputs of one method (names fixed by the contract)."""
+    names = ["members.parquet", "summary.json", "history.tsv"]
+    if method == "thesis":
+        names.append("silhouette.tsv")
+    return {Path(name).stem: f"results/{{region}}/{method}/{name}" for name in names}
+
+
+def method_summaries(wildcards):
+    return {
+        method: f"results/{wildcards.region}/{method}/summary.json" for method in METHODS
+    }
+
+
+# --- settings handed to the library ----------------------------------------------------------
+
+
+def _plain(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+# The region rows as plain dicts (NaN as None), built once: rules ask for them per job.
+REGION_INFO = {
+    row["id"]: {key: _plain(value) for key, value in row.items()}
+    for row in regions.to_dict("records")
+}
+
+
+def region_settings(wildcards):
+    """The region's row as a plain dict (id, name, centre, radius, priors)."""
+    return REGION_INFO[wildcards.region]
+
+
+def reference_inputs(wildcards):
+    """The offline reference table (when config names a file) and published cluster tables."""
+    inputs = {"cluster_tables": list(config["reference"].get("cluster_tables", []))}
+    table = config["reference"].get("table")
+    if isinstance(table, str):
+        inputs["table"] = table
+    return inputs
+
+
+def simbad_cache_path(wildcards):
+    # Kept apart from the rule's output, which Snakemake removes before a rerun.
+    return f"resources/reference/simbad/{wildcards.region}.json"
+
+
+# --- resources -------------------------------------------------------------------------------
+
+# Gaia DR3 source density (stars per square degree) as a function of Galactic latitude: a rough
+# fit (poles ~4,000, plane ~120,000) used only to size memory and runtime requests where the regions
+# table gives no expected star count. The Hyades cone (r = 4.1 deg, b = -22 deg) comes out at
+# ~0.5 million, against ~434,000 observed.
+DENSITY_POLE = 4_000.0
+DENSITY_PLANE = 120_000.0
+DENSITY_SCALE_DEG = 7.0
+# North Galactic pole (ICRS), for the latitude of a region's centre.
+NGP_RA, NGP_DEC = math.radians(192.85948), math.radians(27.12825)
+
+
+def galactic_latitude(ra_deg, dec_deg):
+    ra, dec = math.radians(ra_deg), math.radians(dec_deg)
+    sin_b = math.sin(dec) * math.sin(NGP_DEC) + math.cos(dec) * math.cos(NGP_DEC) * math.cos(
+        ra - NGP_RA
+    )
+    return math.degrees(math.asin(max(-1.0, min(1.0, sin_b))))
+
+
+def cone_star_estimate(row):
+    radius = float(row["radius_deg"])
+    area = 2.0 * math.pi * (1.0 - math.cos(math.radians(radius))) * (180.0 / math.pi) ** 2
+    b = galactic_latitude(float(row["ra"]), float(row["dec"]))
+    density = DENSITY_POLE + DENSITY_PLANE * math.exp(-abs(b) / DENSITY_SCALE_DEG)
+    return area * density
+
+
+def expected_stars(region):
+    """Stars expected in a region: the table's `expected_stars` where given, else from the cone
+    area; a simulated field is scaled and capped as configured."""
+    row = REGION_INFO[region]
+    given = row.get("expected_stars")
+    n = float(given) if given is not None else cone_star_estimate(row)
+    if SOURCE == "simulate":
+        simulate = config["simulate"]
+        n *= float(simulate.get("field_density_scale") or 1.0)
+        for cap in (simulate.get("n_field"), simulate.get("max_field_stars")):
+            if cap is not None:
+                n = min(n, float(cap))
+    return int(n)
+
+
+EXPECTED_STARS = {region: expected_stars(region) for region in REGIONS}
+
+
+# Per rule: base memory (MB), memory per 1,000 stars (MB), base runtime (min), runtime per
+# 100,000 stars (min); each retry (attempt) multiplies the request. Calibrated on the offline
+# default (2 shared cores): the 362,000-star simulated Hyades cone peaked at 0.9 GB and ~3 min in
+# thesis mode, 0.6 GB and ~1 min in the default method, 0.35 GB for its figures; requests keep
+# about a factor of three in hand for real cones (more columns, denser fields).
+RESOURCE_MODEL = {
+    "download": (1000, 2.0, 30, 10.0),
+    "local": (1000, 2.0, 10, 1.0),
+    "simulate": (1000, 1.5, 10, 1.0),
+    "quality": (1000, 1.5, 10, 1.0),
+    "characterize_default": (1500, 3.0, 15, 3.0),
+    "characterize_thesis": (2000, 5.0, 15, 6.0),
+    "plots": (1000, 2.0, 10, 2.0),
+}
+
+
+def _scaled(rule_name, wildcards, attempt, index):
+    base, per = RESOURCE_MODEL[rule_name][index : index + 2]
+    n = EXPECTED_STARS[wildcards.region]
+    scale = 1_000 if index == 0 else 100_000
+    return int(math.ceil((base + per * n / scale) * attempt))
+
+
+def mem_mb_for(rule_name):
+    """A resource callable: memory in MB for this rule and region, growing with attempt."""
+
+    def mem_mb(wildcards, attempt):
+        return _scaled(rule_name, wildcards, attempt, 0)
+
+    mem_mb.__name__ = f"mem_mb_{rule_name}"
+    return mem_mb
+
+
+def runtime_for(rule_name):
+    """A resource callable: runtime in minutes for this rule and region, growing with attempt."""
+
+    def runtime(wildcards, attempt):
+        return _scaled(rule_name, wildcards, attempt, 2)
+
+    runtime.__name__ = f"runtime_{rule_name}"
+    return runtime
+
+
+def method_config(method):
+    """The characterize settings one method uses (so that changing the other method's settings
+    does not rerun it)."""
+    section = config["characterize"]
+    shared = ["seed", "n_seeds", "threshold"] if method == "default" else ["seed"]
+    values = {key: section[key] for key in shared if key in section}
+    values[method] = dict(section.get(method) or {})
+    return values
+
+
+def gpu_request():
+    """GPUs for DEC training: one when the config asks for it, else none."""
+    return 1 if config["characterize"].get("gpu", False) else 0
+
+
+def characterize_threads():
+    return int(config["characterize"].get("threads", 2))
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+# Per-region figures (ocdec.plots.REGION_PLOTS, always all of them; a skipped region's figures
+# say why) and catalogue-wide figures (ocdec.plots.CATALOGUE_PLOTS); fixed so that the DAG is
+# static. Captions: workflow/report/<name>.rst.
+REGION_FIGURES = {
+    "overview": "overview (default method)",
+    "methods": "methods side by side",
+    "silhouette": "K-Means silhouette",
+    "training": "DEC training curves",
+}
+CATALOGUE_FIGURES = {
+    "offsets": "offsets from the references",
+    "recovered": "recovered vs reference",
+}
+
+
+def plot_formats():
+    return list(config.get("plots", {}).get("formats", ["png"]))
+
+
+def plot_outputs():
+    """Named outputs of the plots rule: PNGs embedded in the report under their region, and PDFs
+    when config asks for them."""
+    outputs = {
+        name: report(
+            f"results/{{region}}/plots/{name}.png",
+            caption=f"../report/{name}.rst",
+            category="{region}",
+            subcategory="figures",
+            labels={"region": "{region}", "figure": label},
+        )
+        for name, label in REGION_FIGURES.items()
+    }
+    if "pdf" in plot_formats():
+        outputs.update(
+            {f"{name}_pdf": f"results/{{region}}/plots/{name}.pdf" for name in REGION_FIGURES}
+        )
+    return outputs
+
+
+def catalogue_outputs():
+    """Named outputs of the summary rule: the table and the catalogue-wide figures."""
+    outputs = {
+        "table": report(
+            "results/summary.tsv",
+            caption="../report/summary.rst",
+            category="Catalogue",
+            subcategory="tables",
+            labels={"figure": "summary table"},
+        )
+    }
+    for name, label in CATALOGUE_FIGURES.items():
+        outputs[name] = report(
+            f"results/{name}.png",
+            caption=f"../report/{name}.rst",
+            category="Catalogue",
+            subcategory="figures",
+            labels={"figure": label},
+        )
+        if "pdf" in plot_formats():
+            outputs[f"{name}_pdf"] = f"results/{name}.pdf"
+    return outputs
+
+
+def plot_inputs(wildcards):
+    region = wildcards.region
+    inputs = {
+        "status": f"results/{region}/status.json",
+        "reference": f"resources/reference/{region}.json",
+    }
+    for method in METHODS:
+        for kind, path in method_outputs(method).items():
+            inputs[f"{method}_{kind}"] = path.format(region=region)
+    return inputs
+
+
+def summary_inputs(wildcards):
+    return {
+        "status": expand("results/{region}/status.json", region=REGIONS),
+        "comparison": expand("results/{region}/comparison.tsv", region=REGIONS),
+        **{
+            method: expand(f"results/{{region}}/{method}/summary.json", region=REGIONS)
+            for method in METHODS
+        },
+    }
+
+
+def all_outputs():
+    per_region = ["results/{region}/status.json", "results/{region}/comparison.tsv"]
+    per_region += [f"results/{{region}}/{method}/summary.json" for method in METHODS]
+    per_region += [f"results/{{region}}/plots/{name}.png" for name in REGION_FIGURES]
+    catalogue = ["results/summary.tsv"] + [f"results/{name}.png" for name in CATALOGUE_FIGURES]
+    return expand(per_region, region=REGIONS) + catalogue

@@ -1,0 +1,67 @@
+# Stars per region, from the source named in config: a Gaia archive download (source gaia), a
+# user's file normalised to the canonical columns (source local), or a simulated field (simulate).
+# Only the rule of the configured source is reachable from `all`.
+
+
+rule download:
+    """Cone search of one region in the Gaia archive (async TAP jobs, chunked, resumable)."""
+    output:
+        stars=f"resources/gaia/{config['gaia']['release']}/{{region}}.parquet",
+    params:
+        region=region_settings,
+        gaia=lookup(dpath="gaia", within=config),
+    log:
+        "logs/download/{region}.log",
+    benchmark:
+        "benchmarks/download/{region}.tsv"
+    localrule: True
+    retries: 3
+    resources:
+        # Throttles archive jobs at once: cap with --resources gaia_jobs=N (profiles/default: 2).
+        gaia_jobs=1,
+        mem_mb=mem_mb_for("download"),
+        runtime=runtime_for("download"),
+    conda:
+        "../../envs/gaia.yaml"
+    script:
+        "../../scripts/download.py"
+
+
+rule read_local:
+    """Normalise a user's per-region file (any supported format and column naming)."""
+    input:
+        local_input_file,
+    output:
+        stars="resources/local/{region}.parquet",
+    log:
+        "logs/read_local/{region}.log",
+    benchmark:
+        "benchmarks/read_local/{region}.tsv"
+    localrule: True
+    resources:
+        mem_mb=mem_mb_for("local"),
+        runtime=runtime_for("local"),
+    conda:
+        "../../envs/gaia.yaml"
+    script:
+        "../../scripts/read_local.py"
+
+
+rule simulate:
+    """A synthetic Gaia-like field around the region with its cluster members known."""
+    output:
+        stars="resources/simulate/{region}.parquet",
+    params:
+        region=region_settings,
+        simulate=lookup(dpath="simulate", within=config, default={}),
+    log:
+        "logs/simulate/{region}.log",
+    benchmark:
+        "benchmarks/simulate/{region}.tsv"
+    resources:
+        mem_mb=mem_mb_for("simulate"),
+        runtime=runtime_for("simulate"),
+    conda:
+        "../../envs/gaia.yaml"
+    script:
+        "../../scripts/simulate.py"

@@ -1,0 +1,20 @@
+# Catalogue-wide table (one row per region: done, skipped or failed and why) and figures.
+
+
+rule summary:
+    """Catalogue table (every region: done, skipped or failed, and why) and figures."""
+    input:
+        unpack(summary_inputs),
+    output:
+        **catalogue_outputs(),
+    params:
+        regions=[REGION_INFO[region] for region in REGIONS],
+        formats=plot_formats(),
+    log:
+        "logs/summary/summary.log",
+    benchmark:
+        "benchmarks/summary/summary.tsv"
+    conda:
+        "../../envs/plot.yaml"
+    script:
+        "../../scripts/summary.py"
