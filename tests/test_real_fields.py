@@ -4,8 +4,8 @@ Priors are the Dias et al. (2002) catalogue's (centre, 1.5 x radius, distance ->
 proper motion), read from ../shared/data/openclust_dias2002 as the pipeline reads them; never the
 literature answer. Scores: p_member >= 0.5 against Cantat-Gaudin et al. 2018 members with
 p >= 0.5 (Gaia Collaboration 2018 where CG18 lacks the cluster), stars with G <= 18 inside the
-field. DEC (which groups the candidates but does not set p_member) is off here to keep the run
-short; test_dec_run_on_praesepe covers the full default through the command line.
+field. These run the full default method: p_member is the 5-seed mean of DEC's soft assignment
+(the mixture only initialises DEC).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ocdec.validate import read_published, score_members
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
-FAST = MemberSettings(run_dec=False)
+DEFAULT = MemberSettings()
 
 # field file, Dias region id, published list (path under data, Cluster selector), F1 to reach
 CASES = {
@@ -64,7 +64,7 @@ def dias_priors(dias: pd.DataFrame, region: str) -> ClusterPriors:
 def _run(shared_data: Path, tmp_path: Path, field: str, priors: ClusterPriors,
          published: tuple[str, str | None]) -> dict:
     stars = read_stars(shared_data / "fields" / field)
-    characterize(stars, tmp_path, priors=priors, settings=FAST)
+    characterize(stars, tmp_path, priors=priors, settings=DEFAULT)
     members = pd.read_parquet(tmp_path / "members.parquet")
     return score_members(members, read_published(shared_data / published[0], published[1]))
 
@@ -79,6 +79,7 @@ def test_default_with_dias_priors(shared_data, dias, tmp_path, case) -> None:
     assert abs(s["offset_parallax"]) <= 0.02, s
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["seed_jaccard_min"] > 0.9
+    assert summary["stages"]["dec"] > 0 and summary["diagnostics"]["dec_stars"] > 100
 
 
 @pytest.mark.parametrize("case", ["praesepe", "ngc188", "rup147"])
@@ -88,25 +89,38 @@ def test_default_without_any_prior(shared_data, tmp_path, case) -> None:
     assert s["f1"] >= target, s
 
 
-def test_hyades_in_an_astrometry_only_field(shared_data, dias, tmp_path) -> None:
+@pytest.fixture(scope="module")
+def hyades(shared_data, dias, tmp_path_factory) -> tuple[dict, pd.DataFrame, int]:
     """204k DR3 stars with no ids and no positions; the Dias prior is only a distance."""
     stars = read_stars(shared_data / "fields" / "teachastro_Hyades_dr3_astrometry_only.csv.gz")
     priors = dias_priors(dias, "Melotte_25")
     assert priors.pmra is None  # Dias has no proper motion for the Hyades; no positions either
-    summary = characterize(stars, tmp_path, priors=priors, settings=FAST)
+    out = tmp_path_factory.mktemp("hyades")
+    summary = characterize(stars, out, priors=priors, settings=DEFAULT)
+    return summary, pd.read_parquet(out / "members.parquet"), len(stars)
+
+
+def test_hyades_in_an_astrometry_only_field(hyades) -> None:
+    summary, members, n = hyades
     assert 80 <= summary["n_members"] <= 400
     assert abs(summary["parallax"] - 21.1) <= 0.3
-    # This field's own Hyades stars have a median pmdec near -25 (perspective across the
-    # cluster); the literature mean (104.1, -28.7) is for the whole cluster (see the report).
-    assert math.hypot(summary["pmra"] - 104.1, summary["pmdec"] - (-28.7)) <= 5.0
-    members = pd.read_parquet(tmp_path / "members.parquet")
-    assert np.array_equal(members["source_id"], np.arange(len(stars)))
+    assert summary["seed_jaccard_min"] > 0.9
+    assert np.array_equal(members["source_id"], np.arange(n))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured pm (105.9, -24.5), 4.4 mas/yr from (104.1, -28.7): this field's Hyades stars "
+    "centre on v_dec = -5.5 km/s (pmdec about -25), not the whole-cluster -6.45 km/s; only a "
+    "selection centred on the literature velocity reaches -28 (see the default-method report)"))
+def test_hyades_proper_motion_within_the_issues_3_mas_per_yr(hyades) -> None:
+    summary, _, _ = hyades
+    assert math.hypot(summary["pmra"] - 104.1, summary["pmdec"] - (-28.7)) <= 3.0
 
 
 def test_held_out_ngc103_dr3_box(shared_data, dias, tmp_path) -> None:
     """A clipped DR3 box (not centred on the cluster), VizieR column names; not tuned on."""
     stars = read_stars(shared_data / "fields" / "ngc103_dr3_box_G18.5_asteca.csv")
-    summary = characterize(stars, tmp_path, priors=dias_priors(dias, "NGC_103"), settings=FAST)
+    summary = characterize(stars, tmp_path, priors=dias_priors(dias, "NGC_103"), settings=DEFAULT)
     # No member list for this field; SOURCES.md describes its cluster as pm about (-2.8, -1.3),
     # parallax 0.30 (verified there), so the check is loose.
     assert summary["n_members"] > 100

@@ -27,6 +27,30 @@ move to another group and the rule still says "converged". So the rule here is c
 ``min_cluster_epochs``, and every check also records, per cluster, how many stars entered and left
 it (``DecResult.cluster_changes``); ``cluster_tol`` makes the stop require every cluster's own
 relative change to be below it too, which is the rule that means something for a small cluster.
+
+Weighted Student-t mixture (``mixture=True``; off by default, so the thesis keeps plain DEC).
+Plain DEC's kernel has one common width and no mixing weights, and its target p = q^2 / f,
+normalised by the cluster frequency f, pulls towards balanced clusters: a compact cluster of a few
+hundred stars next to a broad field of thousands loses its edge stars or swallows field. The
+mixture layer (the Student-t mixture generalisation of DEC's layer used for imbalanced clusters)
+uses a proper D-dimensional Student-t density per cluster with mixing weights pi_j and per-cluster
+scales s_j,
+
+    q_ij ∝ pi_j s_j^-D (1 + |z_i - mu_j|^2 / (alpha s_j^2))^(-(alpha + D) / 2),
+
+the weights re-estimated from q (mean q_ij) at every target update (``update_weights``), the log
+scales trained with the centroids (``learn_scales``; else re-estimated as q-weighted RMS
+distances). The target stays DEC's p = q^2 / f: with q carrying pi_j, dividing by f_j ≈ n pi_j
+cancels one factor of pi_j, so the target sharpens without the balancing pull. Encoder and
+centroids are trained on KL(P || Q) as in DEC (``train_encoder=False`` freezes the encoder).
+``fit_dec``'s ``init_assignment`` starts centroids, weights and scales from a caller's soft
+grouping; ``whiten_cluster`` then maps the latent space linearly so that this initial cluster's
+covariance is the identity (with a linear encoder every seed then starts from the same geometry up
+to a rotation).
+
+Padding (``pad_to``): an input is padded with masked rows to a fixed size, so runs on inputs of
+different sizes within one bucket share compiled programs; masked rows count in no loss, target,
+weight, scale or label statistic.
 """
 
 from __future__ import annotations
@@ -73,6 +97,13 @@ class DecSettings:
     min_cluster_epochs: int = 5  # ... but never before this many clustering epochs
     cluster_tol: float | None = None  # also require each cluster's relative change below this
     reconstruction_weight: float = 0.0  # > 0 gives IDEC
+    mixture: bool = False  # weighted Student-t mixture: weights pi_j and scales s_j (docstring)
+    learn_scales: bool = True  # mixture scales trained with the centroids (else moment updates)
+    train_encoder: bool = True  # False: self-training moves only the clustering layer
+    update_weights: bool = True  # mixture weights re-estimated at each target update
+    # Mixture only: after pretraining, a fixed linear map makes this initial cluster's latent
+    # covariance the identity (the isotropic Student-t kernel then sees it as the input did).
+    whiten_cluster: int | None = None
     # The pretrained embedding is rescaled (one factor) to this RMS spread per latent dimension
     # before clustering; None keeps the raw scale. The Student-t kernel has a fixed width (alpha),
     # so with inputs in [0, 1] the raw embedding is so small (measured RMS 0.08) that q is nearly
@@ -174,13 +205,35 @@ class DecModel(nnx.Module):
     """
 
     def __init__(self, autoencoder: Autoencoder, centroids: jax.Array,
-                 latent_scale: float = 1.0) -> None:
+                 latent_scale: float = 1.0, mixture: bool = False,
+                 learn_scales: bool = False) -> None:
         self.autoencoder = autoencoder
         self.centroids = nnx.Param(jnp.asarray(centroids, dtype=jnp.float32))
         self.latent_scale = nnx.Variable(jnp.asarray(latent_scale, dtype=jnp.float32))
+        self.mixture = mixture  # static (part of the graph definition)
+        if mixture:
+            k = int(self.centroids[...].shape[0])
+            # Weights are re-estimated from q at each target update; scales either trained with
+            # the centroids (learn_scales) or re-estimated too.
+            kind = nnx.Param if learn_scales else nnx.Variable
+            self.log_scales = kind(jnp.zeros((k,), jnp.float32))
+            dim = int(self.centroids[...].shape[1])
+            self.latent_matrix = nnx.Variable(jnp.eye(dim, dtype=jnp.float32))
+            self.log_weights = nnx.Variable(jnp.full((k,), -math.log(k), jnp.float32))
 
     def embed(self, x: jax.Array) -> jax.Array:
-        return self.autoencoder.encode(x) * self.latent_scale[...]
+        return self.transform(self.autoencoder.encode(x))
+
+    def transform(self, z_raw: jax.Array) -> jax.Array:
+        """The encoder output as the clustering layer sees it (fixed scale / linear map)."""
+        z = z_raw * self.latent_scale[...]
+        return z @ self.latent_matrix[...] if self.mixture else z
+
+    def assign(self, z: jax.Array, alpha: float) -> jax.Array:
+        if self.mixture:
+            return mixture_assignment(z, self.centroids[...], self.log_scales[...],
+                                      self.log_weights[...], alpha)
+        return soft_assignment(z, self.centroids[...], alpha)
 
 
 def soft_assignment(z: jax.Array, centroids: jax.Array, alpha: float) -> jax.Array:
@@ -189,6 +242,30 @@ def soft_assignment(z: jax.Array, centroids: jax.Array, alpha: float) -> jax.Arr
     # The exponent and row normalisation are done in log space: stable for far-away stars.
     logits = -0.5 * (alpha + 1.0) * jnp.log1p(d2 / alpha)
     return jax.nn.softmax(logits, axis=-1)
+
+
+def mixture_assignment(z: jax.Array, centroids: jax.Array, log_scales: jax.Array,
+                       log_weights: jax.Array, alpha: float) -> jax.Array:
+    """Weighted Student-t mixture posterior (module docstring), rows normalised in log space."""
+    d2 = jnp.sum((z[:, None, :] - centroids[None, :, :]) ** 2, axis=-1)
+    dim = z.shape[-1]
+    s2 = jnp.exp(2.0 * log_scales)
+    logits = (log_weights - dim * log_scales
+              - 0.5 * (alpha + dim) * jnp.log1p(d2 / (alpha * s2)))
+    return jax.nn.softmax(logits, axis=-1)
+
+
+def mixture_statistics(latent: np.ndarray, q: np.ndarray, centroids: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """M-step of the mixture layer: log mixing weights (mean q) and log scales (q-weighted RMS
+    distance to each centroid per latent dimension), float32."""
+    q = np.asarray(q, np.float64)
+    w = q.sum(axis=0)
+    d2 = ((latent[:, None, :].astype(np.float64) - centroids[None].astype(np.float64)) ** 2).sum(-1)
+    s2 = (q * d2).sum(axis=0) / np.maximum(w, 1e-12) / latent.shape[1]
+    weights = np.maximum(w / max(w.sum(), 1e-12), 1e-6)
+    return (np.log(weights / weights.sum()).astype(np.float32),
+            (0.5 * np.log(np.maximum(s2, 1e-8))).astype(np.float32))
 
 
 def target_distribution(q: np.ndarray) -> np.ndarray:
@@ -233,17 +310,28 @@ def _loss(
     phase: str,
     alpha: float,
     reconstruction_weight: float,
+    mb: jax.Array | None = None,
 ) -> jax.Array:
+    def mean(v: jax.Array) -> jax.Array:
+        # Per-star values averaged over the batch; with a mask, over its real (unmasked) rows.
+        return v.mean() if mb is None else jnp.sum(v * mb) / jnp.maximum(jnp.sum(mb), 1.0)
+
     if phase == "pretrain":
         assert isinstance(model, Autoencoder)
-        return jnp.mean((model(xb) - xb) ** 2)
+        if mb is None:
+            return jnp.mean((model(xb) - xb) ** 2)
+        return mean(jnp.mean((model(xb) - xb) ** 2, axis=-1))
     assert isinstance(model, DecModel)
     z_raw = model.autoencoder.encode(xb)
-    q = soft_assignment(z_raw * model.latent_scale[...], model.centroids[...], alpha)
+    if phase == "cluster_frozen":
+        z_raw = jax.lax.stop_gradient(z_raw)
+    q = model.assign(model.transform(z_raw), alpha)
     # KL(P || Q) per star, averaged over the batch; 0 log 0 = 0.
-    kl = jnp.sum(jax.scipy.special.xlogy(pb, pb) - pb * jnp.log(q + 1e-12), axis=-1).mean()
+    kl = mean(jnp.sum(jax.scipy.special.xlogy(pb, pb) - pb * jnp.log(q + 1e-12), axis=-1))
     if reconstruction_weight > 0:
-        kl = kl + reconstruction_weight * jnp.mean((model.autoencoder.decode(z_raw) - xb) ** 2)
+        rec = (model.autoencoder.decode(z_raw) - xb) ** 2
+        kl = kl + reconstruction_weight * (jnp.mean(rec) if mb is None
+                                           else mean(jnp.mean(rec, axis=-1)))
     return kl
 
 
@@ -269,11 +357,15 @@ def _train_epoch(
     phase: str,
     alpha: float,
     reconstruction_weight: float,
+    mask: jax.Array | None = None,
 ) -> tuple[nnx.State, jax.Array]:
     """One epoch: shuffled mini-batches from ``key``, all steps in one jitted lax.scan."""
     batches = _epoch_batches(key, n=x.shape[0], batch_size=batch_size)
-    return _scan_batches(state, x, target, batches, graphdef=graphdef, phase=phase, alpha=alpha,
-                         reconstruction_weight=reconstruction_weight)
+    if mask is None:
+        return _scan_batches(state, x, target, batches, graphdef=graphdef, phase=phase,
+                             alpha=alpha, reconstruction_weight=reconstruction_weight)
+    return _scan_batches_masked(state, x, target, mask, batches, graphdef=graphdef, phase=phase,
+                                alpha=alpha, reconstruction_weight=reconstruction_weight)
 
 
 @functools.partial(
@@ -305,6 +397,36 @@ def _scan_batches(
     return state, jnp.mean(losses)
 
 
+@functools.partial(
+    jax.jit, static_argnames=("graphdef", "phase", "alpha", "reconstruction_weight")
+)
+def _scan_batches_masked(
+    state: nnx.State,
+    x: jax.Array,
+    target: jax.Array,
+    mask: jax.Array,
+    batches: jax.Array,
+    *,
+    graphdef: nnx.GraphDef,
+    phase: str,
+    alpha: float,
+    reconstruction_weight: float,
+) -> tuple[nnx.State, jax.Array]:
+    """As :func:`_scan_batches` for a padded input: masked rows carry no weight in any batch."""
+    TRACE_COUNTS[f"train_epoch_{phase}"] += 1
+
+    def step(state: nnx.State, idx: jax.Array) -> tuple[nnx.State, jax.Array]:
+        model, optimizer = nnx.merge(graphdef, state)
+        loss_fn = functools.partial(_loss, phase=phase, alpha=alpha,
+                                    reconstruction_weight=reconstruction_weight, mb=mask[idx])
+        loss, grads = nnx.value_and_grad(loss_fn)(model, x[idx], target[idx])
+        optimizer.update(model, grads)
+        return nnx.state((model, optimizer)), loss
+
+    state, losses = jax.lax.scan(step, state, batches)
+    return state, jnp.mean(losses)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "chunk", "alpha"))
 def _predict(
     state: nnx.State, x: jax.Array, *, graphdef: nnx.GraphDef, chunk: int, alpha: float
@@ -316,7 +438,7 @@ def _predict(
 
     def one(xc: jax.Array) -> tuple[jax.Array, jax.Array]:
         z = model.embed(xc)
-        return z, soft_assignment(z, model.centroids[...], alpha)
+        return z, model.assign(z, alpha)
 
     z, q = jax.lax.map(one, xs)
     return z.reshape(x.shape[0], -1), q.reshape(x.shape[0], -1)
@@ -396,7 +518,8 @@ class _Progress:
 
 
 def pretrain_autoencoder(
-    x: np.ndarray, settings: DecSettings, seed: int, history: list[dict] | None = None
+    x: np.ndarray, settings: DecSettings, seed: int, history: list[dict] | None = None,
+    mask: np.ndarray | None = None,
 ) -> Autoencoder:
     """A fresh autoencoder (weights from ``seed``) trained on the reconstruction MSE."""
     _log_device_once()
@@ -407,12 +530,13 @@ def pretrain_autoencoder(
                                         learning_rate=float(settings.learning_rate))
     graphdef, state = nnx.split((model, optimizer))
     xj = jnp.asarray(x)
+    mj = None if mask is None else jnp.asarray(mask, dtype=jnp.float32)
     batch = min(settings.batch_size, x.shape[0])
     progress = _Progress(settings.log_every_s, seed, "pretrain", settings.pretrain_epochs)
     for epoch in range(1, settings.pretrain_epochs + 1):
         state, loss = _train_epoch(state, xj, xj, jax.random.fold_in(key_pre, epoch),
                                    graphdef=graphdef, batch_size=batch, phase="pretrain",
-                                   alpha=1.0, reconstruction_weight=0.0)
+                                   alpha=1.0, reconstruction_weight=0.0, mask=mj)
         loss = float(loss)
         if not math.isfinite(loss):
             raise OcdecError(f"DEC pretraining diverged at epoch {epoch} (loss {loss}); "
@@ -431,12 +555,19 @@ def fit_dec(
     settings: DecSettings,
     seed: int,
     init_centroids_fn: InitCentroidsFn | None = None,
+    *,
+    init_assignment: np.ndarray | None = None,
+    pad_to: int | None = None,
 ) -> DecResult:
     """Pretrain, initialise the centroids, self-train; see the module docstring.
 
     ``init_centroids_fn(latent, n_clusters, seed) -> (n_clusters, latent_dim)`` replaces the default
     K-Means initialisation (``latent`` is the pretrained embedding of ``x``); use
     :func:`centroids_from_labels` to seed the clusters from a grouping of the stars.
+    ``init_assignment`` (n, n_clusters), soft weights of each star in each cluster, replaces both:
+    centroids are the weighted latent means and, with ``settings.mixture``, the mixing weights and
+    scales start at its weighted moments. ``pad_to`` (>= n) pads the input with masked rows so that
+    inputs of different sizes up to it share compiled programs.
     """
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
@@ -447,15 +578,31 @@ def fit_dec(
         raise OcdecError(f"DEC n_clusters must be between 1 and {x.shape[0]}, got {n_clusters}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = x.shape[0]
+    if init_assignment is not None:
+        init_assignment = np.asarray(init_assignment, dtype=np.float64)
+        if init_assignment.shape != (n, n_clusters) or not np.isfinite(init_assignment).all() \
+                or (init_assignment < 0).any() or (init_assignment.sum(axis=0) <= 0).any():
+            raise OcdecError(f"initial assignment must be non-negative with shape "
+                             f"{(n, n_clusters)} and no empty cluster")
+    mask_np: np.ndarray | None = None
+    if pad_to is not None:
+        if pad_to < n:
+            raise OcdecError(f"DEC pad_to ({pad_to}) is smaller than the input ({n} rows)")
+        mask_np = np.zeros(pad_to, np.float32)
+        mask_np[:n] = 1.0
+        x = np.pad(x, ((0, pad_to - n), (0, 0)))
+    n_rows = x.shape[0]  # n plus padding
+    mask = None if mask_np is None else jnp.asarray(mask_np)
     seconds: dict[str, float] = {}
     history: list[dict] = []
 
     t0 = time.perf_counter()
-    autoencoder = pretrain_autoencoder(x, settings, seed, history)
+    autoencoder = pretrain_autoencoder(x, settings, seed, history, mask=mask_np)
     xp, chunk = _padded(x, settings.predict_chunk)
     alpha = float(settings.alpha)
     # The embedding comes from the same compiled predict program as later q (dummy centroids).
-    model = DecModel(autoencoder, np.zeros((n_clusters, settings.hidden[-1]), np.float32))
+    model = DecModel(autoencoder, np.zeros((n_clusters, settings.hidden[-1]), np.float32),
+                     mixture=settings.mixture, learn_scales=settings.learn_scales)
 
     def predict() -> tuple[np.ndarray, np.ndarray]:
         m_graph, m_state = nnx.split(model)
@@ -463,7 +610,17 @@ def fit_dec(
         return np.asarray(z)[:n], np.asarray(q)[:n]
 
     latent0, _ = predict()
-    if settings.latent_rms is not None:
+    if settings.mixture and settings.whiten_cluster is not None and init_assignment is not None:
+        w = init_assignment[:, settings.whiten_cluster]
+        w = w / w.sum()
+        mu = w @ latent0.astype(np.float64)
+        d = latent0.astype(np.float64) - mu
+        cov = (d * w[:, None]).T @ d + 1e-9 * np.eye(d.shape[1])
+        # z -> z L^-T with L L^T = cov: the cluster's latent covariance becomes the identity.
+        whitener = np.linalg.inv(np.linalg.cholesky(cov)).T
+        model.latent_matrix[...] = jnp.asarray(whitener, dtype=jnp.float32)
+        latent0 = (latent0.astype(np.float64) @ whitener).astype(np.float32)
+    elif settings.latent_rms is not None:
         rms = float(np.sqrt(latent0.var(axis=0).mean()))
         scale = settings.latent_rms / rms if rms > 0 else 1.0
         model.latent_scale[...] = jnp.float32(scale)
@@ -471,7 +628,10 @@ def fit_dec(
     seconds["pretrain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if init_centroids_fn is None:
+    if init_assignment is not None:
+        w = init_assignment / init_assignment.sum(axis=0)
+        centroids0 = (w.T @ latent0.astype(np.float64)).astype(np.float32)
+    elif init_centroids_fn is None:
         centroids0 = kmeans_centroids(latent0, n_clusters, seed, n_init=settings.kmeans_n_init,
                                       sample=settings.kmeans_sample)
     else:
@@ -483,25 +643,46 @@ def fit_dec(
 
     t0 = time.perf_counter()
     model.centroids[...] = jnp.asarray(centroids0)
+    if settings.mixture:
+        start = (init_assignment if init_assignment is not None
+                 else np.eye(n_clusters)[np.argmin(
+                     ((latent0[:, None, :] - centroids0[None]) ** 2).sum(-1), axis=1)])
+        log_w, log_s = mixture_statistics(latent0, start, centroids0)
+        model.log_weights[...] = jnp.asarray(log_w)
+        model.log_scales[...] = jnp.asarray(log_s)
     optimizer = _new_optimizer(model, learning_rate=float(settings.learning_rate))
     graphdef, state = nnx.split((model, optimizer))
     xj = jnp.asarray(x)
-    batch = min(settings.batch_size, n)
+    batch = min(settings.batch_size, n_rows)
     key_cluster = jax.random.split(jax.random.key(seed), 3)[2]
 
-    latent, q = predict()
+    def new_target(q: np.ndarray) -> jax.Array:
+        # Padded rows get their own q as target; the mask keeps them out of the loss.
+        p = np.asarray(q, dtype=np.float32).copy()
+        p[:n] = target_distribution(q[:n])
+        return jnp.asarray(p)
+
+    def predict_all() -> tuple[np.ndarray, np.ndarray]:
+        m_graph, m_state = nnx.split(model)
+        z, q = _predict(m_state, xp, graphdef=m_graph, chunk=chunk, alpha=alpha)
+        return np.asarray(z)[:n_rows], np.asarray(q)[:n_rows]
+
+    latent, q_all = predict_all()
+    q = q_all[:n]
     labels = q.argmax(axis=1)
     initial_labels = labels
-    target = jnp.asarray(target_distribution(q))
+    target = new_target(q_all)
     change_rows: list[dict] = []
     converged = False
     epochs_run = 0
     progress = _Progress(settings.log_every_s, seed, "cluster", settings.cluster_epochs)
     for epoch in range(1, settings.cluster_epochs + 1):
         state, loss = _train_epoch(state, xj, target, jax.random.fold_in(key_cluster, epoch),
-                                   graphdef=graphdef, batch_size=batch, phase="cluster",
+                                   graphdef=graphdef, batch_size=batch,
+                                   phase="cluster" if settings.train_encoder else "cluster_frozen",
                                    alpha=alpha,
-                                   reconstruction_weight=float(settings.reconstruction_weight))
+                                   reconstruction_weight=float(settings.reconstruction_weight),
+                                   mask=mask)
         loss = float(loss)
         if not math.isfinite(loss):
             raise OcdecError(f"DEC clustering diverged at epoch {epoch} (loss {loss})")
@@ -510,13 +691,24 @@ def fit_dec(
         change = math.nan
         if epoch % settings.update_interval == 0 or last:
             nnx.update((model, optimizer), state)
-            latent, q = predict()
+            if settings.mixture:
+                # M-step of the mixture layer, then q under the new weights and scales.
+                latent, q_all = predict_all()
+                log_w, log_s = mixture_statistics(latent[:n], q_all[:n],
+                                                  np.asarray(model.centroids[...]))
+                if settings.update_weights:
+                    model.log_weights[...] = jnp.asarray(log_w)
+                if not settings.learn_scales:
+                    model.log_scales[...] = jnp.asarray(log_s)
+                state = nnx.state((model, optimizer))
+            latent, q_all = predict_all()
+            q = q_all[:n]
             new_labels = q.argmax(axis=1)
             change = float(np.mean(new_labels != labels))
             rows = _cluster_change_rows(epoch, labels, new_labels, n_clusters)
             change_rows.extend(rows)
             labels = new_labels
-            target = jnp.asarray(target_distribution(q))
+            target = new_target(q_all)
             worst = max(r["change"] for r in rows)
             if epoch >= settings.min_cluster_epochs and change < settings.tol and (
                 settings.cluster_tol is None or worst < settings.cluster_tol
@@ -537,7 +729,7 @@ def fit_dec(
         q=q.astype(np.float32),
         labels=labels,
         history=pd.DataFrame(history, columns=HISTORY_COLUMNS),
-        latent=latent,
+        latent=latent[:n],
         centroids=np.asarray(model.centroids[...]),
         initial_centroids=centroids0,
         initial_labels=initial_labels,
