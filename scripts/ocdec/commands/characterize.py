@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seeds in the default method's ensemble (default 5)")
     p.add_argument("--method", choices=("default", "thesis"), default="default")
     p.add_argument("--no-dec", action="store_true",
-                   help="default method: skip the DEC grouping of the candidates (faster)")
+                   help="default method: the error-aware mixture alone, no DEC refinement (faster)")
     p.set_defaults(func=run)
 
 
