@@ -291,6 +291,19 @@ def _groups_colours(groups: np.ndarray, member: np.ndarray) -> np.ndarray:
     return colours
 
 
+def _scatter_field(ax: Any, x: np.ndarray, y: np.ndarray, alpha: float = 0.35) -> None:
+    """Field stars: small, grey, rasterized (hundreds of thousands of points stay light)."""
+    ax.scatter(x, y, s=2, c=FIELD_COLOR, alpha=alpha, lw=0, rasterized=True, label="field",
+               gid="field")
+
+
+def _scatter_members(ax: Any, x: np.ndarray, y: np.ndarray, label: str = "members",
+                     alpha: float = 0.85) -> None:
+    """Members: larger, red, drawn above the field."""
+    ax.scatter(x, y, s=6, c=MEMBER_COLOR, alpha=alpha, lw=0, label=label, gid="members",
+               zorder=3)
+
+
 def panel_pm(
     ax: Any, sel: Selection, window: Window, reference: Mapping[str, Any] | None, shown: np.ndarray
 ) -> None:
@@ -301,17 +314,7 @@ def panel_pm(
     if sel.group is not None:
         colours = _groups_colours(sel.group, sel.member)[field_idx]
         grouped = np.asarray(sel.group)[field_idx] >= 0
-        ax.scatter(
-            pmra[field_idx[~grouped]],
-            pmdec[field_idx[~grouped]],
-            s=2,
-            c=FIELD_COLOR,
-            alpha=0.4,
-            lw=0,
-            rasterized=True,
-            label="field",
-            gid="field",
-        )
+        _scatter_field(ax, pmra[field_idx[~grouped]], pmdec[field_idx[~grouped]], alpha=0.4)
         if grouped.any():
             ax.scatter(
                 pmra[field_idx[grouped]],
@@ -325,29 +328,9 @@ def panel_pm(
                 gid="groups",
             )
     else:
-        ax.scatter(
-            pmra[field_idx],
-            pmdec[field_idx],
-            s=2,
-            c=FIELD_COLOR,
-            alpha=0.4,
-            lw=0,
-            rasterized=True,
-            label="field",
-            gid="field",
-        )
+        _scatter_field(ax, pmra[field_idx], pmdec[field_idx], alpha=0.4)
     m = sel.member & _finite(pmra, pmdec)
-    ax.scatter(
-        pmra[m],
-        pmdec[m],
-        s=6,
-        c=MEMBER_COLOR,
-        alpha=0.8,
-        lw=0,
-        label=f"members ({int(m.sum())})",
-        gid="members",
-        zorder=3,
-    )
+    _scatter_members(ax, pmra[m], pmdec[m], label=f"members ({int(m.sum())})", alpha=0.8)
     _mark_reference_pm(ax, reference)
     cx, cy = window.pm_centre
     ax.set_xlim(cx - window.pm_half, cx + window.pm_half)
@@ -438,21 +421,9 @@ def panel_cmd(ax: Any, sel: Selection, shown: np.ndarray) -> None:
         ax.invert_yaxis()
         return
     field_idx = shown[~sel.member[shown] & ok[shown]]
-    ax.scatter(
-        c[field_idx],
-        g[field_idx],
-        s=2,
-        c=FIELD_COLOR,
-        alpha=0.35,
-        lw=0,
-        rasterized=True,
-        label="field",
-        gid="field",
-    )
+    _scatter_field(ax, c[field_idx], g[field_idx])
     m = sel.member & ok
-    ax.scatter(
-        c[m], g[m], s=6, c=MEMBER_COLOR, alpha=0.85, lw=0, label="members", gid="members", zorder=3
-    )
+    _scatter_members(ax, c[m], g[m])
     # field percentiles keep outliers from squeezing the diagram; members are always inside
     cx, mx = c[ok], c[m]
     lo = min(np.percentile(cx, 0.5), mx.min() if mx.size else np.inf) - 0.2
@@ -492,29 +463,9 @@ def panel_sky(ax: Any, sel: Selection, region: Mapping[str, Any] | None, shown: 
         dec0 = float(np.nanmedian(dec[ok]))
     ra = _wrap_ra(ra, ra0)
     field_idx = shown[~sel.member[shown] & ok[shown]]
-    ax.scatter(
-        ra[field_idx],
-        dec[field_idx],
-        s=2,
-        c=FIELD_COLOR,
-        alpha=0.35,
-        lw=0,
-        rasterized=True,
-        label="field",
-        gid="field",
-    )
+    _scatter_field(ax, ra[field_idx], dec[field_idx])
     m = sel.member & ok
-    ax.scatter(
-        ra[m],
-        dec[m],
-        s=6,
-        c=MEMBER_COLOR,
-        alpha=0.85,
-        lw=0,
-        label="members",
-        gid="members",
-        zorder=3,
-    )
+    _scatter_members(ax, ra[m], dec[m])
     radius = _region_value(region, "radius_deg")
     cosd = max(math.cos(math.radians(dec0)), 1e-3)
     if math.isfinite(radius) and radius > 0:
