@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ocdec.dec import HISTORY_COLUMNS
 from ocdec.errors import OcdecError
 from ocdec.io import write_json, write_parquet, write_tsv
 from ocdec.members import ClusterPriors, MemberSettings, run_default
@@ -25,7 +26,6 @@ from ocdec.parameters import cluster_parameters
 log = logging.getLogger(__name__)
 
 METHODS = ("default", "thesis")
-HISTORY_COLUMNS = ["seed", "phase", "epoch", "loss", "label_change"]
 THESIS_EXTRA = ["kmeans_group", "kmeans_member", "dec_group", "dec_member", "dec_filtered_member"]
 N_SEEDS = 5
 

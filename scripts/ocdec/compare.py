@@ -19,18 +19,13 @@ import pandas as pd
 
 from ocdec.errors import OcdecError
 from ocdec.io import write_tsv
+from ocdec.parameters import ASTROMETRY, MEANS_WITH_ERRORS
 
-ASTROMETRY = ("pmra", "pmdec", "parallax")
 COLUMNS = (
     "method",
     "kind",
     "n_stars",
-    "pmra",
-    "pmra_error",
-    "pmdec",
-    "pmdec_error",
-    "parallax",
-    "parallax_error",
+    *MEANS_WITH_ERRORS,
     "pmra_offset_sigma",
     "pmdec_offset_sigma",
     "parallax_offset_sigma",

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 ASTROMETRY = ("pmra", "pmdec", "parallax")
+# Mean and standard error of each, the columns every table of cluster values shares.
+MEANS_WITH_ERRORS = tuple(name for col in ASTROMETRY for name in (col, f"{col}_error"))
 # 1.4826 turns a median absolute deviation into a Gaussian standard deviation; the standard error of
 # a median is sqrt(pi/2) times that of a mean for Gaussian data.
 MAD_TO_SIGMA = 1.4826

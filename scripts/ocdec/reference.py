@@ -31,28 +31,19 @@ import pandas as pd
 
 from ocdec.errors import OcdecError
 from ocdec.io import write_json
+from ocdec.parameters import MEANS_WITH_ERRORS
 
 log = logging.getLogger(__name__)
 
 REFERENCE_KEYS = (
     "source",
-    "pmra",
-    "pmra_error",
-    "pmdec",
-    "pmdec_error",
-    "parallax",
-    "parallax_error",
+    *MEANS_WITH_ERRORS,
     "n_stars",
 )
 TABLE_COLUMNS = (
     "id",
     "name",
-    "pmra",
-    "pmra_error",
-    "pmdec",
-    "pmdec_error",
-    "parallax",
-    "parallax_error",
+    *MEANS_WITH_ERRORS,
     "source",
 )
 

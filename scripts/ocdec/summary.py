@@ -20,6 +20,7 @@ import pandas as pd
 from ocdec.compare import ASTROMETRY, offset_sigma
 from ocdec.errors import OcdecError
 from ocdec.io import write_tsv
+from ocdec.parameters import MEANS_WITH_ERRORS
 
 COLUMNS = (
     "region",
@@ -29,12 +30,7 @@ COLUMNS = (
     "n_input",
     "n_stars",
     "n_members",
-    "pmra",
-    "pmra_error",
-    "pmdec",
-    "pmdec_error",
-    "parallax",
-    "parallax_error",
+    *MEANS_WITH_ERRORS,
     "pmra_std",
     "pmdec_std",
     "parallax_std",

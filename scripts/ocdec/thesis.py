@@ -31,11 +31,10 @@ from ocdec.dec import DecResult, DecSettings, fit_dec
 from ocdec.errors import OcdecError
 from ocdec.features import THESIS_FEATURES, build_features, feature_values
 from ocdec.kmeans import K_VALUES, KMeansSweep, kmeans_sweep
-from ocdec.parameters import MAD_TO_SIGMA, cluster_parameters
+from ocdec.parameters import ASTROMETRY, MAD_TO_SIGMA, cluster_parameters
 
 log = logging.getLogger(__name__)
 
-ASTROMETRY = ("pmra", "pmdec", "parallax")
 MEMBER_COLUMNS = ["group", "p_member", "member", "kmeans_group", "kmeans_member", "dec_group",
                   "dec_member", "dec_filtered_member"]
 
