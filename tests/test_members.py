@@ -123,6 +123,37 @@ def test_dec_is_the_membership_model_and_reproducible(field) -> None:
         assert traced.get(name, 0) <= 1
 
 
+@pytest.mark.slow  # JAX compilation
+def test_stars_whose_errors_swamp_the_cluster_keep_the_mixture_posterior(field) -> None:
+    """Whitening by each star's own errors squeezes a very uncertain star onto the cluster
+    whatever its motion; such stars get the deconvolved mixture's posterior, not DEC's q."""
+    from ocdec.dec import DecSettings
+    from ocdec.members import default_dec_settings
+
+    rng = np.random.default_rng(3)
+    blurred = field.copy()
+    noisy = rng.random(len(blurred)) < 0.15
+    for col in ("pmra", "pmdec", "parallax"):
+        e = blurred[f"{col}_error"].to_numpy()
+        blurred.loc[noisy, col] += rng.normal(0, np.sqrt(399) * e[noisy])  # errors x 20
+        blurred.loc[noisy, f"{col}_error"] = 20 * e[noisy]
+    quick = DecSettings(**{**default_dec_settings(5).__dict__, "pretrain_epochs": 5,
+                           "cluster_epochs": 4})
+    a = run_default(blurred, None, MemberSettings(seeds=(0,), dec=quick))
+    mix = run_default(blurred, None, MemberSettings(seeds=(0,), run_dec=False))
+    n_noisy_candidates = int((noisy & (mix.group >= 0)).sum())
+    assert a.diagnostics["error_dominated"] >= 0.5 * n_noisy_candidates > 0
+    cand = a.group >= 0
+    np.testing.assert_array_equal(a.p_member[noisy & cand], mix.p_member[noisy & cand])
+    assert not np.array_equal(a.p_member[~noisy & cand], mix.p_member[~noisy & cand])
+    truth = blurred["true_member"].to_numpy()
+    assert _f1(a.member[~noisy], truth[~noisy]) > 0.95
+    every = run_default(blurred, None, MemberSettings(seeds=(0,), dec=quick,
+                                                      dec_max_log_error_volume=None))
+    assert every.diagnostics["error_dominated"] == 0
+    assert not np.array_equal(every.p_member[noisy & cand], mix.p_member[noisy & cand])
+
+
 def test_pad_bucket_sizes() -> None:
     from ocdec.members import pad_bucket
 

@@ -144,6 +144,8 @@ class DecResult:
     converged: bool = False  # the stopping rule fired before cluster_epochs ran out
     epochs_run: int = 0  # clustering epochs actually run
     seconds: dict[str, float] = field(default_factory=dict)  # pretrain, init, cluster
+    # The trained model (DecModel): embed(x) and assign(z, alpha) place stars it was not trained on.
+    model: DecModel | None = None
 
 
 # --------------------------------------------------------------------------------------- model
@@ -710,4 +712,5 @@ def fit_dec(
         converged=converged,
         epochs_run=epochs_run,
         seconds=seconds,
+        model=model,
     )
