@@ -142,6 +142,21 @@ def test_hyades_proper_motion_is_that_of_its_published_members_in_this_field(
     assert (member & truth).sum() / truth.sum() >= 0.9
 
 
+def test_hyades_found_without_any_prior(shared_data) -> None:
+    """No prior and no positions: at one 1 km/s cell the Hyades's spread-out proper motions lose
+    to a compact co-moving group at 7 mas (Taurus); the search at a wider cell finds it."""
+    from ocdec.members import run_default
+
+    stars = teachastro(shared_data, "Hyades")
+    result = run_default(stars, ClusterPriors(), DEFAULT)
+    truth = hunt_members_in_field(shared_data, "Hyades", stars)
+    pm_truth = stars.loc[truth, ["pmra", "pmdec"]].mean().to_numpy()
+    assert abs(result.model["parallax"] - 21.1) <= 0.3
+    assert math.hypot(result.model["pmra"] - pm_truth[0],
+                      result.model["pmdec"] - pm_truth[1]) <= 1.5
+    assert (result.member & truth).sum() / truth.sum() >= 0.9
+
+
 def test_held_out_pleiades_deep_dr3_field(shared_data, dias, tmp_path) -> None:
     """TeachAstro Pleiades (257k DR3 stars to G 22, no ids or positions), not tuned on."""
     stars = teachastro(shared_data, "Pleiades")

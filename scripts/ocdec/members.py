@@ -103,6 +103,10 @@ class ClusterPriors:
 @dataclass(frozen=True)
 class PeakSettings:
     sigma_v_kms: float = 1.0  # internal velocity dispersion that sets the pm cell at each parallax
+    # The search is repeated with the dispersion times each factor: a nearby cluster's proper
+    # motions spread with its depth and across the sky (the Hyades: several mas/yr), and at one
+    # cell of 1 km/s it is diluted below a compact co-moving group (TeachAstro Hyades, no prior).
+    scale_factors: tuple[float, ...] = (1.0, 2.5)
     slab_ratio: float = 1.12  # consecutive parallax slab centres differ by this factor
     slab_half_width: float = 0.12  # relative half-width of a slab (absolute floor below)
     min_plx_floor: float = 0.15  # mas: the deepest slab without a prior
@@ -243,8 +247,9 @@ def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = 
         if idx.size < 20:
             continue
         e_pm = float(np.median(np.hypot(ast.e_pmra[idx], ast.e_pmdec[idx]) / math.sqrt(2)))
-        scale = math.hypot(s.sigma_v_kms * c / KMS_PER_MASYR_KPC, e_pm)
-        peaks.extend(_slab_peaks(ast, idx, c, max(half, 0.05), scale, s))
+        for factor in s.scale_factors:
+            scale = math.hypot(factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC, e_pm)
+            peaks.extend(_slab_peaks(ast, idx, c, max(half, 0.05), scale, s))
     return _suppress_duplicates(peaks)
 
 
