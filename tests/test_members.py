@@ -154,6 +154,32 @@ def test_stars_whose_errors_swamp_the_cluster_keep_the_mixture_posterior(field) 
     assert not np.array_equal(every.p_member[noisy & cand], mix.p_member[noisy & cand])
 
 
+def test_a_nearby_cluster_in_a_sparse_field_is_not_split_by_the_field_component() -> None:
+    """A Hyades-like cluster (454 members, proper motions spread over ~10 mas/yr by depth and
+    perspective) among only 20,000 field stars: the candidate window then holds almost only
+    members, and a free field component took half of them (recall 0.39)."""
+    from ocdec.simulate import SimulateSettings, simulate_field
+
+    region = {"id": "Melotte_25", "ra": 66.725, "dec": 15.867, "radius_deg": 4.125,
+              "distance_pc": 45.0}
+    stars = simulate_field(region, SimulateSettings(n_field=20_000), 2023)
+    truth = stars["true_member"].to_numpy()
+    r = run_default(stars, ClusterPriors(ra=66.725, dec=15.867, radius_deg=4.125,
+                                         parallax=22.2), FAST)
+    assert _f1(r.member, truth) > 0.9
+
+
+def test_field_floor_raises_only_narrow_directions() -> None:
+    from ocdec.members import at_least_as_wide
+
+    ref = np.diag([1.0, 4.0, 0.01])
+    wide = np.diag([100.0, 400.0, 1.0])
+    np.testing.assert_array_equal(at_least_as_wide(wide, ref, 3.0), wide)
+    narrow = np.diag([2.0, 400.0, 0.5])
+    out = at_least_as_wide(narrow, ref, 3.0)
+    np.testing.assert_allclose(np.diag(out), [9.0, 400.0, 0.5], rtol=1e-9)
+
+
 def test_pad_bucket_sizes() -> None:
     from ocdec.members import pad_bucket
 

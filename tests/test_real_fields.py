@@ -137,7 +137,9 @@ def test_hyades_proper_motion_is_that_of_its_published_members_in_this_field(
     pm_truth = stars.loc[truth, ["pmra", "pmdec"]].mean().to_numpy()
     assert math.hypot(pm_truth[0] - 104.1, pm_truth[1] + 28.7) > 3.0  # why the yardstick
     assert math.hypot(summary["pmra"] - pm_truth[0], summary["pmdec"] - pm_truth[1]) <= 1.5
-    assert abs(summary["parallax"] - stars.loc[truth, "parallax"].mean()) <= 0.1
+    # 0.3 mas, the issue's: ocdec also keeps stars that the HR23 p > 0.5 list lacks, many of them
+    # bright (G 3.4 to 8) with Hyades parallaxes and motions.
+    assert abs(summary["parallax"] - stars.loc[truth, "parallax"].mean()) <= 0.3
     member = members["member"].to_numpy()
     assert (member & truth).sum() / truth.sum() >= 0.9
 

@@ -43,7 +43,9 @@ error-dominated stars left to the mixture it has 1,417 at pm (-2.324, -1.021) (H
 2023: 1,338 at (-2.318, -1.015)). A per-star log error-volume term on the field groups' density
 instead (the factor whitening hides) was measured worse on Ruprecht 147 (F1 0.927 -> 0.909).
 Tangential velocities (``velocity_min_parallax``) are available for nearby clusters but off: on
-the TeachAstro Hyades field they did not keep the mixture on the cluster.
+the TeachAstro Hyades field they did not keep the mixture on the cluster, and on a simulated
+Hyades among 60,000 field stars they over-selected (precision 0.61); the field component's floor
+(``FIELD_MIN_SCALE``) is what keeps a nearby cluster in a sparse field whole.
 """
 
 from __future__ import annotations
@@ -405,6 +407,24 @@ def _xd_update(x: np.ndarray, r: np.ndarray, mean: np.ndarray, cov: np.ndarray,
 
 
 HALO_SCALE = 5.0  # the widest the cluster halo may be, in units of the core's width
+# The narrowest the field component may be, in units of the cluster core's width along every axis.
+# The candidate window spans 12 member spreads, so a real field in it is far wider; where the
+# window holds almost only members (a nearby cluster in a sparse field), a free field component
+# settled on half of the cluster (simulated Hyades, 20,000 field stars: recall 0.39).
+FIELD_MIN_SCALE = 3.0
+
+
+def at_least_as_wide(cov: np.ndarray, ref: np.ndarray, scale: float) -> np.ndarray:
+    """``cov`` with every eigenvalue, in the frame where ``ref`` is the identity, raised to at
+    least scale^2: no direction narrower than ``scale`` times ``ref``'s width along it."""
+    chol = np.linalg.cholesky(ref)
+    inv = np.linalg.inv(chol)
+    vals, vecs = np.linalg.eigh(inv @ cov @ inv.T)
+    if vals.min() >= scale**2:
+        return cov
+    raised = (vecs * np.maximum(vals, scale**2)) @ vecs.T
+    out = chol @ raised @ chol.T
+    return 0.5 * (out + out.T)
 
 
 class SkyModel:
@@ -554,6 +574,7 @@ def fit_mixture(x: np.ndarray, err2: np.ndarray, mean: np.ndarray, cov: np.ndarr
             ratio = np.trace(fit["covs"][1]) / np.trace(fit["covs"][0])
             if ratio > HALO_SCALE**2:
                 fit["covs"][1] = fit["covs"][1] * (HALO_SCALE**2 / ratio)
+        fit["covs"][-1] = at_least_as_wide(fit["covs"][-1], fit["covs"][0], FIELD_MIN_SCALE)
         if fit["sky"] is not None:
             fit["sky"] = sky.update(sky_idx, w[:, :nc].sum(axis=1))  # type: ignore[union-attr]
         if abs(ll - prev) < tol:
