@@ -18,7 +18,10 @@ Two modes:
 Every measured job runs in a fresh Python process, as a workflow rule does, so its peak memory
 (``ru_maxrss``, plus a sampled per-stage peak) is that job's alone, not the simulation's, and its
 time includes the interpreter start and imports that each workflow job pays. Simulated fields are
-cached under ``--workdir``.
+cached under ``--workdir``. DEC jobs use JAX's persistent compilation cache as the workflow does
+(``--jax-cache``, by default ``WORKDIR/jax-cache``): a run over an empty cache shows what the first
+region of a catalogue pays, a second run with the same workdir what the later ones pay (the
+report says how many cache entries there were at the start).
 
 Run ``python scripts/benchmark.py region --json bench.json --markdown bench.md`` or
 ``python scripts/benchmark.py scaling --quick``; ``python scripts/benchmark.py report A.json
@@ -196,7 +199,8 @@ def _settings(spec: dict[str, Any], method: str) -> Any:
     if method == "default":
         return MemberSettings(dec=dec(default_dec_settings()))
     k_values = tuple(spec.get("k_values") or ThesisSettings().k_values)
-    return ThesisSettings(dec=dec(DecSettings()), k_values=k_values)
+    return ThesisSettings(dec=dec(DecSettings()), k_values=k_values,
+                          dec_max_stars=spec.get("thesis_dec_max_stars"))
 
 
 def region_priors(region: dict[str, Any]) -> Any:
@@ -239,7 +243,10 @@ def job_characterize(spec: dict[str, Any], clock: StageClock, method: str) -> di
         import pandas as pd
 
         from ocdec.characterize import characterize
+        from ocdec.compilation_cache import enable_compilation_cache
         from ocdec.dec import fit_dec  # noqa: F401 (JAX's import belongs to start-up)
+
+        enable_compilation_cache(spec.get("jax_cache"))
     with clock.stage("read"):
         stars = pd.read_parquet(spec["stars"])
     out = Path(spec["out"]) / method
@@ -595,7 +602,22 @@ def _spec(args: argparse.Namespace, region: dict[str, Any], stars: Path, out: Pa
           field: Path) -> dict[str, Any]:
     return {"field": str(field), "stars": str(stars), "out": str(out), "region": region,
             "n_seeds": args.n_seeds, "seed": 0, "dec_epochs": args.dec_epochs,
-            "k_values": args.k_values}
+            "k_values": args.k_values, "jax_cache": jax_cache_dir(args),
+            "thesis_dec_max_stars": args.thesis_dec_max_stars}
+
+
+def jax_cache_dir(args: argparse.Namespace) -> str | None:
+    """The JAX compilation cache the DEC jobs share: --jax-cache, WORKDIR/jax-cache by default,
+    None with --no-jax-cache."""
+    if args.no_jax_cache:
+        return None
+    return str(args.jax_cache or Path(args.workdir) / "jax-cache")
+
+
+def cache_state(args: argparse.Namespace) -> dict[str, Any]:
+    path = jax_cache_dir(args)
+    entries = len(list(Path(path).glob("*"))) if path and Path(path).is_dir() else 0
+    return {"dir": path, "entries_at_start": entries}
 
 
 def run_region(args: argparse.Namespace) -> dict[str, Any]:
@@ -785,6 +807,16 @@ def render(report: dict[str, Any], markdown: bool) -> str:
             f"{', '.join(f'{x:.2f}' for x in m['loadavg_end'])} at the end; "
             f"jax {m['versions'].get('jax')}, numpy {m['versions'].get('numpy')}, "
             f"scikit-learn {m['versions'].get('sklearn')}. Thesis: {THESIS_FIGURES}.")
+    cache = m.get("jax_cache")
+    if cache:
+        head += (f" JAX compilation cache: {cache['dir']} ({cache['entries_at_start']} entries at "
+                 "the start: " + ("warm, as for the later regions of a catalogue)"
+                                  if cache["entries_at_start"] else
+                                  "cold, as for the first region)") if cache["dir"] else
+                 " JAX compilation cache: off.")
+    if m.get("thesis_dec_max_stars"):
+        head += (f" Thesis mode's DEC trained on a seeded sample of at most "
+                 f"{m['thesis_dec_max_stars']:,} stars (opt-in), then assigned every star.")
     parts.append(head)
     if report["mode"] == "region":
         parts.append(_region_text(report, markdown))
@@ -956,6 +988,14 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--workdir", type=Path, default=None,
                         help="simulated fields (cached) and run outputs; default: a temporary "
                              "folder, removed at the end")
+    common.add_argument("--thesis-dec-max-stars", type=int, default=None,
+                        help="thesis mode's DEC trains on a seeded sample of at most this many "
+                             "stars (default: all, as the thesis)")
+    common.add_argument("--jax-cache", type=Path, default=None,
+                        help="JAX persistent compilation cache shared by the DEC jobs (default: "
+                             "WORKDIR/jax-cache; reuse a workdir to measure with a warm cache)")
+    common.add_argument("--no-jax-cache", action="store_true",
+                        help="no compilation cache: every DEC job compiles its programs")
     common.add_argument("--job-timeout", type=float, default=3600.0,
                         help="seconds before one job is killed (reported as timed out)")
     common.add_argument("--json", type=Path, help="write the machine-readable results here")
@@ -1039,6 +1079,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workdir is None:
             args.workdir = Path(tmp)
         args.workdir.mkdir(parents=True, exist_ok=True)
+        info["jax_cache"] = cache_state(args)
+        info["thesis_dec_max_stars"] = args.thesis_dec_max_stars
         report = run_region(args) if args.mode == "region" else run_scaling(args)
     info["loadavg_end"] = list(os.getloadavg())
     report = {"machine": info, **report,

@@ -15,6 +15,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 import pandas as pd  # noqa: E402
 
 from ocdec.characterize import characterize, write_skipped  # noqa: E402
+from ocdec.compilation_cache import DEFAULT_DIR, enable_compilation_cache  # noqa: E402
 from ocdec.io import read_provenance  # noqa: E402
 from ocdec.logs import configure_logging  # noqa: E402
 from ocdec.members import ClusterPriors, MemberSettings, default_dec_settings  # noqa: E402
@@ -61,6 +62,8 @@ def main(smk: Any) -> None:
         write_skipped(out_dir, method, stars, str(status.get("reason") or status.get("status")))
         return
     config = smk.params.settings
+    # Read from the config, not params: moving the cache must not rerun finished regions.
+    enable_compilation_cache(smk.config["characterize"].get("jax_cache_dir", DEFAULT_DIR))
     characterize(
         stars,
         out_dir,

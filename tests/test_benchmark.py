@@ -122,3 +122,8 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     md = out_md.read_text()
     assert "| pipeline | rows |" in md and "Machine:" in md
     assert not math.isnan(report["machine"]["ram_gb"])
+    # the DEC job compiled into the run's own compilation cache, empty at the start
+    cache = report["machine"]["jax_cache"]
+    assert cache["dir"] == str(tmp_path / "work" / "jax-cache") and cache["entries_at_start"] == 0
+    assert any((tmp_path / "work" / "jax-cache").iterdir())
+    assert "JAX compilation cache:" in md and "cold" in md

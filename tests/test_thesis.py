@@ -11,6 +11,8 @@ from ocdec.errors import OcdecError
 from ocdec.thesis import (
     MEMBER_COLUMNS,
     ThesisSettings,
+    assign_all,
+    dec_training_sample,
     pick_cluster_group,
     quantile_filter,
     run_thesis,
@@ -108,6 +110,42 @@ def test_thesis_on_a_synthetic_field():
 def test_thesis_needs_enough_stars():
     with pytest.raises(OcdecError, match="needs more than 10 stars"):
         run_thesis(synthetic_field(8, 2), FAST, seed=0)
+
+
+def test_dec_training_sample_is_seeded_sorted_and_bounded():
+    assert dec_training_sample(500, None, 0) is None
+    assert dec_training_sample(500, 500, 0) is None  # small inputs train on every star
+    a, b = dec_training_sample(5000, 1200, 3), dec_training_sample(5000, 1200, 3)
+    assert np.array_equal(a, b) and len(a) == 1200 and len(np.unique(a)) == 1200
+    assert np.all(np.diff(a) > 0) and a.max() < 5000
+    assert not np.array_equal(a, dec_training_sample(5000, 1200, 4))
+    with pytest.raises(OcdecError, match="dec_max_stars"):
+        ThesisSettings(dec_max_stars=1)
+
+
+def test_thesis_with_dec_trained_on_a_sample_labels_every_star(caplog):
+    stars = synthetic_field(n_field=4000, n_cluster=400, seed=2)
+    settings = ThesisSettings(dec=FAST.dec, silhouette_sample=2_000, dec_max_stars=1500)
+    with caplog.at_level("INFO", logger="ocdec.thesis"):
+        res = run_thesis(stars, settings, seed=0, prior={"pmra": -10.0, "pmdec": -2.0,
+                                                         "parallax": 1.2})
+    check_thesis_result(res, stars)
+    assert (res.members["dec_group"] >= 0).all()  # stars outside the sample are assigned too
+    assert res.dec is not None and res.dec.q.shape[0] == len(stars)
+    np.testing.assert_allclose(res.dec.q.sum(axis=1), 1.0, rtol=1e-4)
+    truth = stars["true_member"].to_numpy()
+    assert (res.members["dec_member"].to_numpy() & truth).sum() / truth.sum() > 0.9
+    assert "trained on a sample of 1500 of 4400 stars" in caplog.text
+
+
+def test_assign_all_reproduces_dec_q_on_its_training_rows():
+    from ocdec.dec import fit_dec
+
+    x = np.random.default_rng(0).uniform(size=(700, 4)).astype(np.float32)
+    res = fit_dec(x, 3, FAST.dec, seed=1)
+    latent, q = assign_all(res.model, x, FAST.dec.alpha, chunk=256)
+    np.testing.assert_allclose(q, res.q, atol=1e-5)
+    np.testing.assert_allclose(latent, res.latent, atol=1e-4)
 
 
 @pytest.mark.slow

@@ -207,7 +207,7 @@ def gpu_request():
 
 
 def characterize_threads():
-    return int(config["characterize"].get("threads", 2))
+    return int(config["characterize"].get("threads", 1))
 
 
 # --- targets ---------------------------------------------------------------------------------
