@@ -10,10 +10,22 @@ Two modes:
     scikit-learn's HDBSCAN (timed on subsamples, extrapolated to the whole field unless the
     extrapolation fits in ``--hdbscan-limit``, in which case the whole field is run too).
 ``scaling``
-    Simulated fields from 10,000 to 1,000,000 rows through the pipeline's jobs (quality, default
-    method, thesis mode, plots), a power-law fit (time = a n^b) per stage and end to end, and the
-    projected time of the thesis catalogue (regions of config/regions.tsv with >= 40,000 rows in
-    Gaia DR2 by the simulator's Galactic model; and scaled to the thesis's 75 million stars).
+    Simulated fields from 10,000 to 1,000,000 rows through one pipeline's jobs (``--pipeline``,
+    below), a power-law fit (time = a n^b) per stage and end to end, and the projected time of the
+    thesis catalogue (regions of config/regions.tsv with >= 40,000 rows in Gaia DR2 by the
+    simulator's Galactic model; and scaled to the thesis's 75 million stars).
+
+Pipelines (the jobs of one region, as the workflow's rules run them):
+
+``default``
+    quality + the default method (``characterize_default``): the method alone.
+``catalogue``
+    what a workflow run with ``characterize.methods: [default]`` runs per region: quality, the
+    default method, the region figures and the comparison table.
+``full``
+    every method: quality, default method, thesis mode (K-Means sweep, DEC on every star), the
+    figures of both and the comparison table. A run of ``catalogue`` or ``full`` also reports
+    ``default`` (its first two jobs).
 
 Every measured job runs in a fresh Python process, as a workflow rule does, so its peak memory
 (``ru_maxrss``, plus a sampled per-stage peak) is that job's alone, not the simulation's, and its
@@ -85,10 +97,14 @@ STAGE_MAP: dict[str, dict[str, str]] = {
                 "ensemble": "dec", "dec": "dec", "write": "write", "other": "other"},
     "thesis": {"import": "startup", "read": "read", "features": "features", "kmeans": "kmeans",
                "dec": "dec", "selection": "other", "write": "write", "other": "other"},
-    "plots": {"import": "startup", "plots": "plots"},
+    "plots": {"import": "startup", "read": "read", "plots": "plots"},
+    "compare": {"import": "startup", "read": "read", "compare": "other", "write": "write"},
 }
 DEFAULT_JOBS = ("quality", "default")
-FULL_JOBS = ("quality", "default", "thesis", "plots")
+CATALOGUE_JOBS = ("quality", "default", "plots", "compare")
+FULL_JOBS = ("quality", "default", "thesis", "plots", "compare")
+PIPELINES: dict[str, tuple[str, ...]] = {"default": DEFAULT_JOBS, "catalogue": CATALOGUE_JOBS,
+                                         "full": FULL_JOBS}
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -182,11 +198,9 @@ def split_stage(clock: StageClock, total: str, parts: dict[str, float]) -> None:
 
 
 def _settings(spec: dict[str, Any], method: str) -> Any:
-    """MemberSettings / ThesisSettings with the benchmark's overrides (DEC epochs, k values)."""
-    from ocdec.dec import DecSettings
-    from ocdec.members import MemberSettings, default_dec_settings
-    from ocdec.thesis import ThesisSettings
-
+    """MemberSettings / ThesisSettings with the benchmark's overrides (DEC epochs, k values).
+    Imports only what ``method`` needs, as scripts/characterize.py does: thesis mode's modules
+    (scikit-learn) are a second and a half of a default-method job's start-up otherwise."""
     epochs = spec.get("dec_epochs")
 
     def dec(base: Any) -> Any:
@@ -197,7 +211,12 @@ def _settings(spec: dict[str, Any], method: str) -> Any:
                        min_cluster_epochs=min(base.min_cluster_epochs, clu))
 
     if method == "default":
+        from ocdec.members import MemberSettings, default_dec_settings
+
         return MemberSettings(dec=dec(default_dec_settings()))
+    from ocdec.dec import DecSettings
+    from ocdec.thesis import ThesisSettings
+
     k_values = tuple(spec.get("k_values") or ThesisSettings().k_values)
     return ThesisSettings(dec=dec(DecSettings()), k_values=k_values,
                           dec_max_stars=spec.get("thesis_dec_max_stars"))
@@ -272,14 +291,46 @@ def _rows(path: Path) -> int:
         return max(sum(1 for _ in fh) - 1, 0)
 
 
+def _method_dirs(spec: dict[str, Any]) -> dict[str, Path | None]:
+    """The characterize output folders of the methods this pipeline ran (None for the others)."""
+    out = Path(spec["out"])
+    methods = spec.get("methods") or ("default", "thesis")
+    return {m: out / m if m in methods and (out / m).exists() else None
+            for m in ("default", "thesis")}
+
+
 def job_plots(spec: dict[str, Any], clock: StageClock) -> dict[str, Any]:
+    """The plots rule (scripts/plots.py): status, references and the methods' outputs in, the
+    four region figures out."""
     with clock.stage("import"):
         from ocdec.plots import region_plots
+        from ocdec.reference import read_references
     out = Path(spec["out"])
+    dirs = _method_dirs(spec)
+    with clock.stage("read"):
+        status = json.loads((out / "status.json").read_text())
+        references = read_references(spec["reference"]) if spec.get("reference") else []
     with clock.stage("plots"):
-        written = region_plots(out / "plots", spec["region"], default_dir=out / "default",
-                               thesis_dir=out / "thesis" if (out / "thesis").exists() else None)
+        written = region_plots(out / "plots", spec["region"], default_dir=dirs["default"],
+                               thesis_dir=dirs["thesis"], references=references, status=status)
     return {"n_files": len(written)}
+
+
+def job_compare(spec: dict[str, Any], clock: StageClock) -> dict[str, Any]:
+    """The compare rule (scripts/compare.py): references against each method's summary."""
+    with clock.stage("import"):
+        from ocdec.compare import comparison_table, read_summary, write_comparison
+        from ocdec.reference import read_references
+    out = Path(spec["out"])
+    dirs = _method_dirs(spec)
+    with clock.stage("read"):
+        references = read_references(spec["reference"]) if spec.get("reference") else []
+        summaries = {m: read_summary(d / "summary.json" if d else None) for m, d in dirs.items()}
+    with clock.stage("compare"):
+        table = comparison_table(references, summaries["default"], summaries["thesis"])
+    with clock.stage("write"):
+        write_comparison(out / "comparison.tsv", table)
+    return {"n_rows": len(table)}
 
 
 def job_hdbscan(spec: dict[str, Any], clock: StageClock) -> dict[str, Any]:
@@ -315,6 +366,7 @@ JOBS: dict[str, Callable[[dict[str, Any], StageClock], dict[str, Any]]] = {
     "default": lambda spec, clock: job_characterize(spec, clock, "default"),
     "thesis": lambda spec, clock: job_characterize(spec, clock, "thesis"),
     "plots": job_plots,
+    "compare": job_compare,
     "hdbscan": job_hdbscan,
 }
 
@@ -544,7 +596,7 @@ def project(fits: dict[str, Any], counts: dict[str, Any], model: str = "affine"
     scale = THESIS_STARS / rows.sum() if rows.size else math.nan
     out: dict[str, Any] = {}
     suffix = "_affine" if model == "affine" else ""
-    for pipeline in ("default", "full"):
+    for pipeline in PIPELINES:
         wall_fit = fits.get(f"{pipeline}_wall{suffix}")
         cpu_fit = fits.get(f"{pipeline}_cpu{suffix}")
         if wall_fit is None:
@@ -599,11 +651,24 @@ def machine() -> dict[str, Any]:
 
 
 def _spec(args: argparse.Namespace, region: dict[str, Any], stars: Path, out: Path,
-          field: Path) -> dict[str, Any]:
+          field: Path, jobs: Sequence[str]) -> dict[str, Any]:
     return {"field": str(field), "stars": str(stars), "out": str(out), "region": region,
             "n_seeds": args.n_seeds, "seed": 0, "dec_epochs": args.dec_epochs,
             "k_values": args.k_values, "jax_cache": jax_cache_dir(args),
-            "thesis_dec_max_stars": args.thesis_dec_max_stars}
+            "thesis_dec_max_stars": args.thesis_dec_max_stars,
+            "methods": [m for m in ("default", "thesis") if m in jobs],
+            "reference": str(write_reference(out / "reference.json", region))}
+
+
+def write_reference(path: Path, region: dict[str, Any]) -> Path:
+    """The region's reference values for the plots and compare jobs (the workflow's
+    resources/reference/{region}.json): the catalogue priors of config/regions.tsv."""
+    from ocdec.reference import write_references
+
+    row = {"source": "catalogue", "pmra": region.get("pmra_prior"),
+           "pmdec": region.get("pmdec_prior"), "parallax": region.get("parallax_prior")}
+    write_references(path, str(region["id"]), str(region.get("name") or region["id"]), [row])
+    return path
 
 
 def jax_cache_dir(args: argparse.Namespace) -> str | None:
@@ -626,8 +691,8 @@ def run_region(args: argparse.Namespace) -> dict[str, Any]:
                             args.release)
     out = args.workdir / "runs" / f"region_{args.rows}"
     stars = out / "stars.parquet"
-    spec = _spec(args, region, stars, out, field)
     jobs = FULL_JOBS if args.full else DEFAULT_JOBS
+    spec = _spec(args, region, stars, out, field, jobs)
     log.info("region benchmark: %d rows, jobs %s", args.rows, ", ".join(jobs))
     load0 = os.getloadavg()
     results = pipeline_run(spec, jobs, args.job_timeout)
@@ -695,7 +760,10 @@ def _hdbscan_row(res: dict[str, Any], n: int) -> dict[str, Any]:
 
 def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     region = load_region(args.regions, args.region)
-    jobs = DEFAULT_JOBS if args.default_only else FULL_JOBS
+    pipeline = "default" if args.default_only else args.pipeline
+    jobs = PIPELINES[pipeline]
+    # the default method's jobs come first in every pipeline, so every run reports it too
+    reported = ["default"] + ([pipeline] if pipeline != "default" else [])
     fields = []
     for n in args.sizes:
         field = simulated_field(args.workdir, region, n, args.n_members, args.seed, args.release)
@@ -703,21 +771,20 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         stars = out / "stars.parquet"
         log.info("scaling: %d rows, jobs %s", n, ", ".join(jobs))
         load0 = os.getloadavg()
-        results = pipeline_run(_spec(args, region, stars, out, field), jobs, args.job_timeout)
+        results = pipeline_run(_spec(args, region, stars, out, field, jobs), jobs,
+                               args.job_timeout)
         entry: dict[str, Any] = {
             "n_rows": n, "n_usable": results["quality"]["info"]["n_usable"], "jobs": results,
-            "default": {"stages": canonical(results, DEFAULT_JOBS),
-                        "total": totals(results, DEFAULT_JOBS, n)},
             "loadavg": {"before": list(load0), "after": list(os.getloadavg())}}
-        if not args.default_only:
-            entry["full"] = {"stages": canonical(results, FULL_JOBS),
-                             "total": totals(results, FULL_JOBS, n)}
+        for name in reported:
+            entry[name] = {"stages": canonical(results, PIPELINES[name]),
+                           "total": totals(results, PIPELINES[name], n)}
         if results.get("default") and not results["default"].get("timed_out"):
             entry["f1_default"] = members_f1(out)
         fields.append(entry)
     counts = catalogue_counts(args.regions, "dr2", THESIS_MIN_STARS)
     report = {"mode": "scaling", "region": args.region, "sizes": list(args.sizes),
-              "n_seeds": args.n_seeds, "fields": fields,
+              "pipeline": pipeline, "n_seeds": args.n_seeds, "fields": fields,
               "catalogue": {k: v for k, v in counts.items() if k != "rows"}}
     report["catalogue"]["rows_by_region"] = {k: round(v) for k, v in counts["rows"].items()}
     return finish_scaling(report)
@@ -727,9 +794,9 @@ def finish_scaling(report: dict[str, Any]) -> dict[str, Any]:
     """Fits and catalogue projections of a scaling report from its fields (also used to redo
     them from saved JSON, or over the fields of several runs, by ``report``)."""
     fields = sorted(report["fields"], key=lambda f: f["n_rows"])
-    default_only = not any("full" in f for f in fields)
+    pipelines = [p for p in PIPELINES if any(p in f for f in fields)]
     report["sizes"] = [f["n_rows"] for f in fields]
-    report["fits"] = fits = scaling_fits(fields, default_only)
+    report["fits"] = fits = scaling_fits(fields, pipelines)
     counts = {"rows": {k: float(v) for k, v in report["catalogue"]["rows_by_region"].items()}}
     report["projection"] = project(fits, counts, "affine")
     report["projection_power_law"] = project(fits, counts, "power")
@@ -741,9 +808,9 @@ def finish_scaling(report: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
-def scaling_fits(fields: list[dict[str, Any]], default_only: bool) -> dict[str, Any]:
+def scaling_fits(fields: list[dict[str, Any]], pipelines: Sequence[str]) -> dict[str, Any]:
     fits: dict[str, Any] = {}
-    for pipeline in ("default",) if default_only else ("default", "full"):
+    for pipeline in pipelines:
         ok = [f for f in fields if f.get(pipeline, {}).get("total")]
         n = [f["n_rows"] for f in ok]
         fits[f"{pipeline}_wall"] = power_law(n, [f[pipeline]["total"]["wall_s"] for f in ok])
@@ -882,16 +949,14 @@ def _scaling_text(report: dict[str, Any], markdown: bool) -> str:
            f"{report['n_seeds']} seeds."]
     entries = []
     for f in report["fields"]:
-        entries.append(("default", f["n_rows"], f["default"]))
-        if "full" in f:
-            entries.append(("full", f["n_rows"], f["full"]))
+        entries += [(p, f["n_rows"], f[p]) for p in PIPELINES if p in f]
     out.append(_table(STAGE_HEADER, stage_rows(entries), markdown))
     f1 = [(f["n_rows"], f["f1_default"]["f1"]) for f in report["fields"] if "f1_default" in f]
     if f1:
         out.append("Default method F1 vs truth: " + ", ".join(f"{n:,}: {v:.3f}" for n, v in f1))
     fits = report["fits"]
     rows = []
-    for pipeline in ("default", "full"):
+    for pipeline in PIPELINES:
         if f"{pipeline}_wall" not in fits:
             continue
         stages = fits[f"{pipeline}_stages"]
@@ -925,7 +990,7 @@ def _scaling_text(report: dict[str, Any], markdown: bool) -> str:
                        "75 M cpu/2 h", "stars/s", "434k region s", "75 M <= 1 h", ">= 21k/s"),
                       rows, markdown))
     fits = report["fits"]
-    for pipeline in ("default", "full"):
+    for pipeline in PIPELINES:
         fit = fits.get(f"{pipeline}_wall_affine")
         cpu = fits.get(f"{pipeline}_cpu_affine")
         if fit:
@@ -1021,8 +1086,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="field sizes in rows (default 10000,30000,100000,300000,1000000)")
     scaling.add_argument("--quick", action="store_true",
                          help=f"sizes {','.join(map(str, QUICK_SIZES))} unless --sizes is given")
+    scaling.add_argument("--pipeline", choices=tuple(PIPELINES), default="full",
+                         help="jobs per region: default (quality + default method), catalogue "
+                              "(+ figures and comparison, as a workflow with methods: [default]) "
+                              "or full (+ thesis mode; the default)")
     scaling.add_argument("--default-only", action="store_true",
-                         help="only the quality and default-method jobs")
+                         help="the same as --pipeline default")
     return parser
 
 
@@ -1042,10 +1111,7 @@ def report_main(argv: Sequence[str]) -> int:
         for rep in reports:
             for f in rep["fields"]:
                 merged = by_n.setdefault(f["n_rows"], {})
-                merged.update({k: v for k, v in f.items() if k not in merged or k in
-                               ("default", "full")} if not merged else
-                              {k: v for k, v in f.items() if k in ("default", "full")
-                               or k not in merged})
+                merged.update({k: v for k, v in f.items() if k in PIPELINES or k not in merged})
         base["fields"] = list(by_n.values())
         base["merged_from"] = [str(p) for p in args.inputs]
         base = finish_scaling(base)

@@ -79,8 +79,10 @@ def test_expected_rows_matches_the_simulator(bench):
 
 @pytest.mark.slow
 def test_scaling_smallest_configuration_runs(tmp_path):
-    """One 4,000-row field through the quality and default-method jobs (1 seed, one DEC epoch
-    each), each in its own process: the JSON and markdown come out with positive stage times."""
+    """One 4,000-row field through the catalogue pipeline's jobs (quality, default method with 1
+    seed and one DEC epoch each, figures, comparison), each in its own process: the JSON and
+    markdown come out with positive stage times, for the default method alone and the whole
+    pipeline, and the jobs write what the workflow's rules write."""
     from ocdec.catalogue import read_regions
 
     # three regions keep the catalogue projection's star counts cheap
@@ -90,7 +92,7 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     regions.to_csv(regions_path, sep="\t", index=False)
     out_json, out_md = tmp_path / "bench.json", tmp_path / "bench.md"
     cmd = [sys.executable, str(SCRIPT), "scaling", "--regions", str(regions_path),
-           "--sizes", "4000", "--default-only",
+           "--sizes", "4000", "--pipeline", "catalogue",
            "--n-seeds", "1", "--dec-epochs", "1,1", "--workdir", str(tmp_path / "work"),
            "--json", str(out_json), "--markdown", str(out_md)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -101,7 +103,8 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     (field,) = report["fields"]
     assert field["n_rows"] == 4000
     assert 0 < field["n_usable"] <= 4000
-    assert set(field["jobs"]) == {"quality", "default"}
+    assert set(field["jobs"]) == {"quality", "default", "plots", "compare"}
+    assert report["pipeline"] == "catalogue"
     total = field["default"]["total"]
     assert total["wall_s"] > 0 and total["cpu_s"] > 0 and total["peak_rss_mb"] > 0
     assert total["stars_per_s"] == pytest.approx(4000 / total["wall_s"])
@@ -112,12 +115,24 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     # the stages account for the jobs' wall time (start-up included)
     assert sum(s["wall_s"] for s in stages.values()) == pytest.approx(total["wall_s"], rel=0.02)
     assert 0.0 <= field["f1_default"]["f1"] <= 1.0
+    # the catalogue pipeline: the default method's jobs plus the figures and the comparison
+    whole = field["catalogue"]["total"]
+    assert whole["wall_s"] == pytest.approx(sum(field["jobs"][j]["wall_s"] for j in field["jobs"]))
+    assert whole["wall_s"] > total["wall_s"]
+    assert field["catalogue"]["stages"]["plots"]["wall_s"] > 0
+    assert field["default"]["stages"]["plots"]["wall_s"] == 0
+    run = tmp_path / "work" / "runs" / "scaling_4000"
+    assert {p.name for p in (run / "plots").iterdir()} == {
+        "overview.png", "methods.png", "silhouette.png", "training.png"}
+    assert not (run / "thesis").exists()
+    table = (run / "comparison.tsv").read_text().splitlines()
+    assert table[0].startswith("method\t") and any(r.startswith("default\t") for r in table)
     cat = report["catalogue"]
     assert cat["n_regions_all"] == 3
     assert cat["n_regions"] > 0 and cat["total_rows"] >= cat["n_regions"] * 40_000
     assert set(cat["rows_by_region"]) <= {"Melotte_25", "Blanco_1", "Alessi_20"}
     # one field size: no exponent, hence no projection, but the keys are there
-    assert report["fits"]["default_wall"] is None
+    assert report["fits"]["default_wall"] is None and report["fits"]["catalogue_wall"] is None
     assert report["projection"] == {}
     md = out_md.read_text()
     assert "| pipeline | rows |" in md and "Machine:" in md

@@ -14,14 +14,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import astropy.units as u
 import numpy as np
 import pandas as pd
-from astropy.table import Table
 
 from ocdec.errors import OcdecError
+
+if TYPE_CHECKING:  # astropy is imported where a file carries units: a second of start-up
+    import astropy.units as u
+    from astropy.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +47,35 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 #: Columns kept beside the canonical ones when present (simulated fields carry the truth).
 EXTRA_COLUMNS: tuple[str, ...] = ("true_member",)
 
-_MAS_YR = u.mas / u.yr
-CANONICAL_UNITS: dict[str, u.UnitBase | None] = {
+#: Canonical units by column (astropy unit strings; :data:`CANONICAL_UNITS` as astropy units).
+CANONICAL_UNIT_NAMES: dict[str, str | None] = {
     "source_id": None,
-    "ra": u.deg,
-    "dec": u.deg,
-    "parallax": u.mas,
-    "parallax_error": u.mas,
-    "pmra": _MAS_YR,
-    "pmra_error": _MAS_YR,
-    "pmdec": _MAS_YR,
-    "pmdec_error": _MAS_YR,
-    "phot_g_mean_mag": u.mag,
-    "phot_bp_mean_mag": u.mag,
-    "phot_rp_mean_mag": u.mag,
-    "bp_rp": u.mag,
+    "ra": "deg",
+    "dec": "deg",
+    "parallax": "mas",
+    "parallax_error": "mas",
+    "pmra": "mas / yr",
+    "pmra_error": "mas / yr",
+    "pmdec": "mas / yr",
+    "pmdec_error": "mas / yr",
+    "phot_g_mean_mag": "mag",
+    "phot_bp_mean_mag": "mag",
+    "phot_rp_mean_mag": "mag",
+    "bp_rp": "mag",
     "ruwe": None,
 }
+
+
+def __getattr__(name: str) -> Any:
+    # CANONICAL_UNITS is built on first use so that reading Parquet or CSV needs no astropy.
+    if name == "CANONICAL_UNITS":
+        import astropy.units as u
+
+        units = {k: None if v is None else u.Unit(v) for k, v in CANONICAL_UNIT_NAMES.items()}
+        globals()["CANONICAL_UNITS"] = units
+        return units
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Accepted names for each canonical column, in order of preference (matched ignoring case).
 #: Archive gaia_source names first, then VizieR I/355 (DR3) and I/345 (DR2) labels. RA_ICRS and
@@ -150,6 +164,11 @@ def _read_raw(path: Path, fmt: str) -> pd.DataFrame | Table:
         if fmt == "csv":
             # pandas is much faster than astropy on the 250,000-row exports and reads .gz itself.
             return pd.read_csv(path, comment="#", low_memory=False)
+        if fmt == "parquet" and not _astropy_parquet(path):
+            # no astropy units in the file: pandas reads it faster and without astropy's import
+            return pd.read_parquet(path)
+        from astropy.table import Table
+
         astropy_format = {"fits": "fits", "votable": "votable", "ecsv": "ascii.ecsv",
                           "parquet": "parquet"}[fmt]
         return Table.read(path, format=astropy_format)
@@ -160,6 +179,14 @@ def _read_raw(path: Path, fmt: str) -> pd.DataFrame | Table:
     except Exception as err:  # readers raise many types; the user needs one line, not a trace
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise OcdecError(f"{path}: cannot read as {fmt}: {first}") from err
+
+
+def _astropy_parquet(path: Path) -> bool:
+    """Whether a Parquet file was written by astropy (its metadata may carry column units)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    return b"table_meta_yaml" in metadata
 
 
 def find_column(names: list[str], canonical: str) -> str | None:
@@ -265,9 +292,13 @@ def _float_values(data: pd.DataFrame | Table, name: str, origin: str) -> np.ndar
 
 def _values(data: pd.DataFrame | Table, name: str, canonical: str, origin: str) -> np.ndarray:
     values = _float_values(data, name, origin)
-    target = CANONICAL_UNITS[canonical]
     unit = None if isinstance(data, pd.DataFrame) else data[name].unit
-    if unit is None or target is None or unit == u.dimensionless_unscaled:
+    if unit is None or CANONICAL_UNIT_NAMES[canonical] is None:
+        return values
+    import astropy.units as u
+
+    target = u.Unit(CANONICAL_UNIT_NAMES[canonical])
+    if unit == u.dimensionless_unscaled:
         return values
     if target == u.mag:
         # Magnitudes carry no scale to convert; spellings vary (mag, mag(AB), "Vega mag").
@@ -287,6 +318,8 @@ def _values(data: pd.DataFrame | Table, name: str, canonical: str, origin: str) 
 
 def _salvage_unit(text: str, name: str, origin: str) -> u.UnitBase:
     """Parse unit spellings astropy's readers leave unrecognised: 'mas/yr' quoted, Angle[deg]."""
+    import astropy.units as u
+
     inner = re.search(r"\[([^\]]+)\]", text)
     candidate = (inner.group(1) if inner else text).strip().strip("'\"")
     for fmt in (None, "cds", "vounit"):

@@ -3,9 +3,12 @@ colour-magnitude diagram, sky positions; one row per method), the K-Means silhou
 DEC training curves, and catalogue-wide offsets from the references.
 
 Figures are built on :class:`matplotlib.figure.Figure` (no pyplot state, no GUI backend) with one
-style (:data:`STYLE`) and constrained layout, and saved atomically (PNG for the report, PDF on
-request). Large fields stay fast: field stars are subsampled for display with a fixed seed
-(members are always all drawn) and the field scatter is rasterized in vector formats.
+style (:data:`STYLE`), and saved atomically (PNG for the report, PDF on request). The per-region
+figures, drawn for every region of a catalogue, use fixed margins in inches (:func:`fixed_grid`)
+rather than constrained layout, which measures every tick label in an extra draw and was most of
+their cost; log axes get plain-text tick labels (no mathtext). Large fields stay fast: field stars
+are subsampled for display with a fixed seed (members are always all drawn) and the field scatter
+is rasterized in vector formats. The catalogue-wide figures, drawn once, keep constrained layout.
 """
 
 from __future__ import annotations
@@ -76,6 +79,10 @@ LABEL_G = r"$G$ (mag)"
 LABEL_BPRP = r"$G_{BP}-G_{RP}$ (mag)"
 LABEL_RA = r"$\alpha$ (deg)"
 LABEL_DEC = r"$\delta$ (deg)"
+# A fixed title height: matplotlib otherwise measures every tick label to keep titles clear of
+# top-side ticks (these axes have none), a third of a figure's drawing time.
+TITLE_Y = 1.0
+ROW_HEIGHT = 3.7  # inches per method's row in the methods figure
 REGION_PLOTS = ("overview", "methods", "silhouette", "training")
 CATALOGUE_PLOTS = ("offsets", "recovered")
 
@@ -261,6 +268,64 @@ def _reference_label(reference: Mapping[str, Any] | None) -> str:
     return f"reference ({reference.get('source', '')})" if reference else "reference"
 
 
+def fixed_grid(
+    fig: Figure,
+    nrows: int,
+    ncols: int,
+    *,
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+    wgap: float = 0.0,
+    hgap: float = 0.0,
+    width_ratios: Sequence[float] | None = None,
+) -> Any:
+    """A GridSpec with margins and gaps given in inches (fixed layout: no layout engine pass at
+    draw time). ``top``/``bottom`` are distances from the figure's top and bottom edges."""
+    width, height = fig.get_size_inches()
+    axes_w = max(width - left - right - (ncols - 1) * wgap, 0.1) / ncols
+    axes_h = max(height - top - bottom - (nrows - 1) * hgap, 0.1) / nrows
+    return fig.add_gridspec(
+        nrows,
+        ncols,
+        left=left / width,
+        right=1.0 - right / width,
+        top=1.0 - top / height,
+        bottom=bottom / height,
+        wspace=wgap / axes_w,
+        hspace=hgap / axes_h,
+        width_ratios=width_ratios,
+    )
+
+
+def plain_log_ticks(ax: Any, axis: str = "y") -> None:
+    """Plain-text tick labels on a log axis ("0.001", "2e-6"), both major and the labelled minor
+    ticks: the default scientific labels are mathtext, whose layout is most of a small figure's
+    drawing time."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(_PlainLogFormatter())
+    target.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+
+
+class _PlainLogFormatter(mpl.ticker.LogFormatter):
+    """LogFormatter's choice of which ticks to label, written by :func:`plain_number`."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return plain_number(x)
+
+
+def plain_number(x: float) -> str:
+    """Up to 4 significant digits, positional between 0.001 and 100000 ("0.01725", "10000"),
+    else short scientific ("2e-6")."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    if 1e-3 <= abs(x) < 1e5:
+        return np.format_float_positional(x, precision=4, fractional=False, trim="-")
+    mantissa, exponent = f"{x:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
 def _note(ax: Any, text: str) -> None:
     ax.text(
         0.5,
@@ -406,6 +471,9 @@ def panel_parallax(
         )
     ax.set_xlim(lo, hi)
     ax.set_yscale("log")
+    plain_log_ticks(ax)
+    # minor ticks at 2 and 5 only: the counts span decades, and each tick is an artist to draw
+    ax.yaxis.set_minor_locator(mpl.ticker.LogLocator(subs=(2.0, 5.0)))
     ax.set_xlabel(LABEL_PLX)
     ax.set_ylabel("stars per bin")
 
@@ -526,15 +594,29 @@ def methods_figure(
     window = display_window(selections, reference)
     n = len(selections)
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(15.0, 3.7 * n + 0.6), layout="constrained")
-        rows = fig.subfigures(n, 1, squeeze=False)[:, 0]
+        fig = Figure(figsize=(15.0, ROW_HEIGHT * n + 0.6))
+        height = fig.get_figheight()
         shown_cache: dict[int, np.ndarray] = {}
-        for r, (sub, sel) in enumerate(zip(rows, selections, strict=True)):
+        for r, sel in enumerate(selections):
             key = id(sel.stars)
             if key not in shown_cache:
                 shown_cache[key] = display_subsample(len(sel.stars), max_field, seed)
             shown = shown_cache[key]
-            axes = sub.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1.15, 1, 1]})
+            # each method's row: a band of ROW_HEIGHT inches under the figure title (0.35 in);
+            # its header and the panel titles above the axes, tick labels and axis labels below
+            band_top = 0.35 + ROW_HEIGHT * r
+            grid = fixed_grid(
+                fig,
+                1,
+                4,
+                left=0.8,
+                right=0.2,
+                top=band_top + (0.6 if n > 1 else 0.35),
+                bottom=height - band_top - ROW_HEIGHT + 0.6,
+                wgap=0.95,
+                width_ratios=[1, 1.15, 1, 1],
+            )
+            axes = [fig.add_subplot(grid[0, c]) for c in range(4)]
             panel_pm(axes[0], sel, window, reference, shown)
             panel_parallax(axes[1], sel, window, reference)
             panel_cmd(axes[2], sel, shown)
@@ -545,13 +627,26 @@ def methods_figure(
             if sel.note:
                 head += f" ({sel.note})"
             if n > 1:
-                sub.suptitle(head, x=0.01, ha="left", fontweight="bold")
+                fig.text(
+                    0.01,
+                    1.0 - (band_top + 0.05) / height,
+                    head,
+                    ha="left",
+                    va="top",
+                    fontsize=mpl.rcParams["figure.titlesize"] - 1,
+                    fontweight="bold",
+                    gid=f"{sel.label}:header",
+                )
             if r == 0:
                 for ax, p in zip(axes, PANELS, strict=True):
-                    ax.set_title(PANEL_TITLES[p])
+                    ax.set_title(PANEL_TITLES[p], y=TITLE_Y)
                 handles = _legend_proxies(selections, reference, region)
                 fig.legend(
-                    handles=handles, loc="outside lower center", ncols=len(handles), frameon=False
+                    handles=handles,
+                    loc="lower center",
+                    bbox_to_anchor=(0.5, 0.0),
+                    ncols=len(handles),
+                    frameon=False,
                 )
         shown_total = max(len(v) for v in shown_cache.values())
         total = max(len(s.stars) for s in selections)
@@ -560,7 +655,11 @@ def methods_figure(
             if shown_total < total
             else ""
         )
-        fig.suptitle(title or f"{_region_title(region)}: members by method{sub_note}")
+        fig.suptitle(
+            title or f"{_region_title(region)}: members by method{sub_note}",
+            y=1.0 - 0.08 / height,
+            va="top",
+        )
     return fig
 
 
@@ -631,8 +730,8 @@ def silhouette_figure(
 ) -> Figure:
     """Silhouette score against k for the K-Means sweep, the chosen k marked."""
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(6.0, 4.0), layout="constrained")
-        ax = fig.add_subplot()
+        fig = Figure(figsize=(6.0, 4.0))
+        ax = fig.add_subplot(fixed_grid(fig, 1, 1, left=0.8, right=0.2, top=0.45, bottom=0.6)[0])
         if silhouette is None or len(silhouette) == 0:
             _note(ax, "no K-Means sweep (thesis mode not run)")
         else:
@@ -670,8 +769,11 @@ def training_figure(
     with mpl.rc_context(STYLE):
         if not items:
             return message_figure(title or "DEC training", "no DEC training history")
-        fig = Figure(figsize=(14.0, 3.5 * len(items) + 0.5), layout="constrained")
-        axes = fig.subplots(len(items), 3, squeeze=False)
+        fig = Figure(figsize=(14.0, 3.5 * len(items) + 0.5))
+        grid = fixed_grid(
+            fig, len(items), 3, left=0.9, right=0.2, top=0.7, bottom=0.6, wgap=1.15, hgap=1.0
+        )
+        axes = grid.subplots(squeeze=False)
         for r, (label, h) in enumerate(items):
             seeds = sorted(pd.unique(h["seed"]))
             colours = {s: GROUP_COLORS[i % len(GROUP_COLORS)] for i, s in enumerate(seeds)}
@@ -697,13 +799,14 @@ def training_figure(
                 )
             ):
                 ax = axes[r, c]
-                ax.set_title(f"{label}: {name}")
+                ax.set_title(f"{label}: {name}", y=TITLE_Y)
                 ax.set_xlabel("epoch")
                 ax.set_ylabel(ylabel)
                 if ax.lines and all(
                     np.nanmin(line.get_ydata()) > 0 for line in ax.lines if len(line.get_ydata())
                 ):
                     ax.set_yscale("log")
+                    plain_log_ticks(ax)
                 if not ax.lines or not any(len(line.get_xdata()) for line in ax.lines):
                     _note(ax, f"no {name} epochs recorded")
             if tol is not None and tol > 0:
@@ -711,7 +814,7 @@ def training_figure(
                     tol, color=REFERENCE_COLOR, ls="--", lw=1, label=f"tol = {tol:g}"
                 )
             axes[r, 2].legend(loc="best", ncols=2 if len(seeds) > 3 else 1)
-        fig.suptitle(title or "DEC training curves")
+        fig.suptitle(title or "DEC training curves", y=1.0 - 0.08 / fig.get_figheight(), va="top")
     return fig
 
 
@@ -734,8 +837,8 @@ def find_axes(fig: Figure, gid: str) -> Any:
 def message_figure(title: str, message: str) -> Figure:
     """A figure that says why there is nothing to show (a skipped or failed region)."""
     with mpl.rc_context(STYLE):
-        fig = Figure(figsize=(8.0, 3.0), layout="constrained")
-        ax = fig.add_subplot()
+        fig = Figure(figsize=(8.0, 3.0))
+        ax = fig.add_subplot(fixed_grid(fig, 1, 1, left=0.2, right=0.2, top=0.2, bottom=0.2)[0])
         ax.set_axis_off()
         ax.text(
             0.5,
