@@ -1118,13 +1118,18 @@ def report_main(argv: Sequence[str]) -> int:
         loads = [rep["machine"] for rep in reports]
         base["machine"]["loadavg_start"] = loads[0]["loadavg_start"]
         base["machine"]["loadavg_end"] = loads[-1]["loadavg_end"]
-    print(render(base, markdown=False))
+    return emit(base, args)
+
+
+def emit(report: dict[str, Any], args: argparse.Namespace) -> int:
+    """Print the report and write it as JSON and markdown where asked (atomically)."""
+    print(render(report, markdown=False))
     from ocdec.io import write_text
 
     if args.json:
-        write_text(args.json, json.dumps(base, indent=2, default=_plain) + "\n")
+        write_text(args.json, json.dumps(report, indent=2, default=_plain) + "\n")
     if args.markdown:
-        write_text(args.markdown, render(base, markdown=True))
+        write_text(args.markdown, render(report, markdown=True))
     return 0
 
 
@@ -1153,14 +1158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "goals_stated": {"catalogue_s": GOAL_CATALOGUE_S, "stars_per_s": GOAL_STARS_PER_S,
                                "region_s": GOAL_REGION_S, "region_rss_mb": GOAL_REGION_RSS_MB},
               "thesis": THESIS_FIGURES}
-    print(render(report, markdown=False))
-    from ocdec.io import write_text
-
-    if args.json:
-        write_text(args.json, json.dumps(report, indent=2, default=_plain) + "\n")
-    if args.markdown:
-        write_text(args.markdown, render(report, markdown=True))
-    return 0
+    return emit(report, args)
 
 
 if __name__ == "__main__":

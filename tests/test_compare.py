@@ -11,17 +11,9 @@ import pytest
 
 from ocdec import compare
 from ocdec.parameters import cluster_parameters
+from reference_values import M67_SIMBAD
 
-REF = {
-    "source": "SIMBAD",
-    "pmra": -10.9737,
-    "pmra_error": 0.0064,
-    "pmdec": -2.9396,
-    "pmdec_error": 0.0063,
-    "parallax": 1.1325,
-    "parallax_error": 0.0011,
-    "n_stars": math.nan,
-}
+REF = M67_SIMBAD
 CG18 = {
     "source": "CG2018",
     "pmra": -10.986,

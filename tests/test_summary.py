@@ -10,18 +10,10 @@ import pytest
 
 from ocdec import summary
 from ocdec.io import write_json
+from reference_values import M67_SIMBAD
 
 REGION = {"id": "NGC_2682", "name": "NGC 2682"}
-REF = {
-    "source": "SIMBAD",
-    "pmra": -10.9737,
-    "pmra_error": 0.0064,
-    "pmdec": -2.9396,
-    "pmdec_error": 0.0063,
-    "parallax": 1.1325,
-    "parallax_error": 0.0011,
-    "n_stars": math.nan,
-}
+REF = M67_SIMBAD
 DEFAULT = {
     "n_stars": 50000,
     "n_members": 700,

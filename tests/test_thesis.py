@@ -11,7 +11,6 @@ from ocdec.errors import OcdecError
 from ocdec.thesis import (
     MEMBER_COLUMNS,
     ThesisSettings,
-    assign_all,
     dec_training_sample,
     pick_cluster_group,
     quantile_filter,
@@ -138,12 +137,12 @@ def test_thesis_with_dec_trained_on_a_sample_labels_every_star(caplog):
     assert "trained on a sample of 1500 of 4400 stars" in caplog.text
 
 
-def test_assign_all_reproduces_dec_q_on_its_training_rows():
-    from ocdec.dec import fit_dec
+def test_dec_predict_reproduces_dec_q_on_its_training_rows():
+    from ocdec.dec import fit_dec, predict
 
     x = np.random.default_rng(0).uniform(size=(700, 4)).astype(np.float32)
     res = fit_dec(x, 3, FAST.dec, seed=1)
-    latent, q = assign_all(res.model, x, FAST.dec.alpha, chunk=256)
+    latent, q = predict(res.model, x, FAST.dec.alpha, chunk=256)
     np.testing.assert_allclose(q, res.q, atol=1e-5)
     np.testing.assert_allclose(latent, res.latent, atol=1e-4)
 

@@ -438,6 +438,17 @@ def _padded(x: np.ndarray, chunk: int) -> tuple[jax.Array, int]:
     return jnp.asarray(np.pad(x, ((0, pad), (0, 0)))), chunk
 
 
+def predict(model: DecModel, x: np.ndarray, alpha: float, chunk: int = 32_768
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Latent z and soft assignment q of every row of ``x`` under a trained model (for example
+    ``DecResult.model`` on stars it was not trained on), with fit_dec's own chunked program."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    xp, chunk = _padded(x, chunk)
+    graphdef, state = nnx.split(model)
+    z, q = _predict(state, xp, graphdef=graphdef, chunk=chunk, alpha=float(alpha))
+    return np.asarray(z)[: len(x)], np.asarray(q)[: len(x)]
+
+
 def kmeans_centroids(latent: np.ndarray, n_clusters: int, seed: int, *, n_init: int = 4,
                      sample: int = 20_000) -> np.ndarray:
     """Default initialisation: scikit-learn K-Means on a seeded sample of at most ``sample``."""

@@ -437,25 +437,11 @@ def panel_parallax(
     lo, hi = window.plx_range
     bins = np.linspace(lo, hi, 61)
     ok = np.isfinite(plx)
-    ax.hist(
-        plx[ok & ~sel.member],
-        bins=bins,
-        color=FIELD_COLOR,
-        alpha=0.55,
-        label="field",
-        histtype="stepfilled",
-        gid="field",
-    )
-    if np.any(ok & sel.member):
-        ax.hist(
-            plx[ok & sel.member],
-            bins=bins,
-            color=MEMBER_COLOR,
-            alpha=0.75,
-            label="members",
-            histtype="stepfilled",
-            gid="members",
-        )
+    for rows, color, alpha, name in ((ok & ~sel.member, FIELD_COLOR, 0.55, "field"),
+                                     (ok & sel.member, MEMBER_COLOR, 0.75, "members")):
+        if name == "field" or np.any(rows):
+            ax.hist(plx[rows], bins=bins, color=color, alpha=alpha, label=name,
+                    histtype="stepfilled", gid=name)
     if reference and math.isfinite(float(reference.get("parallax", math.nan))):
         r = float(reference["parallax"])
         e = float(reference.get("parallax_error", math.nan))

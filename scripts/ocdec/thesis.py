@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ocdec.dec import DecModel, DecResult, DecSettings, fit_dec
+from ocdec.dec import DecResult, DecSettings, fit_dec, predict
 from ocdec.errors import OcdecError
 from ocdec.features import THESIS_FEATURES, build_features, feature_values
 from ocdec.kmeans import K_VALUES, KMeansSweep, kmeans_sweep
@@ -195,21 +195,6 @@ def dec_training_sample(n: int, max_stars: int | None, seed: int) -> np.ndarray 
     return np.sort(np.random.default_rng(seed).choice(n, size=max_stars, replace=False))
 
 
-def assign_all(model: DecModel, x: np.ndarray, alpha: float, chunk: int = 65_536
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Latent z and soft assignment q of every row of ``x`` under a trained DEC model, in chunks
-    (bounded memory at any n)."""
-    import jax.numpy as jnp
-
-    zs, qs = [], []
-    for start in range(0, len(x), chunk):
-        xc = jnp.asarray(np.ascontiguousarray(x[start:start + chunk], dtype=np.float32))
-        z = model.embed(xc)
-        zs.append(np.asarray(z))
-        qs.append(np.asarray(model.assign(z, alpha)))
-    return np.concatenate(zs), np.concatenate(qs).astype(np.float32)
-
-
 def _fit_dec_sampled(x: np.ndarray, k: int, settings: ThesisSettings, seed: int) -> DecResult:
     """DEC trained on at most ``settings.dec_max_stars`` stars (a seeded sample), q and labels of
     every star from the trained model; on the whole input when it is small enough."""
@@ -219,7 +204,7 @@ def _fit_dec_sampled(x: np.ndarray, k: int, settings: ThesisSettings, seed: int)
     dec = fit_dec(x[sample], k, settings.dec, seed)
     if dec.model is None:
         raise OcdecError("DEC returned no trained model to assign the stars outside its sample")
-    latent, q = assign_all(dec.model, x, float(settings.dec.alpha))
+    latent, q = predict(dec.model, x, float(settings.dec.alpha), settings.dec.predict_chunk)
     log.info("thesis: DEC trained on a sample of %d of %d stars, then assigned all", len(sample),
              len(x))
     # initial_labels keep the training sample's rows (they describe the training run).
