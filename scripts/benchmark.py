@@ -211,11 +211,11 @@ def _settings(spec: dict[str, Any], method: str) -> Any:
                        min_cluster_epochs=min(base.min_cluster_epochs, clu))
 
     if method == "default":
-        from ocdec.members import MemberSettings, default_dec_settings
+        from ocdec.methods.default.method import MemberSettings, default_dec_settings
 
         return MemberSettings(dec=dec(default_dec_settings()))
-    from ocdec.dec import DecSettings
-    from ocdec.thesis import ThesisSettings
+    from ocdec.methods.dec import DecSettings
+    from ocdec.methods.thesis import ThesisSettings
 
     k_values = tuple(spec.get("k_values") or ThesisSettings().k_values)
     return ThesisSettings(dec=dec(DecSettings()), k_values=k_values,
@@ -224,7 +224,7 @@ def _settings(spec: dict[str, Any], method: str) -> Any:
 
 def region_priors(region: dict[str, Any]) -> Any:
     """The catalogue priors the workflow hands the default method (as scripts/characterize.py)."""
-    from ocdec.members import ClusterPriors
+    from ocdec.methods.default.method import ClusterPriors
 
     def num(key: str) -> float | None:
         value = region.get(key)
@@ -244,9 +244,9 @@ def region_priors(region: dict[str, Any]) -> Any:
 
 def job_quality(spec: dict[str, Any], clock: StageClock) -> dict[str, Any]:
     with clock.stage("import"):
-        from ocdec.columns import read_stars
+        from ocdec.data.columns import read_stars
+        from ocdec.data.quality import QualitySettings, apply_quality
         from ocdec.io import write_json, write_parquet
-        from ocdec.quality import QualitySettings, apply_quality
     with clock.stage("read"):
         frame = read_stars(spec["field"])
     with clock.stage("quality"):
@@ -263,7 +263,7 @@ def job_characterize(spec: dict[str, Any], clock: StageClock, method: str) -> di
 
         from ocdec.characterize import characterize
         from ocdec.compilation_cache import enable_compilation_cache
-        from ocdec.dec import fit_dec  # noqa: F401 (JAX's import belongs to start-up)
+        from ocdec.methods.dec import fit_dec  # noqa: F401 (JAX's import belongs to start-up)
 
         enable_compilation_cache(spec.get("jax_cache"))
     with clock.stage("read"):
@@ -303,8 +303,8 @@ def job_plots(spec: dict[str, Any], clock: StageClock) -> dict[str, Any]:
     """The plots rule (scripts/plots.py): status, references and the methods' outputs in, the
     four region figures out."""
     with clock.stage("import"):
-        from ocdec.plots import region_plots
-        from ocdec.reference import read_references
+        from ocdec.results.figures import region_plots
+        from ocdec.results.reference import read_references
     out = Path(spec["out"])
     dirs = _method_dirs(spec)
     with clock.stage("read"):
@@ -319,8 +319,8 @@ def job_plots(spec: dict[str, Any], clock: StageClock) -> dict[str, Any]:
 def job_compare(spec: dict[str, Any], clock: StageClock) -> dict[str, Any]:
     """The compare rule (scripts/compare.py): references against each method's summary."""
     with clock.stage("import"):
-        from ocdec.compare import comparison_table, read_summary, write_comparison
-        from ocdec.reference import read_references
+        from ocdec.results.comparison import comparison_table, read_summary, write_comparison
+        from ocdec.results.reference import read_references
     out = Path(spec["out"])
     dirs = _method_dirs(spec)
     with clock.stage("read"):
@@ -424,7 +424,7 @@ def run_job(job: str, spec: dict[str, Any], timeout: float | None) -> dict[str, 
 
 
 def load_region(regions_path: Path, region_id: str) -> dict[str, Any]:
-    from ocdec.catalogue import read_regions
+    from ocdec.data.catalogue import read_regions
 
     regions = read_regions(regions_path)
     match = regions[regions["id"] == region_id]
@@ -438,7 +438,7 @@ def load_region(regions_path: Path, region_id: str) -> dict[str, Any]:
 def simulated_field(workdir: Path, region: dict[str, Any], n_rows: int, n_members: int,
                     seed: int, release: str) -> Path:
     """A cached simulated field of exactly ``n_rows`` rows (``n_members`` of them members)."""
-    from ocdec.simulate import SimulateSettings, simulate_to_parquet
+    from ocdec.data.simulate import SimulateSettings, simulate_to_parquet
 
     path = workdir / "fields" / f"{region['id']}_{release}_{n_rows}_{n_members}_{seed}.parquet"
     if not path.exists():
@@ -558,8 +558,9 @@ def expected_rows(region: dict[str, Any], release: str = "dr2", g_limit: float =
     import astropy.units as u
     from astropy.coordinates import SkyCoord
 
-    from ocdec import gaia_errors, galaxy
-    from ocdec import simulate as sim
+    from ocdec.data import galactic_model as galaxy
+    from ocdec.data import simulate as sim
+    from ocdec.data import simulated_errors as gaia_errors
 
     radius = float(region["radius_deg"])
     centre = SkyCoord(ra=float(region["ra"]) * u.deg, dec=float(region["dec"]) * u.deg)
@@ -575,7 +576,7 @@ def expected_rows(region: dict[str, Any], release: str = "dr2", g_limit: float =
 
 
 def catalogue_counts(regions_path: Path, release: str, min_rows: int) -> dict[str, Any]:
-    from ocdec.catalogue import read_regions
+    from ocdec.data.catalogue import read_regions
 
     regions = read_regions(regions_path)
     counts = {str(r["id"]): expected_rows(r, release) for r in regions.to_dict("records")}
@@ -663,7 +664,7 @@ def _spec(args: argparse.Namespace, region: dict[str, Any], stars: Path, out: Pa
 def write_reference(path: Path, region: dict[str, Any]) -> Path:
     """The region's reference values for the plots and compare jobs (the workflow's
     resources/reference/{region}.json): the catalogue priors of config/regions.tsv."""
-    from ocdec.reference import write_references
+    from ocdec.results.reference import write_references
 
     row = {"source": "catalogue", "pmra": region.get("pmra_prior"),
            "pmdec": region.get("pmdec_prior"), "parallax": region.get("parallax_prior")}

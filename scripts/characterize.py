@@ -18,7 +18,7 @@ from ocdec.characterize import characterize, write_skipped  # noqa: E402
 from ocdec.compilation_cache import DEFAULT_DIR, enable_compilation_cache  # noqa: E402
 from ocdec.io import read_provenance  # noqa: E402
 from ocdec.logs import configure_logging  # noqa: E402
-from ocdec.members import ClusterPriors, MemberSettings, default_dec_settings  # noqa: E402
+from ocdec.methods.default.method import ClusterPriors, MemberSettings, default_dec_settings  # noqa: E402
 
 
 def dec_settings(base: Any, overrides: dict[str, Any]) -> Any:
@@ -33,8 +33,8 @@ def method_settings(method: str, config: dict[str, Any]) -> Any:
     if method == "default":
         dec = dec_settings(default_dec_settings(), dec_overrides)
         return MemberSettings(threshold=float(config.get("threshold", 0.5)), dec=dec, **section)
-    from ocdec.dec import DecSettings
-    from ocdec.thesis import ThesisSettings
+    from ocdec.methods.dec import DecSettings
+    from ocdec.methods.thesis import ThesisSettings
 
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
     return ThesisSettings(dec=dec_settings(DecSettings(), dec_overrides), **values)

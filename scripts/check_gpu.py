@@ -4,7 +4,7 @@
 For whoever has a GPU:  pip install -e '.[cuda]'  (CUDA 12 wheels, NVIDIA driver >= 525; or
 '.[cuda13]', driver >= 580)  then  python scripts/check_gpu.py
 
-Trains ``ocdec.dec.fit_dec`` on one simulated field (an open cluster inside a broad field
+Trains ``ocdec.methods.dec.fit_dec`` on one simulated field (an open cluster inside a broad field
 population, in the thesis's feature space) with the same seed twice, once placed on the CPU and once
 on the GPU, and compares the two clusterings: adjusted Rand index of all labels, and the Jaccard
 index of the member sets (the DEC group that holds most true members). Timings include JAX's
@@ -25,7 +25,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
-from ocdec.dec import DecResult, DecSettings, fit_dec  # noqa: E402
+from ocdec.methods.dec import DecResult, DecSettings, fit_dec  # noqa: E402
 
 NO_GPU_EXIT = 3
 

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from ocdec.compare import comparison_table, read_summary, write_comparison
 from ocdec.logs import configure_logging
-from ocdec.reference import read_references
+from ocdec.results.comparison import comparison_table, read_summary, write_comparison
+from ocdec.results.reference import read_references
 
 
 def main(smk: Any) -> None:

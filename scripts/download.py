@@ -3,7 +3,7 @@ resumable: chunks finished by an interrupted run are kept and reused)."""
 
 from typing import Any
 
-from ocdec.gaia import GaiaSettings, download_cone
+from ocdec.data.gaia import GaiaSettings, download_cone
 from ocdec.logs import configure_logging
 
 

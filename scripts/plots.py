@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Any
 
 from ocdec.logs import configure_logging
-from ocdec.plots import region_plots
-from ocdec.reference import read_references
+from ocdec.results.figures import region_plots
+from ocdec.results.reference import read_references
 
 
 def method_dir(smk: Any, method: str) -> Path | None:

@@ -6,10 +6,10 @@ an error, and both files are still written.
 
 from typing import Any
 
-from ocdec.columns import read_stars
+from ocdec.data.columns import read_stars
+from ocdec.data.quality import QualitySettings, apply_quality
 from ocdec.io import read_provenance, write_json, write_parquet
 from ocdec.logs import configure_logging
-from ocdec.quality import QualitySettings, apply_quality
 
 
 def main(smk: Any) -> None:

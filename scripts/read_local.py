@@ -4,7 +4,7 @@ columns and units, and keep it as Parquet with provenance."""
 from pathlib import Path
 from typing import Any
 
-from ocdec.columns import read_stars
+from ocdec.data.columns import read_stars
 from ocdec.io import write_parquet
 from ocdec.logs import configure_logging
 

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ocdec.logs import configure_logging
-from ocdec.reference import (
+from ocdec.results.reference import (
     load_reference_table,
     read_cluster_table,
     reference_table_from_mapping,

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ocdec.data.simulate import provenance, settings_from_mapping, simulate_field
 from ocdec.io import write_parquet
 from ocdec.logs import configure_logging
-from ocdec.simulate import provenance, settings_from_mapping, simulate_field
 
 log = logging.getLogger("ocdec.rules.simulate")
 

@@ -4,7 +4,7 @@ and why) and the catalogue figures."""
 from typing import Any
 
 from ocdec.logs import configure_logging
-from ocdec.summary import catalogue_summary
+from ocdec.results.summary import catalogue_summary
 
 
 def main(smk: Any) -> None:

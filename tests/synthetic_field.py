@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ocdec.columns import CANONICAL_COLUMNS
+from ocdec.data.columns import CANONICAL_COLUMNS
 
 
 def synthetic_field(n_field: int = 6000, n_cluster: int = 300, seed: int = 7,

@@ -5,7 +5,8 @@ Gaia client uses: ``POST /tap-server/tap/async`` creates a job and answers 303 w
 ``GET .../async/{id}/phase`` reports the phase (EXECUTING for the first polls, then COMPLETED or
 ERROR), ``GET .../results/result`` redirects (303) to the VOTable, ``GET .../error`` gives the error
 text, ``POST /tap-server/login`` sets a session cookie. Queries are understood with regular
-expressions, enough for the cone queries of :mod:`ocdec.gaia`: a select list or ``COUNT(*)``, one
+expressions, enough for the cone queries of :mod:`ocdec.data.gaia`: a select list or ``COUNT(*)``,
+one
 ``CONTAINS(POINT(...), CIRCLE(...)) = 1`` and an optional ``MOD(random_index, n) = i``.
 
 The rows served come from a real Gaia field (the caller passes an astropy Table); every request is

@@ -68,7 +68,7 @@ def test_projection_sums_fitted_region_times(bench):
 def test_expected_rows_matches_the_simulator(bench):
     """The catalogue projection's star counts are the simulator's own: a cone simulated with the
     model's count (n_field=None) holds that many field stars, to Poisson and pilot noise."""
-    from ocdec.simulate import SimulateSettings, simulate_field
+    from ocdec.data.simulate import SimulateSettings, simulate_field
 
     region = {"id": "test", "ra": 120.0, "dec": -30.0, "radius_deg": 0.2}
     expected = bench.expected_rows(region, release="dr3")
@@ -83,7 +83,7 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     seed and one DEC epoch each, figures, comparison), each in its own process: the JSON and
     markdown come out with positive stage times, for the default method alone and the whole
     pipeline, and the jobs write what the workflow's rules write."""
-    from ocdec.catalogue import read_regions
+    from ocdec.data.catalogue import read_regions
 
     # three regions keep the catalogue projection's star counts cheap
     regions = read_regions(REPO / "config" / "regions.tsv")

@@ -11,7 +11,7 @@ import pytest
 from astropy.table import Table
 
 from ocdec import cli
-from ocdec.catalogue import (
+from ocdec.data.catalogue import (
     FETCHED_NAME,
     REGION_COLUMNS,
     fetch_dias_catalogue,

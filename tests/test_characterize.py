@@ -11,9 +11,9 @@ import pytest
 
 from ocdec.characterize import characterize, write_skipped
 from ocdec.cli import main
-from ocdec.columns import CANONICAL_COLUMNS
+from ocdec.data.columns import CANONICAL_COLUMNS
 from ocdec.io import read_provenance
-from ocdec.members import ClusterPriors, MemberSettings
+from ocdec.methods.default.method import ClusterPriors, MemberSettings
 from synthetic_field import synthetic_field
 
 SUMMARY_KEYS = {"n_stars", "n_members", "pmra", "pmra_error", "pmdec", "pmdec_error", "parallax",
@@ -67,8 +67,8 @@ def test_rows_without_ids_use_row_numbers(field, tmp_path) -> None:
 
 @pytest.mark.slow  # thesis mode trains DEC on the whole field (JAX compilation)
 def test_thesis_products(field, tmp_path) -> None:
-    from ocdec.dec import DecSettings
-    from ocdec.thesis import ThesisSettings
+    from ocdec.methods.dec import DecSettings
+    from ocdec.methods.thesis import ThesisSettings
 
     settings = ThesisSettings(k_values=(2, 3), dec=DecSettings(pretrain_epochs=1,
                                                                cluster_epochs=1))

@@ -12,7 +12,7 @@ import pytest
 from astropy.table import Table
 
 from ocdec import cli
-from ocdec.columns import CANONICAL_COLUMNS, normalise, read_stars
+from ocdec.data.columns import CANONICAL_COLUMNS, normalise, read_stars
 from ocdec.errors import OcdecError
 
 FIELDS = "fields"

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ocdec import compare
-from ocdec.parameters import cluster_parameters
+from ocdec.methods.astrometry import cluster_parameters
+from ocdec.results import comparison as compare
 from reference_values import M67_SIMBAD
 
 REF = M67_SIMBAD

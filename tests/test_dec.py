@@ -7,9 +7,9 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from ocdec import dec
-from ocdec.dec import DecSettings, centroids_from_labels, fit_dec, target_distribution
 from ocdec.errors import OcdecError
+from ocdec.methods import dec
+from ocdec.methods.dec import DecSettings, centroids_from_labels, fit_dec, target_distribution
 
 # n is deliberately not a multiple of the batch size: the remainder is dropped per epoch.
 N, K = 1203, 3

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ocdec.errors import OcdecError
-from ocdec.features import THESIS_FEATURES, build_features, feature_values
+from ocdec.methods.features import THESIS_FEATURES, build_features, feature_values
 
 
 @pytest.fixture()

@@ -23,11 +23,10 @@ import pandas as pd
 import pytest
 from requests.exceptions import HTTPError
 
-from ocdec import gaia
-from ocdec.columns import CANONICAL_COLUMNS
-from ocdec.commands import download as download_command
-from ocdec.errors import OcdecError
-from ocdec.gaia import (
+from ocdec.cli import download as download_command
+from ocdec.data import gaia
+from ocdec.data.columns import CANONICAL_COLUMNS
+from ocdec.data.gaia import (
     CREDENTIALS_ENV,
     Chunk,
     GaiaSettings,
@@ -37,8 +36,9 @@ from ocdec.gaia import (
     import_gaia_class,
     parts_dir,
 )
+from ocdec.data.tap import classify
+from ocdec.errors import OcdecError
 from ocdec.io import read_provenance
-from ocdec.tap import classify
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tap_server import TapServer, field_table  # noqa: E402
@@ -151,7 +151,7 @@ def test_importing_the_gaia_client_touches_no_network() -> None:
         "calls = []\n"
         "real = socket.getaddrinfo\n"
         "socket.getaddrinfo = lambda *a, **k: calls.append(a[0]) or real(*a, **k)\n"
-        "from ocdec.gaia import import_gaia_class\n"
+        "from ocdec.data.gaia import import_gaia_class\n"
         "import_gaia_class()\n"
         "print('lookups', calls)\n"
     )
@@ -375,7 +375,7 @@ def test_killed_process_leaves_no_output_and_resumes(
     server.inject("result", "hang", query="data", skip=2)
     out = tmp_path / "NGC_2632.parquet"
     code = (
-        "from ocdec.gaia import GaiaSettings, download_cone\n"
+        "from ocdec.data.gaia import GaiaSettings, download_cone\n"
         f"settings = GaiaSettings(server={server.url!r}, chunk_rows={CHUNK_ROWS}, timeout_s=60,"
         " poll_interval_s=0.001)\n"
         f"download_cone(settings, {CONE[0]!r}, {CONE[1]!r}, {CONE[2]!r}, {str(out)!r})\n"

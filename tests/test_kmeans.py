@@ -9,9 +9,9 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from ocdec import kmeans
 from ocdec.errors import OcdecError
-from ocdec.kmeans import kmeans_sweep, silhouette_scores
+from ocdec.methods import kmeans
+from ocdec.methods.kmeans import kmeans_sweep, silhouette_scores
 
 
 def test_sweep_chooses_the_true_number_of_blobs():

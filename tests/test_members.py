@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ocdec.errors import OcdecError
-from ocdec.members import (
+from ocdec.methods.default.method import (
     Astrometry,
     ClusterPriors,
     MemberSettings,
@@ -89,9 +89,9 @@ def test_same_seed_same_input_gives_bitwise_identical_output(field) -> None:
 
 @pytest.mark.slow  # JAX compilation dominates (~10-30 s on 2 cores)
 def test_dec_is_the_membership_model_and_reproducible(field) -> None:
-    from ocdec import dec
-    from ocdec.dec import DecSettings
-    from ocdec.members import default_dec_settings
+    from ocdec.methods import dec
+    from ocdec.methods.dec import DecSettings
+    from ocdec.methods.default.method import default_dec_settings
 
     truth = field["true_member"].to_numpy()
     base = default_dec_settings(5)
@@ -127,8 +127,8 @@ def test_dec_is_the_membership_model_and_reproducible(field) -> None:
 def test_stars_whose_errors_swamp_the_cluster_keep_the_mixture_posterior(field) -> None:
     """Whitening by each star's own errors squeezes a very uncertain star onto the cluster
     whatever its motion; such stars get the deconvolved mixture's posterior, not DEC's q."""
-    from ocdec.dec import DecSettings
-    from ocdec.members import default_dec_settings
+    from ocdec.methods.dec import DecSettings
+    from ocdec.methods.default.method import default_dec_settings
 
     rng = np.random.default_rng(3)
     blurred = field.copy()
@@ -158,7 +158,7 @@ def test_a_nearby_cluster_in_a_sparse_field_is_not_split_by_the_field_component(
     """A Hyades-like cluster (454 members, proper motions spread over ~10 mas/yr by depth and
     perspective) among only 20,000 field stars: the candidate window then holds almost only
     members, and a free field component took half of them (recall 0.39)."""
-    from ocdec.simulate import SimulateSettings, simulate_field
+    from ocdec.data.simulate import SimulateSettings, simulate_field
 
     region = {"id": "Melotte_25", "ra": 66.725, "dec": 15.867, "radius_deg": 4.125,
               "distance_pc": 45.0}
@@ -170,7 +170,7 @@ def test_a_nearby_cluster_in_a_sparse_field_is_not_split_by_the_field_component(
 
 
 def test_field_floor_raises_only_narrow_directions() -> None:
-    from ocdec.members import at_least_as_wide
+    from ocdec.methods.default.method import at_least_as_wide
 
     ref = np.diag([1.0, 4.0, 0.01])
     wide = np.diag([100.0, 400.0, 1.0])
@@ -181,7 +181,7 @@ def test_field_floor_raises_only_narrow_directions() -> None:
 
 
 def test_pad_bucket_sizes() -> None:
-    from ocdec.members import pad_bucket
+    from ocdec.methods.default.method import pad_bucket
 
     assert pad_bucket(10) == 1024 and pad_bucket(1024) == 1024
     assert pad_bucket(1025) == 2048 and pad_bucket(5000) == 8192

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ocdec import plots
 from ocdec.io import write_json, write_parquet, write_tsv
-from ocdec.parameters import cluster_parameters
+from ocdec.methods.astrometry import cluster_parameters
+from ocdec.results import figures as plots
 
 REGION = {"id": "NGC_2682", "name": "NGC 2682", "ra": 132.825, "dec": 11.8, "radius_deg": 0.3125}
 REF = {

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from ocdec import cli
-from ocdec.columns import CANONICAL_COLUMNS, normalise, read_stars
+from ocdec.data.columns import CANONICAL_COLUMNS, normalise, read_stars
+from ocdec.data.quality import QualitySettings, apply_quality
 from ocdec.errors import OcdecError
 from ocdec.io import read_provenance, write_parquet
-from ocdec.quality import QualitySettings, apply_quality
 
 M67_DR3 = "fields/teachastro_M67_dr3_astrometry_only.csv.gz"
 

@@ -20,9 +20,9 @@ import pytest
 
 from ocdec.characterize import characterize
 from ocdec.cli import main
-from ocdec.columns import read_stars
-from ocdec.members import ClusterPriors, MemberSettings
-from ocdec.validate import read_published, score_members
+from ocdec.data.columns import read_stars
+from ocdec.methods.default.method import ClusterPriors, MemberSettings
+from ocdec.results.validation import read_published, score_members
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
@@ -43,7 +43,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def dias(shared_data: Path) -> pd.DataFrame:
-    from ocdec.catalogue import read_dias_catalogue, regions_from_catalogue
+    from ocdec.data.catalogue import read_dias_catalogue, regions_from_catalogue
 
     table = read_dias_catalogue(shared_data / "openclust_dias2002")
     return regions_from_catalogue(table, min_diameter_arcmin=0.0).set_index("id")
@@ -147,7 +147,7 @@ def test_hyades_proper_motion_is_that_of_its_published_members_in_this_field(
 def test_hyades_found_without_any_prior(shared_data) -> None:
     """No prior and no positions: at one 1 km/s cell the Hyades's spread-out proper motions lose
     to a compact co-moving group at 7 mas (Taurus); the search at a wider cell finds it."""
-    from ocdec.members import run_default
+    from ocdec.methods.default.method import run_default
 
     stars = teachastro(shared_data, "Hyades")
     result = run_default(stars, ClusterPriors(), DEFAULT)

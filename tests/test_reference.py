@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from ocdec import reference
 from ocdec.cli import main
 from ocdec.errors import OcdecError
+from ocdec.results import reference
 
 REPO = Path(__file__).resolve().parents[1]
 

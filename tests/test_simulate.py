@@ -12,16 +12,16 @@ from pygaia.errors.astrometric import parallax_uncertainty
 
 from ocdec import cli
 from ocdec.cli import main
-from ocdec.columns import CANONICAL_COLUMNS
-from ocdec.errors import OcdecError
-from ocdec.io import read_provenance
-from ocdec.simulate import (
+from ocdec.data.columns import CANONICAL_COLUMNS
+from ocdec.data.simulate import (
     SimulateSettings,
     region_seed,
     resolve_cluster,
     settings_from_mapping,
     simulate_field,
 )
+from ocdec.errors import OcdecError
+from ocdec.io import read_provenance
 
 M67 = {"id": "NGC_2682", "ra": 132.825, "dec": 11.8, "radius_deg": 0.6}
 # an anonymous region: no literature entry, so the region's priors count

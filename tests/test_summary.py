@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ocdec import summary
 from ocdec.io import write_json
+from ocdec.results import summary
 from reference_values import M67_SIMBAD
 
 REGION = {"id": "NGC_2682", "name": "NGC 2682"}
@@ -127,7 +127,7 @@ def test_skipped_region_needs_no_method_files(tmp_path: Path) -> None:
 
 
 def test_summary_table_roundtrip(tmp_path: Path) -> None:
-    from ocdec.reference import write_references
+    from ocdec.results.reference import write_references
 
     d = tmp_path / "NGC_2682"
     write_json(d / "status.json", STATUS_OK)
@@ -157,7 +157,7 @@ def test_summary_table_roundtrip(tmp_path: Path) -> None:
 
 def test_catalogue_summary_from_rule_inputs(tmp_path: Path) -> None:
     """The summary rule's call: lists of per-region files in, table and figures out."""
-    from ocdec.compare import comparison_table, write_comparison
+    from ocdec.results.comparison import comparison_table, write_comparison
 
     res = tmp_path / "results"
     write_json(res / "NGC_2682" / "status.json", STATUS_OK)

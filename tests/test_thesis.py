@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ocdec.dec import DecSettings
 from ocdec.errors import OcdecError
-from ocdec.thesis import (
+from ocdec.methods.dec import DecSettings
+from ocdec.methods.thesis import (
     MEMBER_COLUMNS,
     ThesisSettings,
     dec_training_sample,
@@ -125,7 +125,7 @@ def test_dec_training_sample_is_seeded_sorted_and_bounded():
 def test_thesis_with_dec_trained_on_a_sample_labels_every_star(caplog):
     stars = synthetic_field(n_field=4000, n_cluster=400, seed=2)
     settings = ThesisSettings(dec=FAST.dec, silhouette_sample=2_000, dec_max_stars=1500)
-    with caplog.at_level("INFO", logger="ocdec.thesis"):
+    with caplog.at_level("INFO", logger="ocdec.methods.thesis"):
         res = run_thesis(stars, settings, seed=0, prior={"pmra": -10.0, "pmdec": -2.0,
                                                          "parallax": 1.2})
     check_thesis_result(res, stars)
@@ -138,7 +138,7 @@ def test_thesis_with_dec_trained_on_a_sample_labels_every_star(caplog):
 
 
 def test_dec_predict_reproduces_dec_q_on_its_training_rows():
-    from ocdec.dec import fit_dec, predict
+    from ocdec.methods.dec import fit_dec, predict
 
     x = np.random.default_rng(0).uniform(size=(700, 4)).astype(np.float32)
     res = fit_dec(x, 3, FAST.dec, seed=1)

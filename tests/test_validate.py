@@ -11,7 +11,7 @@ import pytest
 
 from ocdec.cli import main
 from ocdec.errors import OcdecError
-from ocdec.validate import read_published, score_members
+from ocdec.results.validation import read_published, score_members
 
 
 def _members(n: int = 10) -> pd.DataFrame:

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ocdec.dec import HISTORY_COLUMNS
 from ocdec.errors import OcdecError
 from ocdec.io import write_json, write_parquet, write_tsv
-from ocdec.members import ClusterPriors, MemberSettings, run_default
-from ocdec.parameters import cluster_parameters
+from ocdec.methods.astrometry import cluster_parameters
+from ocdec.methods.dec import HISTORY_COLUMNS
+from ocdec.methods.default.method import ClusterPriors, MemberSettings, run_default
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ def characterize(
     """Characterize the cluster in ``stars`` with ``method`` and write the products to ``out_dir``.
 
     The default method uses seeds ``seed .. seed + n_seeds - 1``; thesis mode uses ``seed``.
-    ``settings`` is a :class:`ocdec.members.MemberSettings` (default) or
-    :class:`ocdec.thesis.ThesisSettings` (thesis). Returns the summary dictionary.
+    ``settings`` is a :class:`ocdec.methods.default.method.MemberSettings` (default) or
+    :class:`ocdec.methods.thesis.ThesisSettings` (thesis). Returns the summary dictionary.
     """
     if method not in METHODS:
         raise OcdecError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -72,7 +72,7 @@ def characterize(
         extra_columns = pd.DataFrame(index=stars.index)
         silhouette = None
     else:
-        from ocdec.thesis import run_thesis
+        from ocdec.methods.thesis import run_thesis
 
         prior = {"pmra": priors.pmra, "pmdec": priors.pmdec, "parallax": priors.parallax}
         thesis = run_thesis(stars, settings, seed=seed, prior=prior)

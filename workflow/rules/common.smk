@@ -11,7 +11,7 @@ from snakemake.utils import validate
 # The library lives in scripts/ (installed with pip, but usable from a plain checkout too).
 sys.path.append(str(Path(str(workflow.current_basedir)).parents[1] / "scripts"))
 
-from ocdec.catalogue import read_regions
+from ocdec.data.catalogue import read_regions
 from ocdec.errors import OcdecError
 
 
@@ -212,8 +212,8 @@ def characterize_threads():
 
 # --- targets ---------------------------------------------------------------------------------
 
-# Per-region figures (ocdec.plots.REGION_PLOTS, always all of them; a skipped region's figures
-# say why) and catalogue-wide figures (ocdec.plots.CATALOGUE_PLOTS); fixed so that the DAG is
+# Per-region figures (ocdec.results.figures.REGION_PLOTS, always all of them; a skipped region's figures
+# say why) and catalogue-wide figures (ocdec.results.figures.CATALOGUE_PLOTS); fixed so that the DAG is
 # static. Captions: workflow/report/<name>.rst.
 REGION_FIGURES = {
     "overview": "overview (default method)",

@@ -34,10 +34,10 @@ from typing import Any
 
 import pandas as pd
 
-from ocdec.columns import CANONICAL_COLUMNS, normalise
+from ocdec.data.columns import CANONICAL_COLUMNS, normalise
+from ocdec.data.tap import RetryPolicy, TapJobRunner, quiet_stdout
 from ocdec.errors import OcdecError
 from ocdec.io import write_parquet, write_text
-from ocdec.tap import RetryPolicy, TapJobRunner, quiet_stdout
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from ocdec.compare import ASTROMETRY, offset_sigma
+from ocdec.results.comparison import ASTROMETRY, offset_sigma
 from ocdec.errors import OcdecError
 from ocdec.io import write_tsv
-from ocdec.parameters import MEANS_WITH_ERRORS
+from ocdec.methods.astrometry import MEANS_WITH_ERRORS
 
 COLUMNS = (
     "region",
@@ -183,8 +183,8 @@ def summary_row_from_files(
     """:func:`summary_row` reading the files; absent files make a "failed" row naming them (a
     skipped region needs no method files). The reference comes from ``reference_path`` (the
     region's reference JSON) or else from the reference row of ``comparison_path``."""
-    from ocdec.compare import read_comparison, reference_row
-    from ocdec.reference import read_references
+    from ocdec.results.comparison import read_comparison, reference_row
+    from ocdec.results.reference import read_references
 
     missing: list[str] = []
     status = _read_json(status_path, missing)
@@ -217,7 +217,7 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def write_summary(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Write ``results/summary.tsv`` and return the table."""
-    from ocdec.compare import rounded
+    from ocdec.results.comparison import rounded
 
     table = summary_table(rows)
     write_tsv(path, rounded(table))
@@ -262,7 +262,7 @@ def catalogue_summary(
     regions: Sequence[Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
     """The summary rule in one call: read every region's files, write ``outputs["table"]`` and the
-    catalogue figures (``outputs[name]`` for name in :data:`ocdec.plots.CATALOGUE_PLOTS`, and
+    catalogue figures (``outputs[name]`` for name in :data:`ocdec.results.figures.CATALOGUE_PLOTS`, and
     ``outputs[f"{name}_pdf"]`` where present).
 
     ``inputs`` holds lists of paths under "status" (results/{region}/status.json), "comparison"
@@ -270,7 +270,7 @@ def catalogue_summary(
     results/{region}/{method}/summary.json). Region order follows "status", or ``regions`` (rows
     with "id" and optionally "name") where given.
     """
-    from ocdec.plots import CATALOGUE_PLOTS, offsets_figure, recovered_figure, save_figure
+    from ocdec.results.figures import CATALOGUE_PLOTS, offsets_figure, recovered_figure, save_figure
 
     status = _by_region(inputs.get("status"), 1)
     comparison = _by_region(inputs.get("comparison"), 1)

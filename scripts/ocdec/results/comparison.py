@@ -19,7 +19,7 @@ import pandas as pd
 
 from ocdec.errors import OcdecError
 from ocdec.io import write_tsv
-from ocdec.parameters import ASTROMETRY, MEANS_WITH_ERRORS
+from ocdec.methods.astrometry import ASTROMETRY, MEANS_WITH_ERRORS
 
 COLUMNS = (
     "method",

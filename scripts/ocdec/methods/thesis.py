@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ocdec.dec import DecResult, DecSettings, fit_dec, predict
 from ocdec.errors import OcdecError
-from ocdec.features import THESIS_FEATURES, build_features, feature_values
-from ocdec.kmeans import K_VALUES, KMeansSweep, kmeans_sweep
-from ocdec.parameters import ASTROMETRY, MAD_TO_SIGMA, cluster_parameters
+from ocdec.methods.astrometry import ASTROMETRY, MAD_TO_SIGMA, cluster_parameters
+from ocdec.methods.dec import DecResult, DecSettings, fit_dec, predict
+from ocdec.methods.features import THESIS_FEATURES, build_features, feature_values
+from ocdec.methods.kmeans import K_VALUES, KMeansSweep, kmeans_sweep
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,9 @@ field dominates every centroid. So the default works in steps:
    the core's width where the core is narrower than the errors, and, where stars have positions, a
    Plummer sky profile for the cluster against the field's own star density. Its posterior is
    DEC's initialisation (and, with ``run_dec=False``, a fast stand-alone answer).
-3. **DEC, the membership model** (:func:`dec_membership`). DEC (``ocdec.dec.fit_dec``) with the
-   weighted Student-t mixture layer (mixing weights, per-cluster scales; see ``ocdec.dec``), k = 2,
+3. **DEC, the membership model** (:func:`dec_membership`). DEC (``ocdec.methods.dec.fit_dec``)
+   with the weighted Student-t mixture layer (mixing weights, per-cluster scales; see
+   ``ocdec.methods.dec``), k = 2,
    on :func:`dec_features` (whitened astrometric offsets, in which members form a unit ball, plus
    sky offsets in Plummer scales), started from the mixture's member/field split, one run per
    seed (5 by default), each padded to a power-of-two bucket so the ensemble compiles once.
@@ -301,7 +302,7 @@ def _sky_concentration(ast: Astrometry, core: np.ndarray, control: np.ndarray,
     if priors.has_centre:
         ra0, dec0 = float(priors.ra), float(priors.dec)  # type: ignore[arg-type]
     else:
-        from ocdec.parameters import sky_centre_and_r50
+        from ocdec.methods.astrometry import sky_centre_and_r50
 
         centre = sky_centre_and_r50(pd.DataFrame({"ra": ast.ra[core], "dec": ast.dec[core]}))
         ra0, dec0 = centre["ra"], centre["dec"]
@@ -644,7 +645,7 @@ def fit_cluster_model(ast: Astrometry, peak: Peak, sigma_v_kms: float = 1.0,
     for step in range(2):
         if step == 1 and use_sky and ast.has_sky:
             # The sky profile is centred on the astrometric members of the first fit.
-            from ocdec.parameters import sky_centre_and_r50
+            from ocdec.methods.astrometry import sky_centre_and_r50
 
             members = idx[r >= 0.5] if (r >= 0.5).sum() >= 5 else idx
             c = sky_centre_and_r50(pd.DataFrame({"ra": ast.ra[members], "dec": ast.dec[members]}))
@@ -728,7 +729,7 @@ class MemberSettings:
     # their motion, and the deconvolved mixture's posterior is kept. None: DEC on every star.
     dec_max_log_error_volume: float | None = 2.0
     peaks: PeakSettings = field(default_factory=PeakSettings)
-    dec: Any = None  # ocdec.dec.DecSettings; None: DEFAULT_DEC below
+    dec: Any = None  # ocdec.methods.dec.DecSettings; None: DEFAULT_DEC below
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -744,7 +745,7 @@ def default_dec_settings(n_features: int | None = None) -> Any:
     cluster and kept fixed during self-training (so no IDEC reconstruction term), a small
     learning rate, and the per-cluster stopping rule (every group changes by
     < 1 % between target updates, after at least 3 epochs) rather than 0.1 % of all labels."""
-    from ocdec.dec import DecSettings
+    from ocdec.methods.dec import DecSettings
 
     # The width is the features' (3, or 5 with sky offsets); run_default sets it (see
     # MemberSettings.dec_linear_encoder), so the value without n_features is a placeholder.
@@ -942,7 +943,7 @@ def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSetting
     mixing weights and scales), one run per seed. Returns p_member of every candidate (the seeds'
     mean of DEC's cluster soft assignment; 0 beyond ``dec_radius``), each seed's cluster q, the
     training history, the candidates DEC ran on and diagnostics."""
-    from ocdec.dec import fit_dec
+    from ocdec.methods.dec import fit_dec
 
     z3 = whitened_features(ast, model.candidates, model.mean, model.cov)
     radius = np.linalg.norm(z3, axis=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ocdec.gaia import CREDENTIALS_ENV, DEFAULT_SERVER, GaiaSettings, download_cone
+from ocdec.data.gaia import CREDENTIALS_ENV, DEFAULT_SERVER, GaiaSettings, download_cone
 
 DEFAULTS = GaiaSettings()
 

@@ -1,4 +1,4 @@
-"""The ``ocdec`` command line: one subcommand per module in :mod:`ocdec.commands`.
+"""The ``ocdec`` command line: one subcommand per module in :mod:`ocdec.cli`.
 
 Each command module defines ``register(subparsers)`` that adds its parser and sets ``func`` to a
 callable taking the parsed ``argparse.Namespace`` and returning an exit code. User mistakes raise
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-file", help="also write the log to this file")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"ocdec.commands.{name}").register(sub)
+        importlib.import_module(f"ocdec.cli.{name}").register(sub)
     return parser
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ocdec.errors import OcdecError
 from ocdec.io import write_json
-from ocdec.parameters import MEANS_WITH_ERRORS
+from ocdec.methods.astrometry import MEANS_WITH_ERRORS
 
 log = logging.getLogger(__name__)
 

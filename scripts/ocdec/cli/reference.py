@@ -8,7 +8,7 @@ import math
 import sys
 from pathlib import Path
 
-from ocdec.reference import (
+from ocdec.results.reference import (
     REFERENCE_KEYS,
     display_name,
     load_reference_table,

@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ocdec.characterize import characterize
-    from ocdec.columns import read_stars
-    from ocdec.members import ClusterPriors, MemberSettings
+    from ocdec.data.columns import read_stars
+    from ocdec.methods.default.method import ClusterPriors, MemberSettings
 
     if args.radius is not None and args.radius <= 0:
         raise OcdecError(f"--radius must be positive, got {args.radius}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ocdec.columns import read_stars
+from ocdec.data.columns import read_stars
+from ocdec.data.quality import QualitySettings, apply_quality
 from ocdec.io import read_provenance, write_json, write_parquet
-from ocdec.quality import QualitySettings, apply_quality
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

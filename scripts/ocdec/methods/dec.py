@@ -452,7 +452,7 @@ def predict(model: DecModel, x: np.ndarray, alpha: float, chunk: int = 32_768
 def kmeans_centroids(latent: np.ndarray, n_clusters: int, seed: int, *, n_init: int = 4,
                      sample: int = 20_000) -> np.ndarray:
     """Default initialisation: scikit-learn K-Means on a seeded sample of at most ``sample``."""
-    from ocdec.kmeans import fit_kmeans
+    from ocdec.methods.kmeans import fit_kmeans
 
     _, centroids, _ = fit_kmeans(latent, n_clusters, seed, n_init=n_init, fit_sample=sample)
     return centroids.astype(np.float32)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ocdec.io import write_json
-    from ocdec.validate import read_published, score_members
+    from ocdec.results.validation import read_published, score_members
 
     try:
         members = pd.read_parquet(args.members)

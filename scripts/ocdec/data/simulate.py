@@ -2,10 +2,11 @@
 
 A field is the cluster (a Plummer sphere with an internal velocity dispersion, a main sequence,
 giants and white dwarfs from a Kroupa mass function, unresolved binaries, at its distance and
-extinction) plus field stars from :mod:`ocdec.galaxy` (counts, distances and proper motions that
-depend on the position on the sky), observed with Gaia-like uncertainties (:mod:`ocdec.gaia_errors`)
-and the archive's faint-end incompleteness. The result has the canonical columns of
-:mod:`ocdec.columns` and a ``true_member`` truth column.
+extinction) plus field stars from :mod:`ocdec.data.galactic_model` (counts, distances and proper
+motions that depend on the position on the sky), observed with Gaia-like uncertainties
+(:mod:`ocdec.data.simulated_errors`) and the archive's faint-end incompleteness. The result has
+the canonical columns of
+:mod:`ocdec.data.columns` and a ``true_member`` truth column.
 
 Cluster parameters are taken, in order, from the settings, from a small literature table for the
 five thesis clusters (Hunt & Reffert 2023 astrometry, so the simulated cluster sits where Gaia sees
@@ -28,8 +29,11 @@ import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 
-from ocdec import __version__, gaia_errors, galaxy, sequences
-from ocdec.columns import CANONICAL_COLUMNS
+from ocdec import __version__
+from ocdec.data import galactic_model as galaxy
+from ocdec.data import simulated_errors as gaia_errors
+from ocdec.data import stellar_sequences as sequences
+from ocdec.data.columns import CANONICAL_COLUMNS
 from ocdec.errors import OcdecError
 from ocdec.io import write_parquet
 

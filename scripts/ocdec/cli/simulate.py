@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ocdec.data.simulate import SimulateSettings, simulate_to_parquet
 from ocdec.errors import OcdecError
-from ocdec.simulate import SimulateSettings, simulate_to_parquet
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 def _region(args: argparse.Namespace) -> dict[str, Any]:
     region: dict[str, Any] = {}
     if args.regions:
-        from ocdec.catalogue import read_regions
+        from ocdec.data.catalogue import read_regions
 
         if not args.region:
             raise OcdecError("--regions needs --region ID to pick a row")

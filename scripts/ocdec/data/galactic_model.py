@@ -26,7 +26,7 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import ICRS, Galactocentric, SkyCoord
 
-from ocdec import sequences
+from ocdec.data import stellar_sequences as sequences
 
 # astropy's defaults: R0 = 8.122 kpc, z_sun = 20.8 pc, v_sun = (12.9, 245.6, 7.78) km/s
 GALCEN = Galactocentric()

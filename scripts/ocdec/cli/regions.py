@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ocdec.catalogue import (
+from ocdec.data.catalogue import (
     DEFAULT_MIN_DIAMETER_ARCMIN,
     DEFAULT_RADIUS_FACTOR,
     fetch_dias_catalogue,

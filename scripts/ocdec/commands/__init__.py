@@ -1,1 +1,0 @@
-"""Subcommands of the ``ocdec`` command line, one module each (see :mod:`ocdec.cli`)."""

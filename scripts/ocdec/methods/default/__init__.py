@@ -1,0 +1,1 @@
+"""ocdec's default method: peak search, error-aware mixture, DEC membership, seed ensemble."""
