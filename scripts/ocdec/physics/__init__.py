@@ -1,0 +1,1 @@
+"""Physical parameters of open clusters: distance, age, extinction, structure, mass."""
