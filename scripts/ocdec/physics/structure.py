@@ -1,0 +1,129 @@
+"""Radial structure: a King (1962) profile fitted by maximum likelihood to member positions.
+
+The members' projected radii r_i from their (p_member-weighted) centre follow
+
+    f(r) = f_c 2 pi r K(r) / int_0^R 2 pi r K dr + (1 - f_c) 2 r / R^2
+
+on the disc of radius R holding the members, with K astropy's ``KingProjectedAnalytic1D``
+(core radius r_c, tidal radius r_t) and a constant field term (1 - f_c) for the contaminants a
+membership list keeps. Each member's log density is weighted by its membership probability.
+r50 is the radius holding half the members' weight (as Hunt & Reffert 2023 define it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+log = logging.getLogger(__name__)
+
+MIN_MEMBERS = 10
+
+
+@dataclass(frozen=True)
+class StructureResult:
+    ra: float  # deg, centre
+    dec: float
+    r50_deg: float
+    rc_deg: float
+    rt_deg: float
+    cluster_fraction: float  # f_c, the King share of the members' weight
+    radius_deg: np.ndarray  # per member, projected radius from the centre
+    status: str = "ok"
+    reason: str | None = None
+
+    @property
+    def concentration(self) -> float:
+        """log10(r_t / r_c)."""
+        if not (self.rc_deg > 0 and self.rt_deg > 0):
+            return math.nan
+        return float(np.log10(self.rt_deg / self.rc_deg))
+
+    def to_pc(self, distance_pc: float) -> dict[str, float]:
+        """Radii in parsecs at ``distance_pc`` (small-angle)."""
+        k = distance_pc * np.pi / 180.0
+        return {"r50_pc": self.r50_deg * k, "rc_pc": self.rc_deg * k, "rt_pc": self.rt_deg * k}
+
+
+def king_profile(r: np.ndarray, r_core: float, r_tide: float) -> np.ndarray:
+    """King (1962) projected surface density with unit amplitude (zero beyond ``r_tide``)."""
+    from astropy.modeling.functional_models import KingProjectedAnalytic1D
+
+    r = np.asarray(r, dtype=float)
+    out = np.zeros_like(r)
+    inside = r < r_tide
+    out[inside] = KingProjectedAnalytic1D().evaluate(r[inside], 1.0, r_core, r_tide)
+    return out
+
+
+def projected_radii(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> np.ndarray:
+    """Angular distance (deg) of each position from (ra0, dec0)."""
+    ra_r, dec_r = np.deg2rad(ra), np.deg2rad(dec)
+    ra0_r, dec0_r = math.radians(ra0), math.radians(dec0)
+    cos_d = (np.sin(dec_r) * math.sin(dec0_r)
+             + np.cos(dec_r) * math.cos(dec0_r) * np.cos(ra_r - ra0_r))
+    return np.rad2deg(np.arccos(np.clip(cos_d, -1.0, 1.0)))
+
+
+def weighted_centre(ra: np.ndarray, dec: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """The weighted mean position on the sphere (deg)."""
+    ra_r, dec_r = np.deg2rad(ra), np.deg2rad(dec)
+    xyz = np.stack([np.cos(dec_r) * np.cos(ra_r), np.cos(dec_r) * np.sin(ra_r), np.sin(dec_r)])
+    mean = (xyz * w).sum(axis=1)
+    ra0 = math.degrees(math.atan2(mean[1], mean[0])) % 360.0
+    dec0 = math.degrees(math.atan2(mean[2], math.hypot(mean[0], mean[1])))
+    return ra0, dec0
+
+
+def weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
+    order = np.argsort(x)
+    cw = np.cumsum(w[order])
+    return float(np.interp(q * cw[-1], cw, x[order]))
+
+
+def fit_structure(ra: np.ndarray, dec: np.ndarray, weight: np.ndarray) -> StructureResult:
+    """King profile of members at (``ra``, ``dec``) with membership weights ``weight``."""
+    ra, dec, w = (np.asarray(a, dtype=float) for a in (ra, dec, weight))
+    ok = np.isfinite(ra) & np.isfinite(dec) & np.isfinite(w) & (w > 0)
+    nan = math.nan
+    if ok.sum() < MIN_MEMBERS:
+        return StructureResult(nan, nan, nan, nan, nan, nan, np.full(ra.size, nan), "failed",
+                               f"too few members with positions ({int(ok.sum())})")
+    ra0, dec0 = weighted_centre(ra[ok], dec[ok], w[ok])
+    radius = projected_radii(ra, dec, ra0, dec0)
+    r, wk = radius[ok], w[ok]
+    r50 = weighted_quantile(r, wk, 0.5)
+    r_max = float(r.max()) * 1.0001
+    rc, rt, fc = _king_ml(r, wk, r50, r_max)
+    log.info("structure: r50 %.4f deg, King r_c %.4f r_t %.4f deg, cluster share %.2f",
+             r50, rc, rt, fc)
+    return StructureResult(ra0, dec0, r50, rc, rt, fc, radius)
+
+
+def _king_ml(r: np.ndarray, w: np.ndarray, r50: float, r_max: float) -> tuple[float, float, float]:
+    rr = np.linspace(0.0, r_max, 600)
+
+    def nll(theta: np.ndarray) -> float:
+        rc = math.exp(theta[0])
+        rt = rc * (1.0 + math.exp(theta[1]))
+        fc = 1.0 / (1.0 + math.exp(-theta[2]))
+        norm = np.trapezoid(2 * np.pi * rr * king_profile(rr, rc, rt), rr)
+        if not norm > 0:
+            return 1e30
+        dens = fc * 2 * np.pi * r * king_profile(r, rc, rt) / norm + (1 - fc) * 2 * r / r_max**2
+        return float(-np.sum(w * np.log(np.maximum(dens, 1e-300))))
+
+    best = None
+    for rc0, ratio in ((0.5 * r50, 5.0), (0.25 * r50, 15.0), (r50, 3.0)):
+        start = np.array([math.log(max(rc0, 1e-4)), math.log(ratio - 1.0), 2.0])
+        res = minimize(nll, start, method="Nelder-Mead",
+                       options={"xatol": 1e-4, "fatol": 1e-6, "maxiter": 3000})
+        if best is None or res.fun < best.fun:
+            best = res
+    rc = math.exp(best.x[0])
+    rt = rc * (1.0 + math.exp(best.x[1]))
+    return rc, rt, 1.0 / (1.0 + math.exp(-best.x[2]))
