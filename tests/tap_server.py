@@ -72,6 +72,11 @@ def field_table(csv_path: Path, seed: int = 0) -> Table:
     frame["phot_bp_mean_mag"] = g + 0.45 * bp_rp
     frame["phot_rp_mean_mag"] = frame["phot_bp_mean_mag"] - bp_rp
     frame["ruwe"] = rng.lognormal(0.0, 0.15, n)
+    # what the DR3 parallax zero point needs (5-parameter solutions; nu_eff from the colour)
+    frame["nu_eff_used_in_astrometry"] = 1.76 - 1.61 / np.pi * np.arctan(0.531 * bp_rp)
+    frame["pseudocolour"] = np.nan
+    frame["ecl_lat"] = rng.uniform(-5.0, 5.0, n)
+    frame["astrometric_params_solved"] = np.full(n, 31, dtype=np.int16)
     frame["random_index"] = rng.permutation(n).astype(np.int64)
     table = Table.from_pandas(frame)
     for name, unit in UNITS.items():

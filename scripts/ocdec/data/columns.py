@@ -47,6 +47,15 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 #: Columns kept beside the canonical ones when present (simulated fields carry the truth).
 EXTRA_COLUMNS: tuple[str, ...] = ("true_member",)
 
+#: Numeric columns kept beside the canonical ones where present: what the (E)DR3 parallax
+#: zero point of Lindegren et al. (2021) needs (:mod:`ocdec.physics.zero_point`).
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "nu_eff_used_in_astrometry": ("nu_eff_used_in_astrometry", "nueff"),
+    "pseudocolour": ("pseudocolour", "pscol"),
+    "ecl_lat": ("ecl_lat", "ELAT"),
+    "astrometric_params_solved": ("astrometric_params_solved", "Solved"),
+}
+
 #: Canonical units by column (astropy unit strings; :data:`CANONICAL_UNITS` as astropy units).
 CANONICAL_UNIT_NAMES: dict[str, str | None] = {
     "source_id": None,
@@ -134,6 +143,14 @@ def read_stars(path: str | os.PathLike[str]) -> pd.DataFrame:
     frame = normalise(data, origin=str(path))
     log.info("read %d stars from %s (%s)", len(frame), path, fmt)
     return frame
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame | Table:
+    """A star file as read, before normalisation (all its columns, its own names)."""
+    path = Path(path)
+    if not path.is_file():
+        raise OcdecError(f"{path}: no such file")
+    return _read_raw(path, detect_format(path))
 
 
 def detect_format(path: Path) -> str:
@@ -258,7 +275,13 @@ def normalise(data: pd.DataFrame | Table, origin: str) -> pd.DataFrame:
         if name is not None:
             frame[extra] = _plain(data, name).astype(bool)
 
+    optional = {c: _first_match(names, a) for c, a in OPTIONAL_COLUMNS.items()}
+    for canonical, name in optional.items():
+        if name is not None:
+            frame[canonical] = _float_values(data, name, origin)
+
     used = {v for v in matched.values() if v} | set(EXTRA_COLUMNS)
+    used |= {v for v in optional.values() if v}
     ignored = [n for n in names if n not in used]
     if ignored:
         log.debug("%s: columns not in the canonical table ignored: %s", origin, ", ".join(ignored))

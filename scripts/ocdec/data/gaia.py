@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from ocdec.data.columns import CANONICAL_COLUMNS, normalise
+from ocdec.data.columns import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, normalise
 from ocdec.data.tap import RetryPolicy, TapJobRunner, quiet_stdout
 from ocdec.errors import OcdecError
 from ocdec.io import write_parquet, write_text
@@ -49,7 +49,9 @@ BASE_COLUMNS: tuple[str, ...] = (
     "source_id", "ra", "dec", "parallax", "parallax_error", "pmra", "pmra_error", "pmdec",
     "pmdec_error", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag", "bp_rp",
 )
-RELEASE_EXTRA_COLUMNS = {"dr2": (), "dr3": ("ruwe",)}
+#: DR3 also gives what its parallax zero point needs (Lindegren et al. 2021).
+RELEASE_EXTRA_COLUMNS = {"dr2": (), "dr3": ("ruwe", "nu_eff_used_in_astrometry", "pseudocolour",
+                                            "ecl_lat", "astrometric_params_solved")}
 #: VOTable flavours of the archive ('votable' binary, 'votable_plain' TABLEDATA, gzip'ed binary).
 OUTPUT_FORMATS = ("votable", "votable_gzip", "votable_plain")
 #: Plan chunks to be this full on average, so random scatter rarely pushes one over the limit.
@@ -382,8 +384,10 @@ def package_versions() -> dict[str, str]:
 
 
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.loc[:, list(CANONICAL_COLUMNS)]
-    frame = frame.astype({"source_id": "int64", **{c: "float64" for c in CANONICAL_COLUMNS[1:]}})
+    optional = [c for c in OPTIONAL_COLUMNS if c in frame.columns]
+    frame = frame.loc[:, [*CANONICAL_COLUMNS, *optional]]
+    frame = frame.astype({"source_id": "int64",
+                          **{c: "float64" for c in (*CANONICAL_COLUMNS[1:], *optional)}})
     frame.attrs = {}
     return frame
 
