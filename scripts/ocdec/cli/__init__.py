@@ -25,6 +25,7 @@ COMMANDS = (
     "characterize",
     "validate",
     "reference",
+    "parameters",
 )
 
 

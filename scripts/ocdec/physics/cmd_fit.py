@@ -325,8 +325,10 @@ def _summarise(post: dict, stars: dict, s: CmdSettings, lo_age: float,
     summary = {}
     for ax_i, (name, axis) in enumerate(zip(names, axes, strict=True)):
         other = tuple(a for a in range(4) if a != ax_i)
-        summary[name] = _widen(_percentiles(axis, prob.sum(axis=other)),
-                               SYSTEMATIC_FLOORS[name])
+        q = _percentiles(axis, prob.sum(axis=other))
+        summary[name] = q if axis.size == 1 else _widen(q, SYSTEMATIC_FLOORS[name])
+    lo, med, hi = summary["av"]
+    summary["av"] = (max(lo, 0.0), med, hi)  # extinction is not negative
     best = post["best"]
     result = CmdResult("ok", log_age=summary["log_age"], av=summary["av"],
                        distance_modulus=summary["distance_modulus"], feh=summary["feh"],
