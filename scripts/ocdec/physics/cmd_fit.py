@@ -13,8 +13,8 @@ reddening (a fraction of the extinction). ``f_out / area`` is a uniform field-co
 The distance modulus has a Gaussian prior from the parallax distance; log age and A_0 flat.
 
 The likelihood is evaluated with JAX over the whole grid: a coarse pass over every grid age and
-A_0 in steps of 0.1 mag, then a fine box around the best (9 ages 0.03 dex apart, interpolating
-isochrones between grid ages, 9 A_0 0.03 mag apart, 7 distance moduli). Percentiles 16/50/84
+A_0 in steps of 0.1 mag, then a fine box around the best (9 ages 0.045 dex apart, interpolating
+isochrones between grid ages, 9 A_0 0.04 mag apart, 7 distance moduli). Percentiles 16/50/84
 come from the fine grid's marginal posteriors, widened in quadrature by model floors
 (:data:`SYSTEMATIC_FLOORS`): isochrone sets differ by more than the formal posterior of hundreds
 of stars.
@@ -53,6 +53,10 @@ class CmdSettings:
     g_max: float = 19.0  # apparent: BP-RP becomes unreliable fainter
     max_stars: int = 384
     min_stars: int = 10
+    #: The log-likelihood is scaled by min(1, effective_stars / sum of weights): residuals from
+    #: an isochrone are correlated (the isochrone set's own systematics), so hundreds of stars do
+    #: not constrain age, extinction and distance as if independent. None: no tempering.
+    effective_stars: float | None = 100.0
     seed: int = 0
 
 
@@ -231,7 +235,13 @@ def _loglike(stars: dict, grid: IsochroneGrid, mh: float, ages: np.ndarray, avs:
     out = fn(iso, avs.astype(np.float32), dms.astype(np.float32), grid.connected,
              _stars_jax(stars), np.float32(s.binary_fraction), np.float32(s.outlier_fraction),
              np.float32(s.differential_reddening), shifts=_shifts(binaries))
-    return np.asarray(out, dtype=float)
+    return np.asarray(out, dtype=float) * _temper(stars, s)
+
+
+def _temper(stars: dict, s: CmdSettings) -> float:
+    if s.effective_stars is None:
+        return 1.0
+    return float(min(1.0, s.effective_stars / max(float(np.sum(stars["w"])), 1e-9)))
 
 
 def _subset(stars: dict, n_max: int) -> dict:
@@ -255,7 +265,7 @@ def _coarse(stars: dict, grid: IsochroneGrid, mhs: list[float], lo_age: float, h
     sub = _subset(stars, 256)
     best: dict[str, float] = {"logp": -np.inf}
     for mh in mhs:
-        logp = _loglike(sub, grid, mh, ages, avs, dms, s, binaries=False)
+        logp = _loglike(sub, grid, mh, ages, avs, dms, s)
         logp += -0.5 * ((dms - mu) / sig) ** 2
         i, j, k = np.unravel_index(np.nanargmax(logp), logp.shape)
         if logp[i, j, k] > best["logp"]:
@@ -275,11 +285,11 @@ def _fine(stars: dict, grid: IsochroneGrid, coarse: dict[str, float], lo_age: fl
     else:
         mh_vals = np.array([coarse["mh"]])
     centre = dict(coarse)
-    half_dm = max(2.5 * sig, 0.1)
-    for attempt in range(4):
-        ages = np.unique(np.clip(centre["log_age"] + np.arange(-0.12, 0.1201, 0.03), lo_age,
+    half_dm = max(3.0 * sig, 0.1)
+    for attempt in range(8):
+        ages = np.unique(np.clip(centre["log_age"] + np.arange(-0.18, 0.1801, 0.045), lo_age,
                                  hi_age))
-        avs = np.unique(np.clip(centre["av"] + np.arange(-0.12, 0.1201, 0.03), 0.0, s.av_max))
+        avs = np.unique(np.clip(centre["av"] + np.arange(-0.16, 0.1601, 0.04), 0.0, s.av_max))
         dms = centre["dm"] + np.linspace(-half_dm, half_dm, 7)
         logp = np.stack([_loglike(stars, grid, mh, ages, avs, dms, s) for mh in mh_vals])
         logp += -0.5 * ((dms - mu) / sig) ** 2
@@ -288,11 +298,16 @@ def _fine(stars: dict, grid: IsochroneGrid, coarse: dict[str, float], lo_age: fl
         m, i, j, k = np.unravel_index(np.nanargmax(logp), logp.shape)
         edges = [(i, ages, lo_age, hi_age), (j, avs, 0.0, s.av_max), (k, dms, -99.0, 99.0)]
         moved = False
+        new = []
         for idx, axis, lo, hi in edges:
             at_edge = idx in (0, axis.size - 1)
             at_limit = np.isclose(axis[idx], lo) or np.isclose(axis[idx], hi)
-            moved |= at_edge and not at_limit
-        centre = {"log_age": float(ages[i]), "av": float(avs[j]), "dm": float(dms[k])}
+            step = 0.0
+            if at_edge and not at_limit:  # jump past the edge: the box is searched again there
+                step = 0.5 * (axis[-1] - axis[0]) * (1 if idx == axis.size - 1 else -1)
+                moved = True
+            new.append(float(np.clip(axis[idx] + step, lo, hi)))
+        centre = {"log_age": new[0], "av": new[1], "dm": new[2]}
         if not moved:
             return {"logp": logp, "mh": mh_vals, "log_age": ages, "av": avs, "dm": dms,
                     "best": {"mh": float(mh_vals[m]), **centre}}

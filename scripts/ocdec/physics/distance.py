@@ -55,7 +55,7 @@ def cluster_distance(parallax: np.ndarray, parallax_error: np.ndarray, weight: n
     err = np.asarray(parallax_error, dtype=float)
     w = np.asarray(weight, dtype=float)
     if not np.isfinite(err).any():
-        err = np.full_like(plx, 0.1)  # e.g. a member list without errors: a DR3 G~18 value
+        raise ValueError("no parallax errors (give parallax_error, or G for the error model)")
     ok = np.isfinite(plx) & np.isfinite(err) & (err > 0) & np.isfinite(w) & (w > 0)
     if ok.sum() < 3:
         raise ValueError(f"only {int(ok.sum())} members with a usable parallax")
@@ -75,6 +75,14 @@ def cluster_distance(parallax: np.ndarray, parallax_error: np.ndarray, weight: n
     log.info("cluster parallax %.4f +- %.4f mas (spread %.4f, %d members): %.1f pc",
              plx_c, total, spread, int(keep.sum()), d50)
     return DistanceResult(float(plx_c), total, float(spread), d50, d16, d84, int(keep.sum()))
+
+
+def parallax_error_model(g: np.ndarray) -> np.ndarray:
+    """Typical (E)DR3 parallax error (mas) at magnitude G, for member lists without errors:
+    sigma = sqrt(40 + 800 z + 30 z^2) micro-arcsec, z = 10^(0.4 (max(G, 13) - 15)) (the Gaia
+    science-performance relation, close to Lindegren et al. 2021, Fig. 9, for 5-p solutions)."""
+    z = 10 ** (0.4 * (np.maximum(np.asarray(g, dtype=float), 13.0) - 15.0))
+    return np.sqrt(40.0 + 800.0 * z + 30.0 * z**2) / 1000.0
 
 
 def _fit(plx: np.ndarray, err: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:

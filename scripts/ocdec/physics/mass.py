@@ -2,15 +2,17 @@
 
 Each member takes the current mass of the nearest point of the fitted isochrone in the CMD
 (G alone where BP-RP is missing). The observed mass is the p_member-weighted sum above the
-completeness limit, the mass of the isochrone at the members' faint magnitude limit (98th
-percentile of G). The total mass extrapolates it with a Kroupa (2001) IMF down to 0.08 Msun:
+completeness limit, the mass of the isochrone at the faint edge of the 0.5 mag bin where the
+members' luminosity function peaks (:func:`completeness_magnitude`). The total mass
+extrapolates it with a Kroupa (2001) IMF down to 0.08 Msun:
 M_tot = M_obs(m > m_lim) * int_0.08^m_max m xi dm / int_m_lim^m_max m xi dm. Unresolved binary
 companions are not added (a lower limit by roughly 10-20 per cent).
 
 The Jacobi radius r_J = (G M_J / (2 Omega^2))^(1/3) (4 Omega^2 - kappa^2 = 2 Omega^2 for a flat
 rotation curve) with Omega = V_c / R_gc, V_c = 236 km/s (Reid et al. 2019, ApJ 885, 131) and the
 cluster's Galactocentric radius from astropy's Galactocentric frame; M_J, the total mass inside
-projected r_J, and r_J are iterated to a fixed point. Uncertainties: bootstrap over members.
+projected r_J, and r_J are iterated to a fixed point. Uncertainties: bootstrap over members,
+widened by a 10 per cent systematic (:data:`MASS_SYSTEMATIC`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ V_CIRC = 236.0  # km/s
 KROUPA_BREAKS = (0.08, 0.5)
 KROUPA_SLOPES = (0.3, 1.3, 2.3)  # dN/dm ~ m^-alpha below 0.08, 0.08-0.5, above 0.5 Msun
 M_LOW = 0.08
+#: Fractional systematic added in quadrature to the bootstrap spread: the IMF below the
+#: completeness limit, the isochrone's mass-luminosity relation and unresolved companions.
+MASS_SYSTEMATIC = 0.10
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,20 @@ def member_masses(gmag: np.ndarray, colour: np.ndarray, isochrone: np.ndarray) -
     return out
 
 
+def completeness_magnitude(gmag: np.ndarray, weight: np.ndarray, bin_mag: float = 0.5) -> float:
+    """The G where the members' weighted luminosity function peaks: fainter, a membership list
+    loses stars (Gaia's and the list's own cuts) faster than the IMF adds them."""
+    g = gmag[np.isfinite(gmag)]
+    if g.size == 0:
+        return math.nan
+    edges = np.arange(np.floor(g.min()), np.ceil(g.max()) + bin_mag, bin_mag)
+    if edges.size < 3:
+        return float(g.max())
+    counts, _ = np.histogram(gmag, bins=edges, weights=weight)
+    peak = int(np.argmax(counts))
+    return float(edges[peak + 1])
+
+
 def galactocentric_radius(ra: float, dec: float, distance_pc: float) -> float:
     """Cylindrical Galactocentric radius (pc) in astropy's default Galactocentric frame."""
     import astropy.units as u
@@ -97,6 +116,12 @@ def jacobi_radius(mass_within, r_gc_pc: float, start_mass: float) -> tuple[float
     return r, m
 
 
+def _widen(value: float, q: np.ndarray) -> tuple[float, float]:
+    """Bootstrap percentiles widened in quadrature by :data:`MASS_SYSTEMATIC` of ``value``."""
+    extra = MASS_SYSTEMATIC * value
+    return (value - math.hypot(value - q[0], extra), value + math.hypot(q[1] - value, extra))
+
+
 def cluster_mass(gmag: np.ndarray, colour: np.ndarray, weight: np.ndarray,
                  radius_pc: np.ndarray, isochrone: np.ndarray, r_gc_pc: float,
                  n_boot: int = 200, seed: int = 0) -> MassResult:
@@ -104,8 +129,7 @@ def cluster_mass(gmag: np.ndarray, colour: np.ndarray, weight: np.ndarray,
     w = np.asarray(weight, float)
     masses = member_masses(gmag, colour, isochrone)
     ok = np.isfinite(masses) & (w > 0)
-    g_ok = np.asarray(gmag, float)[ok]
-    g_lim = float(np.percentile(g_ok, 98)) if g_ok.size else math.nan
+    g_lim = completeness_magnitude(np.asarray(gmag, float)[ok], w[ok])
     iso = isochrone[np.all(np.isfinite(isochrone), axis=1)]
     unevolved = iso[: max(2, int(np.argmax(iso[:, 3])) + 1)]
     order = np.argsort(unevolved[:, 0])
@@ -134,8 +158,8 @@ def cluster_mass(gmag: np.ndarray, colour: np.ndarray, weight: np.ndarray,
     total, m_j, r_j = estimate(all_idx)
     rng = np.random.default_rng(seed)
     boots = np.array([estimate(rng.choice(all_idx, all_idx.size)) for _ in range(n_boot)])
-    t16, t84 = np.percentile(boots[:, 0], [15.866, 84.134])
-    j16, j84 = np.percentile(boots[:, 1], [15.866, 84.134])
+    t16, t84 = _widen(total, np.percentile(boots[:, 0], [15.866, 84.134]))
+    j16, j84 = _widen(m_j, np.percentile(boots[:, 1], [15.866, 84.134]))
     n_j = int(np.sum((r <= r_j) & (w >= 0.5)))
     log.info("mass: observed %.0f, total %.0f, Jacobi %.0f Msun; r_J %.2f pc (%d members), "
              "m_lim %.2f", m_obs, total, m_j, r_j, n_j, m_lim)

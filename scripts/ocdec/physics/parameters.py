@@ -35,6 +35,7 @@ class ParametersSettings:
     min_probability: float = 0.5  # members below it are ignored
     min_members: int = 10
     n_boot: int = 200  # bootstrap resamples for the mass
+    zero_point: bool = True  # False for simulated stars (ocdec.data.simulate adds no offset)
 
 
 @dataclass
@@ -147,12 +148,19 @@ def _run(members: pd.DataFrame, w: np.ndarray, release: str, s: ParametersSettin
     if not np.isfinite(g).any() or not np.isfinite(colour).any():
         raise _Failed("no photometry: the members have no G or no BP-RP")
 
-    zp = zero_point.parallax_zero_point(stars, release)
+    if s.zero_point:
+        zp = zero_point.parallax_zero_point(stars, release)
+    else:
+        zp = zero_point.ZeroPoint(np.zeros(len(stars)), "none", 0)
     plx = _col(stars, "parallax") - zp.values
     values["parallax_zero_point_mas"] = float(np.average(zp.values, weights=w))
     values["parallax_zero_point_method"] = zp.method
+    plx_err = _col(stars, "parallax_error")
+    if not np.isfinite(plx_err).any():
+        plx_err = distance.parallax_error_model(g)
+        values["warnings"].append("no parallax errors: typical Gaia errors at each G used")
     try:
-        dist = distance.cluster_distance(plx, _col(stars, "parallax_error"), w, release)
+        dist = distance.cluster_distance(plx, plx_err, w, release)
     except ValueError as err:
         raise _Failed(f"distance: {err}") from err
     mu, sig_mu = dist.modulus
@@ -169,7 +177,7 @@ def _run(members: pd.DataFrame, w: np.ndarray, release: str, s: ParametersSettin
     if struct.status != "ok":
         values["warnings"].append(f"structure: {struct.reason}")
 
-    g_used, g_spread = _depth_corrected(g, plx, _col(stars, "parallax_error"), dist)
+    g_used, g_spread = _depth_corrected(g, plx, plx_err, dist)
     grid = load_grid()
     values["isochrones"] = grid.describe()
     cmd = cmd_fit.fit_cmd(colour, g_used, w, grid, (mu, max(sig_mu, 0.01)), s.cmd, g_spread)
