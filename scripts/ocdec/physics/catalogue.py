@@ -27,9 +27,9 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "parallax_mas": ("mas", "cluster parallax after the zero-point correction"),
     "parallax_error_mas": ("mas", "its error, statistical and systematic floor"),
     "parallax_zero_point_mas": ("mas", "mean parallax zero point subtracted"),
-    "log_age": ("dex(yr)", "log10 age (yr), posterior median"),
-    "log_age_16": ("dex(yr)", "log10 age, 16th percentile"),
-    "log_age_84": ("dex(yr)", "log10 age, 84th percentile"),
+    "log_age": (None, "log10 of the age in yr, posterior median"),
+    "log_age_16": (None, "log10 age (yr), 16th percentile"),
+    "log_age_84": (None, "log10 age (yr), 84th percentile"),
     "av": ("mag", "extinction A_0 at 550 nm (~A_V), posterior median"),
     "av_16": ("mag", "extinction, 16th percentile"),
     "av_84": ("mag", "extinction, 84th percentile"),
@@ -58,7 +58,7 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
 }
 #: Region columns kept in front (and any lit_* columns, kept at the end with their units).
 REGION_COLUMNS = ("id", "name")
-LITERATURE_UNITS = {"lit_log_age": "dex(yr)", "lit_av": "mag", "lit_distance_modulus": "mag",
+LITERATURE_UNITS = {"lit_av": "mag", "lit_distance_modulus": "mag",
                     "lit_distance_pc": "pc", "lit_mass_msun": "solMass",
                     "lit_jacobi_radius_pc": "pc"}
 

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 BINARY_SHIFTS = ((0.3, 0.15), (0.65, 0.10))  # (mag brighter, extra width) of the binary band
 #: Widths added in quadrature to the posterior 16/84 (isochrone-set systematics, grid steps).
 SYSTEMATIC_FLOORS = {"log_age": 0.05, "av": 0.03, "distance_modulus": 0.02, "feh": 0.1}
+#: Grid metallicities tried when [M/H] is free (open clusters: Netopil et al. 2016).
+FREE_FEH_RANGE = (-1.0, 0.3)
 
 
 @dataclass(frozen=True)
@@ -99,16 +101,35 @@ def fit_cmd(colour: np.ndarray, gmag: np.ndarray, weight: np.ndarray, grid: Isoc
         n = 0 if stars is None else int(round(stars["w"].sum()))
         return CmdResult("failed", f"too few members with G and BP-RP for an isochrone fit "
                          f"({n} < {s.min_stars})")
-    mhs = [float(s.feh)] if s.feh is not None else [float(m) for m in grid.mh]
+    if s.feh is not None:
+        mhs = [float(s.feh)]
+    else:
+        mhs = [float(m) for m in grid.mh if FREE_FEH_RANGE[0] <= m <= FREE_FEH_RANGE[1]]
     lo_age = max(s.log_age_range[0], float(grid.log_age[0]))
     hi_age = min(s.log_age_range[1], float(grid.log_age[-1]))
     mu, sig = dm_prior
-    try:
-        coarse = _coarse(stars, grid, mhs, lo_age, hi_age, mu, sig, s)
-        post = _fine(stars, grid, coarse, lo_age, hi_age, mu, sig, s)
-    except ValueError as err:
-        return CmdResult("failed", str(err), n_stars=int(stars["n"]))
-    return _summarise(post, stars, s, lo_age, hi_age)
+    posts, errors = [], []
+    for mh in mhs:  # free [M/H]: one full fit per grid metallicity, compared by evidence
+        try:
+            coarse = _coarse(stars, grid, [mh], lo_age, hi_age, mu, sig, s)
+            posts.append(_fine(stars, grid, coarse, lo_age, hi_age, mu, sig, s))
+        except ValueError as err:
+            errors.append(str(err))
+    if not posts:
+        return CmdResult("failed", errors[0], n_stars=int(stars["n"]))
+    return _summarise(_combine(posts), stars, s, lo_age, hi_age)
+
+
+def _combine(posts: list[dict]) -> dict:
+    """One metallicity's posterior (the most probable), with the [M/H] marginal over all."""
+    if len(posts) == 1:
+        return posts[0]
+    top = max(float(np.nanmax(p["logp"])) for p in posts)
+    # evidence of each metallicity: its posterior mass on its grid (same cell sizes)
+    log_z = np.array([top + np.log(np.nansum(np.exp(p["logp"] - top))) for p in posts])
+    best = dict(posts[int(np.argmax(log_z))])
+    best["feh_marginal"] = (np.array([p["mh"][0] for p in posts]), np.exp(log_z - log_z.max()))
+    return best
 
 
 def _select(colour: np.ndarray, gmag: np.ndarray, weight: np.ndarray,
@@ -279,11 +300,7 @@ def _coarse(stars: dict, grid: IsochroneGrid, mhs: list[float], lo_age: float, h
 
 def _fine(stars: dict, grid: IsochroneGrid, coarse: dict[str, float], lo_age: float,
           hi_age: float, mu: float, sig: float, s: CmdSettings) -> dict:
-    if s.feh is None:
-        mh_vals = np.unique(np.clip(coarse["mh"] + np.array([-0.125, 0.0, 0.125]),
-                                    grid.mh[0], grid.mh[-1]))
-    else:
-        mh_vals = np.array([coarse["mh"]])
+    mh_vals = np.array([coarse["mh"]])
     centre = dict(coarse)
     half_dm = max(3.0 * sig, 0.1)
     for attempt in range(8):
@@ -340,7 +357,10 @@ def _summarise(post: dict, stars: dict, s: CmdSettings, lo_age: float,
     summary = {}
     for ax_i, (name, axis) in enumerate(zip(names, axes, strict=True)):
         other = tuple(a for a in range(4) if a != ax_i)
-        q = _percentiles(axis, prob.sum(axis=other))
+        marginal = prob.sum(axis=other)
+        if name == "feh" and "feh_marginal" in post:
+            axis, marginal = post["feh_marginal"]
+        q = _percentiles(axis, marginal)
         summary[name] = q if axis.size == 1 else _widen(q, SYSTEMATIC_FLOORS[name])
     lo, med, hi = summary["av"]
     summary["av"] = (max(lo, 0.0), med, hi)  # extinction is not negative
