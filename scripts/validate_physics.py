@@ -300,7 +300,7 @@ def injection_report(n_cases: int) -> list[str]:
     lines = ["## Injection-recovery: clusters drawn from the PARSEC isochrones", "",
              "ocdec.physics.synthetic: Kroupa masses on the isochrone, 30 % binaries, 3 % "
              "contaminants, Gaia-like errors, G < 19, 1500 stars drawn. Mass truth: all living "
-             "single stars and primaries drawn.", "",
+             "stars drawn, companions included.", "",
              "| age Myr | A_V | d pc | N | log age 16/50/84 (true) | A_V (true) | DM (true) | "
              "M_tot (true) | s |", "|---|---|---|---|---|---|---|---|---|"]
     hits: dict[str, list[bool]] = {"log_age": [], "av": [], "distance_modulus": [], "mass": []}

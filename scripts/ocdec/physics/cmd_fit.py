@@ -177,16 +177,17 @@ def _kernel():
     from ocdec.physics.extinction import gaia_extinction
 
     def star_terms(mg, x0, av, dm, connected, st, fb, fo, fdr, shifts):
+        # fdr = (colour width, G width) of differential reddening, fixed during a pass so the
+        # Gaussian normalisation does not pull the extinction down
         """Per-star log of the single, binary and outlier terms for one isochrone."""
         ag, ecol = gaia_extinction(x0, av, xp=jnp)
-        ag1, ecol1 = gaia_extinction(1.0, av, xp=jnp)
         cc, cm = x0 + ecol, mg + ag + dm
         valid = connected & jnp.isfinite(cc[:-1] + cc[1:] + cm[:-1] + cm[1:])
         ax, ay = jnp.where(valid, cc[:-1], 0.0), jnp.where(valid, cm[:-1], 0.0)
         bx = jnp.where(valid, cc[1:] - cc[:-1], 0.0)
         by = jnp.where(valid, cm[1:] - cm[:-1], 0.0)
-        sc2 = st["sc2"] + (fdr * ecol1) ** 2
-        sm2 = st["sm2"] + (fdr * ag1) ** 2
+        sc2 = st["sc2"] + fdr[0] ** 2
+        sm2 = st["sm2"] + fdr[1] ** 2
         dx = st["c"][:, None] - ax[None, :]
         dy0 = st["g"][:, None] - ay[None, :]
         ux = (1.0 / sc2)[:, None]
@@ -249,13 +250,24 @@ def _shifts(binaries: bool) -> tuple[tuple[float, float], ...]:
     return ((0.0, 0.0), *BINARY_SHIFTS) if binaries else ((0.0, 0.0),)
 
 
+def _dr_widths(av: float, s: CmdSettings) -> np.ndarray:
+    """Colour and G spreads of differential reddening: a fraction of E(BP-RP) and A_G at ``av``
+    for a star of (BP-RP)_0 = 1."""
+    from ocdec.physics.extinction import gaia_extinction
+
+    a_g, e_col = gaia_extinction(1.0, av)
+    return np.array([s.differential_reddening * e_col, s.differential_reddening * a_g],
+                    dtype=np.float32)
+
+
 def _loglike(stars: dict, grid: IsochroneGrid, mh: float, ages: np.ndarray, avs: np.ndarray,
-             dms: np.ndarray, s: CmdSettings, binaries: bool = True) -> np.ndarray:
+             dms: np.ndarray, s: CmdSettings, binaries: bool = True,
+             av_widths: float = 0.0) -> np.ndarray:
     iso = interpolate_many(grid, mh, ages)[:, :, :2].astype(np.float32)
     fn = _kernel()["grid"]
     out = fn(iso, avs.astype(np.float32), dms.astype(np.float32), grid.connected,
              _stars_jax(stars), np.float32(s.binary_fraction), np.float32(s.outlier_fraction),
-             np.float32(s.differential_reddening), shifts=_shifts(binaries))
+             _dr_widths(av_widths, s), shifts=_shifts(binaries))
     return np.asarray(out, dtype=float) * _temper(stars, s)
 
 
@@ -287,6 +299,10 @@ def _coarse(stars: dict, grid: IsochroneGrid, mhs: list[float], lo_age: float, h
     best: dict[str, float] = {"logp": -np.inf}
     for mh in mhs:
         logp = _loglike(sub, grid, mh, ages, avs, dms, s)
+        # again with the differential-reddening widths of that first optimum's extinction
+        first = float(avs[np.unravel_index(np.nanargmax(logp), logp.shape)[1]])
+        if first > 0:
+            logp = _loglike(sub, grid, mh, ages, avs, dms, s, av_widths=first)
         logp += -0.5 * ((dms - mu) / sig) ** 2
         i, j, k = np.unravel_index(np.nanargmax(logp), logp.shape)
         if logp[i, j, k] > best["logp"]:
@@ -308,7 +324,8 @@ def _fine(stars: dict, grid: IsochroneGrid, coarse: dict[str, float], lo_age: fl
                                  hi_age))
         avs = np.unique(np.clip(centre["av"] + np.arange(-0.16, 0.1601, 0.04), 0.0, s.av_max))
         dms = centre["dm"] + np.linspace(-half_dm, half_dm, 7)
-        logp = np.stack([_loglike(stars, grid, mh, ages, avs, dms, s) for mh in mh_vals])
+        logp = np.stack([_loglike(stars, grid, mh, ages, avs, dms, s, av_widths=coarse["av"])
+                         for mh in mh_vals])
         logp += -0.5 * ((dms - mu) / sig) ** 2
         if not np.isfinite(logp).any():
             raise ValueError("the isochrone likelihood is not finite near the coarse optimum")
@@ -395,7 +412,7 @@ def _outlier_fraction(stars: dict, best: dict[str, float], s: CmdSettings) -> fl
                                 np.float32(best["dm"]), load_grid().connected,
                                 _stars_jax(stars), np.float32(s.binary_fraction),
                                 np.float32(s.outlier_fraction),
-                                np.float32(s.differential_reddening), shifts=_shifts(True))
+                                _dr_widths(best["av"], s), shifts=_shifts(True))
     cluster, outlier = np.asarray(cluster, float), float(outlier)
     p_out = 1.0 / (1.0 + np.exp(cluster - outlier))
     w = stars["w"][: stars["n"]]

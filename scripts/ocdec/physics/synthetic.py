@@ -34,7 +34,7 @@ def synthetic_members(grid: IsochroneGrid, log_age: float, av: float, distance_p
                       outlier_fraction: float = 0.03, g_max: float = 19.0,
                       seed: int = 0) -> pd.DataFrame:
     """Members of a synthetic cluster brighter than ``g_max``; ``attrs["true_mass"]`` is the mass
-    of all its living single stars and primaries (Msun) of the ``n_stars`` drawn."""
+    (Msun) of all the living stars drawn (``n_stars`` singles and primaries, and companions)."""
     rng = np.random.default_rng(seed)
     iso = interpolate(grid, feh, log_age)
     iso = iso[np.all(np.isfinite(iso), axis=1)]
@@ -75,5 +75,6 @@ def synthetic_members(grid: IsochroneGrid, log_age: float, av: float, distance_p
         + rng.normal(0, plx_err), "parallax_error": plx_err, "phot_g_mean_mag": g,
         "bp_rp": colour, "p_member": 1.0,
     })
-    frame.attrs["true_mass"] = float(np.sum(current))
+    companions = np.where(binary, np.interp(q_mass, mini, iso[:, 3]), 0.0)
+    frame.attrs["true_mass"] = float(np.sum(current) + np.sum(companions))
     return frame[frame["phot_g_mean_mag"] < g_max].reset_index(drop=True)

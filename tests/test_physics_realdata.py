@@ -1,0 +1,58 @@
+"""ocdec.physics on published members (../shared/data): Hunt & Reffert 2023 (DR3) and Babusiaux
+et al. 2018 (DR2). The full comparison is scripts/validate_physics.py (docs/physics_validation.md);
+these keep three clusters, about 20 s on 2 cores."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ocdec.physics.parameters import fit_parameters
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+
+
+def hunt(shared: Path, name: str) -> pd.DataFrame:
+    base = shared / "members" / "hunt2023_nearby_clusters"
+    ids = json.loads((base / "hunt2023.json").read_text())[name]
+    astro = json.loads((base / "hunt2023-astro.json").read_text())
+    rows = [dict(source_id=int(i), **astro[i]) for i in ids if i in astro]
+    return pd.DataFrame(rows).rename(columns={"plx": "parallax", "gmag": "phot_g_mean_mag",
+                                              "bprp": "bp_rp", "prob": "p_member"})
+
+
+def babusiaux_table2(shared: Path) -> pd.DataFrame:
+    text = (shared / "babusiaux2018_A10" / "GaiaHRD_tab2.csv").read_text(encoding="utf-8")
+    return pd.read_csv(StringIO(text.replace("\u2212", "-"))).set_index("Cluster")
+
+
+def test_pleiades_hunt_members_match_the_literature(shared_data: Path) -> None:
+    v = fit_parameters(hunt(shared_data, "Pleiades")).as_dict()
+    assert v["status"] == "ok", v["reason"]
+    # reference: median of CG2020, Dias 2021, HR23: log age 8.09, A_V 0.17, DM 5.59
+    assert abs(v["log_age"] - 8.09) < 0.25
+    assert abs(v["av"] - 0.17) < 0.3
+    assert abs(v["distance_modulus"] - 5.59) < 0.15
+    assert 130 < v["distance_pc"] < 140
+    assert v["parallax_zero_point_method"] == "lindegren2021-colour"
+    assert 5 < v["jacobi_radius_pc"] < 20 and v["n_jacobi"] > 500
+
+
+# (the Hyades, [Fe/H] = +0.13, need E(B-V) ~ 0.06 with solar isochrones: docs/physics.md)
+@pytest.mark.parametrize("cluster", ["Pleiades", "Blanco1"])
+def test_babusiaux_dr2_members_match_their_table2(shared_data: Path, cluster: str) -> None:
+    frame = pd.read_csv(shared_data / "babusiaux2018_A10" / "GaiaHRD_tab1a_DR2xmatch.csv")
+    frame = frame[(frame["Cluster"] == cluster) & (frame["source_id"] == frame["Source"])]
+    v = fit_parameters(frame.reset_index(drop=True), release="dr2").as_dict()
+    assert v["status"] == "ok", v["reason"]
+    assert v["parallax_zero_point_mas"] == pytest.approx(-0.029)
+    ref = babusiaux_table2(shared_data).loc[cluster]
+    assert abs(v["log_age"] - ref["log(age)"]) <= 0.15
+    assert abs(v["av"] / 3.1 - ref["E(B-V)"]) <= 0.05
+    assert abs(v["distance_modulus"] - ref["DM"]) <= 0.1
+    assert np.isfinite(v["mass_msun"])
