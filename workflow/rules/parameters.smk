@@ -36,7 +36,7 @@ rule parameters_catalogue:
         age_radius="results/catalogue/age_radius.png",
         literature="results/catalogue/literature.png",
     params:
-        regions=lambda wildcards: [region_settings(wildcards, r) for r in REGIONS],
+        regions=lambda wildcards: [REGION_INFO[r] for r in REGIONS],
     log:
         "logs/parameters_catalogue.log",
     script:
