@@ -11,7 +11,8 @@ def main(smk: Any) -> None:
     configure_logging(smk.log[0])
     inputs = {name: list(paths) for name, paths in smk.input.items()}
     outputs = {name: path for name, path in smk.output.items()}
-    catalogue_summary(inputs, outputs, regions=smk.params.regions)
+    catalogue_summary(inputs, outputs, regions=smk.params.regions, methods=smk.params.methods)
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -120,7 +120,8 @@ def selections() -> list[plots.Selection]:
     default = synthetic_members()
     thesis = synthetic_members(thesis=True)
     return plots.method_selections(
-        default, summary_for(default, "default"), thesis, summary_for(thesis, "thesis")
+        {"default": (default, summary_for(default, "default")),
+         "thesis": (thesis, summary_for(thesis, "thesis"))}
     )
 
 
@@ -206,7 +207,7 @@ def test_field_subsampled_with_fixed_seed(selections) -> None:
 def test_field_without_positions_skips_sky_panel_with_note() -> None:
     frame = synthetic_members(positions=False)
     fig = plots.methods_figure(
-        plots.method_selections(frame, summary_for(frame, "default")), REGION, REF
+        plots.method_selections({"default": (frame, summary_for(frame, "default"))}), REGION, REF
     )
     sky = plots.find_axes(fig, "default:sky")
     assert not sky.collections
@@ -223,7 +224,8 @@ def test_skipped_region_figure_says_why(tmp_path: Path) -> None:
         "reason": "10 usable stars < min_stars 40000",
     }
     paths = plots.region_plots(
-        tmp_path, {"id": "NGC_1", "name": "NGC 1"}, status=status, formats=("png",)
+        tmp_path, {"id": "NGC_1", "name": "NGC 1"}, method_dirs={}, status=status,
+        formats=("png",)
     )
     assert sorted(p.stem for p in paths) == sorted(plots.REGION_PLOTS)
     assert all(p.stat().st_size > 0 for p in paths)
@@ -272,8 +274,7 @@ def test_region_plots_writes_every_figure(tmp_path: Path) -> None:
     paths = plots.region_plots(
         tmp_path / "plots",
         REGION,
-        default_dir=tmp_path / "default",
-        thesis_dir=tmp_path / "thesis",
+        method_dirs={"default": tmp_path / "default", "thesis": tmp_path / "thesis"},
         references=[REF],
         status={"status": "ok"},
         formats=("png",),

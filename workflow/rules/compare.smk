@@ -8,12 +8,14 @@ rule compare:
         reference="resources/reference/{region}.json",
     output:
         table=report(
-            "results/{region}/comparison.tsv",
+            products.region_file(products.COMPARISON),
             caption="../report/comparison.rst",
             category="{region}",
             subcategory="tables",
             labels={"region": "{region}", "figure": "comparison table"},
         ),
+    params:
+        methods=METHODS,
     log:
         "logs/compare/{region}.log",
     benchmark:

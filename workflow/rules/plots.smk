@@ -10,6 +10,7 @@ rule plots:
     params:
         region=region_settings,
         formats=plot_formats(),
+        methods=METHODS,
     log:
         "logs/plots/{region}.log",
     benchmark:

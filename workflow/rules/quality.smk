@@ -7,8 +7,7 @@ rule quality:
     input:
         stars=raw_stars_pattern(),
     output:
-        stars="results/{region}/stars.parquet",
-        status="results/{region}/status.json",
+        **region_stars(),
     params:
         quality=lookup(dpath="quality", within=config),
     log:

@@ -10,6 +10,7 @@ rule summary:
     params:
         regions=[REGION_INFO[region] for region in REGIONS],
         formats=plot_formats(),
+        methods=METHODS,
     log:
         "logs/summary/summary.log",
     benchmark:

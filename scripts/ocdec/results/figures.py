@@ -13,7 +13,6 @@ is rasterized in vector formats. The catalogue-wide figures, drawn once, keep co
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +28,7 @@ from matplotlib.patches import Ellipse
 
 from ocdec.errors import OcdecError
 from ocdec.io import atomic_path
+from ocdec.products import CATALOGUE_FIGURES, REGION_FIGURES
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ LABEL_DEC = r"$\delta$ (deg)"
 # top-side ticks (these axes have none), a third of a figure's drawing time.
 TITLE_Y = 1.0
 ROW_HEIGHT = 3.7  # inches per method's row in the methods figure
-REGION_PLOTS = ("overview", "methods", "silhouette", "training")
-CATALOGUE_PLOTS = ("offsets", "recovered")
+REGION_PLOTS = tuple(REGION_FIGURES)
+CATALOGUE_PLOTS = tuple(CATALOGUE_FIGURES)
 
 
 @dataclass
@@ -110,8 +110,9 @@ class Selection:
 _STAR_COLUMNS = ("ra", "dec", "pmra", "pmdec", "parallax", "phot_g_mean_mag", "bp_rp")
 
 
-def read_members(path: str | Path) -> pd.DataFrame:
-    """members.parquet with just the columns the figures use."""
+def read_members(path: str | Path, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """members.parquet with just the columns the figures use (``extra``: a method's own
+    selection columns)."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -119,69 +120,41 @@ def read_members(path: str | Path) -> pd.DataFrame:
         names = set(pq.read_schema(path).names)
     except (OSError, Exception) as err:  # pyarrow raises its own error types
         raise OcdecError(f"{path}: cannot read members table: {err}") from err
-    wanted = [
-        c
-        for c in (
-            "member",
-            "group",
-            "p_member",
-            *_STAR_COLUMNS,
-            "kmeans_group",
-            "kmeans_member",
-            "dec_group",
-            "dec_member",
-            "dec_filtered_member",
-        )
-        if c in names
-    ]
     if "member" not in names:
         raise OcdecError(f"{path}: members table has no 'member' column")
-    return pd.read_parquet(path, columns=wanted)
+    wanted = dict.fromkeys(("member", "group", "p_member", *_STAR_COLUMNS, *extra))
+    return pd.read_parquet(path, columns=[c for c in wanted if c in names])
 
 
 def method_selections(
-    default_members: pd.DataFrame | None = None,
-    default_summary: Mapping[str, Any] | None = None,
-    thesis_members: pd.DataFrame | None = None,
-    thesis_summary: Mapping[str, Any] | None = None,
+    results: Mapping[str, tuple[pd.DataFrame | None, Mapping[str, Any] | None]],
 ) -> list[Selection]:
-    """K-Means, DEC, DEC filtered (thesis mode columns) and the default, in that order; a method
-    whose files are absent is left out."""
+    """Every selection of each method in ``results`` ({method: (members, summary)}), in registry
+    order (the thesis's K-Means, DEC, DEC filtered, then the default, ...); a method whose
+    members table is absent is left out."""
+    from ocdec.methods.registry import REGISTRY
+
     out: list[Selection] = []
-    if thesis_members is not None:
-        sel = (thesis_summary or {}).get("selections") or {}
-        t = thesis_members
-        kg = t["kmeans_group"].to_numpy() if "kmeans_group" in t else None
-        dg = t["dec_group"].to_numpy() if "dec_group" in t else None
-        for col, label, groups, key in (
-            ("kmeans_member", "K-Means", kg, "kmeans"),
-            ("dec_member", "DEC", dg, "dec"),
-            ("dec_filtered_member", "DEC filtered", dg, "dec_filtered"),
-        ):
-            if col in t:
-                note = (
-                    f"k = {thesis_summary['kmeans_k']}"
-                    if key == "kmeans" and thesis_summary and "kmeans_k" in thesis_summary
-                    else ""
-                )
-                out.append(
-                    Selection(
-                        label, t, t[col].to_numpy(dtype=bool), groups, note, sel.get(key) or {}
-                    )
-                )
-    if default_members is not None:
-        d = default_members
-        out.append(
-            Selection(
-                "default",
-                d,
-                d["member"].to_numpy(dtype=bool),
-                d["group"].to_numpy() if "group" in d else None,
-                "",
-                dict(default_summary or {}),
-            )
-        )
+    for name, spec in REGISTRY.items():
+        members, summary = results.get(name, (None, None))
+        if members is None:
+            continue
+        summary = dict(summary or {})
+        for sel in spec.selections:
+            if sel.member not in members:
+                continue
+            groups = members[sel.group].to_numpy() if sel.group in members else None
+            params = (summary.get("selections") or {}).get(sel.key) or {} if sel.key else summary
+            note = sel.note.format(**summary) if sel.note and _has_keys(sel.note, summary) else ""
+            out.append(Selection(spec.selection_label(sel), members,
+                                 members[sel.member].to_numpy(dtype=bool), groups, note, params))
     return out
+
+
+def _has_keys(template: str, values: Mapping[str, Any]) -> bool:
+    import string
+
+    return all(f in values for _, f, _, _ in string.Formatter().parse(template) if f)
 
 
 def display_subsample(
@@ -1030,12 +1003,6 @@ def _save_all(fig: Figure, out_dir: Path, stem: str, formats: Iterable[str]) -> 
     return [save_figure(fig, out_dir / f"{stem}.{fmt}") for fmt in formats]
 
 
-def _read_json(path: str | Path | None) -> dict[str, Any] | None:
-    if path is None or not Path(path).exists():
-        return None
-    return json.loads(Path(path).read_text())
-
-
 def _read_tsv(path: str | Path | None) -> pd.DataFrame | None:
     if path is None or not Path(path).exists():
         return None
@@ -1046,8 +1013,7 @@ def region_plots(
     out_dir: str | Path,
     region: Mapping[str, Any],
     *,
-    default_dir: str | Path | None = None,
-    thesis_dir: str | Path | None = None,
+    method_dirs: Mapping[str, str | Path | None],
     references: Sequence[Mapping[str, Any]] = (),
     status: Mapping[str, Any] | None = None,
     formats: Sequence[str] = ("png",),
@@ -1057,13 +1023,19 @@ def region_plots(
     """Write ``{out_dir}/{name}.{fmt}`` for every name in :data:`REGION_PLOTS` (always all of them,
     so the workflow's outputs exist): a skipped or failed region gets figures that say why.
 
-    ``default_dir`` / ``thesis_dir`` hold characterize's outputs (members.parquet, summary.json,
-    history.tsv, silhouette.tsv); ``status`` is the region's status.json.
+    ``method_dirs`` maps each method run to its folder of characterize outputs (members.parquet,
+    summary.json, history.tsv and its own tables, :mod:`ocdec.products`); ``status`` is the
+    region's status.json.
     """
+    from ocdec.methods.registry import PRIMARY, REGISTRY
+    from ocdec.products import MethodProducts
+
     out = Path(out_dir)
     written: list[Path] = []
     name = _region_title(region)
-    reason = _skip_reason(status, default_dir, thesis_dir)
+    found = {m: MethodProducts(d, REGISTRY[m].tables) for m, d in method_dirs.items() if d}
+    summaries = {m: p.summary for m, p in found.items()}
+    reason = _skip_reason(status, found, summaries)
     if reason is not None:
         state, why = reason
         fig = skipped_figure(region, why, state)
@@ -1071,16 +1043,13 @@ def region_plots(
             written += _save_all(fig, out, stem, formats)
         return written
     reference = references[0] if references else None
-    d_sum = _read_json(Path(default_dir) / "summary.json") if default_dir else None
-    t_sum = _read_json(Path(thesis_dir) / "summary.json") if thesis_dir else None
-    d_mem = _members_if(default_dir, d_sum)
-    t_mem = _members_if(thesis_dir, t_sum)
-    selections = method_selections(d_mem, d_sum, t_mem, t_sum)
-    default = next((s for s in selections if s.label == "default"), None)
-    if default is not None:
-        fig = overview_figure(default, region, reference, max_field=max_field, seed=seed)
+    results = {m: (_members_if(p, summaries[m]), summaries[m]) for m, p in found.items()}
+    selections = method_selections(results)
+    primary = next((s for s in selections if s.label == PRIMARY), None)
+    if primary is not None:
+        fig = overview_figure(primary, region, reference, max_field=max_field, seed=seed)
     else:
-        fig = message_figure(f"{name}: default method", "the default method has no result here")
+        fig = message_figure(f"{name}: {PRIMARY} method", f"the {PRIMARY} method has no result here")
     written += _save_all(fig, out, "overview", formats)
     written += _save_all(
         methods_figure(selections, region, reference, max_field=max_field, seed=seed),
@@ -1088,56 +1057,64 @@ def region_plots(
         "methods",
         formats,
     )
-    sil = _read_tsv(Path(thesis_dir) / "silhouette.tsv") if thesis_dir else None
-    chosen = (t_sum or {}).get("kmeans_k")
+    # the silhouette sweep of the first method that has one (thesis mode)
+    sweep = next(((p.table("silhouette"), summaries[m]) for m, p in found.items()
+                  if "silhouette" in p.files), (None, None))
+    chosen = (sweep[1] or {}).get("kmeans_k")
     written += _save_all(
         silhouette_figure(
-            sil, int(chosen) if chosen else None, f"{name}: K-Means silhouette sweep"
+            sweep[0], int(chosen) if chosen else None, f"{name}: K-Means silhouette sweep"
         ),
         out,
         "silhouette",
         formats,
     )
-    histories = {}
-    if default_dir:
-        histories["default"] = _read_tsv(Path(default_dir) / "history.tsv")
-    if thesis_dir:
-        histories["thesis"] = _read_tsv(Path(thesis_dir) / "history.tsv")
+    histories = {m: p.table("history") for m, p in found.items()}
+    histories = {m: histories[m] for m in REGISTRY if m in histories}  # registry order
     written += _save_all(
         training_figure(histories, f"{name}: DEC training curves"), out, "training", formats
     )
     return written
 
 
-def _members_if(
-    directory: str | Path | None, summary: Mapping[str, Any] | None
-) -> pd.DataFrame | None:
-    if directory is None or (summary is not None and summary.get("status", "done") != "done"):
+def _members_if(found: Any, summary: Mapping[str, Any] | None) -> pd.DataFrame | None:
+    if summary is not None and summary.get("status", "done") != "done":
         return None
-    path = Path(directory) / "members.parquet"
-    return read_members(path) if path.exists() else None
+    if not found.exists("members"):
+        return None
+    from ocdec.methods.registry import REGISTRY
+
+    spec = REGISTRY[found.directory.name] if found.directory.name in REGISTRY else None
+    extra = [c for s in (spec.selections if spec else ()) for c in (s.member, s.group) if c]
+    return read_members(found.files["members"], extra)
 
 
 def _skip_reason(
-    status: Mapping[str, Any] | None, *dirs: str | Path | None
+    status: Mapping[str, Any] | None, found: Mapping[str, Any],
+    summaries: Mapping[str, Mapping[str, Any] | None],
 ) -> tuple[str, str] | None:
     if status is not None and status.get("status", "ok") not in ("ok", "done"):
         return str(status.get("status")), str(status.get("reason") or "")
-    summaries = [_read_json(Path(d) / "summary.json") for d in dirs if d]
-    present = [s for s in summaries if s is not None]
+    present = [s for s in summaries.values() if s is not None]
     if present and all(s.get("status", "done") != "done" for s in present):
         s = present[0]
         return str(s.get("status")), str(s.get("reason") or "")
-    if dirs and not any(d and (Path(d) / "members.parquet").exists() for d in dirs):
+    if found and not any(p.exists("members") for p in found.values()):
         return "failed", "no members table was produced"
     return None
+
+
+def catalogue_figures(summary: pd.DataFrame) -> dict[str, Figure]:
+    """The catalogue figures (:data:`CATALOGUE_PLOTS`) from the summary table."""
+    return {"offsets": offsets_figure(summary), "recovered": recovered_figure(summary)}
 
 
 def catalogue_plots(
     out_dir: str | Path, summary: pd.DataFrame, formats: Sequence[str] = ("png",)
 ) -> list[Path]:
-    """``{out_dir}/offsets.{fmt}`` and ``{out_dir}/recovered.{fmt}`` from the catalogue summary."""
+    """``{out_dir}/{name}.{fmt}`` for every catalogue figure, from the catalogue summary."""
     out = Path(out_dir)
-    return _save_all(offsets_figure(summary), out, "offsets", formats) + _save_all(
-        recovered_figure(summary), out, "recovered", formats
-    )
+    written: list[Path] = []
+    for name, fig in catalogue_figures(summary).items():
+        written += _save_all(fig, out, name, formats)
+    return written

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,8 @@ import pandas as pd
 from scipy import ndimage
 
 from ocdec.errors import OcdecError
+from ocdec.methods.base import MethodResult
+from ocdec.methods.priors import ClusterPriors
 
 log = logging.getLogger(__name__)
 
@@ -72,35 +75,6 @@ KMS_PER_MASYR_KPC = 4.74047
 _G_GRID = np.array([10.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0])
 _PLX_ERR = np.array([0.03, 0.04, 0.05, 0.07, 0.10, 0.18, 0.33, 0.70, 1.50])
 _PM_ERR = np.array([0.05, 0.07, 0.09, 0.13, 0.20, 0.33, 0.60, 1.20, 2.50])
-
-
-@dataclass(frozen=True)
-class ClusterPriors:
-    """What the pipeline knows of a region before looking: catalogue centre and cone radius (deg),
-    and the catalogue's parallax (from its distance) and pre-Gaia proper motion; any may be None."""
-
-    ra: float | None = None
-    dec: float | None = None
-    radius_deg: float | None = None
-    pmra: float | None = None
-    pmdec: float | None = None
-    parallax: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.radius_deg is not None and not self.radius_deg > 0:
-            raise OcdecError(f"radius must be positive, got {self.radius_deg}")
-        if (self.ra is None) != (self.dec is None):
-            raise OcdecError("give both --ra and --dec, or neither")
-        if (self.pmra is None) != (self.pmdec is None):
-            raise OcdecError("give both pm prior values (pmra and pmdec), or neither")
-        if self.parallax is not None and not self.parallax > 0:
-            raise OcdecError(f"parallax prior must be positive, got {self.parallax}")
-        if self.dec is not None and not -90.0 <= self.dec <= 90.0:
-            raise OcdecError(f"dec must be within [-90, 90], got {self.dec}")
-
-    @property
-    def has_centre(self) -> bool:
-        return self.ra is not None and self.dec is not None
 
 
 @dataclass(frozen=True)
@@ -327,13 +301,8 @@ def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
         core = in_slab & (dpm < 1.5 * p.pm_scale)
         control = in_slab & (dpm > 3 * p.pm_scale) & (dpm < 6 * p.pm_scale)
         conc = _sky_concentration(ast, core, control, priors)
-        weight = 1.0
-        if priors.parallax is not None:
-            weight *= math.exp(-0.5 * (math.log(p.parallax / priors.parallax)
-                                       / s.plx_prior_log_sigma) ** 2)
-        if priors.pmra is not None and priors.pmdec is not None:
-            d = math.hypot(p.pmra - priors.pmra, p.pmdec - priors.pmdec)
-            weight *= math.exp(-0.5 * (d / math.hypot(s.pm_prior_sigma, p.pm_scale)) ** 2)
+        weight = priors.weight(p.pmra, p.pmdec, p.parallax, pm_scale=p.pm_scale,
+                               pm_sigma=s.pm_prior_sigma, plx_log_sigma=s.plx_prior_log_sigma)
         c_term = 1.0 if math.isnan(conc) else min(max(conc, 0.5), 3.0)
         scored.append(Peak(**{**p.__dict__, "n_core": int(core.sum()), "concentration": conc,
                               "prior_weight": weight, "score": p.significance * c_term * weight}))
@@ -999,3 +968,33 @@ def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSetting
              int((p_use >= settings.threshold).sum()), int(mix.sum()),
              diag["dec_jaccard_with_mixture"])
     return (p_cand, qs, pd.concat(histories, ignore_index=True), np.union1d(use, blurred), diag)
+
+
+class DefaultMethod:
+    """ocdec's default method as a plug-in (:class:`ocdec.methods.base.Method`)."""
+
+    name = "default"
+    settings_class = MemberSettings
+    member_columns: dict[str, str] = {}
+    table_columns: dict[str, tuple[str, ...]] = {}
+
+    def default_settings(self) -> MemberSettings:
+        return MemberSettings(dec=default_dec_settings())
+
+    def run(self, stars: pd.DataFrame, priors: ClusterPriors, settings: MemberSettings,
+            seeds: Sequence[int]) -> MethodResult:
+        from dataclasses import replace
+
+        from ocdec.methods.astrometry import cluster_parameters
+
+        result = run_default(stars, priors, replace(settings, seeds=tuple(seeds)))
+        summary = {"seeds": result.seeds, "seed_jaccard": result.seed_jaccard,
+                   "seed_jaccard_min": result.seed_jaccard_min, "stages": result.stages,
+                   "peak": result.peak.as_dict(), "model": result.model,
+                   "diagnostics": result.diagnostics}
+        return MethodResult(p_member=result.p_member, member=result.member, group=result.group,
+                            parameters=cluster_parameters(stars, result.member),
+                            history=result.history, summary=summary)
+
+
+METHOD = DefaultMethod()
