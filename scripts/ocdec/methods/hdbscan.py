@@ -34,9 +34,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HdbscanSettings:
-    min_cluster_size: int = 20  # Hunt & Reffert use 10 with a later significance test
+    min_cluster_size: int = 10  # as Hunt & Reffert (2023)
     min_samples: int = 10
-    cluster_selection_method: str = "leaf"  # "leaf" (Hunt & Reffert) or "eom"
+    # "eom" (excess of mass): measured better than "leaf" here, where one group must hold the
+    # whole cluster (leaf split Praesepe, recall 0.33); Hunt & Reffert merge leaves afterwards.
+    cluster_selection_method: str = "eom"
     use_sky: bool = True  # add the tangent-plane position to the features
     pm_prior_sigma: float = 3.0  # mas/yr, as the default method's peak scoring
     plx_prior_log_sigma: float = 0.25
@@ -98,17 +100,19 @@ def group_scores(stars: pd.DataFrame, labels: np.ndarray, priors: ClusterPriors,
             r_group = _median_separation(sel, centre)
             r_all = _median_separation(stars, centre)
             conc = r_all / max(r_group, 1e-6)
-        weight = (priors.weight(med["pmra"], med["pmdec"], med["parallax"], pm_scale=pm_scale,
-                                pm_sigma=settings.pm_prior_sigma,
-                                plx_log_sigma=settings.plx_prior_log_sigma)
-                  if med["parallax"] > 0 or priors.parallax is None else 0.0)
+        if med["parallax"] > 0 or priors.parallax is None:
+            log_weight = priors.log_weight(med["pmra"], med["pmdec"], med["parallax"],
+                                           pm_scale=pm_scale, pm_sigma=settings.pm_prior_sigma,
+                                           plx_log_sigma=settings.plx_prior_log_sigma)
+        else:  # a group behind the catalogue's (positive) parallax prior cannot be the cluster
+            log_weight = -math.inf
         c_term = 1.0 if math.isnan(conc) else min(max(conc, 0.5), 3.0)
         rows.append({"group": int(g), "n": len(sel), **med, "pm_scale": pm_scale,
-                     "concentration": conc, "prior_weight": weight,
-                     "score": math.sqrt(len(sel)) * c_term * weight})
+                     "concentration": conc, "log_prior_weight": log_weight,
+                     "log_score": 0.5 * math.log(len(sel)) + math.log(c_term) + log_weight})
     table = pd.DataFrame(rows, columns=["group", "n", *ASTROMETRY, "pm_scale", "concentration",
-                                        "prior_weight", "score"])
-    return table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+                                        "log_prior_weight", "log_score"])
+    return table.sort_values("log_score", ascending=False, kind="stable").reset_index(drop=True)
 
 
 def _median_separation(stars: pd.DataFrame, centre: dict[str, float]) -> float:
@@ -139,7 +143,8 @@ class HdbscanMethod:
                              f"needs more than min_cluster_size = {settings.min_cluster_size}")
         model = HDBSCAN(min_cluster_size=settings.min_cluster_size,
                         min_samples=settings.min_samples,
-                        cluster_selection_method=settings.cluster_selection_method).fit(x)
+                        cluster_selection_method=settings.cluster_selection_method,
+                        copy=False).fit(x)
         fit_s = time.perf_counter() - t0
         n = len(stars)
         labels = np.full(n, -1, np.int64)
@@ -147,16 +152,16 @@ class HdbscanMethod:
         strength = np.zeros(n)
         strength[usable] = model.probabilities_
         scores = group_scores(stars, labels, priors, settings)
-        if scores.empty or not scores["score"].iloc[0] > 0:
+        if scores.empty or not np.isfinite(scores["log_score"].iloc[0]):
             raise OcdecError("HDBSCAN found no group compatible with the catalogue's cluster; "
                              "no cluster found")
         best = scores.iloc[0]
         member = labels == int(best["group"])
         p_member = np.where(member, strength, 0.0)
         log.info("hdbscan: %d groups; cluster is group %d (%d stars, pm %.3f %.3f, parallax "
-                 "%.3f, concentration %.2f, prior weight %.2g); %.1f s", len(scores),
+                 "%.3f, concentration %.2f, log prior weight %.1f); %.1f s", len(scores),
                  int(best["group"]), int(best["n"]), best["pmra"], best["pmdec"],
-                 best["parallax"], best["concentration"], best["prior_weight"], fit_s)
+                 best["parallax"], best["concentration"], best["log_prior_weight"], fit_s)
         summary = {"seeds": [], "seed_jaccard": 1.0, "seed_jaccard_min": 1.0,
                    "stages": {"hdbscan": fit_s, "pick": time.perf_counter() - t0 - fit_s},
                    "n_groups": int(len(scores)), "cluster_group": int(best["group"]),

@@ -45,12 +45,24 @@ class ClusterPriors:
         (widened by the group's own ``pm_scale``) around its proper motion; 1 where unknown.
         Pre-Gaia proper motions can be several mas/yr off and distances 10-30 %."""
         weight = 1.0
+        for term in self._log_terms(pmra, pmdec, parallax, pm_scale, pm_sigma, plx_log_sigma):
+            weight *= math.exp(term)
+        return weight
+
+    def log_weight(self, pmra: float, pmdec: float, parallax: float, *, pm_scale: float = 0.0,
+                   pm_sigma: float = 3.0, plx_log_sigma: float = 0.25) -> float:
+        """The logarithm of :meth:`weight`, which does not underflow far from the prior."""
+        return sum(self._log_terms(pmra, pmdec, parallax, pm_scale, pm_sigma, plx_log_sigma))
+
+    def _log_terms(self, pmra: float, pmdec: float, parallax: float, pm_scale: float,
+                   pm_sigma: float, plx_log_sigma: float) -> list[float]:
+        terms = []
         if self.parallax is not None:
-            weight *= math.exp(-0.5 * (math.log(parallax / self.parallax) / plx_log_sigma) ** 2)
+            terms.append(-0.5 * (math.log(parallax / self.parallax) / plx_log_sigma) ** 2)
         if self.pmra is not None and self.pmdec is not None:
             d = math.hypot(pmra - self.pmra, pmdec - self.pmdec)
-            weight *= math.exp(-0.5 * (d / math.hypot(pm_sigma, pm_scale)) ** 2)
-        return weight
+            terms.append(-0.5 * (d / math.hypot(pm_sigma, pm_scale)) ** 2)
+        return terms
 
     @classmethod
     def from_region(cls, region: Mapping[str, Any]) -> ClusterPriors:
