@@ -9,6 +9,8 @@ carry through.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,6 +46,39 @@ class QualitySettings:
                 raise OcdecError(f"{name} must be a finite number or unset, got {value}")
         if self.ruwe_max is not None and self.ruwe_max <= 0:
             raise OcdecError(f"ruwe_max must be > 0, got {self.ruwe_max}")
+
+
+def quality_settings(config: Mapping[str, Any] | None, where: str = "quality"
+                     ) -> QualitySettings:
+    """Settings from the workflow's ``quality`` section (:func:`ocdec.settings.from_mapping`:
+    absent keys take the defaults, unknown keys are refused naming them)."""
+    from ocdec.settings import from_mapping
+
+    return from_mapping(QualitySettings, config, where)
+
+
+def quality_region(
+    stars_path: str | os.PathLike[str],
+    out_stars: str | os.PathLike[str],
+    out_status: str | os.PathLike[str],
+    config: Mapping[str, Any] | QualitySettings | None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The quality rule: filter ``stars_path`` (any star table :func:`read_stars` reads), write
+    the kept stars (Parquet, the input's provenance plus the status) and the status record
+    (JSON); returns the status. ``config`` is the ``quality`` section or a settings instance."""
+    from ocdec.data.columns import read_stars
+    from ocdec.io import read_provenance, write_json, write_parquet
+
+    settings = config if isinstance(config, QualitySettings) else quality_settings(config)
+    frame = read_stars(stars_path)
+    clean, status = apply_quality(frame, settings, region=region)
+    provenance = read_provenance(stars_path)
+    provenance.setdefault("source_id_is_row", bool(frame.attrs.get("source_id_is_row", False)))
+    provenance["quality"] = status
+    write_parquet(out_stars, clean, provenance)
+    write_json(out_status, status)
+    return status
 
 
 def apply_quality(
