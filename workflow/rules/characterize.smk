@@ -11,20 +11,20 @@ for method in METHODS:
             **region_stars(),
         output:
             **method_outputs(method),
-        params:
-            method=method,
-            region=region_settings,
-            settings=method_config(method),
         log:
             f"logs/characterize_{method}/{{region}}.log",
         benchmark:
             f"benchmarks/characterize_{method}/{{region}}.tsv"
+        conda:
+            "../../envs/ml.yaml"
         threads: characterize_threads()
         resources:
             mem_mb=mem_mb_for(f"characterize_{method}"),
             runtime=runtime_for(f"characterize_{method}"),
             gpu=gpu_request(method),
-        conda:
-            "../../envs/ml.yaml"
+        params:
+            method=method,
+            region=region_settings,
+            settings=method_config(method),
         script:
             "../../scripts/characterize.py"

@@ -16,7 +16,6 @@ from ocdec.data.catalogue import read_regions
 from ocdec.errors import OcdecError
 from ocdec.methods.registry import REGISTRY
 
-
 # --- regions ---------------------------------------------------------------------------------
 
 
@@ -34,6 +33,7 @@ def read_regions_table(path):
 regions = read_regions_table(config["regions"])
 REGIONS = regions["id"].tolist()
 
+
 # Region ids are slugs; constraining the wildcard keeps paths such as results/summary.tsv from
 # matching per-region patterns.
 wildcard_constraints:
@@ -44,6 +44,8 @@ wildcard_constraints:
 
 SOURCE = config["source"]
 METHODS = list(config["characterize"]["methods"])
+
+
 def raw_stars_pattern():
     """The star file of the configured source (see the contract's per-region layout)."""
     if SOURCE == "gaia":
@@ -126,15 +128,17 @@ NGP_RA, NGP_DEC = math.radians(192.85948), math.radians(27.12825)
 
 def galactic_latitude(ra_deg, dec_deg):
     ra, dec = math.radians(ra_deg), math.radians(dec_deg)
-    sin_b = math.sin(dec) * math.sin(NGP_DEC) + math.cos(dec) * math.cos(NGP_DEC) * math.cos(
-        ra - NGP_RA
-    )
+    sin_b = math.sin(dec) * math.sin(NGP_DEC) + math.cos(dec) * math.cos(
+        NGP_DEC
+    ) * math.cos(ra - NGP_RA)
     return math.degrees(math.asin(max(-1.0, min(1.0, sin_b))))
 
 
 def cone_star_estimate(row):
     radius = float(row["radius_deg"])
-    area = 2.0 * math.pi * (1.0 - math.cos(math.radians(radius))) * (180.0 / math.pi) ** 2
+    area = (
+        2.0 * math.pi * (1.0 - math.cos(math.radians(radius))) * (180.0 / math.pi) ** 2
+    )
     b = galactic_latitude(float(row["ra"]), float(row["dec"]))
     density = DENSITY_POLE + DENSITY_PLANE * math.exp(-abs(b) / DENSITY_SCALE_DEG)
     return area * density
@@ -211,14 +215,20 @@ def method_config(method):
     """The characterize settings one method uses (its own section and the shared keys it
     declares), so that changing another method's settings does not rerun it."""
     section = config["characterize"]
-    values = {key: section[key] for key in REGISTRY[method].shared_settings if key in section}
+    values = {
+        key: section[key] for key in REGISTRY[method].shared_settings if key in section
+    }
     values[method] = dict(section.get(method) or {})
     return values
 
 
 def gpu_request(method):
     """GPUs for DEC training: one when the config asks for it and the method runs JAX."""
-    return 1 if config["characterize"].get("gpu", False) and REGISTRY[method].uses_jax else 0
+    return (
+        1
+        if config["characterize"].get("gpu", False) and REGISTRY[method].uses_jax
+        else 0
+    )
 
 
 def characterize_threads():
@@ -252,7 +262,10 @@ def plot_outputs():
     }
     if "pdf" in plot_formats():
         outputs.update(
-            {f"{name}_pdf": products.figure_file(name, "pdf") for name in REGION_FIGURES}
+            {
+                f"{name}_pdf": products.figure_file(name, "pdf")
+                for name in REGION_FIGURES
+            }
         )
     return outputs
 
@@ -298,14 +311,19 @@ def summary_inputs(wildcards):
         "status": expand(products.region_file(products.STATUS), region=REGIONS),
         "comparison": expand(products.region_file(products.COMPARISON), region=REGIONS),
         **{
-            method: expand(products.method_file(method, products.SUMMARY), region=REGIONS)
+            method: expand(
+                products.method_file(method, products.SUMMARY), region=REGIONS
+            )
             for method in METHODS
         },
     }
 
 
 def all_outputs():
-    per_region = [products.region_file(products.STATUS), products.region_file(products.COMPARISON)]
+    per_region = [
+        products.region_file(products.STATUS),
+        products.region_file(products.COMPARISON),
+    ]
     per_region += [products.method_file(method, products.SUMMARY) for method in METHODS]
     per_region += [products.figure_file(name) for name in REGION_FIGURES]
     catalogue = [products.catalogue_file(products.CATALOGUE_TABLE)]

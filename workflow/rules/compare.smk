@@ -14,13 +14,13 @@ rule compare:
             subcategory="tables",
             labels={"region": "{region}", "figure": "comparison table"},
         ),
-    params:
-        methods=METHODS,
     log:
         "logs/compare/{region}.log",
     benchmark:
         "benchmarks/compare/{region}.tsv"
     conda:
         "../../envs/plot.yaml"
+    params:
+        methods=METHODS,
     script:
         "../../scripts/compare.py"

@@ -8,16 +8,16 @@ rule quality:
         stars=raw_stars_pattern(),
     output:
         **region_stars(),
-    params:
-        quality=lookup(dpath="quality", within=config),
     log:
         "logs/quality/{region}.log",
     benchmark:
         "benchmarks/quality/{region}.tsv"
+    conda:
+        "../../envs/gaia.yaml"
     resources:
         mem_mb=mem_mb_for("quality"),
         runtime=runtime_for("quality"),
-    conda:
-        "../../envs/gaia.yaml"
+    params:
+        quality=lookup(dpath="quality", within=config),
     script:
         "../../scripts/quality.py"
