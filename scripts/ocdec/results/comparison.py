@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from ocdec.errors import OcdecError
-from ocdec.products import read_json
 from ocdec.io import write_tsv
 from ocdec.methods.astrometry import ASTROMETRY, MEANS_WITH_ERRORS
 from ocdec.methods.registry import REGISTRY
+from ocdec.products import read_json
 
 COLUMNS = (
     "method",
