@@ -86,8 +86,9 @@ REGISTRY: dict[str, MethodSpec] = {
         MethodSpec("hdbscan", "ocdec.methods.hdbscan",
                    "HDBSCAN on robust-scaled astrometry and sky position (Hunt & Reffert 2023)",
                    shared_settings=("seed", "threshold"), mem_mb=(1500.0, 3.0),
-                   # 944 s for 319,000 stars, about n^2.1 (README, Performance)
-                   runtime=(15.0, 0.15, 2.1)),
+                   # measured about n^2.2 on 2 cores: 40 s at 80,000 stars, ~1.1 min at
+                   # 100,000 and ~26 min extrapolated at 434,000; requested with a factor 3 in hand
+                   runtime=(15.0, 3.0, 2.1)),
     )
 }
 # The method whose numbers are the region's own in the catalogue summary (unprefixed columns)
