@@ -94,8 +94,6 @@ INTERNAL: dict[str, dict[str, str]] = {
         "scaling": "thesis mode is the thesis's min-max scaling",
     },
 }
-# Fields being removed from the library (dead code): neither in the schema nor required to exist.
-LEAVING: dict[str, set[str]] = {"characterize.default": {"velocity_min_parallax"}}
 # Schema keys of a settings section that are not fields of its class, with who reads them.
 SCHEMA_ONLY: dict[str, dict[str, str]] = {
     "simulate": {"seed": "simulate_region's seed",
@@ -137,7 +135,7 @@ def _nested_classes() -> dict[str, type]:
 def _drift(where: str, schema: dict[str, Any], fields: dict[str, Any]) -> list[str]:
     problems = []
     keys = set(schema.get("properties", {}))
-    internal = set(INTERNAL.get(where, {})) | LEAVING.get(where, set())
+    internal = set(INTERNAL.get(where, {}))
     extra = set(SCHEMA_ONLY.get(where, {}))
     for key in sorted(keys - set(fields) - extra):
         problems.append(f"schema key {where}.{key} is no settings field")
