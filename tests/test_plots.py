@@ -330,3 +330,50 @@ def test_recovered_figure_has_one_to_one_line_and_points() -> None:
     points = [c for c in top.containers if c.lines[0].get_gid() == "recovered:parallax"][0]
     assert len(points.lines[0].get_xdata()) == 2  # the skipped region has no point
     assert any(ln.get_label() == "1:1" for ln in top.lines)
+
+
+def test_offsets_follow_the_registry() -> None:
+    """One marker per registered method with results: HDBSCAN appears when run, a method whose
+    columns are all empty (not run) does not."""
+    summary = catalogue_summary()
+    for col in ("pmra", "pmdec", "parallax"):
+        summary[f"hdbscan_{col}"] = summary[col] + 0.1
+        summary[f"hdbscan_{col}_error"] = 0.02
+        summary[f"hdbscan_{col}_offset_sigma"] = summary[f"{col}_offset_sigma"] + 1.0
+    assert [m.label for m in plots.method_markers(summary)] == [
+        "default", "thesis (DEC filtered)", "hdbscan"]
+    fig = plots.offsets_figure(summary)
+    gids = {ln.get_gid() for ln in fig.axes[0].lines}
+    assert {"offsets:pmra", "offsets:thesis_pmra", "offsets:hdbscan_pmra"} <= gids
+    rows = [np.asarray(ln.get_ydata(), dtype=float) for ln in fig.axes[0].lines
+            if str(ln.get_gid()).startswith("offsets:")]
+    assert len({r[0] for r in rows}) == 3  # side by side within a region's row
+    summary[[c for c in summary if c.startswith("thesis_")]] = math.nan
+    assert [m.label for m in plots.method_markers(summary)] == ["default", "hdbscan"]
+    fig = plots.recovered_figure(summary)
+    gids = {c.lines[0].get_gid() for c in fig.axes[0].containers}
+    assert gids == {"recovered:pmra", "recovered:hdbscan_pmra"}
+
+
+def test_region_inputs_read_without_matplotlib(tmp_path: Path) -> None:
+    """Reading is apart from drawing: ocdec.results.figure_inputs imports no matplotlib, and
+    reads a region's products (selections, silhouette sweep, histories in registry order)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ocdec.results.figure_inputs; "
+            "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    from ocdec.results.figure_inputs import read_region
+
+    write_method(tmp_path / "default", synthetic_members(), "default")
+    write_method(tmp_path / "thesis", synthetic_members(thesis=True), "thesis")
+    inputs = read_region({"default": tmp_path / "default", "thesis": tmp_path / "thesis"},
+                         {"status": "ok"})
+    assert inputs.skip is None
+    assert [s.label for s in inputs.selections] == ["K-Means", "DEC", "DEC filtered", "default"]
+    assert list(inputs.histories) == ["thesis", "default"]
+    assert inputs.chosen_k == 4 and len(inputs.silhouette) == 3
+    skipped = read_region({"default": tmp_path / "absent"}, {"status": "ok"})
+    assert skipped.skip == ("failed", "no members table was produced")
+    assert read_region({}, {"status": "skipped", "reason": "few"}).skip == ("skipped", "few")
