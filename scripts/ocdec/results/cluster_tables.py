@@ -15,13 +15,17 @@ from ocdec.results.reference_rows import ALIASES, clean_row, name_key
 
 log = logging.getLogger(__name__)
 
-_NAME_COLUMNS = ("Cluster", "Name", "name", "cluster")
-_ALIAS_COLUMNS = ("AllNames", "SimbadName")
+_NAME_COLUMNS = ("Cluster", "Name", "Name(s)", "name", "cluster")
+_ALIAS_COLUMNS = ("AllNames", "SimbadName", "Name(s)")
 _VALUE_COLUMNS = {
     "pmra": ("pmRA", "pmRA*", "pmra", "pmRA_"),
     "pmdec": ("pmDE", "pmdec", "pmDE_"),
     "parallax": ("plx", "Plx", "parallax"),
 }
+_POSITION_COLUMNS = {"ra": ("RA_ICRS", "RAJ2000", "RAdeg", "ra", "RA"),
+                     "dec": ("DE_ICRS", "DEJ2000", "DEdeg", "dec", "DEC", "DE")}
+# Half-number radius: degrees in CG2018/2020 and Hunt & Reffert, arcmin in the UCC.
+_R50_COLUMNS = (("r50", 1.0), ("r_50", 1.0 / 60.0))
 _COUNT_COLUMNS = ("Nstars", "N", "nbstars07", "n07", "N_membs", "Nmemb")
 _LABELS = (
     ("cantat-gaudin2018", "CG2018"),
@@ -87,7 +91,8 @@ def _read_text(path: Path) -> str:
 
 def read_cluster_table(path: str | Path, label: str | None = None) -> pd.DataFrame:
     """A published cluster table normalised to one row per cluster: ``key`` (:func:`name_key`),
-    ``aliases`` (set of keys), ``name``, the :data:`REFERENCE_KEYS` values and ``source``.
+    ``aliases`` (set of keys), ``name``, the :data:`REFERENCE_KEYS` values, ``ra``, ``dec`` and
+    ``r50_deg`` (NaN where the table has none) and ``source``.
 
     Reads VizieR TSV exports (#-comments, unit and dash lines) and CSVs of CG2018, CG2020, Hunt &
     Reffert 2023/2024, Dias 2021 and UCC. Errors of the mean come from ``e_`` columns, or from
@@ -100,7 +105,8 @@ def read_cluster_table(path: str | Path, label: str | None = None) -> pd.DataFra
         raise OcdecError(
             f"{path}: cluster table has no name column (one of {', '.join(_NAME_COLUMNS)})"
         )
-    out = pd.DataFrame({"name": raw[name_col].astype(str)})
+    # the UCC lists every name of a cluster in one cell: the first is its name, all are aliases
+    out = pd.DataFrame({"name": raw[name_col].astype(str).str.split("[,;]").str[0].str.strip()})
     count_col = next((c for c in _COUNT_COLUMNS if c in raw), None)
     n = (
         pd.to_numeric(raw[count_col], errors="coerce")
@@ -139,6 +145,13 @@ def read_cluster_table(path: str | Path, label: str | None = None) -> pd.DataFra
             out[f"{key}_error"] = sd / np.sqrt(n.where(n > 0))
         else:
             out[f"{key}_error"] = np.nan
+    for key, names in _POSITION_COLUMNS.items():
+        col = next((c for c in names if c in raw), None)
+        out[key] = (pd.to_numeric(raw[col], errors="coerce").astype(float) if col
+                    else np.nan)
+    r50 = next(((c, f) for c, f in _R50_COLUMNS if c in raw), None)
+    out["r50_deg"] = (pd.to_numeric(raw[r50[0]], errors="coerce").astype(float) * r50[1]
+                      if r50 else np.nan)
     aliases = [{name_key(v)} for v in out["name"]]
     for col in _ALIAS_COLUMNS:
         if col in raw:
