@@ -30,7 +30,7 @@ def test_registry_loads_hdbscan_with_its_settings() -> None:
     method = get_method("hdbscan")
     assert method.name == "hdbscan" and "hdbscan" in REGISTRY
     settings = method_settings("hdbscan", {"hdbscan": {"min_cluster_size": 25}, "threshold": 0.7})
-    assert settings == HdbscanSettings(min_cluster_size=25, threshold=0.7)
+    assert settings == HdbscanSettings(min_cluster_size=25)  # members are the group: no threshold
     with pytest.raises(OcdecError, match="characterize.hdbscan.min_cluster"):
         method_settings("hdbscan", {"hdbscan": {"min_cluster": 25}})
 

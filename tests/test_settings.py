@@ -86,9 +86,6 @@ INTERNAL: dict[str, dict[str, str]] = {
         "seeds": "from characterize.seed and characterize.n_seeds",
         "threshold": "from characterize.threshold (shared by the methods)",
     },
-    "characterize.hdbscan": {
-        "threshold": "from characterize.threshold (shared by the methods)",
-    },
     "characterize.thesis": {
         "features": "thesis mode is the thesis's feature set; another is not the reproduction",
         "scaling": "thesis mode is the thesis's min-max scaling",

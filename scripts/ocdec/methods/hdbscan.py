@@ -42,7 +42,6 @@ class HdbscanSettings:
     use_sky: bool = True  # add the tangent-plane position to the features
     pm_prior_sigma: float = 3.0  # mas/yr, as the default method's peak scoring
     plx_prior_log_sigma: float = 0.25
-    threshold: float = 0.5  # not used for membership (the group is); kept for the summary
 
     def __post_init__(self) -> None:
         if self.min_cluster_size < 2 or self.min_samples < 1:

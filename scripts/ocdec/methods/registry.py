@@ -85,7 +85,7 @@ REGISTRY: dict[str, MethodSpec] = {
                    shared_settings=("seed", "n_seeds", "threshold"), uses_jax=True),
         MethodSpec("hdbscan", "ocdec.methods.hdbscan",
                    "HDBSCAN on robust-scaled astrometry and sky position (Hunt & Reffert 2023)",
-                   shared_settings=("seed", "threshold"), mem_mb=(1500.0, 3.0),
+                   shared_settings=(), mem_mb=(1500.0, 3.0),
                    # measured about n^2.2 on 2 cores: 40 s at 80,000 stars, ~1.1 min at
                    # 100,000 and ~26 min extrapolated at 434,000; requested with a factor 3 in hand
                    runtime=(15.0, 3.0, 2.1)),
