@@ -8,13 +8,16 @@ from typing import Any
 
 from ocdec.data.columns import read_stars
 from ocdec.data.quality import QualitySettings, apply_quality
-from ocdec.io import read_provenance, write_json, write_parquet
+from ocdec.io import check_writable, read_provenance, write_json, write_parquet
 from ocdec.logs import configure_logging
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
     configure_logging(smk.log[0])
     settings = QualitySettings(**smk.params.quality)
+    check_writable(smk.output.stars, "stars")
+    check_writable(smk.output.status, "status")
     frame = read_stars(smk.input.stars)
     clean, status = apply_quality(frame, settings, region=smk.wildcards.region)
     provenance = read_provenance(smk.input.stars)
@@ -24,4 +27,4 @@ def main(smk: Any) -> None:
     write_json(smk.output.status, status)
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -5,13 +5,15 @@ from pathlib import Path
 from typing import Any
 
 from ocdec.data.columns import read_stars
-from ocdec.io import write_parquet
+from ocdec.io import check_writable, write_parquet
 from ocdec.logs import configure_logging
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
     configure_logging(smk.log[0])
     path = Path(smk.input[0])
+    check_writable(smk.output.stars, "stars")
     frame = read_stars(path)
     provenance = {
         "source": "local",
@@ -22,4 +24,4 @@ def main(smk: Any) -> None:
     write_parquet(smk.output.stars, frame, provenance)
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from ocdec.data.simulate import provenance, settings_from_mapping, simulate_field
-from ocdec.io import write_parquet
+from ocdec.io import check_writable, write_parquet
 from ocdec.logs import configure_logging
+from ocdec.runner import run_rule
 
 log = logging.getLogger("ocdec.rules.simulate")
 
@@ -29,6 +30,7 @@ def thin_field(frame: pd.DataFrame, max_field: int, seed: int) -> pd.DataFrame:
 
 def main(smk: Any) -> None:
     configure_logging(smk.log[0])
+    check_writable(smk.output.stars, "stars")
     values = dict(smk.params.simulate)
     seed = int(values.pop("seed"))
     max_field = values.pop("max_field_stars", None)
@@ -42,4 +44,4 @@ def main(smk: Any) -> None:
     write_parquet(smk.output.stars, frame, meta)
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ocdec.characterize import characterize
     from ocdec.data.columns import read_stars
+    from ocdec.io import check_writable_dir
     from ocdec.methods.default.method import ClusterPriors, MemberSettings
 
     if args.radius is not None and args.radius <= 0:
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     pm = args.pm_prior or (None, None)
     priors = ClusterPriors(ra=args.ra, dec=args.dec, radius_deg=args.radius, pmra=pm[0],
                            pmdec=pm[1], parallax=args.parallax_prior)
+    check_writable_dir(args.out, "--out")
     stars = read_stars(args.field)
     settings = MemberSettings(run_dec=not args.no_dec) if args.method == "default" else None
     summary = characterize(stars, args.out, method=args.method, priors=priors, seed=args.seed,
