@@ -146,3 +146,19 @@ def test_rule_runner_logs_one_line_and_exits_non_zero(tmp_path: Path,
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_filesystem_without_locks_goes_on_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import fcntl
+
+    from ocdec.io import exclusive_lock
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with exclusive_lock(tmp_path / ".out.lock") as waited:
+        assert waited is False
+    assert "does not support locks" in caplog.text and not (tmp_path / ".out.lock").exists()

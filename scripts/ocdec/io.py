@@ -66,6 +66,23 @@ def check_writable_dir(path: str | os.PathLike[str], what: str = "output") -> Pa
     return path
 
 
+#: flock errors that mean "this filesystem has no locks", not "someone holds it".
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+
+def _try_flock(fcntl: Any, fd: int) -> bool | None:
+    """True: locked; False: another process holds it; None: the filesystem has no locks."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as err:
+        if err.errno in _NO_LOCKS:
+            return None
+        raise
+    return True
+
+
 def describe_os_error(err: OSError) -> str:
     """One line for a filesystem error: the file, what went wrong and, where it helps, the fix."""
     name = err.filename or ""
@@ -106,9 +123,15 @@ def exclusive_lock(path: str | os.PathLike[str], *, wait_s: float = 0.0,
     waited = False
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        state = _try_flock(fcntl, fd)
+        if state is None:  # a filesystem without locks (some Lustre or NFS mounts)
+            os.close(fd)
+            log.warning("%s: this filesystem does not support locks; going on without one", path)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            yield False
+            return
+        if not state:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
             os.close(fd)
             if time.monotonic() >= deadline:
