@@ -324,10 +324,10 @@ class TapJobRunner:
             except _JobTooLong as exc:
                 assert deadline is not None
                 elapsed = time.monotonic() - deadline.start
+                done = "the job was aborted on the server" if exc.aborted else "stopped"
                 raise JobTimeLimitError(
-                    f"Gaia archive {self.server}: {what}: {exc}; the job was aborted on the "
-                    f"server after {elapsed:.0f} s in all (limit {deadline.limit_s:g} s, "
-                    "gaia.job_limit_s)",
+                    f"Gaia archive {self.server}: {what}: {exc}; {done} after {elapsed:.0f} s "
+                    f"in all (limit {deadline.limit_s:g} s, gaia.job_limit_s)",
                     elapsed,
                 ) from None
             except Exception as exc:  # classify() re-raises what is not a remote fault
@@ -359,7 +359,7 @@ class TapJobRunner:
     def _run_job(self, adql: str, deadline: _Deadline | None = None) -> Any:
         policy = self.policy
         if deadline is not None and deadline.left() <= 0:
-            raise _JobTooLong("no time left for another job")
+            raise _JobTooLong("no time left for another job", aborted=False)
         with socket_timeout(policy.timeout_s), quiet_stdout():
             # background=True returns right after job creation so polling is ours and bounded.
             job = self.client.launch_job_async(
@@ -439,3 +439,7 @@ class _Deadline:
 
 class _JobTooLong(Exception):
     """Raised inside an attempt when the request's total time is spent (never retried)."""
+
+    def __init__(self, message: str, *, aborted: bool = True) -> None:
+        super().__init__(message)
+        self.aborted = aborted
