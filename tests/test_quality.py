@@ -231,7 +231,7 @@ def test_rule_adapter_log_ends_with_the_one_line(tmp_path: Path,
     monkeypatch.setattr(root, "level", root.level)
     script = Path(__file__).resolve().parents[1] / "scripts" / "quality.py"
     with pytest.raises(SystemExit) as stop:
-        runpy.run_path(str(script), init_globals={"snakemake": smk})
+        runpy.run_path(str(script), init_globals={"snakemake": smk}, run_name="__main__")
     assert stop.value.code == 1
     last = log.read_text().strip().splitlines()[-1]
     assert "ERROR" in last and "no column pmdec" in last and "Traceback" not in log.read_text()
