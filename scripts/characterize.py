@@ -12,6 +12,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from ocdec.characterize import characterize_region  # noqa: E402
 from ocdec.logs import configure_logging  # noqa: E402
+from ocdec.runner import run_rule  # noqa: E402
 
 
 def main(smk: Any) -> None:
@@ -30,4 +31,4 @@ def main(smk: Any) -> None:
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -7,6 +7,7 @@ from ocdec.logs import configure_logging
 from ocdec.products import read_json
 from ocdec.results.figures import region_plots
 from ocdec.results.reference import read_references
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
@@ -23,4 +24,4 @@ def main(smk: Any) -> None:
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -5,6 +5,7 @@ from typing import Any
 
 from ocdec.data.simulate import simulate_region
 from ocdec.logs import configure_logging
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
@@ -13,4 +14,4 @@ def main(smk: Any) -> None:
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

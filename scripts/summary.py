@@ -5,6 +5,7 @@ from typing import Any
 
 from ocdec.logs import configure_logging
 from ocdec.results.summary import catalogue_summary
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
@@ -15,4 +16,4 @@ def main(smk: Any) -> None:
 
 
 if __name__ == "__main__":
-    main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

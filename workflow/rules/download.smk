@@ -3,8 +3,26 @@
 # Only the rule of the configured source is reachable from `all`.
 
 
+rule gaia_check:
+    """One cheap query per run: the configured table, its columns and the login work."""
+    output:
+        f"resources/gaia/{config['gaia']['release']}/check.json",
+    log:
+        "logs/download/gaia_check.log",
+    localrule: True
+    conda:
+        "../../envs/gaia.yaml"
+    params:
+        gaia=lookup(dpath="gaia", within=config),
+    script:
+        "../../scripts/gaia_check.py"
+
+
 rule download:
     """Cone search of one region in the Gaia archive (async TAP jobs, chunked, resumable)."""
+    input:
+        # ancient: a repeated check (new settings) must not make finished regions look stale.
+        ancient(f"resources/gaia/{config['gaia']['release']}/check.json"),
     output:
         stars=f"resources/gaia/{config['gaia']['release']}/{{region}}.parquet",
     log:

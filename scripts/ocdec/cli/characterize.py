@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ocdec.characterize import characterize, method_settings
     from ocdec.data.columns import read_stars
+    from ocdec.io import check_writable_dir
     from ocdec.methods.priors import ClusterPriors
 
     if args.radius is not None and args.radius <= 0:
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             raise OcdecError("--no-dec applies to the default method only")
         config = {**config, "default": {**(config.get("default") or {}), "run_dec": False}}
     settings = method_settings(args.method, config)
+    check_writable_dir(args.out, "--out")
     stars = read_stars(args.field)
     summary = characterize(stars, args.out, method=args.method, priors=priors, seed=args.seed,
                            n_seeds=args.n_seeds, settings=settings,

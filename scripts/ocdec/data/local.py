@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ocdec.data.columns import read_stars
-from ocdec.io import write_parquet
+from ocdec.io import check_writable, write_parquet
 
 
 def local_to_parquet(source: str | os.PathLike[str], path: str | os.PathLike[str]
@@ -17,6 +17,7 @@ def local_to_parquet(source: str | os.PathLike[str], path: str | os.PathLike[str
     """The read_local rule: read ``source``, write it to ``path`` (atomically) with provenance
     (the file it came from, its rows, whether source_id is a row number)."""
     source = Path(source)
+    check_writable(path, "stars")
     frame = read_stars(source)
     provenance = {
         "source": "local",

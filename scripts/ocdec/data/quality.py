@@ -3,7 +3,8 @@
 Keeps stars with complete astrometry (and photometry, by default) and a positive parallax, then
 applies the optional RUWE, parallax signal-to-noise and G-magnitude cuts. A region with fewer usable
 stars than ``min_stars`` is not an error: it gets a "skipped" status record that downstream steps
-carry through.
+carry through. A file that lacks a column the clustering needs (parallax, pmra, pmdec: often a
+misnamed column) is an error naming it, not a skip: only the star count decides a skip.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ocdec.data.columns import ALIASES, drop_duplicate_stars
 from ocdec.errors import OcdecError
 
 log = logging.getLogger(__name__)
@@ -68,9 +70,11 @@ def quality_region(
     the kept stars (Parquet, the input's provenance plus the status) and the status record
     (JSON); returns the status. ``config`` is the ``quality`` section or a settings instance."""
     from ocdec.data.columns import read_stars
-    from ocdec.io import read_provenance, write_json, write_parquet
+    from ocdec.io import check_writable, read_provenance, write_json, write_parquet
 
     settings = config if isinstance(config, QualitySettings) else quality_settings(config)
+    check_writable(out_stars, "stars")
+    check_writable(out_status, "status")
     frame = read_stars(stars_path)
     clean, status = apply_quality(frame, settings, region=region)
     provenance = read_provenance(stars_path)
@@ -90,9 +94,17 @@ def apply_quality(
     ``removed`` (stars removed per cut, in order), ``missing_columns`` (required columns the input
     lacks entirely, hence not applied) and ``settings``. ``region`` is put first when given.
     """
-    absent_essential = [c for c in ESSENTIAL if c not in frame.columns]
+    origin = frame.attrs.get("origin") or "star table"
+    # Columns the file never had (the readers record them); a frame built in memory may only
+    # lack them outright.
+    absent = set(frame.attrs.get("absent_columns") or ()) | {
+        c for c in ESSENTIAL if c not in frame.columns}
+    absent_essential = [c for c in ESSENTIAL if c in absent]
     if absent_essential:
-        raise OcdecError(f"star table lacks column(s) {', '.join(absent_essential)}")
+        looked_for = "; ".join(f"{c}: {'/'.join(ALIASES[c])}" for c in absent_essential)
+        raise OcdecError(f"{origin}: no column {', '.join(absent_essential)}, which the "
+                         f"clustering needs (looked for {looked_for}); is it named differently?")
+    frame = drop_duplicate_stars(frame, origin)
     n_input = len(frame)
     keep = np.ones(n_input, dtype=bool)
     removed: dict[str, int] = {}

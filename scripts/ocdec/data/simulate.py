@@ -35,7 +35,7 @@ from ocdec.data import simulated_errors as gaia_errors
 from ocdec.data import stellar_sequences as sequences
 from ocdec.data.columns import CANONICAL_COLUMNS
 from ocdec.errors import OcdecError
-from ocdec.io import write_parquet
+from ocdec.io import check_writable, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +275,7 @@ def simulate_region(
     """The simulate rule: the workflow's ``simulate`` config section (``seed``, optional
     ``max_field_stars``, the rest :class:`SimulateSettings` fields) for ``region``, written
     atomically to ``path`` with its provenance."""
+    check_writable(path, "stars")
     values = dict(config)
     if "seed" not in values:
         raise OcdecError("simulate: the config needs a seed")
