@@ -21,10 +21,12 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests
+	$(VENV)/bin/snakefmt --check Snakefile workflow
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests
+	$(VENV)/bin/snakefmt --check Snakefile workflow
 	$(VENV)/bin/snakemake --lint --configfile config/offline.yaml
 
 clean-results:

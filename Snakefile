@@ -1,2 +1,4 @@
 include: "workflow/Snakefile"
+
+
 workflow.default_target = "all"

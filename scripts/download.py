@@ -5,6 +5,7 @@ from typing import Any
 
 from ocdec.data.gaia import GaiaSettings, download_cone
 from ocdec.logs import configure_logging
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
@@ -21,4 +22,5 @@ def main(smk: Any) -> None:
     )
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+if __name__ == "__main__":
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -1,31 +1,27 @@
 """Rule adapter (plots): the per-region figures; a skipped region's figures say why."""
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ocdec.logs import configure_logging
+from ocdec.products import read_json
 from ocdec.results.figures import region_plots
 from ocdec.results.reference import read_references
-
-
-def method_dir(smk: Any, method: str) -> Path | None:
-    summary = getattr(smk.input, f"{method}_summary", None)
-    return Path(summary).parent if summary else None
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
     configure_logging(smk.log[0])
-    status = json.loads(Path(smk.input.status).read_text())
     region_plots(
         Path(smk.output.overview).parent,
         smk.params.region,
-        default_dir=method_dir(smk, "default"),
-        thesis_dir=method_dir(smk, "thesis"),
+        method_dirs={m: Path(getattr(smk.input, f"{m}_summary")).parent
+                     for m in smk.params.methods},
         references=read_references(smk.input.reference),
-        status=status,
+        status=read_json(smk.input.status),
         formats=smk.params.formats,
     )
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+if __name__ == "__main__":
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -6,22 +6,16 @@ an error, and both files are still written.
 
 from typing import Any
 
-from ocdec.data.columns import read_stars
-from ocdec.data.quality import QualitySettings, apply_quality
-from ocdec.io import read_provenance, write_json, write_parquet
+from ocdec.data.quality import quality_region
 from ocdec.logs import configure_logging
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
     configure_logging(smk.log[0])
-    settings = QualitySettings(**smk.params.quality)
-    frame = read_stars(smk.input.stars)
-    clean, status = apply_quality(frame, settings, region=smk.wildcards.region)
-    provenance = read_provenance(smk.input.stars)
-    provenance.setdefault("source_id_is_row", bool(frame.attrs.get("source_id_is_row", False)))
-    provenance["quality"] = status
-    write_parquet(smk.output.stars, clean, provenance)
-    write_json(smk.output.status, status)
+    quality_region(smk.input.stars, smk.output.stars, smk.output.status, smk.params.quality,
+                   region=smk.wildcards.region)
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+if __name__ == "__main__":
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

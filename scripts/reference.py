@@ -4,6 +4,7 @@ reachable; cached), then the offline table, then each published cluster table th
 from collections.abc import Mapping
 from typing import Any
 
+from ocdec.io import check_writable
 from ocdec.logs import configure_logging
 from ocdec.results.reference import (
     load_reference_table,
@@ -12,10 +13,12 @@ from ocdec.results.reference import (
     region_references,
     write_references,
 )
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
     configure_logging(smk.log[0])
+    check_writable(smk.output.reference, "reference")
     region = smk.params.region
     table = smk.params.table
     if isinstance(table, Mapping):
@@ -36,4 +39,5 @@ def main(smk: Any) -> None:
     write_references(smk.output.reference, region["id"], region["name"], rows)
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+if __name__ == "__main__":
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

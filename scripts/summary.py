@@ -5,13 +5,15 @@ from typing import Any
 
 from ocdec.logs import configure_logging
 from ocdec.results.summary import catalogue_summary
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:
     configure_logging(smk.log[0])
     inputs = {name: list(paths) for name, paths in smk.input.items()}
     outputs = {name: path for name, path in smk.output.items()}
-    catalogue_summary(inputs, outputs, regions=smk.params.regions)
+    catalogue_summary(inputs, outputs, regions=smk.params.regions, methods=smk.params.methods)
 
 
-main(snakemake)  # noqa: F821 (injected by Snakemake's script directive)
+if __name__ == "__main__":
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -3,11 +3,16 @@
 It speaks the part of the IVOA UWS/TAP async protocol (and ESA's TAP+ login) that astroquery's
 Gaia client uses: ``POST /tap-server/tap/async`` creates a job and answers 303 with the job URL,
 ``GET .../async/{id}/phase`` reports the phase (EXECUTING for the first polls, then COMPLETED or
-ERROR), ``GET .../results/result`` redirects (303) to the VOTable, ``GET .../error`` gives the error
-text, ``POST /tap-server/login`` sets a session cookie. Queries are understood with regular
-expressions, enough for the cone queries of :mod:`ocdec.data.gaia`: a select list or ``COUNT(*)``,
-one
-``CONTAINS(POINT(...), CIRCLE(...)) = 1`` and an optional ``MOD(random_index, n) = i``.
+ERROR; ``POST`` of ``PHASE=ABORT`` to it aborts the job), ``GET .../results/result`` redirects
+(303) to the VOTable, ``GET .../error`` gives the error text, ``POST /tap-server/login`` sets a
+session cookie. Queries are understood with regular expressions, enough for the cone queries of
+:mod:`ocdec.data.gaia`: a select list or ``COUNT(*)``, one
+``CONTAINS(POINT(...), CIRCLE(...)) = 1`` and an optional ``MOD(random_index, n) = i``, or a
+``SELECT TOP n ... FROM table`` without a condition (:func:`ocdec.data.gaia.check_query`).
+
+A wrong query (unknown table or column, text that does not parse) ends in phase ERROR with the
+error text the Gaia archive gives for it; a "job_error" fault ends a good query in phase ERROR for a
+server-side reason (transient); a "stuck" fault keeps a job EXECUTING until it is aborted.
 
 The rows served come from a real Gaia field (the caller passes an astropy Table); every request is
 recorded in :attr:`TapServer.log` so tests can count what was fetched.
@@ -41,7 +46,8 @@ UNITS = {
 }
 
 _SELECT = re.compile(
-    r"^\s*SELECT\s+(?P<cols>.+?)\s+FROM\s+(?P<table>[\w.]+)\s+WHERE\s+(?P<where>.+?)\s*$",
+    r"^\s*SELECT\s+(?:TOP\s+(?P<top>\d+)\s+)?(?P<cols>.+?)\s+FROM\s+(?P<table>[\w.]+)"
+    r"(?:\s+WHERE\s+(?P<where>.+?))?\s*$",
     re.S | re.I,
 )
 _NUM = r"([-+]?[\d.]+(?:[eE][-+]?\d+)?)"
@@ -102,15 +108,27 @@ def evaluate(table: Table, table_name: str, query: str) -> Table:
     """The result of a cone query on ``table`` (served as ``table_name``)."""
     match = _SELECT.match(query)
     if not match:
-        raise QueryError(f"cannot parse ADQL: {query!r}")
+        # What the archive's ADQL parser says about text it cannot read.
+        words = query.split()
+        word = words[2] if len(words) > 2 else "?"
+        raise QueryError(f"Cannot parse query '{query}' for job: Incorrect ADQL query: "
+                         f'Encountered "{word}". Was expecting one of: "FROM" "," ...')
     if match["table"].lower() != table_name.lower():
-        raise QueryError(f"Table not found: {match['table']}")
+        raise QueryError(f"Cannot parse query '{query}': 1 unresolved identifiers: "
+                         f"{match['table']} [l.2 c.6] ! - Table not found: {match['table']}")
     where = match["where"]
-    cone = _CONE.search(where)
-    if not cone:
-        raise QueryError("only cone queries are served here")
-    mask = cone_mask(table, float(cone[1]), float(cone[2]), float(cone[3]))
-    rest = _CONE.sub("", where)
+    if where is None:
+        if not match["top"]:
+            raise QueryError("a query without a condition needs TOP n here")
+        mask = np.zeros(len(table), dtype=bool)
+        mask[: int(match["top"])] = True
+        rest = ""
+    else:
+        cone = _CONE.search(where)
+        if not cone:
+            raise QueryError("only cone queries are served here")
+        mask = cone_mask(table, float(cone[1]), float(cone[2]), float(cone[3]))
+        rest = _CONE.sub("", where)
     mod = _MOD.search(rest)
     if mod:
         modulus, residue = int(mod[1]), int(mod[2])
@@ -124,7 +142,8 @@ def evaluate(table: Table, table_name: str, query: str) -> Table:
         return Table({count[1] or "count_all": np.array([int(mask.sum())], dtype=np.int64)})
     missing = [c for c in columns if c not in table.colnames]
     if missing:
-        raise QueryError(f"Column not found: {missing[0]}")
+        raise QueryError(f"Cannot parse query '{query}': {len(missing)} unresolved identifiers: "
+                         f"{missing[0]} [l.1 c.8] ! - Unknown column \"{missing[0]}\" !")
     return table[mask][columns]
 
 
@@ -151,8 +170,9 @@ def cached_votable_bytes(source: Table, query: str, table: Table, output_format:
 class Fault:
     """Answer the next ``times`` matching requests (after letting ``skip`` pass) with ``action``:
     an HTTP status (int), "hang", "reset", "truncate" (cut body, no length), "cut_announced"
-    (cut body, full Content-Length), "drop_rows" (a valid VOTable missing rows) or "job_error"
-    (the job's phase becomes ERROR)."""
+    (cut body, full Content-Length), "drop_rows" (a valid VOTable missing rows), "job_error"
+    (the job's phase becomes ERROR, a server-side failure) or "stuck" (the job stays EXECUTING
+    until it is aborted)."""
 
     kind: str
     action: int | str
@@ -170,6 +190,7 @@ class Job:
     result: Table | None = None
     error: str | None = None
     polls: int = 0
+    stuck: bool = False
 
 
 @dataclass
@@ -347,7 +368,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self._fault("phase", job):
             return
         job.polls += 1
-        if job.phase in ("EXECUTING", "QUEUED") and job.polls > self.tap.executing_polls:
+        if job.phase in ("EXECUTING", "QUEUED") and job.polls > self.tap.executing_polls \
+                and not job.stuck:
             job.phase = "ERROR" if job.error else "COMPLETED"
         self.tap.record("GET", "phase", job, 200)
         self._send(200, job.phase.encode(), "text/plain")
@@ -437,6 +459,10 @@ class _Handler(BaseHTTPRequestHandler):
             assert job is not None
             job.error = "simulated failure: the database connection was lost"
             return False  # the phase request itself proceeds and reports ERROR
+        if action == "stuck":
+            assert job is not None
+            job.stuck = True
+            return False  # the phase request proceeds and reports EXECUTING, now and later
         return action  # result-body faults are applied by _result
 
     def _send(self, status: int, body: bytes, content_type: str = "text/html") -> None:

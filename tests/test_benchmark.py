@@ -1,8 +1,7 @@
-"""scripts/benchmark.py: that it runs and what it writes (never how fast anything is)."""
+"""scripts/bench (the benchmark): that it runs and what it writes (never how fast anything is)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -13,16 +12,60 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "benchmark.py"
+BENCH = REPO / "scripts" / "bench"
+
+
+if str(BENCH.parent) not in sys.path:
+    sys.path.insert(0, str(BENCH.parent))
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("ocdec_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """bench.fits (the fits and projections), imported from scripts/ as the command line does."""
+    from bench import fits
+
+    return fits
+
+
+def test_stage_clock_nests_stages_and_times_library_calls():
+    """A job times the functions a library entry point calls without changing the entry point:
+    the wrapped call is a stage of its own, excluded from the enclosing one, and the original
+    function is back afterwards."""
+    import time
+    from types import ModuleType
+
+    from bench.measure import StageClock, split_stage
+
+    def slow(x):
+        time.sleep(0.05)
+        return x * 2
+
+    lib = ModuleType("lib")
+    lib.slow = slow
+
+    def entry_point(x):
+        time.sleep(0.02)
+        return lib.slow(x) + 1
+
+    clock = StageClock()
+    with clock.stage("rule"), clock.timing({(lib, "slow"): "inner"}):
+        assert entry_point(3) == 7
+    clock.sampler.stop()
+    assert lib.slow is slow
+    assert clock.stages["inner"]["wall_s"] >= 0.05
+    assert 0.02 <= clock.stages["rule"]["wall_s"] < 0.05
+    split_stage(clock, "inner", {"a": 0.03})
+    assert set(clock.stages) == {"rule", "a", "other"}
+    assert clock.stages["a"]["wall_s"] == pytest.approx(0.03)
+    assert clock.stages["other"]["wall_s"] >= 0.01
+
+
+def test_command_line_runs_as_a_folder_and_as_a_module():
+    for cmd, cwd in (([sys.executable, str(BENCH), "--help"], REPO),
+                     ([sys.executable, "-m", "bench", "report", "--help"], REPO / "scripts")):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=cwd)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "usage: bench" in proc.stdout
 
 
 def test_power_law_recovers_exponent(bench):
@@ -91,7 +134,7 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     regions_path = tmp_path / "regions.tsv"
     regions.to_csv(regions_path, sep="\t", index=False)
     out_json, out_md = tmp_path / "bench.json", tmp_path / "bench.md"
-    cmd = [sys.executable, str(SCRIPT), "scaling", "--regions", str(regions_path),
+    cmd = [sys.executable, str(BENCH), "scaling", "--regions", str(regions_path),
            "--sizes", "4000", "--pipeline", "catalogue",
            "--n-seeds", "1", "--dec-epochs", "1,1", "--workdir", str(tmp_path / "work"),
            "--json", str(out_json), "--markdown", str(out_md)]
@@ -134,6 +177,12 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     # one field size: no exponent, hence no projection, but the keys are there
     assert report["fits"]["default_wall"] is None and report["fits"]["catalogue_wall"] is None
     assert report["projection"] == {}
+    # report redoes the fits from the saved JSON
+    again = tmp_path / "again.md"
+    proc = subprocess.run([sys.executable, str(BENCH), "report", str(out_json), "--markdown",
+                           str(again)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| pipeline | rows |" in again.read_text()
     md = out_md.read_text()
     assert "| pipeline | rows |" in md and "Machine:" in md
     assert not math.isnan(report["machine"]["ram_gb"])

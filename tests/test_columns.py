@@ -254,3 +254,122 @@ def test_unit_spellings_astropy_leaves_unrecognised_are_salvaged() -> None:
     table["Plx"].unit = u.Unit("furlongs", parse_strict="silent")
     with pytest.raises(OcdecError, match="download: column 'Plx' has unit 'furlongs'"):
         normalise(table, "download")
+
+
+# -- rows without ids, repeated stars, formats told by content --------------------------------
+
+GAIA_IDS = [4295806720 + 10**17 * k for k in range(1, 11)]  # above 2**53, as Gaia ids are
+
+
+def _stars_csv(ids: list[str]) -> str:
+    rows = [f"{sid},{130 + k * 0.01},{19 + k * 0.01},{1 + k * 0.1},{-36.0 + k},{-13.0 - k}"
+            for k, sid in enumerate(ids)]
+    return "EDR3Name,RA_ICRS,DE_ICRS,Plx,pmRA,pmDE\n" + "\n".join(rows) + "\n"
+
+
+def test_rows_without_a_star_id_are_dropped_with_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ids = [f"Gaia EDR3 {i}" for i in GAIA_IDS]
+    ids[3] = ids[7] = ""  # stars of a merged catalogue without a Gaia match
+    path = tmp_path / "merged.csv"
+    path.write_text(_stars_csv(ids))
+    frame = read_stars(path)
+    assert len(frame) == 8 and 0 not in frame["source_id"].to_numpy()
+    expected = [i for k, i in enumerate(GAIA_IDS) if k not in (3, 7)]
+    assert frame["source_id"].tolist() == expected  # 64-bit ids kept exact
+    assert frame["parallax"].tolist() == pytest.approx(
+        [1 + k * 0.1 for k in range(10) if k not in (3, 7)])
+    assert "dropped 2 of 10 rows without a star id in column 'EDR3Name'" in caplog.text
+
+
+def test_a_mostly_empty_id_column_is_still_refused(tmp_path: Path) -> None:
+    ids = [""] * 10
+    ids[0] = str(GAIA_IDS[0])
+    path = tmp_path / "wrong_id_column.csv"
+    path.write_text(_stars_csv(ids))
+    with pytest.raises(OcdecError) as err:
+        read_stars(path)
+    assert "is empty in 9 of 10 rows" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_exact_repeats_are_dropped_and_conflicting_repeats_refused(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    lines = _stars_csv([str(i) for i in GAIA_IDS]).splitlines()
+    path = tmp_path / "repeats.csv"
+    path.write_text("\n".join(lines + lines[1:4] + lines[1:2]) + "\n")
+    frame = read_stars(path)
+    assert frame["source_id"].tolist() == GAIA_IDS
+    assert "dropped 4 exact duplicate row(s)" in caplog.text
+    changed = lines[2].rsplit(",", 1)[0] + ",-99"
+    path.write_text("\n".join([*lines, changed]) + "\n")
+    with pytest.raises(OcdecError) as err:
+        read_stars(path)
+    message = str(err.value)
+    assert f"source_id {GAIA_IDS[1]} is in rows 1 and 10 with different values" in message
+    assert "repeats.csv" in message and "\n" not in message
+
+
+VIZIER_ALIGNED = """\
+#   VizieR Astronomical Server vizier.cds.unistra.fr
+#Title: Gaia DR3 (Gaia Collaboration, 2022)
+
+RA_ICRS        DE_ICRS         Source                 Plx      pmRA      pmDE     Gmag
+deg            deg                                    mas      mas/yr    mas/yr   mag
+-------------- -------------- -------------------- --------- --------- --------- -------
+130.0012345678 +19.6012345678  661297901272035456    5.4321  -36.012   -12.918   12.3456
+130.0112345678 +19.6112345678  661297901272035457    5.1234  -35.912             13.1111
+130.0212345678 +19.6212345678  661297901272035458   -0.1234   -1.234     2.345   19.9876
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("stars.dat", "csv"),
+        ("stars.txt", "csv"),
+        ("stars", "csv"),
+        ("stars.dat", "aligned"),
+        ("stars.txt.gz", "aligned"),
+        ("stars.tsv", "tabs"),
+    ],
+)
+def test_format_is_told_by_content_when_the_suffix_says_nothing(
+        tmp_path: Path, name: str, content: str) -> None:
+    path = tmp_path / name
+    if content == "csv":
+        text = _stars_csv([str(i) for i in GAIA_IDS[:3]])
+    elif content == "aligned":
+        text = VIZIER_ALIGNED
+    else:
+        lines = VIZIER_ALIGNED.splitlines()
+        rows = [lines[3].split(), ["deg", "deg", "", "mas", "mas/yr", "mas/yr", "mag"],
+                ["-" * 8] * 7] + [line.split() for line in lines[6:]]
+        rows[4].insert(5, "")  # the empty pmDE cell of the second star
+        text = "#INFO\tTSV from VizieR\n" + "\n".join("\t".join(r) for r in rows) + "\n"
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    frame = read_stars(path)
+    assert len(frame) == 3
+    if content == "csv":
+        assert frame["source_id"].tolist() == GAIA_IDS[:3]
+        assert frame["pmdec"].tolist() == pytest.approx([-13.0, -14.0, -15.0])
+    else:
+        assert frame["source_id"].tolist() == [661297901272035456 + k for k in range(3)]
+        assert frame["parallax"].tolist() == pytest.approx([5.4321, 5.1234, -0.1234])
+        pmdec = frame["pmdec"].to_numpy()
+        assert pmdec[0] == pytest.approx(-12.918) and np.isnan(pmdec[1])  # empty cell
+        assert pmdec[2] == pytest.approx(2.345)
+        assert frame["phot_g_mean_mag"].tolist() == pytest.approx([12.3456, 13.1111, 19.9876])
+
+
+def test_real_vizier_pipe_separated_export_is_read(shared_data: Path) -> None:
+    frame = read_stars(shared_data / "babusiaux2018_A10" / "GaiaHRD_tab1a.tsv")
+    assert len(frame) == 5378 and frame["source_id"].iloc[0] > 2**53
+    assert frame["parallax"].notna().all()
+
+
+def test_binary_file_without_a_telling_suffix_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "stars.dat"
+    path.write_bytes(b"\x00\x01\x02 binary")
+    with pytest.raises(OcdecError, match="stars.dat: cannot tell the format"):
+        read_stars(path)

@@ -78,7 +78,7 @@ def test_offset_sigma_uses_combined_error() -> None:
 
 def test_comparison_rows_and_offsets() -> None:
     default, thesis = summaries()
-    table = compare.comparison_table([REF, CG18], default, thesis)
+    table = compare.comparison_table([REF, CG18], {"default": default, "thesis": thesis})
     assert list(table.columns) == list(compare.COLUMNS)
     assert list(table["method"]) == [
         "SIMBAD",
@@ -115,23 +115,24 @@ def test_comparison_rows_and_offsets() -> None:
 def test_comparison_keeps_rows_for_methods_that_did_not_run() -> None:
     default, _ = summaries()
     skipped = {"status": "skipped", "reason": "12 usable stars < min_stars 40000"}
-    table = compare.comparison_table([REF], skipped, None).set_index("method")
+    table = compare.comparison_table([REF], {"default": skipped, "thesis": None})
+    table = table.set_index("method")
     assert list(table.index) == ["SIMBAD", "K-Means", "DEC", "DEC filtered", "default"]
     assert pd.isna(table.loc["default", "pmra"])
     assert "12 usable stars" in table.loc["default", "note"]
-    assert table.loc["DEC", "note"] == "thesis mode not run"
+    assert table.loc["DEC", "note"] == "thesis not run"
 
 
 def test_comparison_without_references_has_no_offsets() -> None:
     default, thesis = summaries()
-    table = compare.comparison_table([], default, thesis)
+    table = compare.comparison_table([], {"default": default, "thesis": thesis})
     assert table["pmra_offset_sigma"].isna().all()
     assert table.loc[table["method"] == "default", "pmra"].iloc[0] == pytest.approx(default["pmra"])
 
 
 def test_comparison_tsv_roundtrip(tmp_path: Path) -> None:
     default, thesis = summaries()
-    table = compare.comparison_table([REF, CG18], default, thesis)
+    table = compare.comparison_table([REF, CG18], {"default": default, "thesis": thesis})
     compare.write_comparison(tmp_path / "comparison.tsv", table)
     back = compare.read_comparison(tmp_path / "comparison.tsv")
     assert list(back["method"]) == list(table["method"])

@@ -12,6 +12,7 @@ import argparse
 import http.client
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -618,3 +619,229 @@ def test_default_client_is_astroquery_gaia_pointed_at_the_server() -> None:
     assert type(client).__name__ == "GaiaClass"
     handler = client._Tap__connHandler
     assert handler.get_host_url().startswith("127.0.0.1:9/tap-server/tap")
+
+
+# -- reliability: permanent errors, the once-per-run check, stuck jobs, one writer ------------
+
+
+def field_without(field: Any, column: str) -> Any:
+    table = field.copy()
+    table.remove_column(column)
+    return table
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [
+        ("unknown table", "Table not found: gaiadr3.gaia_sourc"),
+        ("unknown column", 'Unknown column "ruwe"'),
+    ],
+)
+def test_wrong_query_stops_at_once_without_retries(field: Any, tmp_path: Path, case: str,
+                                                   problem: str) -> None:
+    table = field_without(field, "ruwe") if case == "unknown column" else field
+    changes = {"table": "gaiadr3.gaia_sourc"} if case == "unknown table" else {}
+    with TapServer(table) as tap:
+        started = time.monotonic()
+        with pytest.raises(OcdecError) as err:
+            download(tap, tmp_path / "x.parquet", retries=5, backoff_s=1.0, **changes)
+        message = str(err.value)
+        assert_one_line(message)
+        assert problem in message and "the query is wrong" in message and "phase ERROR" in message
+        failed = [r for r in tap.log if r.kind == "create" and r.query and (
+            "gaia_sourc\n" in r.query or "ruwe" in r.query)]
+        assert len(failed) == 1  # one job, not 6 (nor 6 x the rule's retries)
+        assert time.monotonic() - started < 5  # no backoff sleeps
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_adql_syntax_error_is_permanent_and_server_faults_stay_transient(
+        server: TapServer) -> None:
+    from ocdec.data.tap import TapJobRunner, permanent_job_error
+
+    settings = fast_settings(server.url, retries=4)
+    runner = TapJobRunner(gaia.gaia_client(settings), server.url, settings.policy,
+                          sleep=lambda s: None)
+    with pytest.raises(OcdecError) as err:
+        runner.count("SELECT COUNT(*) FORM gaiadr3.gaia_source", "typo")
+    assert_one_line(str(err.value))
+    assert 'Encountered "FORM"' in str(err.value) and runner.attempts == 1
+    # The archive's own wording for an unknown table, and the transient ERROR of the test server.
+    assert "Unknown table" in permanent_job_error(
+        "Cannot parse query 'SELECT ...' for job '1': 1 unresolved identifiers: gaia_sourc "
+        '[l.2 c.6 - l.2 c.24] !\n - Unknown table "gaiadr3.gaia_sourc" !')
+    assert permanent_job_error("simulated failure: the database connection was lost") is None
+    assert classify(SystemError("Unknown column \"pmra2\""))[0] is False
+
+
+def test_check_query_is_one_cheap_job(server: TapServer, tmp_path: Path) -> None:
+    stamp = tmp_path / "checks" / "gaia.json"
+    record = gaia.check_query(fast_settings(server.url), out=stamp)
+    assert record["ok"] and record["table"] == "gaiadr3.gaia_source"
+    assert json.loads(stamp.read_text())["columns"][-1] == "random_index"
+    assert server.count("create") == 1 and server.served("data") != []
+    assert "TOP 1" in server.log[0].query
+
+
+@pytest.mark.parametrize("case", ["table", "column"])
+def test_check_query_names_a_mistyped_table_or_missing_column_in_seconds(
+        field: Any, tmp_path: Path, case: str) -> None:
+    table = field_without(field, "random_index") if case == "column" else field
+    with TapServer(table) as tap:
+        started = time.monotonic()
+        with pytest.raises(OcdecError) as err:
+            gaia.check_query(fast_settings(
+                tap.url, retries=5, backoff_s=5.0,
+                **({"table": "gaiadr3.gaia_sourc"} if case == "table" else {})))
+        assert time.monotonic() - started < 5 and tap.count("create") == 1
+    assert_one_line(str(err.value))
+    assert ("gaiadr3.gaia_sourc" if case == "table" else "random_index") in str(err.value)
+
+
+def test_command_line_check(server: TapServer, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocdec import cli
+
+    monkeypatch.setattr(cli, "COMMANDS", ("download",))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    stamp = tmp_path / "check.json"
+    assert cli.main(["download", "--check", "--server", server.url, "--out", str(stamp)]) == 0
+    assert "table and columns found" in capsys.readouterr().out and stamp.exists()
+    assert cli.main(["download", "--check", "--server", server.url,
+                     "--table", "gaiadr3.gaia_sourc", "--retries", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ocdec download: error: Gaia archive ")
+    assert "gaiadr3.gaia_sourc" in err[-1] and not [x for x in err if "Traceback" in x]
+    assert server.count("create") == 2
+    assert cli.main(["download", "--server", server.url]) == 2  # no cone and no --check
+    assert "--ra, --dec, --radius, --region required" in capsys.readouterr().err
+
+
+def test_stuck_job_is_aborted_after_the_total_limit_and_not_retried(
+        server: TapServer, reference: dict[str, Any], tmp_path: Path) -> None:
+    server.inject("phase", "stuck", query="data")
+    out = tmp_path / "NGC_2632.parquet"
+    started = time.monotonic()
+    with pytest.raises(OcdecError) as err:
+        download(server, out, chunk_rows=5000, job_limit_s=0.5, retries=5, poll_limit_s=60)
+    assert time.monotonic() - started < 3
+    message = str(err.value)
+    assert_one_line(message)
+    assert "still EXECUTING" in message and "aborted" in message and "job_limit_s" in message
+    assert server.count("abort") == 1
+    data_jobs = [r for r in server.log if r.kind == "create" and "COUNT" not in (r.query or "")]
+    assert len(data_jobs) == 1  # not retried: retries do not multiply the limit
+
+    # A rerun (a rule's retry) does not give the same job its time again: it stops at once.
+    creates = server.count("create")
+    with pytest.raises(OcdecError) as again:
+        download(server, out, chunk_rows=5000, job_limit_s=0.5)
+    assert_one_line(str(again.value))
+    assert "earlier runs already waited" in str(again.value) and str(parts_dir(out)) in str(
+        again.value)
+    assert server.count("create") == creates
+    # With a larger limit (or the chunk folder deleted) the region downloads as usual.
+    download(server, out, chunk_rows=5000, job_limit_s=60)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), reference["frame"], check_exact=True)
+
+
+def test_retries_of_slow_jobs_share_one_time_limit(field: Any, tmp_path: Path) -> None:
+    with TapServer(field, executing_polls=10**9) as tap:
+        started = time.monotonic()
+        with pytest.raises(OcdecError) as err:
+            download(tap, tmp_path / "x.parquet", poll_limit_s=0.05, retries=1000,
+                     job_limit_s=0.4)
+        assert time.monotonic() - started < 3
+        assert_one_line(str(err.value))
+        assert "job_limit_s" in str(err.value)
+        assert tap.count("create") < 100 and tap.count("abort") == tap.count("create")
+
+
+def test_second_writer_of_a_region_stops_with_one_line(server: TapServer,
+                                                       tmp_path: Path) -> None:
+    from ocdec.io import exclusive_lock
+
+    out = tmp_path / "NGC_2632.parquet"
+    with exclusive_lock(gaia.lock_path(out)):
+        with pytest.raises(OcdecError) as err:
+            download(server, out)
+    assert_one_line(str(err.value))
+    assert "another process" in str(err.value) and str(os.getpid()) in str(err.value)
+    assert server.log == []  # nothing fetched twice
+    assert not gaia.lock_path(out).exists() and not parts_dir(out).exists()
+
+
+def test_concurrent_downloads_of_a_region_fetch_each_chunk_once(
+        server: TapServer, reference: dict[str, Any], tmp_path: Path) -> None:
+    import threading
+
+    out = tmp_path / "NGC_2632.parquet"
+    results: dict[str, Any] = {}
+
+    def run(name: str) -> None:
+        try:
+            results[name] = download(server, out, lock_wait_s=60)
+        except BaseException as exc:  # reported below
+            results[name] = exc
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for value in results.values():
+        assert isinstance(value, pd.DataFrame), value
+        pd.testing.assert_frame_equal(value, reference["frame"], check_exact=True)
+    served = server.served("data")
+    assert len(served) == len(set(served)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no orphans
+
+
+def test_corrupt_kept_chunk_and_orphans_are_discarded_and_refetched(
+        server: TapServer, reference: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "NGC_2632.parquet"
+
+    def interrupting(settings: GaiaSettings) -> Any:
+        return InterruptAfter(gaia.gaia_client(settings), 2)
+
+    with pytest.raises(KeyboardInterrupt):
+        download(server, out, client_factory=interrupting)
+    kept = sorted(parts_dir(out).glob("chunk-*.parquet"))
+    kept[0].write_bytes(b"PAR1 not really parquet")  # a disk error, a half-copied folder
+    (parts_dir(out) / ".chunk-m3-r2.parquet.x1.tmp").write_bytes(b"half")
+    (tmp_path / f".{out.name}.x2.tmp").write_bytes(b"half")
+    download(server, out)
+    pd.testing.assert_frame_equal(pd.read_parquet(out), reference["frame"], check_exact=True)
+    served = server.served("data")
+    assert len(served) == 4 and len(set(served)) == 3  # only the corrupt chunk came twice
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+@pytest.mark.parametrize("case", ["output is a directory", "parent is a file"])
+def test_unwritable_output_fails_before_any_request(server: TapServer, tmp_path: Path,
+                                                    case: str) -> None:
+    if case == "output is a directory":
+        out = tmp_path / "NGC_2632.parquet"
+        out.mkdir()
+    else:
+        (tmp_path / "resources").write_text("a file")
+        out = tmp_path / "resources" / "gaia" / "NGC_2632.parquet"
+    with pytest.raises(OcdecError) as err:
+        download(server, out)
+    assert_one_line(str(err.value))
+    assert str(out) in str(err.value)
+    assert server.log == []
+
+
+def test_refused_login_message_says_it_once(private_server: TapServer, tmp_path: Path) -> None:
+    credentials = tmp_path / "gaia.txt"
+    credentials.write_text("alice\nwrong-secret-123\n")
+    with pytest.raises(OcdecError) as err:
+        download(private_server, tmp_path / "x.parquet", credentials_file=str(credentials),
+                 client_factory=loopback_client)
+    message = str(err.value).replace(str(credentials), "CREDENTIALS")
+    assert message.count("login as 'alice'") == 1 and message.count("refused") == 1, message

@@ -33,3 +33,132 @@ def test_atomic_products_are_readable_like_plain_files(tmp_path: Path) -> None:
     finally:
         os.umask(umask)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+# -- filesystem problems are one line, found before the work -----------------------------------
+
+
+def test_check_writable_names_the_problem_before_any_work(tmp_path: Path) -> None:
+    from ocdec.errors import OcdecError
+    from ocdec.io import check_writable, check_writable_dir
+
+    assert check_writable(tmp_path / "new" / "deeper" / "out.parquet") == (
+        tmp_path / "new" / "deeper" / "out.parquet")
+    (tmp_path / "existing.parquet").write_text("old")
+    check_writable(tmp_path / "existing.parquet")  # an old product is overwritten: fine
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    cases = {
+        tmp_path / "adir": "is an existing directory",
+        tmp_path / "afile" / "out.parquet": "is a file, not a directory",
+        tmp_path / "afile" / "sub" / "out.parquet": "is a file, not a directory",
+    }
+    for path, expected in cases.items():
+        with pytest.raises(OcdecError) as err:
+            check_writable(path)
+        assert expected in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(OcdecError, match="is an existing file"):
+        check_writable_dir(tmp_path / "afile")
+    assert check_writable_dir(tmp_path / "adir") == tmp_path / "adir"
+
+
+def test_os_errors_are_described_in_one_line() -> None:
+    import errno
+
+    from ocdec.io import describe_os_error
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/data/x.parquet")
+    assert describe_os_error(full) == ("/data/x.parquet: No space left on device; free some "
+                                       "space, or write elsewhere")
+    assert describe_os_error(IsADirectoryError(errno.EISDIR, "Is a directory", "o")).startswith(
+        "o: Is a directory; give a file name")
+
+
+def test_exclusive_lock_lets_one_writer_in_and_cleans_up(tmp_path: Path) -> None:
+    import os
+    import threading
+    import time
+
+    from ocdec.errors import OcdecError
+    from ocdec.io import exclusive_lock
+
+    lock = tmp_path / ".out.lock"
+    with exclusive_lock(lock, what="out") as waited:
+        assert not waited and str(os.getpid()) in lock.read_text()
+        with pytest.raises(OcdecError, match=r"out: another process \(pid \d+"):
+            with exclusive_lock(lock, what="out"):
+                pass
+    assert not lock.exists()
+
+    order: list[str] = []
+    held = threading.Event()
+
+    def holder() -> None:
+        with exclusive_lock(lock):
+            held.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    with exclusive_lock(lock, wait_s=10) as waited:
+        order.append("second in")
+        assert waited
+    thread.join()
+    assert order == ["first done", "second in"] and not lock.exists()
+
+
+def test_rule_runner_logs_one_line_and_exits_non_zero(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import logging
+    import sys
+    import types
+
+    from ocdec.errors import OcdecError
+    from ocdec.logs import configure_logging
+    from ocdec.runner import run_rule
+
+    log_file = tmp_path / "rule.log"
+
+    def failing(exc: BaseException) -> object:
+        def main(smk: object) -> None:
+            configure_logging(log_file)
+            raise exc
+        return main
+
+    smk = types.SimpleNamespace(rule="quality")
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # configure_logging replaces it
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        for exc, line in [(OcdecError("x.csv: no column pmra"), "quality: x.csv: no column pmra"),
+                          (OSError(errno.ENOSPC, "No space left on device", "o.parquet"),
+                           "quality: o.parquet: No space left on device")]:
+            with pytest.raises(SystemExit) as stop:
+                run_rule(failing(exc), smk)
+            assert stop.value.code == 1
+            text = log_file.read_text()
+            assert line in text.strip().splitlines()[-1] and "Traceback" not in text
+        with pytest.raises(KeyError):  # a bug keeps its traceback
+            run_rule(failing(KeyError("bug")), smk)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def test_filesystem_without_locks_goes_on_with_a_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+    import fcntl
+
+    from ocdec.io import exclusive_lock
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with exclusive_lock(tmp_path / ".out.lock") as waited:
+        assert waited is False
+    assert "does not support locks" in caplog.text and not (tmp_path / ".out.lock").exists()

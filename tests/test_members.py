@@ -7,17 +7,10 @@ import pandas as pd
 import pytest
 
 from ocdec.errors import OcdecError
-from ocdec.methods.default.method import (
-    Astrometry,
-    ClusterPriors,
-    MemberSettings,
-    astrometric_errors,
-    find_peaks,
-    jaccard,
-    run_default,
-    score_peaks,
-    seed_agreement,
-)
+from ocdec.methods.default.dec_stage import jaccard, seed_agreement
+from ocdec.methods.default.method import ClusterPriors, MemberSettings, run_default
+from ocdec.methods.default.peaks import find_peaks, score_peaks
+from ocdec.methods.default.stars import Astrometry, astrometric_errors
 from synthetic_field import synthetic_field
 
 FAST = MemberSettings(run_dec=False)
@@ -170,7 +163,7 @@ def test_a_nearby_cluster_in_a_sparse_field_is_not_split_by_the_field_component(
 
 
 def test_field_floor_raises_only_narrow_directions() -> None:
-    from ocdec.methods.default.method import at_least_as_wide
+    from ocdec.methods.default.mixture import at_least_as_wide
 
     ref = np.diag([1.0, 4.0, 0.01])
     wide = np.diag([100.0, 400.0, 1.0])
@@ -181,7 +174,7 @@ def test_field_floor_raises_only_narrow_directions() -> None:
 
 
 def test_pad_bucket_sizes() -> None:
-    from ocdec.methods.default.method import pad_bucket
+    from ocdec.methods.default.dec_stage import pad_bucket
 
     assert pad_bucket(10) == 1024 and pad_bucket(1024) == 1024
     assert pad_bucket(1025) == 2048 and pad_bucket(5000) == 8192

@@ -120,7 +120,8 @@ def selections() -> list[plots.Selection]:
     default = synthetic_members()
     thesis = synthetic_members(thesis=True)
     return plots.method_selections(
-        default, summary_for(default, "default"), thesis, summary_for(thesis, "thesis")
+        {"default": (default, summary_for(default, "default")),
+         "thesis": (thesis, summary_for(thesis, "thesis"))}
     )
 
 
@@ -206,7 +207,7 @@ def test_field_subsampled_with_fixed_seed(selections) -> None:
 def test_field_without_positions_skips_sky_panel_with_note() -> None:
     frame = synthetic_members(positions=False)
     fig = plots.methods_figure(
-        plots.method_selections(frame, summary_for(frame, "default")), REGION, REF
+        plots.method_selections({"default": (frame, summary_for(frame, "default"))}), REGION, REF
     )
     sky = plots.find_axes(fig, "default:sky")
     assert not sky.collections
@@ -223,7 +224,8 @@ def test_skipped_region_figure_says_why(tmp_path: Path) -> None:
         "reason": "10 usable stars < min_stars 40000",
     }
     paths = plots.region_plots(
-        tmp_path, {"id": "NGC_1", "name": "NGC 1"}, status=status, formats=("png",)
+        tmp_path, {"id": "NGC_1", "name": "NGC 1"}, method_dirs={}, status=status,
+        formats=("png",)
     )
     assert sorted(p.stem for p in paths) == sorted(plots.REGION_PLOTS)
     assert all(p.stat().st_size > 0 for p in paths)
@@ -272,8 +274,7 @@ def test_region_plots_writes_every_figure(tmp_path: Path) -> None:
     paths = plots.region_plots(
         tmp_path / "plots",
         REGION,
-        default_dir=tmp_path / "default",
-        thesis_dir=tmp_path / "thesis",
+        method_dirs={"default": tmp_path / "default", "thesis": tmp_path / "thesis"},
         references=[REF],
         status={"status": "ok"},
         formats=("png",),
@@ -329,3 +330,50 @@ def test_recovered_figure_has_one_to_one_line_and_points() -> None:
     points = [c for c in top.containers if c.lines[0].get_gid() == "recovered:parallax"][0]
     assert len(points.lines[0].get_xdata()) == 2  # the skipped region has no point
     assert any(ln.get_label() == "1:1" for ln in top.lines)
+
+
+def test_offsets_follow_the_registry() -> None:
+    """One marker per registered method with results: HDBSCAN appears when run, a method whose
+    columns are all empty (not run) does not."""
+    summary = catalogue_summary()
+    for col in ("pmra", "pmdec", "parallax"):
+        summary[f"hdbscan_{col}"] = summary[col] + 0.1
+        summary[f"hdbscan_{col}_error"] = 0.02
+        summary[f"hdbscan_{col}_offset_sigma"] = summary[f"{col}_offset_sigma"] + 1.0
+    assert [m.label for m in plots.method_markers(summary)] == [
+        "default", "thesis (DEC filtered)", "hdbscan"]
+    fig = plots.offsets_figure(summary)
+    gids = {ln.get_gid() for ln in fig.axes[0].lines}
+    assert {"offsets:pmra", "offsets:thesis_pmra", "offsets:hdbscan_pmra"} <= gids
+    rows = [np.asarray(ln.get_ydata(), dtype=float) for ln in fig.axes[0].lines
+            if str(ln.get_gid()).startswith("offsets:")]
+    assert len({r[0] for r in rows}) == 3  # side by side within a region's row
+    summary[[c for c in summary if c.startswith("thesis_")]] = math.nan
+    assert [m.label for m in plots.method_markers(summary)] == ["default", "hdbscan"]
+    fig = plots.recovered_figure(summary)
+    gids = {c.lines[0].get_gid() for c in fig.axes[0].containers}
+    assert gids == {"recovered:pmra", "recovered:hdbscan_pmra"}
+
+
+def test_region_inputs_read_without_matplotlib(tmp_path: Path) -> None:
+    """Reading is apart from drawing: ocdec.results.figure_inputs imports no matplotlib, and
+    reads a region's products (selections, silhouette sweep, histories in registry order)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ocdec.results.figure_inputs; "
+            "sys.exit('matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+    from ocdec.results.figure_inputs import read_region
+
+    write_method(tmp_path / "default", synthetic_members(), "default")
+    write_method(tmp_path / "thesis", synthetic_members(thesis=True), "thesis")
+    inputs = read_region({"default": tmp_path / "default", "thesis": tmp_path / "thesis"},
+                         {"status": "ok"})
+    assert inputs.skip is None
+    assert [s.label for s in inputs.selections] == ["K-Means", "DEC", "DEC filtered", "default"]
+    assert list(inputs.histories) == ["thesis", "default"]
+    assert inputs.chosen_k == 4 and len(inputs.silhouette) == 3
+    skipped = read_region({"default": tmp_path / "absent"}, {"status": "ok"})
+    assert skipped.skip == ("failed", "no members table was produced")
+    assert read_region({}, {"status": "skipped", "reason": "few"}).skip == ("skipped", "few")

@@ -161,3 +161,106 @@ def test_quality_command_rejects_bad_option_value_in_one_line(
     err = capsys.readouterr().err
     assert code != 0 and "min_stars" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.parquet").exists()
+
+
+# -- a missing column is an error, not a skip; duplicates are noticed -------------------------
+
+
+def test_file_without_a_proper_motion_column_is_an_error_not_a_skip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], only_my_commands: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import logging
+
+    # Earlier tests' cli.main() left a handler on a stream that capsys has closed since.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    frame = field(50).rename(columns={"pmra": "pm_ra"})  # a misnamed column
+    source = tmp_path / "NGC_1.csv"
+    frame.to_csv(source, index=False)
+    with pytest.raises(OcdecError) as err:
+        apply_quality(read_stars(source), QualitySettings(min_stars=1))
+    assert "no column pmra" in str(err.value) and "NGC_1.csv" in str(err.value)
+    assert "\n" not in str(err.value)
+    out, status = tmp_path / "o.parquet", tmp_path / "s.json"
+    code = cli.main(["quality", str(source), "--out", str(out), "--status", str(status)])
+    err_lines = capsys.readouterr().err.strip().splitlines()  # log lines may precede the error
+    assert code == 2 and err_lines[-1].startswith("ocdec quality: error: ")
+    assert "no column pmra" in err_lines[-1] and not [x for x in err_lines if "Traceback" in x]
+    assert not out.exists() and not status.exists()
+    # The star-count gate is still a skip, with a zero exit.
+    frame.rename(columns={"pm_ra": "pmra"}).to_csv(source, index=False)
+    assert cli.main(["quality", str(source), "--out", str(out), "--status", str(status),
+                     "--min-stars", "51"]) == 0
+    assert json.loads(status.read_text())["status"] == "skipped"
+
+
+def test_repeated_stars_are_counted_once_and_conflicts_refused(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = field(100)
+    repeated = pd.concat([frame, frame.iloc[:30]], ignore_index=True)
+    clean, status = apply_quality(repeated, QualitySettings(min_stars=0))
+    assert status["n_input"] == 100 and len(clean) == 100
+    assert "dropped 30 exact duplicate row(s)" in caplog.text
+    conflicting = repeated.copy()
+    conflicting.loc[100, "pmra"] += 1.0
+    with pytest.raises(OcdecError, match="source_id 1000 is in rows 0 and 100 with different"):
+        apply_quality(conflicting, QualitySettings(min_stars=0))
+
+
+def test_rule_adapter_log_ends_with_the_one_line(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+    import runpy
+    import sys
+    import types
+
+    source = tmp_path / "NGC_1.parquet"
+    write_parquet(source, field(20).drop(columns=["pmdec"]), {"source": "local"})
+    log = tmp_path / "logs" / "quality" / "NGC_1.log"
+    smk = types.SimpleNamespace(
+        rule="quality", log=[str(log)], params=types.SimpleNamespace(quality={"min_stars": 1}),
+        input=types.SimpleNamespace(stars=str(source)),
+        wildcards=types.SimpleNamespace(region="NGC_1"),
+        output=types.SimpleNamespace(stars=str(tmp_path / "q" / "stars.parquet"),
+                                     status=str(tmp_path / "q" / "status.json")),
+    )
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "quality.py"
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(script), init_globals={"snakemake": smk}, run_name="__main__")
+    assert stop.value.code == 1
+    last = log.read_text().strip().splitlines()[-1]
+    assert "ERROR" in last and "no column pmdec" in last and "Traceback" not in log.read_text()
+
+
+def test_full_disk_while_writing_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], only_my_commands: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from ocdec.cli import quality as quality_command
+
+    source = tmp_path / "stars.parquet"
+    write_parquet(source, field(5))
+
+    def full(path: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(quality_command, "write_parquet", full)
+    out = tmp_path / "o.parquet"
+    code = cli.main(["quality", str(source), "--out", str(out), "--status",
+                     str(tmp_path / "s.json"), "--min-stars", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not [x for x in err if "Traceback" in x]
+    assert err[-1] == (f"ocdec quality: error: {out}: No space left on device; free some space, "
+                       "or write elsewhere")
+    # An output path that is a directory is found before the input is read.
+    (tmp_path / "adir").mkdir()
+    code = cli.main(["quality", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "adir"),
+                     "--status", str(tmp_path / "s.json")])
+    assert code == 2 and "adir: the --out path is an existing directory" in capsys.readouterr().err

@@ -62,7 +62,7 @@ STATUS_OK = {
 
 def test_done_row_has_numbers_and_offsets() -> None:
     row = summary.summary_row(
-        REGION, status=STATUS_OK, default=DEFAULT, thesis=THESIS, references=[REF]
+        REGION, status=STATUS_OK, summaries={"default": DEFAULT, "thesis": THESIS}, references=[REF]
     )
     assert row["status"] == "done" and row["reason"] == ""
     assert row["n_input"] == 60000 and row["n_stars"] == 50000 and row["n_members"] == 700
@@ -87,8 +87,7 @@ def test_skipped_row_says_why() -> None:
     row = summary.summary_row(
         {"id": "NGC_1"},
         status=status,
-        default=skipped_summary,
-        thesis=skipped_summary,
+        summaries={"default": skipped_summary, "thesis": skipped_summary},
         references=[REF],
     )
     assert row["status"] == "skipped" and "min_stars" in row["reason"]
@@ -102,8 +101,8 @@ def test_failed_row_names_missing_files(tmp_path: Path) -> None:
     row = summary.summary_row_from_files(
         REGION,
         status_path=tmp_path / "status.json",
-        default_summary_path=tmp_path / "default" / "summary.json",
-        thesis_summary_path=tmp_path / "thesis" / "summary.json",
+        summary_paths={"default": tmp_path / "default" / "summary.json",
+                       "thesis": tmp_path / "thesis" / "summary.json"},
     )
     assert row["status"] == "failed"
     assert "default/summary.json" in row["reason"] and "thesis/summary.json" in row["reason"]
@@ -112,7 +111,7 @@ def test_failed_row_names_missing_files(tmp_path: Path) -> None:
 def test_failed_method_reason_is_kept() -> None:
     failed = {"status": "failed", "reason": "DEC diverged (loss NaN)"}
     row = summary.summary_row(
-        REGION, status=STATUS_OK, default=failed, thesis=THESIS, references=[]
+        REGION, status=STATUS_OK, summaries={"default": failed, "thesis": THESIS}, references=[]
     )
     assert row["status"] == "failed" and row["reason"] == "default: DEC diverged (loss NaN)"
     assert row["thesis_n_members"] == 500  # the other method's result still shows
@@ -121,7 +120,9 @@ def test_failed_method_reason_is_kept() -> None:
 def test_skipped_region_needs_no_method_files(tmp_path: Path) -> None:
     write_json(tmp_path / "status.json", {"status": "skipped", "reason": "too few stars"})
     row = summary.summary_row_from_files(
-        REGION, status_path=tmp_path / "status.json", default_summary_path=tmp_path / "absent.json"
+        REGION,
+        status_path=tmp_path / "status.json",
+        summary_paths={"default": tmp_path / "absent.json"},
     )
     assert row["status"] == "skipped" and row["reason"] == "too few stars"
 
@@ -138,8 +139,8 @@ def test_summary_table_roundtrip(tmp_path: Path) -> None:
         summary.summary_row_from_files(
             REGION,
             status_path=d / "status.json",
-            default_summary_path=d / "default" / "summary.json",
-            thesis_summary_path=d / "thesis" / "summary.json",
+            summary_paths={"default": d / "default" / "summary.json",
+                           "thesis": d / "thesis" / "summary.json"},
             reference_path=d / "ref.json",
         ),
         summary.summary_row(
@@ -163,12 +164,18 @@ def test_catalogue_summary_from_rule_inputs(tmp_path: Path) -> None:
     write_json(res / "NGC_2682" / "status.json", STATUS_OK)
     write_json(res / "NGC_2682" / "default" / "summary.json", DEFAULT)
     write_json(res / "NGC_2682" / "thesis" / "summary.json", THESIS)
-    write_comparison(res / "NGC_2682" / "comparison.tsv", comparison_table([REF], DEFAULT, THESIS))
+    write_comparison(
+        res / "NGC_2682" / "comparison.tsv",
+        comparison_table([REF], {"default": DEFAULT, "thesis": THESIS}),
+    )
     skipped = {"status": "skipped", "reason": "10 usable stars < min_stars 40000"}
     write_json(res / "NGC_1" / "status.json", skipped)
     write_json(res / "NGC_1" / "default" / "summary.json", skipped)
     write_json(res / "NGC_1" / "thesis" / "summary.json", skipped)
-    write_comparison(res / "NGC_1" / "comparison.tsv", comparison_table([], skipped, skipped))
+    write_comparison(
+        res / "NGC_1" / "comparison.tsv",
+        comparison_table([], {"default": skipped, "thesis": skipped}),
+    )
     regions = ["NGC_2682", "NGC_1"]
     inputs = {
         "status": [str(res / r / "status.json") for r in regions],

@@ -116,3 +116,62 @@ def test_cli_validate_bad_inputs_exit_non_zero(tmp_path, capsys) -> None:
     pd.DataFrame({"Source": [105]}).to_csv(lpath)
     assert main(["validate", str(mpath), "--published", str(lpath)]) == 2
     assert "p_member" in capsys.readouterr().err
+
+
+# -- repeated stars, empty lists, text probabilities, outputs -----------------------------------
+
+
+def test_repeated_members_are_counted_once(caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(5)
+    n = 2000
+    members = _members(n)
+    members["p_member"] = (rng.uniform(size=n) < 0.3).astype(float)
+    truth = members["source_id"][(members["p_member"] > 0.5) ^ (rng.uniform(size=n) < 0.05)]
+    published = pd.DataFrame({"source_id": pd.array(truth.to_numpy(), dtype="Int64"),
+                              "prob": 1.0})
+    clean = score_members(members, published)
+    repeats = members[members["p_member"] > 0.5].sample(300, replace=True, random_state=1)
+    skewed = score_members(pd.concat([members, repeats], ignore_index=True), published)
+    assert "dropped 300 exact duplicate row(s)" in caplog.text
+    for key in ("precision", "recall", "f1", "n_members", "true_positives"):
+        assert skewed[key] == clean[key], key
+    conflicting = pd.concat([members, members.iloc[[7]].assign(p_member=0.3)], ignore_index=True)
+    with pytest.raises(OcdecError, match="members table: source_id 107 is in rows 7 and 2000"):
+        score_members(conflicting, published)
+
+
+def test_repeats_in_the_published_list(tmp_path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text("Source,PMemb\n105,1.0\n106,0.9\n105,1.0\n")
+    assert read_published(path)["source_id"].tolist() == [105, 106]
+    path.write_text("Source,PMemb\n105,1.0\n106,0.9\n105,0.2\n")
+    with pytest.raises(OcdecError, match="source_id 105 is in rows 0 and 2 with different"):
+        read_published(path)
+
+
+def test_header_only_list_and_text_probabilities_are_refused(tmp_path, capsys) -> None:
+    mpath = tmp_path / "members.parquet"
+    _members().to_parquet(mpath)
+    lpath = tmp_path / "list.csv"
+    lpath.write_text("Source,PMemb\n")
+    assert main(["validate", str(mpath), "--published", str(lpath)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "header but no rows" in err[-1] and "list.csv" in err[-1]
+    lpath.write_text("Source,PMemb\n105,1.0\n106,high\n107,\n")
+    assert main(["validate", str(mpath), "--published", str(lpath)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "column 'PMemb' row 1: 'high' is not a number" in err[-1]
+
+
+def test_json_into_a_directory_fails_before_scoring(tmp_path, capsys) -> None:
+    mpath = tmp_path / "members.parquet"
+    _members().to_parquet(mpath)
+    lpath = tmp_path / "list.csv"
+    lpath.write_text("Source,PMemb\n105,1.0\n")
+    (tmp_path / "scores").mkdir()
+    code = main(["validate", str(mpath), "--published", str(lpath), "--json",
+                 str(tmp_path / "scores")])
+    captured = capsys.readouterr()
+    assert code == 2 and "precision" not in captured.out
+    assert "the --json path is an existing directory" in captured.err.strip().splitlines()[-1]
+    assert "Traceback" not in captured.err

@@ -163,7 +163,9 @@ def resource_helpers(config: dict, regions: dict[str, dict]) -> dict:
 
     text = (REPO / "workflow" / "rules" / "common.smk").read_text()
     section = text[text.index("# --- resources"): text.index("# --- targets")]
-    namespace = {"math": math, "config": config, "REGION_INFO": regions,
+    from ocdec.methods.registry import REGISTRY
+
+    namespace = {"math": math, "config": config, "REGION_INFO": regions, "REGISTRY": REGISTRY,
                  "REGIONS": list(regions), "SOURCE": config["source"]}
     exec(compile(section, "common.smk", "exec"), namespace)
     return namespace
@@ -200,9 +202,10 @@ def test_resource_requests_grow_with_stars_and_attempt() -> None:
     capped = resource_helpers(merged_config(offline, {"simulate": {"max_field_stars": 5000}}),
                               regions)
     assert capped["EXPECTED_STARS"]["hyades"] == 5000
-    assert capped["gpu_request"]() == 0
-    assert resource_helpers(merged_config({"characterize": {"gpu": True}}), regions)[
-        "gpu_request"]() == 1
+    assert capped["gpu_request"]("default") == 0
+    gpu = resource_helpers(merged_config({"characterize": {"gpu": True}}), regions)["gpu_request"]
+    assert gpu("default") == 1 and gpu("thesis") == 1
+    assert gpu("hdbscan") == 0  # no JAX: a GPU would sit idle
 
 
 # --- errors -------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Run a membership method on one region's star table and write its products (issue 3, item 7).
+"""Run a membership method on one region's star table and write its products.
 
-``DIR/members.parquet`` (source_id, p_member, member, group, then the input canonical columns;
-thesis mode adds its per-selection columns), ``DIR/summary.json``, ``DIR/history.tsv`` (DEC training
-curve) and, for thesis mode, ``DIR/silhouette.tsv``. Used by the command line and the workflow.
+``DIR/members.parquet`` (source_id, p_member, member, group, the method's own columns, then the
+input canonical columns), ``DIR/summary.json``, ``DIR/history.tsv`` (training curve) and the
+method's own tables (``DIR/{table}.tsv``, e.g. thesis mode's silhouette.tsv); names in
+:mod:`ocdec.products`. Any method of :mod:`ocdec.methods.registry`; used by the command line, the
+Python API and the workflow.
 """
 
 from __future__ import annotations
@@ -11,23 +13,65 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ocdec import products
 from ocdec.errors import OcdecError
 from ocdec.io import write_json, write_parquet, write_tsv
 from ocdec.methods.astrometry import cluster_parameters
-from ocdec.methods.dec import HISTORY_COLUMNS
-from ocdec.methods.default.method import ClusterPriors, MemberSettings, run_default
+from ocdec.methods.base import MethodResult
+from ocdec.methods.priors import ClusterPriors
+from ocdec.methods.registry import get_method, method_spec
 
 log = logging.getLogger(__name__)
 
-METHODS = ("default", "thesis")
-THESIS_EXTRA = ["kmeans_group", "kmeans_member", "dec_group", "dec_member", "dec_filtered_member"]
 N_SEEDS = 5
+# summary.json keys every method's summary has at the top, from the selection's parameters.
+SUMMARY_PARAMETERS = ("pmra", "pmra_error", "pmdec", "pmdec_error", "parallax", "parallax_error",
+                      "ra", "dec", "r50_deg")
+
+
+def method_settings(method: str, config: Mapping[str, Any] | None = None) -> Any:
+    """A method's settings from a ``characterize`` config section: the method's defaults, its own
+    sub-section (``config[method]``, nested ``dec:`` and the like) and the shared keys its settings
+    class has (e.g. ``threshold``). Unknown keys are refused, naming them."""
+    from ocdec.settings import apply_mapping
+
+    config = config or {}
+    runner = get_method(method)
+    settings = apply_mapping(runner.default_settings(), config.get(method) or {},
+                             f"characterize.{method}")
+    fields = getattr(settings, "__dataclass_fields__", {})
+    shared = {key: config[key] for key in method_spec(method).shared_settings
+              if key in config and key in fields}
+    return apply_mapping(settings, shared, "characterize")
+
+
+def find_members(
+    stars: pd.DataFrame,
+    *,
+    method: str = "default",
+    priors: ClusterPriors | None = None,
+    seed: int = 0,
+    n_seeds: int = N_SEEDS,
+    settings: Any = None,
+) -> MethodResult:
+    """Members of the catalogue's cluster among ``stars`` by ``method``, in memory (nothing is
+    written). Seeds ``seed .. seed + n_seeds - 1`` (single-seed methods take the first);
+    ``settings`` an instance of the method's settings class (None: its defaults)."""
+    runner = get_method(method)
+    if n_seeds < 1:
+        raise OcdecError(f"need at least one seed, got {n_seeds}")
+    _check_stars(stars)
+    stars = stars.reset_index(drop=True)
+    settings = settings if settings is not None else runner.default_settings()
+    return runner.run(stars, priors or ClusterPriors(), settings,
+                      tuple(range(seed, seed + n_seeds)))
 
 
 def characterize(
@@ -41,72 +85,65 @@ def characterize(
     settings: Any = None,
     provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Characterize the cluster in ``stars`` with ``method`` and write the products to ``out_dir``.
-
-    The default method uses seeds ``seed .. seed + n_seeds - 1``; thesis mode uses ``seed``.
-    ``settings`` is a :class:`ocdec.methods.default.method.MemberSettings` (default) or
-    :class:`ocdec.methods.thesis.ThesisSettings` (thesis). Returns the summary dictionary.
-    """
-    if method not in METHODS:
-        raise OcdecError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if n_seeds < 1:
-        raise OcdecError(f"need at least one seed, got {n_seeds}")
+    """:func:`find_members`, then write the products to ``out_dir``; returns the summary."""
     priors = priors or ClusterPriors()
-    _check_stars(stars)
     stars = stars.reset_index(drop=True)
     start = time.perf_counter()
-    if method == "default":
-        base = settings or MemberSettings()
-        member_settings = MemberSettings(**{**base.__dict__,
-                                            "seeds": tuple(range(seed, seed + n_seeds))})
-        result = run_default(stars, priors, member_settings)
-        p_member, member, group = result.p_member, result.member, result.group
-        history = result.history
-        params = cluster_parameters(stars, member)
-        extra: dict[str, Any] = {
-            "seeds": result.seeds, "seed_jaccard": result.seed_jaccard,
-            "seed_jaccard_min": result.seed_jaccard_min, "stages": result.stages,
-            "peak": result.peak.as_dict(), "model": result.model,
-            "diagnostics": result.diagnostics,
-        }
-        extra_columns = pd.DataFrame(index=stars.index)
-        silhouette = None
-    else:
-        from ocdec.methods.thesis import run_thesis
-
-        prior = {"pmra": priors.pmra, "pmdec": priors.pmdec, "parallax": priors.parallax}
-        thesis = run_thesis(stars, settings, seed=seed, prior=prior)
-        tm = thesis.members.reset_index(drop=True)
-        p_member = tm["p_member"].to_numpy(float)
-        member = tm["member"].to_numpy(bool)
-        group = tm["group"].to_numpy(np.int64)
-        history = thesis.history
-        params = thesis.selections["dec_filtered"]
-        extra = {"seeds": [seed], "seed_jaccard": 1.0, "seed_jaccard_min": 1.0,
-                 "stages": thesis.stages, **thesis.summary()}
-        extra_columns = tm[THESIS_EXTRA]
-        silhouette = thesis.silhouette
+    result = find_members(stars, method=method, priors=priors, seed=seed, n_seeds=n_seeds,
+                          settings=settings)
     runtime = time.perf_counter() - start
-
-    members = _members_table(stars, p_member, member, group, extra_columns)
-    summary: dict[str, Any] = {
-        "status": "done",
-        "method": method,
-        "n_stars": int(len(stars)),
-        "n_members": int(member.sum()),
-    }
-    for key in ("pmra", "pmra_error", "pmdec", "pmdec_error", "parallax", "parallax_error",
-                "ra", "dec", "r50_deg"):
+    params = result.parameters
+    summary: dict[str, Any] = {"status": "done", "method": method, "n_stars": int(len(stars)),
+                               "n_members": int(np.count_nonzero(result.member))}
+    for key in SUMMARY_PARAMETERS:
         summary[key] = _finite_or_none(params.get(key))
-    summary.update(extra)
+    summary.update(result.summary)
     summary["runtime_s"] = runtime
     summary["parameters"] = params
     summary["priors"] = {k: v for k, v in priors.__dict__.items() if v is not None}
-    write_outputs(out_dir, members, summary, history, silhouette, provenance)
+    members = members_table(stars, result)
+    write_outputs(out_dir, method, members, summary, result.history, result.tables, provenance)
     log.info("%s: %d members of %d stars; pmra %.3f pmdec %.3f parallax %.4f; %.1f s", method,
              summary["n_members"], summary["n_stars"], params.get("pmra", math.nan),
              params.get("pmdec", math.nan), params.get("parallax", math.nan), runtime)
     return summary
+
+
+def characterize_region(
+    stars_path: str | os.PathLike[str],
+    status_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    method: str,
+    region: Mapping[str, Any],
+    config: Mapping[str, Any] | None = None,
+    jax_cache_dir: str | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One workflow job: the quality gate's star table and status.json in, ``method``'s products
+    out; a region the gate skipped gets the same files marked skipped with the gate's reason.
+    ``region`` is its regions-table row (centre, radius, priors), ``config`` the workflow's
+    ``characterize`` section (seed, n_seeds, the method's settings)."""
+    from ocdec.io import read_provenance
+    from ocdec.products import read_json
+
+    status = read_json(status_path) or {}
+    # Written by the quality rule in canonical columns (possibly empty when skipped).
+    stars = pd.read_parquet(stars_path)
+    if status.get("status") != "ok":
+        return write_skipped(out_dir, method, stars,
+                             str(status.get("reason") or status.get("status")))
+    config = config or {}
+    settings = method_settings(method, config)
+    if method_spec(method).uses_jax:
+        from ocdec.compilation_cache import enable_compilation_cache
+
+        enable_compilation_cache(jax_cache_dir)
+    return characterize(stars, out_dir, method=method, priors=ClusterPriors.from_region(region),
+                        seed=int(config.get("seed", 0)),
+                        n_seeds=int(config.get("n_seeds", N_SEEDS)),
+                        settings=settings,
+                        provenance={**read_provenance(stars_path), **(provenance or {})})
 
 
 def _check_stars(stars: pd.DataFrame) -> None:
@@ -117,12 +154,14 @@ def _check_stars(stars: pd.DataFrame) -> None:
             raise OcdecError(f"column {col!r} has no finite values")
 
 
-def _members_table(stars: pd.DataFrame, p_member: np.ndarray, member: np.ndarray,
-                   group: np.ndarray, extra: pd.DataFrame) -> pd.DataFrame:
+def members_table(stars: pd.DataFrame, result: MethodResult) -> pd.DataFrame:
+    """source_id, p_member, member, group, the method's own columns, then the star columns."""
     ids = (stars["source_id"].to_numpy() if "source_id" in stars
            else np.arange(len(stars), dtype=np.int64))
-    head = pd.DataFrame({"source_id": ids, "p_member": np.asarray(p_member, float),
-                         "member": np.asarray(member, bool), "group": np.asarray(group, np.int64)})
+    head = pd.DataFrame({"source_id": ids, "p_member": np.asarray(result.p_member, float),
+                         "member": np.asarray(result.member, bool),
+                         "group": np.asarray(result.group, np.int64)})
+    extra = result.columns if result.columns is not None else pd.DataFrame(index=stars.index)
     rest = stars.drop(columns=[c for c in ("source_id", "p_member", "member", "group")
                                if c in stars.columns])
     return pd.concat([head, extra.reset_index(drop=True), rest.reset_index(drop=True)], axis=1)
@@ -136,19 +175,27 @@ def _finite_or_none(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def write_outputs(out_dir: str | os.PathLike[str], members: pd.DataFrame, summary: dict[str, Any],
-                  history: pd.DataFrame | None, silhouette: pd.DataFrame | None = None,
+def write_outputs(out_dir: str | os.PathLike[str], method: str, members: pd.DataFrame,
+                  summary: dict[str, Any], history: pd.DataFrame | None,
+                  tables: Mapping[str, pd.DataFrame] | None = None,
                   provenance: dict[str, Any] | None = None) -> None:
-    """members.parquet, history.tsv (+ silhouette.tsv), and summary.json last: its presence says
-    the rest is complete."""
+    """members.parquet, history.tsv, the method's tables, and summary.json last: its presence
+    says the rest is complete."""
+    from ocdec.methods.dec import HISTORY_COLUMNS
+
+    spec = method_spec(method)
+    columns = get_method(method).table_columns
+    files = products.method_files(spec.tables)
     out = Path(out_dir)
-    write_parquet(out / "members.parquet", members,
-                  {**(provenance or {}), "method": summary.get("method"), "product": "members"})
+    write_parquet(out / files["members"], members,
+                  {**(provenance or {}), "method": method, "product": "members"})
     hist = (history if history is not None else pd.DataFrame()).reindex(columns=HISTORY_COLUMNS)
-    write_tsv(out / "history.tsv", hist)
-    if silhouette is not None:
-        write_tsv(out / "silhouette.tsv", silhouette.reindex(columns=["k", "silhouette"]))
-    write_json(out / "summary.json", _json_safe(summary))
+    write_tsv(out / files["history"], hist)
+    for name in spec.tables:
+        table = (tables or {}).get(name)
+        table = table if table is not None else pd.DataFrame()
+        write_tsv(out / files[name], table.reindex(columns=list(columns[name])))
+    write_json(out / files["summary"], _json_safe(summary))
 
 
 def write_skipped(out_dir: str | os.PathLike[str], method: str, stars: pd.DataFrame | None,
@@ -156,23 +203,21 @@ def write_skipped(out_dir: str | os.PathLike[str], method: str, stars: pd.DataFr
     """The products of a region that was skipped upstream (too few usable stars): same files, no
     members, ``status`` "skipped" and the reason."""
     stars = stars if stars is not None else pd.DataFrame({"source_id": pd.Series(dtype="int64")})
+    stars = stars.reset_index(drop=True)
     n = len(stars)
     extra = pd.DataFrame(index=range(n))
-    if method == "thesis":
-        for c in THESIS_EXTRA:
-            extra[c] = np.zeros(n, bool) if c.endswith("member") else np.full(n, -1, np.int64)
-    members = _members_table(stars.reset_index(drop=True), np.zeros(n), np.zeros(n, bool),
-                             np.full(n, -1, np.int64), extra)
-    params = cluster_parameters(stars, np.zeros(n, bool)) if n else {"n_members": 0}
+    for col, dtype in get_method(method).member_columns.items():
+        extra[col] = np.zeros(n, bool) if dtype == "bool" else np.full(n, -1, np.int64)
+    none = np.zeros(n, bool)
+    params = cluster_parameters(stars, none) if n else {"n_members": 0}
+    result = MethodResult(p_member=np.zeros(n), member=none, group=np.full(n, -1, np.int64),
+                          parameters=params, columns=extra)
     summary: dict[str, Any] = {"status": "skipped", "reason": reason, "method": method,
                                "n_stars": n, "n_members": 0}
-    for key in ("pmra", "pmra_error", "pmdec", "pmdec_error", "parallax", "parallax_error", "ra",
-                "dec", "r50_deg"):
-        summary[key] = None
+    summary.update({key: None for key in SUMMARY_PARAMETERS})
     summary.update({"seeds": [], "seed_jaccard": None, "seed_jaccard_min": None, "runtime_s": 0.0,
                     "parameters": params, "stages": {}})
-    write_outputs(out_dir, members, summary, None,
-                  pd.DataFrame(columns=["k", "silhouette"]) if method == "thesis" else None)
+    write_outputs(out_dir, method, members_table(stars, result), summary, None)
     return summary
 
 

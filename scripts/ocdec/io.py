@@ -7,9 +7,13 @@ interrupted run never leaves a half-written file that a later run mistakes for a
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,142 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ocdec.errors import OcdecError
+
+log = logging.getLogger(__name__)
+
 PROVENANCE_KEY = b"ocdec"
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Fail now, in one line, if ``path`` cannot be written as a file later.
+
+    Called before long work (a download, a fit) so that an output path that is a directory, a
+    parent that is a file or a folder without write permission is reported at once rather than
+    after it. Missing parent folders are fine (they are created on writing). Returns ``path``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OcdecError(f"{path}: the {what} path is an existing directory; give a file name")
+    parent = path.parent
+    while not parent.exists():
+        if parent == parent.parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OcdecError(f"{path}: cannot create the {what} file: {parent} is a file, "
+                         "not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OcdecError(f"{path}: cannot write the {what} file: no write permission in {parent}")
+    return path
+
+
+def check_writable_dir(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Like :func:`check_writable` for an output directory: it may exist (as a directory) or be
+    creatable, and must be writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OcdecError(f"{path}: the {what} directory is an existing file")
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OcdecError(f"{path}: cannot write in the {what} directory: no write permission")
+        return path
+    check_writable(path, what)
+    return path
+
+
+#: flock errors that mean "this filesystem has no locks", not "someone holds it".
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+
+def _try_flock(fcntl: Any, fd: int) -> bool | None:
+    """True: locked; False: another process holds it; None: the filesystem has no locks."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as err:
+        if err.errno in _NO_LOCKS:
+            return None
+        raise
+    return True
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for a filesystem error: the file, what went wrong and, where it helps, the fix."""
+    name = err.filename or ""
+    reason = err.strerror or type(err).__name__
+    hints = {
+        errno.ENOSPC: "free some space, or write elsewhere",
+        errno.EDQUOT: "free some space, or write elsewhere",
+        errno.EISDIR: "give a file name, not a directory",
+        errno.ENOTDIR: "a parent of this path is a file",
+        errno.EACCES: "check the permissions",
+        errno.EROFS: "write elsewhere",
+    }
+    hint = hints.get(err.errno or -1)
+    text = f"{name}: {reason}" if name else reason
+    if err.filename2:
+        text += f" ({err.filename2})"
+    return f"{text}; {hint}" if hint else text
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str], *, wait_s: float = 0.0,
+                   what: str | None = None) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on the file ``path`` for the block; yields whether it waited.
+
+    A second process asking for the same lock waits up to ``wait_s`` seconds and then stops with a
+    one-line :class:`OcdecError` naming the holder's process id. The lock file is removed when the
+    block ends; a process that waited on a removed file notices and locks the new one. A lock left
+    by a killed process is released by the kernel, so a rerun never waits on a dead holder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield False
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + max(0.0, float(wait_s))
+    waited = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        state = _try_flock(fcntl, fd)
+        if state is None:  # a filesystem without locks (some Lustre or NFS mounts)
+            os.close(fd)
+            log.warning("%s: this filesystem does not support locks; going on without one", path)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            yield False
+            return
+        if not state:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                who = f" (pid {holder})" if holder else ""
+                raise OcdecError(
+                    f"{what or path}: another process{who} is writing it now (lock {path}); "
+                    "wait for it to finish or stop it, then run again"
+                ) from None
+            waited = True
+            time.sleep(min(0.2, max(0.01, deadline - time.monotonic())))
+            continue
+        try:
+            ours = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            ours = False
+        if ours:
+            break
+        os.close(fd)  # the previous holder removed the file we locked; lock the current one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield waited
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ from snakemake.utils import validate
 # The library lives in scripts/ (installed with pip, but usable from a plain checkout too).
 sys.path.append(str(Path(str(workflow.current_basedir)).parents[1] / "scripts"))
 
+from ocdec import products
 from ocdec.data.catalogue import read_regions
 from ocdec.errors import OcdecError
-
+from ocdec.methods.registry import REGISTRY
 
 # --- regions ---------------------------------------------------------------------------------
 
@@ -32,6 +33,7 @@ def read_regions_table(path):
 regions = read_regions_table(config["regions"])
 REGIONS = regions["id"].tolist()
 
+
 # Region ids are slugs; constraining the wildcard keeps paths such as results/summary.tsv from
 # matching per-region patterns.
 wildcard_constraints:
@@ -42,6 +44,8 @@ wildcard_constraints:
 
 SOURCE = config["source"]
 METHODS = list(config["characterize"]["methods"])
+
+
 def raw_stars_pattern():
     """The star file of the configured source (see the contract's per-region layout)."""
     if SOURCE == "gaia":
@@ -55,16 +59,24 @@ def local_input_file(wildcards):
 
 
 def method_outputs(method):
-    """characterize outputs of one method (names fixed by the contract)."""
-    names = ["members.parquet", "summary.json", "history.tsv"]
-    if method == "thesis":
-        names.append("silhouette.tsv")
-    return {Path(name).stem: f"results/{{region}}/{method}/{name}" for name in names}
+    """characterize outputs of one method: members, summary, history and its own tables
+    (names from ocdec.products and the method registry)."""
+    files = products.method_files(REGISTRY[method].tables)
+    return {key: products.method_file(method, name) for key, name in files.items()}
+
+
+def region_stars():
+    """The quality gate's outputs, every method's input."""
+    return {
+        "stars": products.region_file(products.STARS),
+        "status": products.region_file(products.STATUS),
+    }
 
 
 def method_summaries(wildcards):
     return {
-        method: f"results/{wildcards.region}/{method}/summary.json" for method in METHODS
+        method: products.method_file(method, products.SUMMARY, wildcards.region)
+        for method in METHODS
     }
 
 
@@ -116,15 +128,17 @@ NGP_RA, NGP_DEC = math.radians(192.85948), math.radians(27.12825)
 
 def galactic_latitude(ra_deg, dec_deg):
     ra, dec = math.radians(ra_deg), math.radians(dec_deg)
-    sin_b = math.sin(dec) * math.sin(NGP_DEC) + math.cos(dec) * math.cos(NGP_DEC) * math.cos(
-        ra - NGP_RA
-    )
+    sin_b = math.sin(dec) * math.sin(NGP_DEC) + math.cos(dec) * math.cos(
+        NGP_DEC
+    ) * math.cos(ra - NGP_RA)
     return math.degrees(math.asin(max(-1.0, min(1.0, sin_b))))
 
 
 def cone_star_estimate(row):
     radius = float(row["radius_deg"])
-    area = 2.0 * math.pi * (1.0 - math.cos(math.radians(radius))) * (180.0 / math.pi) ** 2
+    area = (
+        2.0 * math.pi * (1.0 - math.cos(math.radians(radius))) * (180.0 / math.pi) ** 2
+    )
     b = galactic_latitude(float(row["ra"]), float(row["dec"]))
     density = DENSITY_POLE + DENSITY_PLANE * math.exp(-abs(b) / DENSITY_SCALE_DEG)
     return area * density
@@ -158,17 +172,23 @@ RESOURCE_MODEL = {
     "local": (1000, 2.0, 10, 1.0),
     "simulate": (1000, 1.5, 10, 1.0),
     "quality": (1000, 1.5, 10, 1.0),
-    "characterize_default": (1500, 3.0, 15, 3.0),
-    "characterize_thesis": (2000, 5.0, 15, 6.0),
     "plots": (1000, 2.0, 10, 2.0),
 }
+# Each method declares its own (ocdec.methods.registry.MethodSpec: mem_mb, runtime); HDBSCAN's
+# runtime grows about as n^2.1.
+RUNTIME_POWER = {}
+for _name, _spec in REGISTRY.items():
+    RESOURCE_MODEL[f"characterize_{_name}"] = (*_spec.mem_mb, *_spec.runtime[:2])
+    RUNTIME_POWER[f"characterize_{_name}"] = _spec.runtime[2]
 
 
 def _scaled(rule_name, wildcards, attempt, index):
     base, per = RESOURCE_MODEL[rule_name][index : index + 2]
     n = EXPECTED_STARS[wildcards.region]
-    scale = 1_000 if index == 0 else 100_000
-    return int(math.ceil((base + per * n / scale) * attempt))
+    if index == 0:
+        return int(math.ceil((base + per * n / 1_000) * attempt))
+    power = RUNTIME_POWER.get(rule_name, 1.0)
+    return int(math.ceil((base + per * (n / 100_000) ** power) * attempt))
 
 
 def mem_mb_for(rule_name):
@@ -192,18 +212,23 @@ def runtime_for(rule_name):
 
 
 def method_config(method):
-    """The characterize settings one method uses (so that changing the other method's settings
-    does not rerun it)."""
+    """The characterize settings one method uses (its own section and the shared keys it
+    declares), so that changing another method's settings does not rerun it."""
     section = config["characterize"]
-    shared = ["seed", "n_seeds", "threshold"] if method == "default" else ["seed"]
-    values = {key: section[key] for key in shared if key in section}
+    values = {
+        key: section[key] for key in REGISTRY[method].shared_settings if key in section
+    }
     values[method] = dict(section.get(method) or {})
     return values
 
 
-def gpu_request():
-    """GPUs for DEC training: one when the config asks for it, else none."""
-    return 1 if config["characterize"].get("gpu", False) else 0
+def gpu_request(method):
+    """GPUs for DEC training: one when the config asks for it and the method runs JAX."""
+    return (
+        1
+        if config["characterize"].get("gpu", False) and REGISTRY[method].uses_jax
+        else 0
+    )
 
 
 def characterize_threads():
@@ -212,19 +237,10 @@ def characterize_threads():
 
 # --- targets ---------------------------------------------------------------------------------
 
-# Per-region figures (ocdec.results.figures.REGION_PLOTS, always all of them; a skipped region's figures
-# say why) and catalogue-wide figures (ocdec.results.figures.CATALOGUE_PLOTS); fixed so that the DAG is
-# static. Captions: workflow/report/<name>.rst.
-REGION_FIGURES = {
-    "overview": "overview (default method)",
-    "methods": "methods side by side",
-    "silhouette": "K-Means silhouette",
-    "training": "DEC training curves",
-}
-CATALOGUE_FIGURES = {
-    "offsets": "offsets from the references",
-    "recovered": "recovered vs reference",
-}
+# Per-region and catalogue figures (always all of them, so the DAG is static), with the labels the
+# report shows; captions: workflow/report/<name>.rst.
+REGION_FIGURES = products.REGION_FIGURES
+CATALOGUE_FIGURES = products.CATALOGUE_FIGURES
 
 
 def plot_formats():
@@ -236,7 +252,7 @@ def plot_outputs():
     when config asks for them."""
     outputs = {
         name: report(
-            f"results/{{region}}/plots/{name}.png",
+            products.figure_file(name),
             caption=f"../report/{name}.rst",
             category="{region}",
             subcategory="figures",
@@ -246,7 +262,10 @@ def plot_outputs():
     }
     if "pdf" in plot_formats():
         outputs.update(
-            {f"{name}_pdf": f"results/{{region}}/plots/{name}.pdf" for name in REGION_FIGURES}
+            {
+                f"{name}_pdf": products.figure_file(name, "pdf")
+                for name in REGION_FIGURES
+            }
         )
     return outputs
 
@@ -255,7 +274,7 @@ def catalogue_outputs():
     """Named outputs of the summary rule: the table and the catalogue-wide figures."""
     outputs = {
         "table": report(
-            "results/summary.tsv",
+            products.catalogue_file(products.CATALOGUE_TABLE),
             caption="../report/summary.rst",
             category="Catalogue",
             subcategory="tables",
@@ -264,21 +283,21 @@ def catalogue_outputs():
     }
     for name, label in CATALOGUE_FIGURES.items():
         outputs[name] = report(
-            f"results/{name}.png",
+            products.catalogue_file(f"{name}.png"),
             caption=f"../report/{name}.rst",
             category="Catalogue",
             subcategory="figures",
             labels={"figure": label},
         )
         if "pdf" in plot_formats():
-            outputs[f"{name}_pdf"] = f"results/{name}.pdf"
+            outputs[f"{name}_pdf"] = products.catalogue_file(f"{name}.pdf")
     return outputs
 
 
 def plot_inputs(wildcards):
     region = wildcards.region
     inputs = {
-        "status": f"results/{region}/status.json",
+        "status": products.region_file(products.STATUS, region),
         "reference": f"resources/reference/{region}.json",
     }
     for method in METHODS:
@@ -289,18 +308,24 @@ def plot_inputs(wildcards):
 
 def summary_inputs(wildcards):
     return {
-        "status": expand("results/{region}/status.json", region=REGIONS),
-        "comparison": expand("results/{region}/comparison.tsv", region=REGIONS),
+        "status": expand(products.region_file(products.STATUS), region=REGIONS),
+        "comparison": expand(products.region_file(products.COMPARISON), region=REGIONS),
         **{
-            method: expand(f"results/{{region}}/{method}/summary.json", region=REGIONS)
+            method: expand(
+                products.method_file(method, products.SUMMARY), region=REGIONS
+            )
             for method in METHODS
         },
     }
 
 
 def all_outputs():
-    per_region = ["results/{region}/status.json", "results/{region}/comparison.tsv"]
-    per_region += [f"results/{{region}}/{method}/summary.json" for method in METHODS]
-    per_region += [f"results/{{region}}/plots/{name}.png" for name in REGION_FIGURES]
-    catalogue = ["results/summary.tsv"] + [f"results/{name}.png" for name in CATALOGUE_FIGURES]
+    per_region = [
+        products.region_file(products.STATUS),
+        products.region_file(products.COMPARISON),
+    ]
+    per_region += [products.method_file(method, products.SUMMARY) for method in METHODS]
+    per_region += [products.figure_file(name) for name in REGION_FIGURES]
+    catalogue = [products.catalogue_file(products.CATALOGUE_TABLE)]
+    catalogue += [products.catalogue_file(f"{name}.png") for name in CATALOGUE_FIGURES]
     return expand(per_region, region=REGIONS) + catalogue

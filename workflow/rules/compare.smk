@@ -8,7 +8,7 @@ rule compare:
         reference="resources/reference/{region}.json",
     output:
         table=report(
-            "results/{region}/comparison.tsv",
+            products.region_file(products.COMPARISON),
             caption="../report/comparison.rst",
             category="{region}",
             subcategory="tables",
@@ -20,5 +20,7 @@ rule compare:
         "benchmarks/compare/{region}.tsv"
     conda:
         "../../envs/plot.yaml"
+    params:
+        methods=METHODS,
     script:
         "../../scripts/compare.py"

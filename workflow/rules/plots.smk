@@ -7,17 +7,18 @@ rule plots:
         unpack(plot_inputs),
     output:
         **plot_outputs(),
-    params:
-        region=region_settings,
-        formats=plot_formats(),
     log:
         "logs/plots/{region}.log",
     benchmark:
         "benchmarks/plots/{region}.tsv"
+    conda:
+        "../../envs/plot.yaml"
     resources:
         mem_mb=mem_mb_for("plots"),
         runtime=runtime_for("plots"),
-    conda:
-        "../../envs/plot.yaml"
+    params:
+        region=region_settings,
+        formats=plot_formats(),
+        methods=METHODS,
     script:
         "../../scripts/plots.py"

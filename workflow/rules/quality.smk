@@ -7,18 +7,17 @@ rule quality:
     input:
         stars=raw_stars_pattern(),
     output:
-        stars="results/{region}/stars.parquet",
-        status="results/{region}/status.json",
-    params:
-        quality=lookup(dpath="quality", within=config),
+        **region_stars(),
     log:
         "logs/quality/{region}.log",
     benchmark:
         "benchmarks/quality/{region}.tsv"
+    conda:
+        "../../envs/gaia.yaml"
     resources:
         mem_mb=mem_mb_for("quality"),
         runtime=runtime_for("quality"),
-    conda:
-        "../../envs/gaia.yaml"
+    params:
+        quality=lookup(dpath="quality", within=config),
     script:
         "../../scripts/quality.py"

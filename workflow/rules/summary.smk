@@ -7,14 +7,15 @@ rule summary:
         unpack(summary_inputs),
     output:
         **catalogue_outputs(),
-    params:
-        regions=[REGION_INFO[region] for region in REGIONS],
-        formats=plot_formats(),
     log:
         "logs/summary/summary.log",
     benchmark:
         "benchmarks/summary/summary.tsv"
     conda:
         "../../envs/plot.yaml"
+    params:
+        regions=[REGION_INFO[region] for region in REGIONS],
+        formats=plot_formats(),
+        methods=METHODS,
     script:
         "../../scripts/summary.py"

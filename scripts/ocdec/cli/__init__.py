@@ -2,7 +2,8 @@
 
 Each command module defines ``register(subparsers)`` that adds its parser and sets ``func`` to a
 callable taking the parsed ``argparse.Namespace`` and returning an exit code. User mistakes raise
-:class:`ocdec.errors.OcdecError`, printed here as one line with a non-zero exit, never a traceback.
+:class:`ocdec.errors.OcdecError`, printed here as one line with a non-zero exit, never a traceback;
+so are filesystem errors (:class:`OSError`: a full disk, a path that is a directory).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from ocdec import __version__
 from ocdec.errors import OcdecError
+from ocdec.io import describe_os_error
 from ocdec.logs import configure_logging
 
 COMMANDS = (
@@ -48,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except OcdecError as err:
         print(f"ocdec {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a path that is a directory, a permission
+        logging.getLogger("ocdec").debug("filesystem error", exc_info=True)
+        print(f"ocdec {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ocdec: interrupted", file=sys.stderr)

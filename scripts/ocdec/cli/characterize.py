@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from ocdec.errors import OcdecError
+from ocdec.methods.registry import method_names
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "characterize", help="find the open cluster in one star file and write its members",
         description="Find the open cluster in FIELD (CSV, FITS, VOTable, ECSV or Parquet; Gaia "
         "archive or VizieR column names) and write DIR/members.parquet, DIR/summary.json and "
-        "DIR/history.tsv (thesis mode also DIR/silhouette.tsv).")
+        "DIR/history.tsv (and the method's own tables, e.g. thesis mode's DIR/silhouette.tsv).")
     p.add_argument("field", metavar="FIELD", help="star table")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--ra", type=float, help="catalogue centre RA (deg)")
@@ -28,24 +29,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--n-seeds", type=int, default=5,
                    help="seeds in the default method's ensemble (default 5)")
-    p.add_argument("--method", choices=("default", "thesis"), default="default")
+    p.add_argument("--method", choices=method_names(), default="default",
+                   help="membership method (default: %(default)s)")
+    p.add_argument("--settings", metavar="YAML",
+                   help="settings as in the workflow config's 'characterize' section, e.g. "
+                   "'default: {window_sigma: 10}' or 'hdbscan: {min_cluster_size: 20}'")
     p.add_argument("--no-dec", action="store_true",
                    help="default method: the error-aware mixture alone, no DEC refinement (faster)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ocdec.characterize import characterize
+    from ocdec.characterize import characterize, method_settings
     from ocdec.data.columns import read_stars
-    from ocdec.methods.default.method import ClusterPriors, MemberSettings
+    from ocdec.io import check_writable_dir
+    from ocdec.methods.priors import ClusterPriors
 
     if args.radius is not None and args.radius <= 0:
         raise OcdecError(f"--radius must be positive, got {args.radius}")
     pm = args.pm_prior or (None, None)
     priors = ClusterPriors(ra=args.ra, dec=args.dec, radius_deg=args.radius, pmra=pm[0],
                            pmdec=pm[1], parallax=args.parallax_prior)
+    config = _read_settings(args.settings)
+    if args.no_dec:
+        if args.method != "default":
+            raise OcdecError("--no-dec applies to the default method only")
+        config = {**config, "default": {**(config.get("default") or {}), "run_dec": False}}
+    settings = method_settings(args.method, config)
+    check_writable_dir(args.out, "--out")
     stars = read_stars(args.field)
-    settings = MemberSettings(run_dec=not args.no_dec) if args.method == "default" else None
     summary = characterize(stars, args.out, method=args.method, priors=priors, seed=args.seed,
                            n_seeds=args.n_seeds, settings=settings,
                            provenance={"source": "local", "input": str(args.field)})
@@ -54,6 +66,24 @@ def run(args: argparse.Namespace) -> int:
           f"parallax {_fmt(summary['parallax'], 4)}; seed Jaccard "
           f"{_fmt(summary['seed_jaccard'])}; {summary['runtime_s']:.1f} s -> {args.out}")
     return 0
+
+
+def _read_settings(path: str | None) -> dict:
+    """The ``characterize`` section from a YAML file (one-line errors for a bad file)."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(open(path, encoding="utf-8")) or {}
+    except OSError as err:
+        raise OcdecError(f"{path}: cannot read settings: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise OcdecError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from err
+    data = data.get("characterize", data) if isinstance(data, dict) else data
+    if not isinstance(data, dict):
+        raise OcdecError(f"{path}: settings must be a mapping of method names to settings")
+    return data
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

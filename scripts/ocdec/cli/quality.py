@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ocdec.data.columns import read_stars
 from ocdec.data.quality import QualitySettings, apply_quality
-from ocdec.io import read_provenance, write_json, write_parquet
+from ocdec.io import check_writable, read_provenance, write_json, write_parquet
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         g_max=args.g_max,
         require_photometry=args.require_photometry,
     )
+    check_writable(args.out, "--out")
+    check_writable(args.status, "--status")
     source = Path(args.stars)
     region = args.region or Path(source.name.removesuffix(".gz")).stem
     frame = read_stars(source)

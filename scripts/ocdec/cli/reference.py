@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from ocdec.io import check_writable
 from ocdec.results.reference import (
     REFERENCE_KEYS,
     display_name,
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     region_id = args.region.strip().replace(" ", "_")
     name = args.name or display_name(args.region)
     out = Path(args.out) if args.out else Path("resources") / "reference" / f"{region_id}.json"
+    check_writable(out, "--out")
     table = load_reference_table(args.table) if args.table else None
     clusters = []
     for spec in args.cluster_table:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ocdec.data.simulate import SimulateSettings, simulate_to_parquet
 from ocdec.errors import OcdecError
+from ocdec.io import check_writable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         release=args.release,
         g_limit=args.g_limit,
     )
+    check_writable(args.out, "--out")
     simulate_to_parquet(args.out, region, settings, args.seed)
     return 0
 

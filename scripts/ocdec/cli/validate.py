@@ -32,9 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ocdec.io import write_json
+    from ocdec.io import check_writable, write_json
     from ocdec.results.validation import read_published, score_members
 
+    if args.json:
+        check_writable(args.json, "--json")
     try:
         members = pd.read_parquet(args.members)
     except (OSError, ValueError) as err:

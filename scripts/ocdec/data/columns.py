@@ -5,6 +5,13 @@ Every source (archive download, a user's local file, a simulation) ends as a pan
 ``gaia_source`` names (DR2/DR3) or VizieR's I/345 (DR2) and I/355 (DR3) names, in any letter case;
 where a file carries units (FITS, VOTable, ECSV, astropy Parquet) they are converted with
 astropy units, so a parallax stored in arcsec arrives in mas.
+
+Rows are checked as they are read: rows without a star id are dropped with a warning (unless they
+are most of the file), exact duplicate rows are dropped with a warning, and two different rows
+with the same ``source_id`` are refused. A file whose suffix says nothing about its format
+(``.txt``, ``.dat``, ``.tsv``, none) is recognised by its content: CSV, tab- or '|'-separated,
+whitespace-aligned (VizieR's ASCII output, with its unit and dashes lines), ECSV, VOTable, FITS or
+Parquet.
 """
 
 from __future__ import annotations
@@ -110,9 +117,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
 #: Used to derive parallax_error where an export only kept the signal-to-noise ratio.
 _PARALLAX_OVER_ERROR = ("parallax_over_error", "RPlx")
 
+#: At most this fraction of a file's rows may lack a star id (they are dropped with a warning).
+MAX_MISSING_ID_FRACTION = 0.5
+
 _SUFFIX_FORMATS = {
     ".csv": "csv",
-    ".txt": "csv",
     ".fits": "fits",
     ".fit": "fits",
     ".fts": "fits",
@@ -123,6 +132,9 @@ _SUFFIX_FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+#: Suffixes that say nothing about the format: the content decides (see :func:`sniff_format`).
+_TEXT_SUFFIXES = frozenset({".txt", ".dat", ".tsv", ".tab", ".asc", ".ascii", ".text", ""})
+_DASHES = re.compile(r"^[\s|+]*-[-\s|+]*$")
 
 
 def read_stars(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -154,17 +166,65 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame | Table:
 
 
 def detect_format(path: Path) -> str:
-    """The reader for ``path`` from its suffix (``.gz`` stripped); ECSV is recognised by content."""
+    """The reader for ``path`` from its suffix (``.gz`` stripped); ECSV is recognised by content,
+    and so is every format behind a suffix that says nothing (``.txt``, ``.dat``, none)."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
-    fmt = _SUFFIX_FORMATS.get(suffixes[-1]) if suffixes else None
+    last = suffixes[-1] if suffixes else ""
+    if last in _TEXT_SUFFIXES or not re.fullmatch(r"\.[a-z][a-z0-9]*", last):
+        return sniff_format(path)
+    fmt = _SUFFIX_FORMATS.get(last)
     if fmt is None:
         known = ", ".join(sorted(_SUFFIX_FORMATS))
-        raise OcdecError(f"{path}: unknown star-file format (known suffixes: {known}, also .gz)")
+        raise OcdecError(f"{path}: unknown star-file format (known suffixes: {known}, also .gz; "
+                         f"{', '.join(sorted(s for s in _TEXT_SUFFIXES if s))} are recognised by "
+                         "their content)")
     if fmt == "csv" and _starts_with(path, b"# %ECSV"):
         fmt = "ecsv"
     return fmt
+
+
+def sniff_format(path: Path) -> str:
+    """The format of a file from its first bytes: ``parquet``, ``fits``, ``votable``, ``ecsv``,
+    ``csv``, ``tsv`` (tabs), ``psv`` ('|') or ``whitespace`` (aligned columns)."""
+    head = _head(path)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"SIMPLE  ="):
+        return "fits"
+    if b"\0" in head[:4096]:
+        raise OcdecError(f"{path}: cannot tell the format of this binary file (give it a suffix "
+                         f"such as {', '.join(sorted(_SUFFIX_FORMATS))})")
+    text = head.decode("utf-8", errors="replace")
+    stripped = text.lstrip()
+    if stripped.startswith("# %ECSV"):
+        return "ecsv"
+    if stripped.startswith("<?xml") or stripped[:200].upper().startswith("<VOTABLE"):
+        return "votable"
+    header = next((line for line in text.splitlines()
+                   if line.strip() and not line.lstrip().startswith("#")), "")
+    if "\t" in header:
+        return "tsv"
+    if "|" in header:
+        return "psv"
+    if "," in header:
+        return "csv"
+    return "whitespace"
+
+
+def _head(path: Path, size: int = 65536) -> bytes:
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rb") as handle:
+            return handle.read(size)
+    except (OSError, EOFError) as err:
+        raise OcdecError(f"{path}: cannot read ({err})") from err
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
 
 
 def _starts_with(path: Path, prefix: bytes) -> bool:
@@ -176,11 +236,46 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
         return False
 
 
+def _read_delimited(path: Path, fmt: str) -> pd.DataFrame:
+    """A tab-, '|'- or whitespace-separated table; VizieR's unit and dashes lines below the header
+    are skipped, and with a dashes line the columns are cut where its dashes are (so empty cells
+    of aligned output stay empty instead of shifting the row)."""
+    compression = "gzip" if _is_gzip(path) else None
+    lines = _head(path, 1 << 20).decode("utf-8", errors="replace").splitlines()
+    header_at = next((i for i, line in enumerate(lines)
+                      if line.strip() and not line.lstrip().startswith("#")), 0)
+    dashes_at = next((i for i in range(header_at + 1, min(header_at + 4, len(lines)))
+                      if _DASHES.match(lines[i])), None)
+    skip = list(range(header_at + 1, dashes_at + 1)) if dashes_at is not None else []
+    if fmt == "whitespace" and dashes_at is not None:
+        spans = [m.span() for m in re.finditer(r"-+", lines[dashes_at])]
+        words = lines[header_at].split()
+        names = (words if len(words) == len(spans)
+                 else [lines[header_at][a:b].strip() or f"col{i}" for i, (a, b) in
+                       enumerate(spans)])
+        return pd.read_fwf(path, colspecs=spans, names=names, skiprows=dashes_at + 1,
+                           comment="#", dtype=str, compression=compression)
+    sep = {"tsv": "\t", "psv": "|", "whitespace": r"\s+"}[fmt]
+    frame = pd.read_csv(path, sep=sep, comment="#", skiprows=skip, dtype=str,
+                        skipinitialspace=True, compression=compression)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
 def _read_raw(path: Path, fmt: str) -> pd.DataFrame | Table:
     try:
         if fmt == "csv":
             # pandas is much faster than astropy on the 250,000-row exports and reads .gz itself.
-            return pd.read_csv(path, comment="#", low_memory=False)
+            # The id column is read as text: with empty cells pandas would make it float, and
+            # Gaia ids need 63 bits.
+            compression = "gzip" if _is_gzip(path) else None
+            names = [str(c) for c in pd.read_csv(path, comment="#", nrows=0,
+                                                 compression=compression).columns]
+            id_name = find_column(names, "source_id")
+            return pd.read_csv(path, comment="#", low_memory=False, compression=compression,
+                               dtype={id_name: str} if id_name else None)
+        if fmt in ("tsv", "psv", "whitespace"):
+            return _read_delimited(path, fmt)
         if fmt == "parquet" and not _astropy_parquet(path):
             # no astropy units in the file: pandas reads it faster and without astropy's import
             return pd.read_parquet(path)
@@ -263,11 +358,12 @@ def normalise(data: pd.DataFrame | Table, origin: str) -> pd.DataFrame:
         frame.loc[missing_colour, "bp_rp"] = colour[missing_colour]
 
     source_is_row = matched["source_id"] is None
+    no_id = np.zeros(n_rows, dtype=bool)
     if source_is_row:
         ids = np.arange(n_rows, dtype=np.int64)
         log.warning("%s: no source id column; using the 0-based row number as source_id", origin)
     else:
-        ids = _source_ids(data, matched["source_id"], origin)
+        ids, no_id = _source_ids(data, matched["source_id"], origin)
     frame.insert(0, "source_id", ids)
 
     for extra in EXTRA_COLUMNS:
@@ -280,6 +376,23 @@ def normalise(data: pd.DataFrame | Table, origin: str) -> pd.DataFrame:
         if name is not None:
             frame[canonical] = _float_values(data, name, origin)
 
+    if no_id.any():
+        n_missing = int(no_id.sum())
+        if n_missing > MAX_MISSING_ID_FRACTION * n_rows:
+            raise OcdecError(
+                f"{origin}: column {matched['source_id']!r} is empty in {n_missing} of {n_rows} "
+                f"rows (first: row {int(np.flatnonzero(no_id)[0])}); is it the star id column?"
+            )
+        log.warning("%s: dropped %d of %d rows without a star id in column %r", origin,
+                    n_missing, n_rows, matched["source_id"])
+        frame = frame.loc[~no_id].reset_index(drop=True)
+
+    absent = [c for c in CANONICAL_COLUMNS[1:] if matched[c] is None]
+    if matched["parallax_error"] is None and frame["parallax_error"].notna().any():
+        absent.remove("parallax_error")  # derived from parallax_over_error
+    if matched["bp_rp"] is None and frame["bp_rp"].notna().any():
+        absent.remove("bp_rp")  # derived from BP and RP
+
     used = {v for v in matched.values() if v} | set(EXTRA_COLUMNS)
     used |= {v for v in optional.values() if v}
     ignored = [n for n in names if n not in used]
@@ -287,7 +400,39 @@ def normalise(data: pd.DataFrame | Table, origin: str) -> pd.DataFrame:
         log.debug("%s: columns not in the canonical table ignored: %s", origin, ", ".join(ignored))
     frame.attrs["source_id_is_row"] = source_is_row
     frame.attrs["origin"] = origin
-    return frame
+    frame.attrs["absent_columns"] = absent
+    return drop_duplicate_stars(frame, origin)
+
+
+def drop_duplicate_stars(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """``frame`` without exact duplicate rows (dropped with a warning naming the count); two rows
+    with the same ``source_id`` but different values are a one-line :class:`OcdecError`.
+
+    A star counted twice is a member counted twice and skews every score, so neither passes
+    silently. Frames whose ``source_id`` is the row number are returned as they are.
+    """
+    if frame.attrs.get("source_id_is_row") or "source_id" not in frame.columns:
+        return frame
+    repeated = frame["source_id"].duplicated(keep=False)
+    if not repeated.any():
+        return frame
+    exact = frame.duplicated(keep="first")
+    kept = frame.loc[~exact]
+    conflicting = kept["source_id"].duplicated(keep=False)
+    if conflicting.any():
+        star = kept.loc[conflicting, "source_id"].iloc[0]
+        rows = np.flatnonzero((frame["source_id"] == star).to_numpy())
+        n_stars = int(kept.loc[conflicting, "source_id"].nunique())
+        raise OcdecError(
+            f"{origin}: source_id {star} is in rows {rows[0]} and {rows[1]} with different "
+            f"values ({n_stars} star(s) listed more than once so); a star table must list each "
+            "star once"
+        )
+    log.warning("%s: dropped %d exact duplicate row(s) (stars listed more than once)", origin,
+                int(exact.sum()))
+    out = kept.reset_index(drop=True)
+    out.attrs = dict(frame.attrs)
+    return out
 
 
 def _plain(data: pd.DataFrame | Table, name: str) -> np.ndarray:
@@ -353,21 +498,39 @@ def _salvage_unit(text: str, name: str, origin: str) -> u.UnitBase:
     raise OcdecError(f"{origin}: column {name!r} has unit {text!r} that is not understood")
 
 
-def _source_ids(data: pd.DataFrame | Table, name: str, origin: str) -> np.ndarray:
+def _source_ids(data: pd.DataFrame | Table, name: str,
+                origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ids as int64 and a mask of the rows without one (empty cells; their id is 0).
+
+    A cell that holds something other than an id is a one-line error naming its row.
+    """
+    if not isinstance(data, pd.DataFrame) and hasattr(data[name], "mask"):
+        masked = np.ma.asarray(data[name])
+        if masked.dtype.kind in "iu":  # keep 64-bit ids exact: no detour through float
+            missing = np.ma.getmaskarray(masked)
+            return masked.filled(0).astype(np.int64), missing
     values = _plain(data, name)
     if values.dtype.kind in "iu":
-        return values.astype(np.int64)
+        return values.astype(np.int64), np.zeros(len(values), dtype=bool)
     if values.dtype.kind == "f":
         # Gaia ids need 63 bits: a float column is only exact below 2**53.
-        bad = ~np.isfinite(values) | (values % 1 != 0) | (np.abs(values) > 2**53)
+        missing = np.isnan(values)
+        bad = ~missing & (~np.isfinite(values) | (values % 1 != 0) | (np.abs(values) > 2**53))
         text = None
     else:
         # VizieR's DR3Name/DR2Name hold "Gaia DR3 4295806720": the id is the trailing number.
-        text = pd.Series(values, dtype="string").str.extract(r"(\d+)\s*$", expand=False)
-        bad = text.isna().to_numpy()
+        cells = pd.Series(values, dtype="string").str.strip()
+        missing = (cells.isna() | (cells == "")).to_numpy()
+        text = cells.str.extract(r"(\d+)$", expand=False)
+        bad = text.isna().to_numpy() & ~missing
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise OcdecError(f"{origin}: column {name!r} row {row}: {values[row]!r} is not a star id")
     if text is None:
-        return values.astype(np.int64)
-    return np.array([int(v) for v in text], dtype=np.int64)
+        return np.where(missing, 0, values).astype(np.int64), missing
+    try:
+        ids = text.fillna("0").astype("int64").to_numpy()
+    except (OverflowError, ValueError) as err:
+        raise OcdecError(f"{origin}: column {name!r} holds a number too large for a star id "
+                         f"({err})") from err
+    return ids, missing

@@ -9,6 +9,14 @@ Each chunk's rows are checked against a ``COUNT(*)`` of the same query (astroque
 cut result without an error) and kept on disk, atomically, as soon as it is complete; a rerun
 resumes from the kept chunks. At the end the chunks are merged, sorted by ``source_id`` (so the
 result does not depend on the chunking) and written with provenance to the output Parquet file.
+
+Reliability: one process at a time writes a region (a lock beside the output; a second one waits
+``lock_wait_s`` and then stops with one line); a kept chunk that cannot be read is discarded and
+fetched again; a query the archive rejects as wrong (unknown table or column, bad ADQL) stops at
+once; an archive job that stays queued or executing is aborted after ``job_limit_s`` in all, and
+the time it was given is remembered in the chunk folder, so a rerun (a rule's retry) does not give
+it that time again. :func:`check_query` asks the archive once, cheaply, whether the table and
+columns exist, so a workflow can stop before any region is downloaded.
 """
 
 from __future__ import annotations
@@ -35,9 +43,16 @@ from typing import Any
 import pandas as pd
 
 from ocdec.data.columns import CANONICAL_COLUMNS, OPTIONAL_COLUMNS, normalise
-from ocdec.data.tap import RetryPolicy, TapJobRunner, quiet_stdout
+from ocdec.data.tap import JobTimeLimitError, RetryPolicy, TapJobRunner, quiet_stdout
 from ocdec.errors import OcdecError
-from ocdec.io import write_parquet, write_text
+from ocdec.io import (
+    check_writable,
+    exclusive_lock,
+    read_provenance,
+    write_json,
+    write_parquet,
+    write_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +73,8 @@ OUTPUT_FORMATS = ("votable", "votable_gzip", "votable_plain")
 CHUNK_FILL = 0.9
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 _PLAN = "plan.json"
+#: Seconds already given to each request (by query digest) over earlier runs that hit job_limit_s.
+_WAITED = "waited.json"
 
 
 @dataclass(frozen=True)
@@ -74,6 +91,8 @@ class GaiaSettings:
     backoff_s: float = 2.0
     poll_interval_s: float = 1.0
     poll_limit_s: float = 3600.0
+    job_limit_s: float = 1200.0
+    lock_wait_s: float = 0.0
     credentials_file: str | None = None
     output_format: str = "votable"
 
@@ -98,6 +117,8 @@ class GaiaSettings:
         if self.output_format not in OUTPUT_FORMATS:
             raise OcdecError(f"output_format {self.output_format!r} is not one of "
                              f"{', '.join(OUTPUT_FORMATS)}")
+        if not float(self.lock_wait_s) >= 0:
+            raise OcdecError(f"lock_wait_s must be >= 0, got {self.lock_wait_s!r}")
         _ = self.policy  # validates the numbers now rather than at the first request
 
     @property
@@ -109,7 +130,7 @@ class GaiaSettings:
         return RetryPolicy(
             timeout_s=float(self.timeout_s), retries=int(self.retries),
             backoff_s=float(self.backoff_s), poll_interval_s=float(self.poll_interval_s),
-            poll_limit_s=float(self.poll_limit_s),
+            poll_limit_s=float(self.poll_limit_s), job_limit_s=float(self.job_limit_s),
         )
 
     @classmethod
@@ -183,6 +204,11 @@ def count_query(settings: GaiaSettings, ra: float, dec: float, radius_deg: float
     """``COUNT(*)`` of exactly the rows :func:`cone_query` selects."""
     return (f"SELECT COUNT(*) AS n\nFROM {settings.table}\n"
             f"WHERE {cone_condition(ra, dec, radius_deg, chunk)}")
+
+
+def check_query_adql(settings: GaiaSettings) -> str:
+    """One row of every column the downloads use (``random_index`` too, for the chunks)."""
+    return f"SELECT TOP 1 {', '.join(settings.columns)}, random_index\nFROM {settings.table}"
 
 
 # -- client and credentials -------------------------------------------------------------------
@@ -278,6 +304,56 @@ def parts_dir(out: str | os.PathLike[str]) -> Path:
     return out.parent / f".{out.name}.parts"
 
 
+def lock_path(out: str | os.PathLike[str]) -> Path:
+    """The lock a download of ``out`` holds (beside ``out`` and its chunk folder)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.lock"
+
+
+def check_query(
+    settings: GaiaSettings,
+    *,
+    client_factory: ClientFactory | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    out: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Ask the archive once whether ``settings.table`` and its columns exist (and the login
+    works), with one cheap ``SELECT TOP 1`` job; return a record of the check.
+
+    Meant to run once per workflow run before any region is downloaded: a mistyped table or
+    column stops here, in seconds, with one line (transient faults are retried as usual). With
+    ``out``, the record is also written there as JSON (a stamp a workflow rule can depend on).
+    """
+    if out is not None:
+        check_writable(out, "check record")
+    session = _Session(settings, client_factory or gaia_client, sleep)
+    adql = check_query_adql(settings)
+    started = time.monotonic()
+    table = session.runner.fetch(adql, f"checking {settings.table} and its columns")
+    names = {str(c).lower() for c in table.colnames}
+    absent = [c for c in (*settings.columns, "random_index") if c.lower() not in names]
+    if absent:
+        raise OcdecError(f"Gaia archive {settings.server}: {settings.table} returned no column(s) "
+                         f"{', '.join(absent)}")
+    record = {
+        "ok": True,
+        "server": settings.server,
+        "table": settings.table,
+        "release": settings.release,
+        "columns": [*settings.columns, "random_index"],
+        "query": adql,
+        "rows": len(table),
+        "logged_in": session.user is not None,
+        "seconds": round(time.monotonic() - started, 3),
+        "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    log.info("%s on %s answers with every column needed (%d row in %.1f s)", settings.table,
+             settings.server, len(table), record["seconds"])
+    if out is not None:
+        write_json(out, record)
+    return record
+
+
 def download_cone(
     settings: GaiaSettings,
     ra: float,
@@ -292,17 +368,39 @@ def download_cone(
     """Download every star of ``settings.table`` in a cone to ``out`` (canonical columns, Parquet
     with provenance) and return the table. Resumes from chunks kept by an interrupted run."""
     ra, dec, radius_deg = check_cone(ra, dec, radius_deg)
-    out = Path(out)
+    out = check_writable(out, "output")
     session = _Session(settings, client_factory or gaia_client, sleep)
     base_query = cone_query(settings, ra, dec, radius_deg)
     key = hashlib.sha256(f"{settings.server}\n{base_query}".encode()).hexdigest()[:16]
-    parts = parts_dir(out)
     label = region or f"cone ({ra:g}, {dec:g}, r={radius_deg:g})"
+    with exclusive_lock(lock_path(out), wait_s=settings.lock_wait_s,
+                        what=f"{label}: {out}") as waited:
+        if waited and out.is_file() and _same_download(out, settings, base_query):
+            log.info("%s: another process wrote %s while this one waited; using it", label, out)
+            return pd.read_parquet(out)
+        return _download_locked(settings, session, ra, dec, radius_deg, out, key, label, region)
+
+
+def _same_download(out: Path, settings: GaiaSettings, query: str) -> bool:
+    try:
+        provenance = read_provenance(out)
+    except Exception:  # an unreadable file is not the result we waited for
+        return False
+    return provenance.get("query") == query and provenance.get("server") == settings.server
+
+
+def _download_locked(settings: GaiaSettings, session: _Session, ra: float, dec: float,
+                     radius_deg: float, out: Path, key: str, label: str,
+                     region: str | None) -> pd.DataFrame:
+    base_query = cone_query(settings, ra, dec, radius_deg)
+    parts = parts_dir(out)
+    _clean_orphans(out, parts)
+    budget = _Budget(parts, settings, label)
 
     plan = _load_plan(parts, key)
     if plan is None:
-        total = session.runner.count(count_query(settings, ra, dec, radius_deg),
-                                     f"{label}: COUNT(*) of the cone")
+        total = budget.run(session, "count", count_query(settings, ra, dec, radius_deg),
+                           f"{label}: COUNT(*) of the cone")
         n = 1 if total <= settings.chunk_rows else math.ceil(
             total / max(1.0, settings.chunk_rows * CHUNK_FILL))
         # A single chunk is the whole cone, whose COUNT we already have.
@@ -324,13 +422,13 @@ def download_cone(
         chunk = Chunk(entry["modulus"], entry["residue"])
         path = parts / f"{chunk.name}.parquet"
         what = f"{label}: {chunk.clause or 'whole cone'}"
-        if path.exists():
+        if path.exists() and _chunk_is_sound(path, entry["rows"], what):
             index += 1
             continue
         rows = entry["rows"]
         if rows is None:
-            rows = session.runner.count(count_query(settings, ra, dec, radius_deg, chunk),
-                                        f"{what}: COUNT(*)")
+            rows = budget.run(session, "count", count_query(settings, ra, dec, radius_deg, chunk),
+                              f"{what}: COUNT(*)")
             entry["rows"] = rows
         if rows > settings.chunk_rows:
             halves = [{"modulus": c.modulus, "residue": c.residue, "rows": None}
@@ -340,7 +438,7 @@ def download_cone(
             log.info("%s: %d rows exceed %d; split in two", what, rows, settings.chunk_rows)
             continue
         query = cone_query(settings, ra, dec, radius_deg, chunk)
-        table = session.runner.fetch(query, f"{what}: download", expected_rows=rows)
+        table = budget.run(session, "fetch", query, f"{what}: download", expected_rows=rows)
         frame = _canonical(normalise(table, origin=f"{settings.table} {chunk.name}"))
         write_parquet(path, frame, {"query": query, "rows": rows})
         _save_plan(parts, plan)
@@ -392,11 +490,83 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+class _Budget:
+    """The total time a request may take, less what earlier runs already gave it.
+
+    A request that runs out (its job stuck queued or executing) has its time recorded in the chunk
+    folder, so a rerun of the region (by hand or a rule's retry) does not wait as long again: the
+    limit is per job over all runs, not per run. Deleting the chunk folder resets it.
+    """
+
+    def __init__(self, parts: Path, settings: GaiaSettings, label: str) -> None:
+        self.path = parts / _WAITED
+        self.limit = float(settings.job_limit_s)
+        self.label = label
+        self.parts = parts
+        try:
+            self.waited: dict[str, float] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.waited = {}
+
+    def run(self, session: _Session, kind: str, adql: str, what: str, **kwargs: Any) -> Any:
+        digest = hashlib.sha256(adql.encode()).hexdigest()[:16]
+        spent = float(self.waited.get(digest, 0.0))
+        left = self.limit - spent
+        if left <= 0:
+            raise OcdecError(
+                f"{what}: earlier runs already waited {spent:.0f} s for this archive job "
+                f"(gaia.job_limit_s {self.limit:g} s); the archive may be overloaded: try later "
+                f"after deleting {self.parts}, or raise gaia.job_limit_s"
+            )
+        try:
+            return getattr(session.runner, kind)(adql, what, limit_s=left, **kwargs)
+        except JobTimeLimitError as err:
+            # The job used up what it was given (it stops just short of the deadline).
+            self.waited[digest] = spent + max(err.elapsed_s, left)
+            write_text(self.path, json.dumps(self.waited, indent=1) + "\n")
+            raise
+
+
+def _chunk_is_sound(path: Path, rows: int | None, what: str) -> bool:
+    """Whether a kept chunk can be read and holds its rows; an unsound one is deleted (it will be
+    fetched again) with a warning."""
+    import pyarrow.parquet as pq
+
+    try:
+        found = pq.read_metadata(path).num_rows
+    except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ...
+        problem = f"cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:120]})"
+    else:
+        if rows is None or found == rows:
+            return True
+        problem = f"holds {found} rows, not {rows}"
+    log.warning("%s: kept chunk %s %s; discarding it and fetching it again", what, path, problem)
+    path.unlink(missing_ok=True)
+    return False
+
+
+def _clean_orphans(out: Path, parts: Path) -> None:
+    """Remove what killed runs leave behind: half-written temporary files beside ``out`` and in
+    its chunk folder, and chunks in a folder that has no plan (they cannot be trusted)."""
+    leftovers = list(out.parent.glob(f".{out.name}.*.tmp"))
+    if parts.is_dir():
+        leftovers += list(parts.glob(".*.tmp"))
+        if not (parts / _PLAN).exists():
+            leftovers += list(parts.glob("chunk-*.parquet"))
+    for path in leftovers:
+        log.info("removing %s, left by an interrupted run", path)
+        path.unlink(missing_ok=True)
+
+
 def _merge(parts: Path, plan: dict[str, Any], label: str) -> pd.DataFrame:
     frames = []
     for entry in plan["chunks"]:
         path = parts / f"{Chunk(entry['modulus'], entry['residue']).name}.parquet"
-        frames.append(pd.read_parquet(path))
+        try:
+            frames.append(pd.read_parquet(path))
+        except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ...
+            raise OcdecError(f"{label}: kept chunk {path} cannot be read "
+                             f"({type(err).__name__}); delete it and download again") from err
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     frame = _canonical(frame).sort_values("source_id", kind="mergesort").reset_index(drop=True)
     if frame["source_id"].duplicated().any():

@@ -3,18 +3,22 @@
 Keeps stars with complete astrometry (and photometry, by default) and a positive parallax, then
 applies the optional RUWE, parallax signal-to-noise and G-magnitude cuts. A region with fewer usable
 stars than ``min_stars`` is not an error: it gets a "skipped" status record that downstream steps
-carry through.
+carry through. A file that lacks a column the clustering needs (parallax, pmra, pmdec: often a
+misnamed column) is an error naming it, not a skip: only the star count decides a skip.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ocdec.data.columns import ALIASES, drop_duplicate_stars
 from ocdec.errors import OcdecError
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,41 @@ class QualitySettings:
             raise OcdecError(f"ruwe_max must be > 0, got {self.ruwe_max}")
 
 
+def quality_settings(config: Mapping[str, Any] | None, where: str = "quality"
+                     ) -> QualitySettings:
+    """Settings from the workflow's ``quality`` section (:func:`ocdec.settings.from_mapping`:
+    absent keys take the defaults, unknown keys are refused naming them)."""
+    from ocdec.settings import from_mapping
+
+    return from_mapping(QualitySettings, config, where)
+
+
+def quality_region(
+    stars_path: str | os.PathLike[str],
+    out_stars: str | os.PathLike[str],
+    out_status: str | os.PathLike[str],
+    config: Mapping[str, Any] | QualitySettings | None,
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The quality rule: filter ``stars_path`` (any star table :func:`read_stars` reads), write
+    the kept stars (Parquet, the input's provenance plus the status) and the status record
+    (JSON); returns the status. ``config`` is the ``quality`` section or a settings instance."""
+    from ocdec.data.columns import read_stars
+    from ocdec.io import check_writable, read_provenance, write_json, write_parquet
+
+    settings = config if isinstance(config, QualitySettings) else quality_settings(config)
+    check_writable(out_stars, "stars")
+    check_writable(out_status, "status")
+    frame = read_stars(stars_path)
+    clean, status = apply_quality(frame, settings, region=region)
+    provenance = read_provenance(stars_path)
+    provenance.setdefault("source_id_is_row", bool(frame.attrs.get("source_id_is_row", False)))
+    provenance["quality"] = status
+    write_parquet(out_stars, clean, provenance)
+    write_json(out_status, status)
+    return status
+
+
 def apply_quality(
     frame: pd.DataFrame, settings: QualitySettings, region: str | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -55,9 +94,17 @@ def apply_quality(
     ``removed`` (stars removed per cut, in order), ``missing_columns`` (required columns the input
     lacks entirely, hence not applied) and ``settings``. ``region`` is put first when given.
     """
-    absent_essential = [c for c in ESSENTIAL if c not in frame.columns]
+    origin = frame.attrs.get("origin") or "star table"
+    # Columns the file never had (the readers record them); a frame built in memory may only
+    # lack them outright.
+    absent = set(frame.attrs.get("absent_columns") or ()) | {
+        c for c in ESSENTIAL if c not in frame.columns}
+    absent_essential = [c for c in ESSENTIAL if c in absent]
     if absent_essential:
-        raise OcdecError(f"star table lacks column(s) {', '.join(absent_essential)}")
+        looked_for = "; ".join(f"{c}: {'/'.join(ALIASES[c])}" for c in absent_essential)
+        raise OcdecError(f"{origin}: no column {', '.join(absent_essential)}, which the "
+                         f"clustering needs (looked for {looked_for}); is it named differently?")
+    frame = drop_duplicate_stars(frame, origin)
     n_input = len(frame)
     keep = np.ones(n_input, dtype=bool)
     removed: dict[str, int] = {}

@@ -20,7 +20,7 @@ import logging
 import math
 import zlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from ocdec.data import simulated_errors as gaia_errors
 from ocdec.data import stellar_sequences as sequences
 from ocdec.data.columns import CANONICAL_COLUMNS
 from ocdec.errors import OcdecError
-from ocdec.io import write_parquet
+from ocdec.io import check_writable, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -246,13 +246,49 @@ def region_seed(seed: int, region_id: str) -> int:
     return int(seed) * 1_000_003 + zlib.crc32(region_id.encode("utf-8"))
 
 
-def settings_from_mapping(values: Mapping[str, Any]) -> SimulateSettings:
-    """Settings from a config mapping; unknown keys are a user error."""
-    known = {f.name for f in fields(SimulateSettings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise OcdecError(f"unknown simulate setting(s): {', '.join(unknown)}")
-    return replace(SimulateSettings(), **dict(values))
+def settings_from_mapping(values: Mapping[str, Any] | None, where: str = "simulate"
+                          ) -> SimulateSettings:
+    """Settings from a config mapping (:func:`ocdec.settings.from_mapping`): null or absent keys
+    take the library's choice, unknown keys are refused naming them."""
+    from ocdec.settings import from_mapping
+
+    values = {k: v for k, v in (values or {}).items() if v is not None}
+    return from_mapping(SimulateSettings, values, where)
+
+
+def thin_field(frame: pd.DataFrame, max_field: int, seed: int) -> pd.DataFrame:
+    """Keep every member and a random ``max_field`` of the field stars (as a lower field density
+    would give), in the original order."""
+    field = np.flatnonzero(~frame["true_member"].to_numpy())
+    if field.size <= max_field:
+        return frame
+    drop = np.random.default_rng(seed).choice(field, field.size - max_field, replace=False)
+    keep = np.ones(len(frame), dtype=bool)
+    keep[drop] = False
+    log.info("field thinned from %d to %d stars (max_field_stars)", field.size, max_field)
+    return frame.loc[keep].reset_index(drop=True)
+
+
+def simulate_region(
+    path: str | Path, region: Mapping[str, Any], config: Mapping[str, Any]
+) -> pd.DataFrame:
+    """The simulate rule: the workflow's ``simulate`` config section (``seed``, optional
+    ``max_field_stars``, the rest :class:`SimulateSettings` fields) for ``region``, written
+    atomically to ``path`` with its provenance."""
+    check_writable(path, "stars")
+    values = dict(config)
+    if "seed" not in values:
+        raise OcdecError("simulate: the config needs a seed")
+    seed = int(values.pop("seed"))
+    max_field = values.pop("max_field_stars", None)
+    settings = settings_from_mapping(values)
+    frame = simulate_field(region, settings, seed)
+    meta = provenance(region, settings, seed, frame)
+    if max_field is not None:
+        frame = thin_field(frame, int(max_field), seed)
+        meta.update(max_field_stars=int(max_field), rows=len(frame))
+    write_parquet(path, frame, meta)
+    return frame
 
 
 # --- the cluster ---------------------------------------------------------------------------------

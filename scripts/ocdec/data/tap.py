@@ -3,9 +3,14 @@
 astroquery 0.4.11 has neither: every request opens a fresh ``http.client`` connection without a
 timeout and job polling never gives up. So each attempt here runs under a socket default timeout,
 the job phase is polled by us with a time limit, and transient faults (HTTP 5xx, timeouts, resets,
-truncated or unparsable VOTables, a job in phase ERROR, fewer rows than expected) are retried with
-exponential backoff. Client mistakes (HTTP 4xx, refused credentials) stop at once with a one-line
-:class:`~ocdec.errors.OcdecError`.
+truncated or unparsable VOTables, a job in phase ERROR for a server-side reason, fewer rows than
+expected) are retried with exponential backoff. Client mistakes (HTTP 4xx, refused credentials, a
+job in phase ERROR because the query itself is wrong: an unknown table or column, an ADQL syntax
+error) stop at once with a one-line :class:`~ocdec.errors.OcdecError`.
+
+Every request (a COUNT, a data job, with all its attempts) has a total time limit
+(:attr:`RetryPolicy.job_limit_s`): a job still queued or executing when it runs out is aborted on
+the server and the request fails with :class:`JobTimeLimitError`, not retried.
 """
 
 from __future__ import annotations
@@ -35,6 +40,25 @@ ACTIVE_PHASES = frozenset({"PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED"
 #: 4xx statuses that mean "try later" rather than "your request is wrong".
 RETRYABLE_4XX = frozenset({408, 425, 429})
 _PHRASES = {status.phrase.lower(): status.value for status in http.HTTPStatus}
+#: Error texts of a job that failed because its query is wrong: retrying cannot help. The Gaia
+#: archive (ESA's TAP+, built on the ADQL library of CDS) says e.g. ``Cannot parse query '...':
+#: 1 unresolved identifiers: gaia_sourc [l.2 c.6 - l.2 c.24] ! - Unknown table "gaiadr3.x"``
+#: or ``Incorrect ADQL query: Encountered "FORM". Was expecting one of: ...``; other TAP services
+#: say "Table not found", "Column not found", "does not exist" or "syntax error".
+PERMANENT_JOB_ERRORS = re.compile(
+    r"unresolved identifier|unknown (?:table|column|function|schema)|"
+    r"(?:table|column|schema|function) (?:\S+ )?(?:not found|does not exist)|"
+    r"(?:table|column) not found|cannot parse|incorrect adql|syntax error|"
+    r"parse ?exception|parse error|encountered \"|was expecting|not a valid adql|"
+    r"invalid (?:adql|query)|no such (?:table|column)",
+    re.I,
+)
+#: The part of such a text that names the problem, shown first in the one-line message.
+_PROBLEM = re.compile(
+    r"(unknown (?:table|column|function|schema) \S+|(?:table|column) not found: ?\S+|"
+    r"encountered \"[^\"]*\"|\S+ does not exist|syntax error[^.!;]*)",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +72,10 @@ class RetryPolicy:
     poll_interval_s: float = 1.0
     poll_interval_max_s: float = 10.0
     poll_limit_s: float = 3600.0
+    job_limit_s: float = 1200.0
 
     def __post_init__(self) -> None:
-        for name in ("timeout_s", "poll_interval_s", "poll_limit_s"):
+        for name in ("timeout_s", "poll_interval_s", "poll_limit_s", "job_limit_s"):
             if not getattr(self, name) > 0:
                 raise OcdecError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.retries < 0:
@@ -69,6 +94,30 @@ class TransientError(Exception):
 
 class FatalRemoteError(Exception):
     """The server refused the request for a reason that retrying cannot fix."""
+
+
+class JobTimeLimitError(OcdecError):
+    """A request ran past its total time limit; its job was aborted on the server.
+
+    ``elapsed_s`` is how long the request ran (all attempts), so a caller can charge it against a
+    budget that survives a rerun.
+    """
+
+    def __init__(self, message: str, elapsed_s: float) -> None:
+        super().__init__(message)
+        self.elapsed_s = elapsed_s
+
+
+def permanent_job_error(text: str) -> str | None:
+    """For the error text of a job in phase ERROR: a one-line description when the query itself
+    is wrong (retrying cannot help), else None (a server-side fault worth retrying)."""
+    if not PERMANENT_JOB_ERRORS.search(text or ""):
+        return None
+    problem = _PROBLEM.search(text)
+    head = problem.group(1).rstrip(" !.") if problem else ""
+    flat = one_line(text, 160)
+    return (f"the query is wrong ({head}); server said: {flat}" if head
+            else f"the query is wrong; server said: {flat}")
 
 
 def one_line(text: object, limit: int = 240) -> str:
@@ -130,6 +179,9 @@ def classify(exc: BaseException, client: Any = None) -> tuple[bool, str]:
         return True, f"broken HTTP response ({type(exc).__name__})"
     if isinstance(exc, SystemError):
         # astroquery raises SystemError(error text) for a job that ended in phase ERROR.
+        permanent = permanent_job_error(str(exc))
+        if permanent:
+            return False, f"job failed: {permanent}"
         return True, f"job failed: {one_line(exc)}"
     if isinstance(exc, (EOFError, zlib.error, ExpatError, ValueError)):
         # A cut gzip stream gives EOFError; a cut plain VOTable gives a parse (Value)Error.
@@ -209,19 +261,23 @@ class TapJobRunner:
                 raise TransientError(f"login failed with HTTP {status}")
             detail = f"HTTP {status}" if status else "no session was opened"
             raise FatalRemoteError(
-                f"login as {user!r} refused ({detail}); check the user name and password in "
-                f"{credentials_file}"
+                f"refused ({detail}); check the user name and password in {credentials_file}"
             )
 
-        self._retrying(f"login as {user!r}", attempt)
+        self._retrying(f"login as {user!r}", attempt, separator=" ")
         log.info("logged in to %s as %s", self.server, user)
         self.remove_jobs = True
 
-    def count(self, adql: str, what: str) -> int:
-        """The single integer a ``SELECT COUNT(*) ...`` query returns."""
+    def count(self, adql: str, what: str, limit_s: float | None = None) -> int:
+        """The single integer a ``SELECT COUNT(*) ...`` query returns.
+
+        ``limit_s`` (default: the policy's ``job_limit_s``) bounds the whole request, retries
+        included; see :class:`JobTimeLimitError`.
+        """
+        deadline = self._deadline(limit_s)
 
         def attempt() -> int:
-            table = self._run_job(adql)
+            table = self._run_job(adql, deadline)
             if len(table) != 1 or len(table.colnames) < 1:
                 raise TransientError(f"COUNT returned {len(table)} rows, expected 1")
             value = table[table.colnames[0]][0]
@@ -229,16 +285,19 @@ class TapJobRunner:
                 raise TransientError("COUNT returned a null value")
             return int(value)
 
-        return self._retrying(what, attempt)
+        return self._retrying(what, attempt, deadline=deadline)
 
-    def fetch(self, adql: str, what: str, expected_rows: int | None = None) -> Any:
+    def fetch(self, adql: str, what: str, expected_rows: int | None = None,
+              limit_s: float | None = None) -> Any:
         """The astropy Table of ``adql``; with ``expected_rows`` a short table is a fault.
 
-        The check matters: astroquery can deliver a cut result without any error.
+        The check matters: astroquery can deliver a cut result without any error. ``limit_s`` as
+        for :meth:`count`.
         """
+        deadline = self._deadline(limit_s)
 
         def attempt() -> Any:
-            table = self._run_job(adql)
+            table = self._run_job(adql, deadline)
             if expected_rows is not None and len(table) != expected_rows:
                 raise TransientError(
                     f"result has {len(table)} rows but COUNT(*) of the same query gave "
@@ -246,26 +305,50 @@ class TapJobRunner:
                 )
             return table
 
-        return self._retrying(what, attempt)
+        return self._retrying(what, attempt, deadline=deadline)
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
+    def _deadline(self, limit_s: float | None) -> _Deadline:
+        limit = self.policy.job_limit_s if limit_s is None else min(limit_s,
+                                                                     self.policy.job_limit_s)
+        return _Deadline(time.monotonic(), limit)
+
+    def _retrying(self, what: str, attempt: Callable[[], T], *, separator: str = ": ",
+                  deadline: _Deadline | None = None) -> T:
         tries = self.policy.retries + 1
         for number in range(tries):
             self.attempts += 1
             try:
                 return attempt()
+            except _JobTooLong as exc:
+                assert deadline is not None
+                elapsed = time.monotonic() - deadline.start
+                done = "the job was aborted on the server" if exc.aborted else "stopped"
+                raise JobTimeLimitError(
+                    f"Gaia archive {self.server}: {what}: {exc}; {done} after {elapsed:.0f} s "
+                    f"in all (limit {deadline.limit_s:g} s, gaia.job_limit_s)",
+                    elapsed,
+                ) from None
             except Exception as exc:  # classify() re-raises what is not a remote fault
                 transient, description = classify(exc, self.client)
                 if not transient:
-                    raise OcdecError(f"Gaia archive {self.server}: {what}: {description}") from exc
+                    raise OcdecError(
+                        f"Gaia archive {self.server}: {what}{separator}{description}"
+                    ) from exc
+                delay = self.policy.delay(number)
+                if deadline is not None and number + 1 < tries and deadline.left() < delay:
+                    elapsed = time.monotonic() - deadline.start
+                    raise JobTimeLimitError(
+                        f"Gaia archive {self.server}: {what}: no time left to retry after "
+                        f"{elapsed:.0f} s (limit {deadline.limit_s:g} s, gaia.job_limit_s); "
+                        f"last error: {description}", elapsed,
+                    ) from exc
                 if number + 1 >= tries:
                     raise OcdecError(
                         f"Gaia archive {self.server}: {what} failed after {tries} attempts; "
                         f"last error: {description}"
                     ) from exc
-                delay = self.policy.delay(number)
                 log.warning(
                     "%s: attempt %d/%d failed (%s); retrying in %.3g s",
                     what, number + 1, tries, description, delay,
@@ -273,8 +356,10 @@ class TapJobRunner:
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _run_job(self, adql: str) -> Any:
+    def _run_job(self, adql: str, deadline: _Deadline | None = None) -> Any:
         policy = self.policy
+        if deadline is not None and deadline.left() <= 0:
+            raise _JobTooLong("no time left for another job", aborted=False)
         with socket_timeout(policy.timeout_s), quiet_stdout():
             # background=True returns right after job creation so polling is ours and bounded.
             job = self.client.launch_job_async(
@@ -282,13 +367,19 @@ class TapJobRunner:
             )
             jobid = getattr(job, "jobid", "?")
             log.debug("job %s created", jobid)
-            deadline = time.monotonic() + policy.poll_limit_s
+            started = time.monotonic()
+            attempt_end = started + policy.poll_limit_s
             interval = policy.poll_interval_s
             while True:
                 phase = str(job.get_phase(update=True)).strip().upper()
                 if phase not in ACTIVE_PHASES:
                     break
-                if time.monotonic() + interval > deadline:
+                now = time.monotonic()
+                if deadline is not None and now + interval > deadline.end:
+                    # The request's total time is spent: abort and stop, do not retry.
+                    self._abort(job)
+                    raise _JobTooLong(f"job {jobid} still {phase} after {now - started:.0f} s")
+                if now + interval > attempt_end:
                     self._abort(job)
                     raise TransientError(
                         f"job {jobid} still {phase} after {policy.poll_limit_s:g} s"
@@ -296,7 +387,11 @@ class TapJobRunner:
                 self.sleep(interval)
                 interval = min(interval * 1.5, policy.poll_interval_max_s)
             if phase == "ERROR":
-                raise TransientError(f"job {jobid} ended in phase ERROR: {self._job_error(job)}")
+                text = self._job_error(job)
+                permanent = permanent_job_error(text)
+                if permanent:
+                    raise FatalRemoteError(f"job {jobid} ended in phase ERROR: {permanent}")
+                raise TransientError(f"job {jobid} ended in phase ERROR: {one_line(text)}")
             if phase != "COMPLETED":
                 raise TransientError(f"job {jobid} ended in phase {phase}")
             table = job.get_results()
@@ -308,7 +403,7 @@ class TapJobRunner:
 
     def _job_error(self, job: Any) -> str:
         try:
-            return one_line(job.get_error())
+            return one_line(job.get_error(), 1000)
         except Exception as exc:  # the error text is a courtesy; never mask the real fault
             return f"(error text unavailable: {type(exc).__name__})"
 
@@ -325,3 +420,26 @@ class TapJobRunner:
             self.client.remove_jobs([jobid])
         except Exception as exc:
             log.debug("could not remove job %s: %s", jobid, one_line(exc))
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    """The total time of one request, all attempts together."""
+
+    start: float
+    limit_s: float
+
+    @property
+    def end(self) -> float:
+        return self.start + self.limit_s
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+
+class _JobTooLong(Exception):
+    """Raised inside an attempt when the request's total time is spent (never retried)."""
+
+    def __init__(self, message: str, *, aborted: bool = True) -> None:
+        super().__init__(message)
+        self.aborted = aborted

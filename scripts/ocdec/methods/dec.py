@@ -438,15 +438,26 @@ def _padded(x: np.ndarray, chunk: int) -> tuple[jax.Array, int]:
     return jnp.asarray(np.pad(x, ((0, pad), (0, 0)))), chunk
 
 
+class _Predictor:
+    """The one predict program (``_predict``) bound to one input, padded to whole chunks once:
+    calling it gives latent z and q of the input's rows under the model's current state."""
+
+    def __init__(self, x: np.ndarray, chunk: int, alpha: float) -> None:
+        self.rows = x.shape[0]
+        self.xp, self.chunk = _padded(x, chunk)
+        self.alpha = float(alpha)
+
+    def __call__(self, model: DecModel) -> tuple[np.ndarray, np.ndarray]:
+        graphdef, state = nnx.split(model)
+        z, q = _predict(state, self.xp, graphdef=graphdef, chunk=self.chunk, alpha=self.alpha)
+        return np.asarray(z)[: self.rows], np.asarray(q)[: self.rows]
+
+
 def predict(model: DecModel, x: np.ndarray, alpha: float, chunk: int = 32_768
             ) -> tuple[np.ndarray, np.ndarray]:
     """Latent z and soft assignment q of every row of ``x`` under a trained model (for example
     ``DecResult.model`` on stars it was not trained on), with fit_dec's own chunked program."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    xp, chunk = _padded(x, chunk)
-    graphdef, state = nnx.split(model)
-    z, q = _predict(state, xp, graphdef=graphdef, chunk=chunk, alpha=float(alpha))
-    return np.asarray(z)[: len(x)], np.asarray(q)[: len(x)]
+    return _Predictor(np.ascontiguousarray(x, dtype=np.float32), chunk, alpha)(model)
 
 
 def kmeans_centroids(latent: np.ndarray, n_clusters: int, seed: int, *, n_init: int = 4,
@@ -503,15 +514,32 @@ class _Progress:
 # ---------------------------------------------------------------------------------- training
 
 
+@dataclass(frozen=True)
+class SeedKeys:
+    """Every random key of one DEC run, derived from its seed in this one place: the autoencoder's
+    initial weights, the pretraining shuffles and the self-training shuffles (one key per epoch
+    is folded in from each)."""
+
+    init: jax.Array
+    pretrain: jax.Array
+    cluster: jax.Array
+
+    @classmethod
+    def from_seed(cls, seed: int) -> SeedKeys:
+        init, pretrain, cluster = jax.random.split(jax.random.key(seed), 3)
+        return cls(init, pretrain, cluster)
+
+
 def pretrain_autoencoder(
     x: np.ndarray, settings: DecSettings, seed: int, history: list[dict] | None = None,
-    mask: np.ndarray | None = None,
+    mask: np.ndarray | None = None, keys: SeedKeys | None = None,
 ) -> Autoencoder:
-    """A fresh autoencoder (weights from ``seed``) trained on the reconstruction MSE."""
+    """A fresh autoencoder (weights from ``keys``, by default those of ``seed``) trained on the
+    reconstruction MSE; ``seed`` labels the history rows and progress lines."""
     _log_device_once()
     x = np.ascontiguousarray(x, dtype=np.float32)
-    key_init, key_pre, _ = jax.random.split(jax.random.key(seed), 3)
-    model, optimizer = _new_autoencoder(key_init, n_features=x.shape[1],
+    keys = SeedKeys.from_seed(seed) if keys is None else keys
+    model, optimizer = _new_autoencoder(keys.init, n_features=x.shape[1],
                                         hidden=tuple(int(h) for h in settings.hidden),
                                         learning_rate=float(settings.learning_rate))
     graphdef, state = nnx.split((model, optimizer))
@@ -520,7 +548,7 @@ def pretrain_autoencoder(
     batch = min(settings.batch_size, x.shape[0])
     progress = _Progress(settings.log_every_s, seed, "pretrain", settings.pretrain_epochs)
     for epoch in range(1, settings.pretrain_epochs + 1):
-        state, loss = _train_epoch(state, xj, xj, jax.random.fold_in(key_pre, epoch),
+        state, loss = _train_epoch(state, xj, xj, jax.random.fold_in(keys.pretrain, epoch),
                                    graphdef=graphdef, batch_size=batch, phase="pretrain",
                                    alpha=1.0, reconstruction_weight=0.0, mask=mj)
         loss = float(loss)
@@ -533,6 +561,183 @@ def pretrain_autoencoder(
                             "label_change": math.nan})
     nnx.update((model, optimizer), state)
     return model
+
+
+def _checked_input(x: np.ndarray, n_clusters: int, init_assignment: np.ndarray | None,
+                   pad_to: int | None
+                   ) -> tuple[np.ndarray, int, np.ndarray | None, np.ndarray | None]:
+    """fit_dec's input as float32 (padded to ``pad_to`` rows), its real row count, the initial
+    assignment as float64 and the padding mask (1 for real rows; None without padding)."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise OcdecError(f"DEC needs a 2-d feature array with at least 2 rows, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise OcdecError("DEC features contain NaN or infinite values; drop or fill those stars")
+    if not 1 <= n_clusters <= x.shape[0]:
+        raise OcdecError(f"DEC n_clusters must be between 1 and {x.shape[0]}, got {n_clusters}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n = x.shape[0]
+    if init_assignment is not None:
+        init_assignment = np.asarray(init_assignment, dtype=np.float64)
+        if init_assignment.shape != (n, n_clusters) or not np.isfinite(init_assignment).all() \
+                or (init_assignment < 0).any() or (init_assignment.sum(axis=0) <= 0).any():
+            raise OcdecError(f"initial assignment must be non-negative with shape "
+                             f"{(n, n_clusters)} and no empty cluster")
+    mask: np.ndarray | None = None
+    if pad_to is not None:
+        if pad_to < n:
+            raise OcdecError(f"DEC pad_to ({pad_to}) is smaller than the input ({n} rows)")
+        mask = np.zeros(pad_to, np.float32)
+        mask[:n] = 1.0
+        x = np.pad(x, ((0, pad_to - n), (0, 0)))
+    return x, n, init_assignment, mask
+
+
+def _scaled_latent(model: DecModel, latent0: np.ndarray, settings: DecSettings,
+                   init_assignment: np.ndarray | None) -> np.ndarray:
+    """Fix the map from the encoder output to the clustering layer's space (whitened on the
+    initial cluster, or rescaled to ``latent_rms``) in ``model``; the embedding under it."""
+    if settings.mixture and settings.whiten_cluster is not None and init_assignment is not None:
+        w = init_assignment[:, settings.whiten_cluster]
+        w = w / w.sum()
+        mu = w @ latent0.astype(np.float64)
+        d = latent0.astype(np.float64) - mu
+        cov = (d * w[:, None]).T @ d + 1e-9 * np.eye(d.shape[1])
+        # z -> z L^-T with L L^T = cov: the cluster's latent covariance becomes the identity.
+        whitener = np.linalg.inv(np.linalg.cholesky(cov)).T
+        model.latent_matrix[...] = jnp.asarray(whitener, dtype=jnp.float32)
+        return (latent0.astype(np.float64) @ whitener).astype(np.float32)
+    if settings.latent_rms is not None:
+        rms = float(np.sqrt(latent0.var(axis=0).mean()))
+        scale = settings.latent_rms / rms if rms > 0 else 1.0
+        model.latent_scale[...] = jnp.float32(scale)
+        return latent0 * np.float32(scale)
+    return latent0
+
+
+def _initial_centroids(latent0: np.ndarray, n_clusters: int, seed: int, settings: DecSettings,
+                       init_centroids_fn: InitCentroidsFn | None,
+                       init_assignment: np.ndarray | None) -> np.ndarray:
+    """The caller's assignment's weighted latent means, the caller's function's or K-Means'."""
+    if init_assignment is not None:
+        w = init_assignment / init_assignment.sum(axis=0)
+        centroids0 = (w.T @ latent0.astype(np.float64)).astype(np.float32)
+    elif init_centroids_fn is None:
+        centroids0 = kmeans_centroids(latent0, n_clusters, seed, n_init=settings.kmeans_n_init,
+                                      sample=settings.kmeans_sample)
+    else:
+        centroids0 = np.asarray(init_centroids_fn(latent0, n_clusters, seed), dtype=np.float32)
+    if centroids0.shape != (n_clusters, latent0.shape[1]) or not np.isfinite(centroids0).all():
+        raise OcdecError(f"initial centroids must be finite with shape "
+                         f"{(n_clusters, latent0.shape[1])}, got {centroids0.shape}")
+    return centroids0
+
+
+def _start_clustering_layer(model: DecModel, latent0: np.ndarray, centroids0: np.ndarray,
+                            settings: DecSettings, init_assignment: np.ndarray | None) -> None:
+    """Centroids and, for the mixture layer, weights and scales at their initial values."""
+    model.centroids[...] = jnp.asarray(centroids0)
+    if settings.mixture:
+        k = centroids0.shape[0]
+        start = (init_assignment if init_assignment is not None
+                 else np.eye(k)[np.argmin(
+                     ((latent0[:, None, :] - centroids0[None]) ** 2).sum(-1), axis=1)])
+        log_w, log_s = mixture_statistics(latent0, start, centroids0)
+        model.log_weights[...] = jnp.asarray(log_w)
+        model.log_scales[...] = jnp.asarray(log_s)
+
+
+def _target(q_all: np.ndarray, n: int) -> jax.Array:
+    """DEC's target for the first ``n`` rows; padded rows get their own q as target (the mask
+    keeps them out of the loss)."""
+    p = np.asarray(q_all, dtype=np.float32).copy()
+    p[:n] = target_distribution(q_all[:n])
+    return jnp.asarray(p)
+
+
+@dataclass
+class _SelfTraining:
+    """Where self-training stands: the latest embedding (every row, padding included), q and
+    labels of the real rows, and the stop checks so far."""
+
+    latent: np.ndarray
+    q: np.ndarray
+    labels: np.ndarray
+    initial_labels: np.ndarray
+    change_rows: list[dict] = field(default_factory=list)
+    converged: bool = False
+    epochs_run: int = 0
+
+
+def _target_update(model: DecModel, predictor: _Predictor, n: int, settings: DecSettings,
+                   run: _SelfTraining, epoch: int) -> tuple[float, jax.Array]:
+    """A target update and stop check on ``model`` (in sync with training): the mixture layer's
+    M-step, then q, labels and the stopping rule in ``run``; returns the fraction of labels
+    changed and the new target."""
+    if settings.mixture:
+        # M-step of the mixture layer, then q under the new weights and scales.
+        latent, q_all = predictor(model)
+        log_w, log_s = mixture_statistics(latent[:n], q_all[:n], np.asarray(model.centroids[...]))
+        if settings.update_weights:
+            model.log_weights[...] = jnp.asarray(log_w)
+        if not settings.learn_scales:
+            model.log_scales[...] = jnp.asarray(log_s)
+    run.latent, q_all = predictor(model)
+    run.q = q_all[:n]
+    new_labels = run.q.argmax(axis=1)
+    change = float(np.mean(new_labels != run.labels))
+    rows = _cluster_change_rows(epoch, run.labels, new_labels, run.q.shape[1])
+    run.change_rows.extend(rows)
+    run.labels = new_labels
+    worst = max(r["change"] for r in rows)
+    if epoch >= settings.min_cluster_epochs and change < settings.tol and (
+        settings.cluster_tol is None or worst < settings.cluster_tol
+    ):
+        run.converged = True
+    return change, _target(q_all, n)
+
+
+def _self_train(model: DecModel, x: np.ndarray, n: int, settings: DecSettings, seed: int,
+                key: jax.Array, predictor: _Predictor, mask: np.ndarray | None,
+                history: list[dict]) -> _SelfTraining:
+    """Train the clustering layer (and the encoder, ``train_encoder``) on KL(P || Q), the target
+    updated every ``update_interval`` epochs, until the stopping rule or ``cluster_epochs``."""
+    optimizer = _new_optimizer(model, learning_rate=float(settings.learning_rate))
+    graphdef, state = nnx.split((model, optimizer))
+    xj = jnp.asarray(x)
+    mj = None if mask is None else jnp.asarray(mask)
+    batch = min(settings.batch_size, x.shape[0])
+    latent, q_all = predictor(model)
+    labels = q_all[:n].argmax(axis=1)
+    run = _SelfTraining(latent=latent, q=q_all[:n], labels=labels, initial_labels=labels)
+    target = _target(q_all, n)
+    progress = _Progress(settings.log_every_s, seed, "cluster", settings.cluster_epochs)
+    for epoch in range(1, settings.cluster_epochs + 1):
+        state, loss = _train_epoch(state, xj, target, jax.random.fold_in(key, epoch),
+                                   graphdef=graphdef, batch_size=batch,
+                                   phase="cluster" if settings.train_encoder else "cluster_frozen",
+                                   alpha=float(settings.alpha),
+                                   reconstruction_weight=float(settings.reconstruction_weight),
+                                   mask=mj)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise OcdecError(f"DEC clustering diverged at epoch {epoch} (loss {loss})")
+        run.epochs_run = epoch
+        last = epoch == settings.cluster_epochs
+        change = math.nan
+        if epoch % settings.update_interval == 0 or last:
+            nnx.update((model, optimizer), state)
+            change, target = _target_update(model, predictor, n, settings, run, epoch)
+            if settings.mixture:  # the M-step changed the model's weights or scales
+                state = nnx.state((model, optimizer))
+        history.append({"seed": seed, "phase": "cluster", "epoch": epoch, "loss": loss,
+                        "label_change": change})
+        progress(epoch, loss, change, final=last or run.converged)
+        if run.converged:
+            break
+    if settings.cluster_epochs == 0:
+        nnx.update((model, optimizer), state)
+    return run
 
 
 def fit_dec(
@@ -555,173 +760,44 @@ def fit_dec(
     scales start at its weighted moments. ``pad_to`` (>= n) pads the input with masked rows so that
     inputs of different sizes up to it share compiled programs.
     """
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise OcdecError(f"DEC needs a 2-d feature array with at least 2 rows, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise OcdecError("DEC features contain NaN or infinite values; drop or fill those stars")
-    if not 1 <= n_clusters <= x.shape[0]:
-        raise OcdecError(f"DEC n_clusters must be between 1 and {x.shape[0]}, got {n_clusters}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    n = x.shape[0]
-    if init_assignment is not None:
-        init_assignment = np.asarray(init_assignment, dtype=np.float64)
-        if init_assignment.shape != (n, n_clusters) or not np.isfinite(init_assignment).all() \
-                or (init_assignment < 0).any() or (init_assignment.sum(axis=0) <= 0).any():
-            raise OcdecError(f"initial assignment must be non-negative with shape "
-                             f"{(n, n_clusters)} and no empty cluster")
-    mask_np: np.ndarray | None = None
-    if pad_to is not None:
-        if pad_to < n:
-            raise OcdecError(f"DEC pad_to ({pad_to}) is smaller than the input ({n} rows)")
-        mask_np = np.zeros(pad_to, np.float32)
-        mask_np[:n] = 1.0
-        x = np.pad(x, ((0, pad_to - n), (0, 0)))
-    n_rows = x.shape[0]  # n plus padding
-    mask = None if mask_np is None else jnp.asarray(mask_np)
+    x, n, init_assignment, mask = _checked_input(x, n_clusters, init_assignment, pad_to)
+    keys = SeedKeys.from_seed(seed)
     seconds: dict[str, float] = {}
     history: list[dict] = []
 
     t0 = time.perf_counter()
-    autoencoder = pretrain_autoencoder(x, settings, seed, history, mask=mask_np)
-    xp, chunk = _padded(x, settings.predict_chunk)
-    alpha = float(settings.alpha)
+    autoencoder = pretrain_autoencoder(x, settings, seed, history, mask=mask, keys=keys)
+    predictor = _Predictor(x, settings.predict_chunk, settings.alpha)
     # The embedding comes from the same compiled predict program as later q (dummy centroids).
     model = DecModel(autoencoder, np.zeros((n_clusters, settings.hidden[-1]), np.float32),
                      mixture=settings.mixture, learn_scales=settings.learn_scales)
-
-    def predict() -> tuple[np.ndarray, np.ndarray]:
-        m_graph, m_state = nnx.split(model)
-        z, q = _predict(m_state, xp, graphdef=m_graph, chunk=chunk, alpha=alpha)
-        return np.asarray(z)[:n], np.asarray(q)[:n]
-
-    latent0, _ = predict()
-    if settings.mixture and settings.whiten_cluster is not None and init_assignment is not None:
-        w = init_assignment[:, settings.whiten_cluster]
-        w = w / w.sum()
-        mu = w @ latent0.astype(np.float64)
-        d = latent0.astype(np.float64) - mu
-        cov = (d * w[:, None]).T @ d + 1e-9 * np.eye(d.shape[1])
-        # z -> z L^-T with L L^T = cov: the cluster's latent covariance becomes the identity.
-        whitener = np.linalg.inv(np.linalg.cholesky(cov)).T
-        model.latent_matrix[...] = jnp.asarray(whitener, dtype=jnp.float32)
-        latent0 = (latent0.astype(np.float64) @ whitener).astype(np.float32)
-    elif settings.latent_rms is not None:
-        rms = float(np.sqrt(latent0.var(axis=0).mean()))
-        scale = settings.latent_rms / rms if rms > 0 else 1.0
-        model.latent_scale[...] = jnp.float32(scale)
-        latent0 = latent0 * np.float32(scale)
+    latent0 = _scaled_latent(model, predictor(model)[0][:n], settings, init_assignment)
     seconds["pretrain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if init_assignment is not None:
-        w = init_assignment / init_assignment.sum(axis=0)
-        centroids0 = (w.T @ latent0.astype(np.float64)).astype(np.float32)
-    elif init_centroids_fn is None:
-        centroids0 = kmeans_centroids(latent0, n_clusters, seed, n_init=settings.kmeans_n_init,
-                                      sample=settings.kmeans_sample)
-    else:
-        centroids0 = np.asarray(init_centroids_fn(latent0, n_clusters, seed), dtype=np.float32)
-    if centroids0.shape != (n_clusters, latent0.shape[1]) or not np.isfinite(centroids0).all():
-        raise OcdecError(f"initial centroids must be finite with shape "
-                         f"{(n_clusters, latent0.shape[1])}, got {centroids0.shape}")
+    centroids0 = _initial_centroids(latent0, n_clusters, seed, settings, init_centroids_fn,
+                                    init_assignment)
     seconds["init"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    model.centroids[...] = jnp.asarray(centroids0)
-    if settings.mixture:
-        start = (init_assignment if init_assignment is not None
-                 else np.eye(n_clusters)[np.argmin(
-                     ((latent0[:, None, :] - centroids0[None]) ** 2).sum(-1), axis=1)])
-        log_w, log_s = mixture_statistics(latent0, start, centroids0)
-        model.log_weights[...] = jnp.asarray(log_w)
-        model.log_scales[...] = jnp.asarray(log_s)
-    optimizer = _new_optimizer(model, learning_rate=float(settings.learning_rate))
-    graphdef, state = nnx.split((model, optimizer))
-    xj = jnp.asarray(x)
-    batch = min(settings.batch_size, n_rows)
-    key_cluster = jax.random.split(jax.random.key(seed), 3)[2]
-
-    def new_target(q: np.ndarray) -> jax.Array:
-        # Padded rows get their own q as target; the mask keeps them out of the loss.
-        p = np.asarray(q, dtype=np.float32).copy()
-        p[:n] = target_distribution(q[:n])
-        return jnp.asarray(p)
-
-    def predict_all() -> tuple[np.ndarray, np.ndarray]:
-        m_graph, m_state = nnx.split(model)
-        z, q = _predict(m_state, xp, graphdef=m_graph, chunk=chunk, alpha=alpha)
-        return np.asarray(z)[:n_rows], np.asarray(q)[:n_rows]
-
-    latent, q_all = predict_all()
-    q = q_all[:n]
-    labels = q.argmax(axis=1)
-    initial_labels = labels
-    target = new_target(q_all)
-    change_rows: list[dict] = []
-    converged = False
-    epochs_run = 0
-    progress = _Progress(settings.log_every_s, seed, "cluster", settings.cluster_epochs)
-    for epoch in range(1, settings.cluster_epochs + 1):
-        state, loss = _train_epoch(state, xj, target, jax.random.fold_in(key_cluster, epoch),
-                                   graphdef=graphdef, batch_size=batch,
-                                   phase="cluster" if settings.train_encoder else "cluster_frozen",
-                                   alpha=alpha,
-                                   reconstruction_weight=float(settings.reconstruction_weight),
-                                   mask=mask)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise OcdecError(f"DEC clustering diverged at epoch {epoch} (loss {loss})")
-        epochs_run = epoch
-        last = epoch == settings.cluster_epochs
-        change = math.nan
-        if epoch % settings.update_interval == 0 or last:
-            nnx.update((model, optimizer), state)
-            if settings.mixture:
-                # M-step of the mixture layer, then q under the new weights and scales.
-                latent, q_all = predict_all()
-                log_w, log_s = mixture_statistics(latent[:n], q_all[:n],
-                                                  np.asarray(model.centroids[...]))
-                if settings.update_weights:
-                    model.log_weights[...] = jnp.asarray(log_w)
-                if not settings.learn_scales:
-                    model.log_scales[...] = jnp.asarray(log_s)
-                state = nnx.state((model, optimizer))
-            latent, q_all = predict_all()
-            q = q_all[:n]
-            new_labels = q.argmax(axis=1)
-            change = float(np.mean(new_labels != labels))
-            rows = _cluster_change_rows(epoch, labels, new_labels, n_clusters)
-            change_rows.extend(rows)
-            labels = new_labels
-            target = new_target(q_all)
-            worst = max(r["change"] for r in rows)
-            if epoch >= settings.min_cluster_epochs and change < settings.tol and (
-                settings.cluster_tol is None or worst < settings.cluster_tol
-            ):
-                converged = True
-        history.append({"seed": seed, "phase": "cluster", "epoch": epoch, "loss": loss,
-                        "label_change": change})
-        progress(epoch, loss, change, final=last or converged)
-        if converged:
-            break
-    if settings.cluster_epochs == 0:
-        nnx.update((model, optimizer), state)
+    _start_clustering_layer(model, latent0, centroids0, settings, init_assignment)
+    run = _self_train(model, x, n, settings, seed, keys.cluster, predictor, mask, history)
     seconds["cluster"] = time.perf_counter() - t0
     log.info("DEC seed %d: %d stars, k=%d, %d clustering epochs, %s, %.2f s (pretrain %.2f s)",
-             seed, n, n_clusters, epochs_run, "converged" if converged else "epoch limit reached",
-             sum(seconds.values()), seconds["pretrain"])
+             seed, n, n_clusters, run.epochs_run,
+             "converged" if run.converged else "epoch limit reached", sum(seconds.values()),
+             seconds["pretrain"])
     return DecResult(
-        q=q.astype(np.float32),
-        labels=labels,
+        q=run.q.astype(np.float32),
+        labels=run.labels,
         history=pd.DataFrame(history, columns=HISTORY_COLUMNS),
-        latent=latent[:n],
+        latent=run.latent[:n],
         centroids=np.asarray(model.centroids[...]),
         initial_centroids=centroids0,
-        initial_labels=initial_labels,
-        cluster_changes=pd.DataFrame(change_rows),
-        converged=converged,
-        epochs_run=epochs_run,
+        initial_labels=run.initial_labels,
+        cluster_changes=pd.DataFrame(run.change_rows),
+        converged=run.converged,
+        epochs_run=run.epochs_run,
         seconds=seconds,
         model=model,
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,9 +33,11 @@ import pandas as pd
 
 from ocdec.errors import OcdecError
 from ocdec.methods.astrometry import ASTROMETRY, MAD_TO_SIGMA, cluster_parameters
+from ocdec.methods.base import MethodResult
 from ocdec.methods.dec import DecResult, DecSettings, fit_dec, predict
 from ocdec.methods.features import THESIS_FEATURES, build_features, feature_values
 from ocdec.methods.kmeans import K_VALUES, KMeansSweep, kmeans_sweep
+from ocdec.methods.priors import ClusterPriors
 
 log = logging.getLogger(__name__)
 
@@ -295,3 +297,39 @@ def run_thesis(
         group_rule=rule,
         dec=dec,
     )
+
+
+# Per-star columns thesis mode adds to members.parquet, with their dtype in a skipped region.
+THESIS_COLUMNS = {"kmeans_group": "int64", "kmeans_member": "bool", "dec_group": "int64",
+                  "dec_member": "bool", "dec_filtered_member": "bool"}
+
+
+class ThesisMethod:
+    """The thesis's method as a plug-in (:class:`ocdec.methods.base.Method`): one seed (the
+    first); the catalogue's proper motion and parallax only pick the cluster's group."""
+
+    name = "thesis"
+    settings_class = ThesisSettings
+    member_columns = THESIS_COLUMNS
+    table_columns = {"silhouette": ("k", "silhouette")}
+
+    def default_settings(self) -> ThesisSettings:
+        return ThesisSettings()
+
+    def run(self, stars: pd.DataFrame, priors: ClusterPriors, settings: ThesisSettings,
+            seeds: Sequence[int]) -> MethodResult:
+        seed = int(seeds[0])
+        prior = {"pmra": priors.pmra, "pmdec": priors.pmdec, "parallax": priors.parallax}
+        thesis = run_thesis(stars, settings, seed=seed, prior=prior)
+        tm = thesis.members.reset_index(drop=True)
+        summary = {"seeds": [seed], "seed_jaccard": 1.0, "seed_jaccard_min": 1.0,
+                   "stages": thesis.stages, **thesis.summary()}
+        return MethodResult(
+            p_member=tm["p_member"].to_numpy(float), member=tm["member"].to_numpy(bool),
+            group=tm["group"].to_numpy(np.int64),
+            parameters=thesis.selections["dec_filtered"], history=thesis.history,
+            summary=summary, columns=tm[list(THESIS_COLUMNS)],
+            tables={"silhouette": thesis.silhouette})
+
+
+METHOD = ThesisMethod()

@@ -1,14 +1,14 @@
 """The per-region comparison table, as in the thesis: reference values against each method's result.
 
 Rows: the reference (first reference row: SIMBAD or the offline table), every other reference, then
-K-Means, DEC, DEC filtered (thesis mode selections) and the default method. Columns: the mean
+each method's selections (:mod:`ocdec.methods.registry`: K-Means, DEC, DEC filtered of thesis mode,
+the default method, HDBSCAN where run). Columns: the mean
 astrometry with errors, the number of stars, and the offset of each row from the reference in units
 of the combined error, ``(x - x_ref) / sqrt(err^2 + err_ref^2)``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +20,8 @@ import pandas as pd
 from ocdec.errors import OcdecError
 from ocdec.io import write_tsv
 from ocdec.methods.astrometry import ASTROMETRY, MEANS_WITH_ERRORS
+from ocdec.methods.registry import REGISTRY
+from ocdec.products import read_json
 
 COLUMNS = (
     "method",
@@ -31,11 +33,6 @@ COLUMNS = (
     "parallax_offset_sigma",
     "note",
 )
-# Thesis-mode selections in summary.json["selections"], with the labels the report shows.
-THESIS_SELECTIONS = (("kmeans", "K-Means"), ("dec", "DEC"), ("dec_filtered", "DEC filtered"))
-DEFAULT_LABEL = "default"
-
-
 def offset_sigma(value: float, error: float, ref: float, ref_error: float) -> float:
     """(value - ref) in units of the combined error; a missing error counts as zero, and NaN when
     both are missing (an offset with no error has no significance)."""
@@ -49,12 +46,7 @@ def offset_sigma(value: float, error: float, ref: float, ref_error: float) -> fl
 
 def read_summary(path: str | Path | None) -> dict[str, Any] | None:
     """A characterize summary.json, or None where the path is None or absent."""
-    if path is None or not Path(path).exists():
-        return None
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as err:
-        raise OcdecError(f"{path}: not valid JSON: {err}") from err
+    return read_json(path)
 
 
 def _num(mapping: Mapping[str, Any] | None, key: str) -> float:
@@ -76,39 +68,37 @@ def _method_row(label: str, params: Mapping[str, Any] | None, note: str = "") ->
     return row
 
 
-def method_rows(
-    default_summary: Mapping[str, Any] | None, thesis_summary: Mapping[str, Any] | None
-) -> list[dict[str, Any]]:
-    """Rows for K-Means, DEC, DEC filtered (from thesis ``selections``) and the default method.
+def method_rows(summaries: Mapping[str, Mapping[str, Any] | None]) -> list[dict[str, Any]]:
+    """One row per selection of each method in ``summaries`` ({method: summary.json or None}),
+    in registry order (the thesis's K-Means, DEC, DEC filtered, then the default method, ...).
 
-    A method that did not run, or whose region was skipped, keeps its row with NaN values and a note
-    saying why, so every region's table has the same rows.
+    A method that did not run, or whose region was skipped, keeps its rows with NaN values and a
+    note saying why, so every region's table has the same rows.
     """
     rows = []
-    if thesis_summary is None:
-        rows += [_method_row(label, None, "thesis mode not run") for _, label in THESIS_SELECTIONS]
-    elif thesis_summary.get("status", "done") != "done":
-        note = _status_note(thesis_summary)
-        rows += [_method_row(label, None, note) for _, label in THESIS_SELECTIONS]
-    else:
-        selections = thesis_summary.get("selections") or {}
-        for key, label in THESIS_SELECTIONS:
-            params = selections.get(key)
-            if params is None and key == "dec_filtered":
-                params = thesis_summary  # top-level numbers of thesis mode are dec_filtered's
-            note = (
-                f"k = {thesis_summary.get('kmeans_k')}"
-                if key == "kmeans" and "kmeans_k" in thesis_summary
-                else ""
-            )
-            rows.append(_method_row(label, params, note if params else "selection missing"))
-    if default_summary is None:
-        rows.append(_method_row(DEFAULT_LABEL, None, "default method not run"))
-    elif default_summary.get("status", "done") != "done":
-        rows.append(_method_row(DEFAULT_LABEL, None, _status_note(default_summary)))
-    else:
-        rows.append(_method_row(DEFAULT_LABEL, default_summary, ""))
+    for name, spec in REGISTRY.items():
+        if name not in summaries:
+            continue
+        summary = summaries[name]
+        for sel in spec.selections:
+            label = spec.selection_label(sel)
+            if summary is None:
+                rows.append(_method_row(label, None, f"{name} not run"))
+            elif summary.get("status", "done") != "done":
+                rows.append(_method_row(label, None, _status_note(summary)))
+            else:
+                params = (summary.get("selections") or {}).get(sel.key) if sel.key else summary
+                rows.append(_method_row(label, params,
+                                        _note(sel.note, summary) if params else
+                                        "selection missing"))
     return rows
+
+
+def _note(template: str, summary: Mapping[str, Any]) -> str:
+    try:
+        return template.format(**summary)
+    except (KeyError, IndexError, ValueError):
+        return ""
 
 
 def _status_note(summary: Mapping[str, Any]) -> str:
@@ -118,10 +108,11 @@ def _status_note(summary: Mapping[str, Any]) -> str:
 
 def comparison_table(
     references: Sequence[Mapping[str, Any]],
-    default_summary: Mapping[str, Any] | None,
-    thesis_summary: Mapping[str, Any] | None,
+    summaries: Mapping[str, Mapping[str, Any] | None],
 ) -> pd.DataFrame:
-    """The comparison table (columns :data:`COLUMNS`); offsets are from ``references[0]``."""
+    """The comparison table (columns :data:`COLUMNS`): the references, then every method of
+    ``summaries`` ({method: its summary.json, None where it did not run}); offsets are from
+    ``references[0]``."""
     rows: list[dict[str, Any]] = []
     for i, ref in enumerate(references):
         row = {
@@ -134,7 +125,7 @@ def comparison_table(
             row[col] = _num(ref, col)
             row[f"{col}_error"] = _num(ref, f"{col}_error")
         rows.append(row)
-    rows += method_rows(default_summary, thesis_summary)
+    rows += method_rows(summaries)
     ref = rows[0] if references else None
     for i, row in enumerate(rows):
         for col in ASTROMETRY:

@@ -9,7 +9,6 @@ build.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,11 +16,28 @@ from typing import Any
 
 import pandas as pd
 
-from ocdec.results.comparison import ASTROMETRY, offset_sigma
+from ocdec import products
 from ocdec.errors import OcdecError
 from ocdec.io import write_tsv
-from ocdec.methods.astrometry import MEANS_WITH_ERRORS
+from ocdec.methods.astrometry import ASTROMETRY, MEANS_WITH_ERRORS
+from ocdec.methods.registry import PRIMARY, REGISTRY
+from ocdec.products import read_json
+from ocdec.results.comparison import offset_sigma
 
+_OTHER_METHODS = tuple(name for name in REGISTRY if name != PRIMARY)
+_OFFSETS = tuple(f"{col}_offset_sigma" for col in ASTROMETRY)
+
+
+def _method_columns(method: str) -> tuple[str, ...]:
+    """A non-primary method's columns: its count, own summary fields, means and offsets."""
+    own = (f"{method}_{key}" for key in REGISTRY[method].summary_fields)
+    return (f"{method}_n_members", *own, *(f"{method}_{c}" for c in MEANS_WITH_ERRORS),
+            *(f"{method}_{c}" for c in _OFFSETS))
+
+
+# The primary method's (default) values are the region's own, unprefixed; every other registered
+# method has its block of prefixed columns (thesis_pmra, hdbscan_n_members, ...), NaN where it was
+# not run, so the table has the same columns whatever a run's methods.
 COLUMNS = (
     "region",
     "name",
@@ -38,32 +54,18 @@ COLUMNS = (
     "dec",
     "r50_deg",
     "reference_source",
-    "reference_pmra",
-    "reference_pmra_error",
-    "reference_pmdec",
-    "reference_pmdec_error",
-    "reference_parallax",
-    "reference_parallax_error",
-    "pmra_offset_sigma",
-    "pmdec_offset_sigma",
-    "parallax_offset_sigma",
-    "thesis_n_members",
-    "thesis_kmeans_k",
-    "thesis_pmra",
-    "thesis_pmra_error",
-    "thesis_pmdec",
-    "thesis_pmdec_error",
-    "thesis_parallax",
-    "thesis_parallax_error",
-    "thesis_pmra_offset_sigma",
-    "thesis_pmdec_offset_sigma",
-    "thesis_parallax_offset_sigma",
+    *(f"reference_{c}" for c in MEANS_WITH_ERRORS),
+    *_OFFSETS,
+    *(col for method in _OTHER_METHODS for col in _method_columns(method)),
     "seeds",
     "seed_jaccard",
     "seed_jaccard_min",
     "runtime_s",
-    "thesis_runtime_s",
+    *(f"{method}_runtime_s" for method in _OTHER_METHODS),
 )
+COUNT_COLUMNS = ("n_input", "n_stars", "n_members",
+                 *(f"{m}_{k}" for m in _OTHER_METHODS
+                   for k in ("n_members", *REGISTRY[m].summary_fields)))
 
 
 def _num(mapping: Mapping[str, Any] | None, key: str) -> float:
@@ -80,19 +82,19 @@ def summary_row(
     region: Mapping[str, Any],
     *,
     status: Mapping[str, Any] | None = None,
-    default: Mapping[str, Any] | None = None,
-    thesis: Mapping[str, Any] | None = None,
+    summaries: Mapping[str, Mapping[str, Any] | None] | None = None,
     references: Sequence[Mapping[str, Any]] = (),
     missing: Sequence[str] = (),
     error: str | None = None,
 ) -> dict[str, Any]:
     """One region's row (keys :data:`COLUMNS`).
 
-    ``status`` is status.json, ``default`` / ``thesis`` the summary.json of each method (None where
-    absent), ``references`` the region's reference rows (the first is the reference). ``missing``
-    names expected files that are absent and ``error`` an error message; either makes the row
-    "failed" with that reason unless the region was skipped.
+    ``status`` is status.json, ``summaries`` {method: its summary.json, None where absent},
+    ``references`` the region's reference rows (the first is the reference). ``missing`` names
+    expected files that are absent and ``error`` an error message; either makes the row "failed"
+    with that reason unless the region was skipped.
     """
+    summaries = dict(summaries or {})
     region_id = str(region.get("id", region.get("region", "")))
     row: dict[str, Any] = {c: math.nan for c in COLUMNS}
     row.update(
@@ -104,50 +106,18 @@ def summary_row(
     )
     row["n_input"] = _num(status, "n_input")
     row["n_stars"] = _num(status, "n_usable")
-    state, reason = "done", ""
-    if status is not None and status.get("status") not in (None, "ok", "done"):
-        state, reason = str(status["status"]), str(status.get("reason") or "")
-    elif error:
-        state, reason = "failed", error
-    elif missing:
-        state, reason = "failed", "missing " + ", ".join(missing)
-    else:
-        for label, summary in (("default", default), ("thesis", thesis)):
-            if summary is not None and summary.get("status", "done") not in ("done", "ok"):
-                state = str(summary["status"])
-                reason = f"{label}: {summary.get('reason') or 'no reason recorded'}"
-                break
-        if default is None and thesis is None:
-            state, reason = "failed", "no method result"
-    row["status"], row["reason"] = state, reason
-
+    row["status"], row["reason"] = _state(status, summaries, missing, error)
     ref = references[0] if references else None
     if ref is not None:
         row["reference_source"] = str(ref.get("source", ""))
         for col in ASTROMETRY:
             row[f"reference_{col}"] = _num(ref, col)
             row[f"reference_{col}_error"] = _num(ref, f"{col}_error")
-    if default is not None and default.get("status", "done") == "done":
-        if math.isnan(row["n_stars"]):
-            row["n_stars"] = _num(default, "n_stars")
-        row["n_members"] = _num(default, "n_members")
-        for col in ASTROMETRY:
-            row[col] = _num(default, col)
-            row[f"{col}_error"] = _num(default, f"{col}_error")
-            row[f"{col}_std"] = _num(default.get("parameters") or default, f"{col}_std")
-        for key in ("ra", "dec", "r50_deg", "seed_jaccard", "seed_jaccard_min", "runtime_s"):
-            row[key] = _num(default, key)
-        seeds = default.get("seeds")
-        row["seeds"] = " ".join(str(s) for s in seeds) if isinstance(seeds, list) else ""
-    if thesis is not None and thesis.get("status", "done") == "done":
-        params = (thesis.get("selections") or {}).get("dec_filtered") or thesis
-        row["thesis_n_members"] = _num(params, "n_members")
-        row["thesis_kmeans_k"] = _num(thesis, "kmeans_k")
-        row["thesis_runtime_s"] = _num(thesis, "runtime_s")
-        for col in ASTROMETRY:
-            row[f"thesis_{col}"] = _num(params, col)
-            row[f"thesis_{col}_error"] = _num(params, f"{col}_error")
-    for prefix in ("", "thesis_"):
+    for method, summary in summaries.items():
+        if summary is not None and summary.get("status", "done") == "done":
+            _method_values(row, method, summary)
+    prefixes = ["", *(f"{m}_" for m in _OTHER_METHODS)]
+    for prefix in prefixes:
         for col in ASTROMETRY:
             row[f"{prefix}{col}_offset_sigma"] = offset_sigma(
                 row[f"{prefix}{col}"],
@@ -158,38 +128,77 @@ def summary_row(
     return row
 
 
+def _state(status: Mapping[str, Any] | None, summaries: Mapping[str, Mapping[str, Any] | None],
+           missing: Sequence[str], error: str | None) -> tuple[str, str]:
+    """The region's status and reason: the quality gate's, an error, missing files, then the
+    first method (primary first) that did not finish."""
+    if status is not None and status.get("status") not in (None, "ok", "done"):
+        return str(status["status"]), str(status.get("reason") or "")
+    if error:
+        return "failed", error
+    if missing:
+        return "failed", "missing " + ", ".join(missing)
+    order = sorted(summaries, key=lambda m: m != PRIMARY)
+    for method in order:
+        summary = summaries[method]
+        if summary is not None and summary.get("status", "done") not in ("done", "ok"):
+            return (str(summary["status"]),
+                    f"{method}: {summary.get('reason') or 'no reason recorded'}")
+    if all(s is None for s in summaries.values()):
+        return "failed", "no method result"
+    return "done", ""
+
+
+def _method_values(row: dict[str, Any], method: str, summary: Mapping[str, Any]) -> None:
+    """Copy one finished method's numbers into the row (the primary's unprefixed)."""
+    if method == PRIMARY:
+        if math.isnan(row["n_stars"]):
+            row["n_stars"] = _num(summary, "n_stars")
+        row["n_members"] = _num(summary, "n_members")
+        for col in ASTROMETRY:
+            row[col] = _num(summary, col)
+            row[f"{col}_error"] = _num(summary, f"{col}_error")
+            row[f"{col}_std"] = _num(summary.get("parameters") or summary, f"{col}_std")
+        for key in ("ra", "dec", "r50_deg", "seed_jaccard", "seed_jaccard_min", "runtime_s"):
+            row[key] = _num(summary, key)
+        seeds = summary.get("seeds")
+        row["seeds"] = " ".join(str(s) for s in seeds) if isinstance(seeds, list) else ""
+        return
+    if method not in REGISTRY:
+        return
+    row[f"{method}_n_members"] = _num(summary, "n_members")
+    row[f"{method}_runtime_s"] = _num(summary, "runtime_s")
+    for key in REGISTRY[method].summary_fields:
+        row[f"{method}_{key}"] = _num(summary, key)
+    for col in MEANS_WITH_ERRORS:
+        row[f"{method}_{col}"] = _num(summary, col)
+
+
 def _read_json(path: str | Path | None, missing: list[str]) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    path = Path(path)
-    if not path.exists():
+    if path is not None and not Path(path).exists():
         missing.append(str(path))
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise OcdecError(f"{path}: not valid JSON: {err}") from err
+    return read_json(path)
 
 
 def summary_row_from_files(
     region: Mapping[str, Any],
     *,
     status_path: str | Path | None = None,
-    default_summary_path: str | Path | None = None,
-    thesis_summary_path: str | Path | None = None,
+    summary_paths: Mapping[str, str | Path | None] | None = None,
     reference_path: str | Path | None = None,
     comparison_path: str | Path | None = None,
 ) -> dict[str, Any]:
-    """:func:`summary_row` reading the files; absent files make a "failed" row naming them (a
-    skipped region needs no method files). The reference comes from ``reference_path`` (the
-    region's reference JSON) or else from the reference row of ``comparison_path``."""
+    """:func:`summary_row` reading the files (``summary_paths``: {method: summary.json}); absent
+    files make a "failed" row naming them (a skipped region needs no method files). The reference
+    comes from ``reference_path`` (the region's reference JSON) or else from the reference row of
+    ``comparison_path``."""
     from ocdec.results.comparison import read_comparison, reference_row
     from ocdec.results.reference import read_references
 
     missing: list[str] = []
     status = _read_json(status_path, missing)
-    default = _read_json(default_summary_path, missing)
-    thesis = _read_json(thesis_summary_path, missing)
+    summaries = {method: _read_json(path, missing)
+                 for method, path in (summary_paths or {}).items()}
     refs: list[dict[str, Any]] = []
     if reference_path and Path(reference_path).exists():
         refs = read_references(reference_path)
@@ -201,8 +210,7 @@ def summary_row_from_files(
     return summary_row(
         region,
         status=status,
-        default=default,
-        thesis=thesis,
+        summaries=summaries,
         references=refs,
         missing=[] if skipped else missing,
     )
@@ -210,7 +218,7 @@ def summary_row_from_files(
 
 def summary_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame(list(rows), columns=list(COLUMNS))
-    for col in ("n_input", "n_stars", "n_members", "thesis_n_members", "thesis_kmeans_k"):
+    for col in COUNT_COLUMNS:
         table[col] = pd.to_numeric(table[col], errors="coerce").round().astype("Int64")
     return table
 
@@ -260,45 +268,38 @@ def catalogue_summary(
     outputs: Mapping[str, Any],
     *,
     regions: Sequence[Mapping[str, Any]] | None = None,
+    methods: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The summary rule in one call: read every region's files, write ``outputs["table"]`` and the
-    catalogue figures (``outputs[name]`` for name in :data:`ocdec.results.figures.CATALOGUE_PLOTS`, and
+    catalogue figures (``outputs[name]`` for name in :data:`ocdec.products.CATALOGUE_FIGURES`, and
     ``outputs[f"{name}_pdf"]`` where present).
 
     ``inputs`` holds lists of paths under "status" (results/{region}/status.json), "comparison"
-    (results/{region}/comparison.tsv) and one key per method ("default", "thesis":
-    results/{region}/{method}/summary.json). Region order follows "status", or ``regions`` (rows
-    with "id" and optionally "name") where given.
+    (results/{region}/comparison.tsv) and one key per method (results/{region}/{method}/
+    summary.json); ``methods`` the methods run (default: the method keys of ``inputs``). Region
+    order follows "status", or ``regions`` (rows with "id" and optionally "name") where given.
     """
-    from ocdec.results.figures import CATALOGUE_PLOTS, offsets_figure, recovered_figure, save_figure
+    from ocdec.results.figures import catalogue_figures, save_figure
 
+    methods = [m for m in REGISTRY if m in inputs] if methods is None else list(methods)
     status = _by_region(inputs.get("status"), 1)
     comparison = _by_region(inputs.get("comparison"), 1)
-    default = _by_region(inputs.get("default"), 2)
-    thesis = _by_region(inputs.get("thesis"), 2)
+    per_method = {m: _by_region(inputs.get(m), 2) for m in methods}
     if regions is None:
-        regions = [{"id": rid} for rid in (list(status) or list(default) or list(thesis))]
+        first = next(iter(per_method.values()), {})
+        regions = [{"id": rid} for rid in (list(status) or list(first))]
     rows = []
     for region in regions:
         rid = str(region["id"])
-        rows.append(
-            summary_row_from_files(
-                region,
-                status_path=status.get(rid),
-                # a method the workflow runs must have its file; absent ones make a failed row
-                default_summary_path=default.get(rid, f"results/{rid}/default/summary.json")
-                if "default" in inputs
-                else None,
-                thesis_summary_path=thesis.get(rid, f"results/{rid}/thesis/summary.json")
-                if "thesis" in inputs
-                else None,
-                comparison_path=comparison.get(rid),
-            )
-        )
+        # a method the workflow runs must have its file; absent ones make a failed row
+        paths = {m: per_method[m].get(rid, str(products.method_dir("results", rid, m)
+                                               / products.SUMMARY)) for m in methods}
+        rows.append(summary_row_from_files(region, status_path=status.get(rid),
+                                           summary_paths=paths,
+                                           comparison_path=comparison.get(rid)))
     table = write_summary(outputs["table"], rows)
-    figures = {"offsets": offsets_figure, "recovered": recovered_figure}
-    for name in CATALOGUE_PLOTS:
+    for name, fig in catalogue_figures(table).items():
         for key in (name, f"{name}_pdf"):
             if outputs.get(key):
-                save_figure(figures[name](table), outputs[key])
+                save_figure(fig, outputs[key])
     return table

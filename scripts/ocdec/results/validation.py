@@ -4,6 +4,10 @@ Stars are matched by ``source_id`` where the two share ids, else by position wit
 (astropy ``match_to_catalog_sky``; Gaia ids changed between DR2 and DR3). Only the published stars
 that are in the characterized field count (a list often covers a larger area than one cone), and
 both sides are restricted to the list's magnitude range (G <= 18 for Cantat-Gaudin et al. 2018).
+
+A star listed twice would be counted twice: exact repeats (in the members or the published list)
+are dropped with a warning, two different rows with the same id are refused. A list with no rows,
+or with text in its probability column, is refused rather than scored.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ocdec.data.columns import drop_duplicate_stars
 from ocdec.errors import OcdecError
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,8 @@ def read_published(path: str | os.PathLike[str], cluster: str | None = None) -> 
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         raise OcdecError(f"{path}: cannot read as a member list ({err})") from err
     raw.columns = [str(c).strip() for c in raw.columns]
+    if raw.empty:
+        raise OcdecError(f"{path}: the published member list has a header but no rows")
     out = pd.DataFrame(index=raw.index)
     for canonical, names in _ALIASES.items():
         name = next((n for n in names if n in raw.columns), None)
@@ -66,6 +73,8 @@ def read_published(path: str | os.PathLike[str], cluster: str | None = None) -> 
                 r"^Gaia (E?DR\d) ", "", regex=True), errors="coerce").astype("Int64")
         else:
             out[canonical] = pd.to_numeric(col, errors="coerce")
+            if canonical == "prob":
+                _check_numeric(col, out[canonical], path, name)
     if "source_id" not in out and not {"ra", "dec"} <= set(out.columns):
         raise OcdecError(f"{path}: needs a source id column (source_id/Source) or RA/Dec columns")
     if "prob" not in out:
@@ -77,7 +86,30 @@ def read_published(path: str | os.PathLike[str], cluster: str | None = None) -> 
         out = out[out["cluster"].map(_cluster_key) == key]
         if out.empty:
             raise OcdecError(f"{path}: no rows with Cluster {cluster!r}")
-    return out.reset_index(drop=True)
+    return _drop_repeats(out.reset_index(drop=True), str(path))
+
+
+def _check_numeric(raw: pd.Series, numbers: pd.Series, path: Path, name: str) -> None:
+    """Text where a number belongs (other than an empty cell) is an error naming the row."""
+    text = raw.astype("string").str.strip()
+    bad = (numbers.isna() & text.notna() & (text != "")).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise OcdecError(f"{path}: column {name!r} row {row}: {raw.iloc[row]!r} is not a number "
+                         f"({int(bad.sum())} such row(s))")
+
+
+def _drop_repeats(published: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """Exact repeats dropped with a warning; one id on two different rows refused."""
+    if "source_id" in published and published["source_id"].notna().any():
+        with_id = published[published["source_id"].notna()]
+        without = published[published["source_id"].isna()]
+        kept = drop_duplicate_stars(with_id.reset_index(drop=True), origin)
+        return pd.concat([kept, without], ignore_index=True) if len(without) else kept
+    exact = published.duplicated()
+    if exact.any():
+        log.warning("%s: dropped %d exact duplicate row(s)", origin, int(exact.sum()))
+    return published[~exact].reset_index(drop=True)
 
 
 def _cluster_key(name: str) -> str:
@@ -166,6 +198,7 @@ def score_members(members: pd.DataFrame, published: pd.DataFrame, *, min_prob: f
     magnitudes (``offset_*_all``)."""
     if "p_member" not in members:
         raise OcdecError("members table has no p_member column")
+    members = drop_duplicate_stars(members.reset_index(drop=True), "members table")
     if not 0 <= min_prob <= 1:
         raise OcdecError(f"min-prob must be within [0, 1], got {min_prob}")
     pub = published[published["prob"].fillna(1.0) >= published_min_prob].reset_index(drop=True)

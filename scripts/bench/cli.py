@@ -1,0 +1,311 @@
+"""The benchmark's command line and its two modes, ``region`` and ``scaling`` (``report``: see
+:func:`bench.report.report_main`). The package docstring says what each measures."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import bench
+from bench import (
+    DEFAULT_JOBS,
+    FULL_JOBS,
+    GOAL_CATALOGUE_S,
+    GOAL_REGION_RSS_MB,
+    GOAL_REGION_S,
+    GOAL_STARS_PER_S,
+    PIPELINES,
+    REGION_ROWS,
+    REPO,
+    THESIS_FIGURES,
+    THESIS_MIN_STARS,
+)
+from bench.fits import catalogue_counts, finish_scaling, power_law, predict
+from bench.jobs import (
+    load_region,
+    members_f1,
+    pipeline_blocks,
+    pipeline_run,
+    run_job,
+    simulated_field,
+    write_reference,
+)
+from bench.report import emit, report_main
+
+log = logging.getLogger("benchmark")
+
+DEFAULT_REGIONS = REPO / "config" / "regions.tsv"
+HYADES = "Melotte_25"
+HYADES_MEMBERS = 927
+SCALING_SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
+QUICK_SIZES = (10_000, 30_000, 100_000)
+HDBSCAN_SIZES = (10_000, 20_000, 40_000)
+
+
+# ----------------------------------------------------------------------------- the modes
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    mem_gb = math.nan
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_gb = int(line.split()[1]) / 2**20
+                break
+    except OSError:
+        pass
+    versions = {}
+    for mod in ("numpy", "jax", "sklearn", "pandas"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = None
+    return {"nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity") else None, "cpu": cpu,
+            "ram_gb": round(mem_gb, 1), "python": platform.python_version(),
+            "versions": versions, "loadavg_start": list(os.getloadavg())}
+
+
+def _spec(args: argparse.Namespace, region: dict[str, Any], stars: Path, out: Path,
+          field: Path, jobs: Sequence[str]) -> dict[str, Any]:
+    return {"field": str(field), "stars": str(stars), "out": str(out), "region": region,
+            "n_seeds": args.n_seeds, "seed": 0, "dec_epochs": args.dec_epochs,
+            "k_values": args.k_values, "jax_cache": jax_cache_dir(args),
+            "thesis_dec_max_stars": args.thesis_dec_max_stars,
+            "methods": [m for m in ("default", "thesis") if m in jobs],
+            "reference": str(write_reference(out / "reference.json", region))}
+
+
+def jax_cache_dir(args: argparse.Namespace) -> str | None:
+    """The JAX compilation cache the DEC jobs share: --jax-cache, WORKDIR/jax-cache by default,
+    None with --no-jax-cache."""
+    if args.no_jax_cache:
+        return None
+    return str(args.jax_cache or Path(args.workdir) / "jax-cache")
+
+
+def cache_state(args: argparse.Namespace) -> dict[str, Any]:
+    path = jax_cache_dir(args)
+    entries = len(list(Path(path).glob("*"))) if path and Path(path).is_dir() else 0
+    return {"dir": path, "entries_at_start": entries}
+
+
+def run_region(args: argparse.Namespace) -> dict[str, Any]:
+    region = load_region(args.regions, args.region)
+    field = simulated_field(args.workdir, region, args.rows, args.n_members, args.seed,
+                            args.release)
+    out = args.workdir / "runs" / f"region_{args.rows}"
+    stars = out / "stars.parquet"
+    jobs = FULL_JOBS if args.full else DEFAULT_JOBS
+    spec = _spec(args, region, stars, out, field, jobs)
+    log.info("region benchmark: %d rows, jobs %s", args.rows, ", ".join(jobs))
+    load0 = os.getloadavg()
+    results = pipeline_run(spec, jobs, args.job_timeout)
+    n_usable = results["quality"]["info"]["n_usable"]
+    report: dict[str, Any] = {
+        "mode": "region", "region": args.region, "n_rows": args.rows, "n_usable": n_usable,
+        "n_members_true": args.n_members, "n_seeds": args.n_seeds, "jobs": results,
+        **pipeline_blocks(results, ["default", "full"] if args.full else ["default"], args.rows),
+        "loadavg": {"before": list(load0), "after": list(os.getloadavg())},
+    }
+    if not results["default"].get("timed_out"):
+        report["f1_default"] = members_f1(out)
+    total = report["default"]["total"]
+    if total:
+        report["goals"] = {"region_le_60s": total["wall_s"] <= GOAL_REGION_S,
+                           "region_le_4GB": total["peak_rss_mb"] <= GOAL_REGION_RSS_MB}
+    if not args.no_hdbscan:
+        report["hdbscan"] = run_hdbscan(args, spec, n_usable)
+    return report
+
+
+def run_hdbscan(args: argparse.Namespace, spec: dict[str, Any], n_usable: int) -> dict[str, Any]:
+    """HDBSCAN on growing subsamples; the whole field only if the power-law extrapolation says
+    it ends within the limit (it is killed at the limit anyway)."""
+    runs = []
+    for n in sorted(s for s in args.hdbscan_sizes if s < n_usable):
+        res = run_job("hdbscan", {**spec, "n": n, "min_cluster_size": args.hdbscan_min_cluster},
+                      args.hdbscan_limit)
+        runs.append(_hdbscan_row(res, n))
+        log.info("  HDBSCAN on %d stars: %s", n, runs[-1])
+        if res.get("timed_out"):
+            break
+    fit = power_law([r["n"] for r in runs if not r["timed_out"]],
+                    [r["hdbscan_s"] for r in runs if not r["timed_out"]])
+    predicted = float(predict(fit, n_usable)) if fit else None
+    full = None
+    if predicted is not None and predicted <= args.hdbscan_limit:
+        res = run_job("hdbscan", {**spec, "n": n_usable,
+                                  "min_cluster_size": args.hdbscan_min_cluster},
+                      args.hdbscan_limit)
+        full = _hdbscan_row(res, n_usable)
+        log.info("  HDBSCAN on the whole field: %s", full)
+    return {"features": "pmra, pmdec, parallax (robust-scaled)",
+            "min_cluster_size": args.hdbscan_min_cluster, "limit_s": args.hdbscan_limit,
+            "subsamples": runs, "fit": fit, "n_full": n_usable, "extrapolated_full_s": predicted,
+            "full": full,
+            "note": "F1 is that of the HDBSCAN cluster that best matches the truth (an oracle "
+                    "picks the group); on a subsample the field is thinner than the real one."}
+
+
+def _hdbscan_row(res: dict[str, Any], n: int) -> dict[str, Any]:
+    if res.get("timed_out"):
+        return {"n": n, "timed_out": True, "wall_s": res["wall_s"], "hdbscan_s": None}
+    info = res["info"]
+    return {"n": n, "timed_out": False, "wall_s": res["wall_s"],
+            "hdbscan_s": res["stages"]["hdbscan"]["wall_s"],
+            "peak_rss_mb": res["maxrss_mb"], "n_clusters": info["n_clusters"],
+            "n_true": info["n_true"], "f1_oracle": info["oracle"]["f1"],
+            "precision": info["oracle"]["precision"], "recall": info["oracle"]["recall"]}
+
+
+def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
+    region = load_region(args.regions, args.region)
+    pipeline = "default" if args.default_only else args.pipeline
+    jobs = PIPELINES[pipeline]
+    # the default method's jobs come first in every pipeline, so every run reports it too
+    reported = ["default"] + ([pipeline] if pipeline != "default" else [])
+    fields = []
+    for n in args.sizes:
+        field = simulated_field(args.workdir, region, n, args.n_members, args.seed, args.release)
+        out = args.workdir / "runs" / f"scaling_{n}"
+        stars = out / "stars.parquet"
+        log.info("scaling: %d rows, jobs %s", n, ", ".join(jobs))
+        load0 = os.getloadavg()
+        results = pipeline_run(_spec(args, region, stars, out, field, jobs), jobs,
+                               args.job_timeout)
+        entry: dict[str, Any] = {
+            "n_rows": n, "n_usable": results["quality"]["info"]["n_usable"], "jobs": results,
+            "loadavg": {"before": list(load0), "after": list(os.getloadavg())}}
+        entry.update(pipeline_blocks(results, reported, n))
+        if results.get("default") and not results["default"].get("timed_out"):
+            entry["f1_default"] = members_f1(out)
+        fields.append(entry)
+    counts = catalogue_counts(args.regions, "dr2", THESIS_MIN_STARS)
+    report = {"mode": "scaling", "region": args.region, "sizes": list(args.sizes),
+              "pipeline": pipeline, "n_seeds": args.n_seeds, "fields": fields,
+              "catalogue": {k: v for k, v in counts.items() if k != "rows"}}
+    report["catalogue"]["rows_by_region"] = {k: round(v) for k, v in counts["rows"].items()}
+    return finish_scaling(report)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") \
+            from err
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _epochs(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",")]
+    if len(values) != 2 or min(values) < 0:
+        raise argparse.ArgumentTypeError("--dec-epochs takes PRETRAIN,CLUSTER, e.g. 2,2")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description=bench.__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--regions", type=Path, default=DEFAULT_REGIONS,
+                        help="regions table (default: config/regions.tsv)")
+    common.add_argument("--region", default=HYADES, help="region id to simulate (Melotte_25)")
+    common.add_argument("--n-members", type=int, default=HYADES_MEMBERS,
+                        help="cluster members per simulated field (927, the Hyades')")
+    common.add_argument("--release", default="dr2", choices=("dr2", "dr3"))
+    common.add_argument("--seed", type=int, default=1, help="simulation seed")
+    common.add_argument("--n-seeds", type=int, default=5, help="default method's ensemble size")
+    common.add_argument("--dec-epochs", type=_epochs, default=None,
+                        help="PRETRAIN,CLUSTER epochs for DEC in both methods (library default)")
+    common.add_argument("--k-values", type=_ints, default=None,
+                        help="thesis mode's K-Means k values (default 2..10)")
+    common.add_argument("--workdir", type=Path, default=None,
+                        help="simulated fields (cached) and run outputs; default: a temporary "
+                             "folder, removed at the end")
+    common.add_argument("--thesis-dec-max-stars", type=int, default=None,
+                        help="thesis mode's DEC trains on a seeded sample of at most this many "
+                             "stars (default: all, as the thesis)")
+    common.add_argument("--jax-cache", type=Path, default=None,
+                        help="JAX persistent compilation cache shared by the DEC jobs (default: "
+                             "WORKDIR/jax-cache; reuse a workdir to measure with a warm cache)")
+    common.add_argument("--no-jax-cache", action="store_true",
+                        help="no compilation cache: every DEC job compiles its programs")
+    common.add_argument("--job-timeout", type=float, default=3600.0,
+                        help="seconds before one job is killed (reported as timed out)")
+    common.add_argument("--json", type=Path, help="write the machine-readable results here")
+    common.add_argument("--markdown", type=Path, help="write a short markdown report here")
+    common.add_argument("-v", "--verbose", action="store_true")
+
+    region = sub.add_parser("region", parents=[common],
+                            help="the issue 3 benchmark: one Hyades-sized field, and HDBSCAN")
+    region.add_argument("--rows", type=int, default=REGION_ROWS)
+    region.add_argument("--full", action="store_true",
+                        help="also thesis mode and plots (the whole pipeline)")
+    region.add_argument("--no-hdbscan", action="store_true")
+    region.add_argument("--hdbscan-sizes", type=_ints, default=list(HDBSCAN_SIZES),
+                        help="subsample sizes for HDBSCAN (default 10000,20000,40000)")
+    region.add_argument("--hdbscan-limit", type=float, default=600.0,
+                        help="seconds: HDBSCAN on the whole field runs only if extrapolated "
+                             "within this, and any HDBSCAN run is killed past it")
+    region.add_argument("--hdbscan-min-cluster", type=int, default=20)
+
+    scaling = sub.add_parser("scaling", parents=[common],
+                             help="fields of growing size, scaling fits, catalogue projection")
+    scaling.add_argument("--sizes", type=_ints, default=list(SCALING_SIZES),
+                         help="field sizes in rows (default 10000,30000,100000,300000,1000000)")
+    scaling.add_argument("--quick", action="store_true",
+                         help=f"sizes {','.join(map(str, QUICK_SIZES))} unless --sizes is given")
+    scaling.add_argument("--pipeline", choices=tuple(PIPELINES), default="full",
+                         help="jobs per region: default (quality + default method), catalogue "
+                              "(+ figures and comparison, as a workflow with methods: [default]) "
+                              "or full (+ thesis mode; the default)")
+    scaling.add_argument("--default-only", action="store_true",
+                         help="the same as --pipeline default")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        return report_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    log.setLevel(logging.INFO)
+    if args.mode == "scaling" and args.quick and "--sizes" not in argv:
+        args.sizes = list(QUICK_SIZES)
+    info = machine()
+    with tempfile.TemporaryDirectory(prefix="ocdec-benchmark-") as tmp:
+        if args.workdir is None:
+            args.workdir = Path(tmp)
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        info["jax_cache"] = cache_state(args)
+        info["thesis_dec_max_stars"] = args.thesis_dec_max_stars
+        report = run_region(args) if args.mode == "region" else run_scaling(args)
+    info["loadavg_end"] = list(os.getloadavg())
+    report = {"machine": info, **report,
+              "goals_stated": {"catalogue_s": GOAL_CATALOGUE_S, "stars_per_s": GOAL_STARS_PER_S,
+                               "region_s": GOAL_REGION_S, "region_rss_mb": GOAL_REGION_RSS_MB},
+              "thesis": THESIS_FIGURES}
+    return emit(report, args.json, args.markdown)

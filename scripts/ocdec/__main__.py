@@ -1,0 +1,7 @@
+"""``python -m ocdec``: the ocdec command line."""
+
+import sys
+
+from ocdec.cli import main
+
+sys.exit(main())

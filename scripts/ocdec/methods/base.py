@@ -1,0 +1,59 @@
+"""What every membership method is: a name, a settings class and ``run`` giving a
+:class:`MethodResult`. The rest of ocdec (characterize, comparison, summary, figures, command line,
+workflow) works on ``{method: result}`` and knows methods only through
+:mod:`ocdec.methods.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from ocdec.methods.priors import ClusterPriors
+
+
+@dataclass
+class MethodResult:
+    """One method's answer over a star table (all arrays have one entry per input row).
+
+    ``p_member`` in [0, 1]; ``member`` the final selection; ``group`` the method's group of each
+    star (-1: none); ``history`` a DEC-style training curve (columns of
+    :data:`ocdec.methods.dec.HISTORY_COLUMNS`) or None; ``parameters`` the selection's mean
+    astrometry (:func:`ocdec.methods.astrometry.cluster_parameters`); ``summary`` the method's own
+    summary.json keys; ``columns`` extra per-star columns for members.parquet; ``tables`` its own
+    tables, written as ``{name}.tsv`` (names declared in the registry).
+    """
+
+    p_member: np.ndarray
+    member: np.ndarray
+    group: np.ndarray
+    parameters: dict[str, Any]
+    history: pd.DataFrame | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    columns: pd.DataFrame | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+class Method(Protocol):
+    """A membership method (a module-level ``METHOD`` object)."""
+
+    name: str
+    settings_class: type
+
+    def default_settings(self) -> Any:
+        """The settings a run uses when the config gives none (an instance of settings_class)."""
+        ...
+
+    def run(self, stars: pd.DataFrame, priors: ClusterPriors, settings: Any,
+            seeds: Sequence[int]) -> MethodResult:
+        """Members of the catalogue's cluster among ``stars`` (canonical columns, index 0..n-1).
+        ``seeds``: the seeds to use (an ensemble takes all, a single-seed method the first)."""
+        ...
+
+    def empty_columns(self, n: int) -> pd.DataFrame:
+        """The method's extra members.parquet columns for ``n`` stars of a skipped region."""
+        ...

@@ -1,0 +1,224 @@
+"""The look shared by every figure: :data:`STYLE`, colours, axis labels, fixed margins in inches
+(:func:`fixed_grid`), plain-text log ticks, figures that say why there is nothing to show, and
+saving (:func:`save_figure`); :func:`find_axes` finds a panel a figure tagged.
+
+The per-region figures, drawn for every region of a catalogue, use fixed margins rather than
+constrained layout, which measures every tick label in an extra draw and was most of their cost;
+log axes get plain-text tick labels (no mathtext).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+
+from ocdec.io import atomic_path
+
+STYLE: dict[str, Any] = {
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 9,
+    "figure.titlesize": 13,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "grid.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.dpi": 110,
+    "figure.dpi": 110,
+    "image.cmap": "viridis",
+}
+FIELD_COLOR = "0.6"
+MEMBER_COLOR = "#d62728"
+REFERENCE_COLOR = "black"
+# Group colours leave out red (members) and grey (field).
+GROUP_COLORS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+)
+LABEL_PMRA = r"$\mu_{\alpha*}$ (mas yr$^{-1}$)"
+LABEL_PMDEC = r"$\mu_\delta$ (mas yr$^{-1}$)"
+LABEL_PLX = r"parallax $\varpi$ (mas)"
+LABEL_G = r"$G$ (mag)"
+LABEL_BPRP = r"$G_{BP}-G_{RP}$ (mag)"
+LABEL_RA = r"$\alpha$ (deg)"
+LABEL_DEC = r"$\delta$ (deg)"
+# A fixed title height: matplotlib otherwise measures every tick label to keep titles clear of
+# top-side ticks (these axes have none), a third of a figure's drawing time.
+TITLE_Y = 1.0
+
+
+def region_title(region: Mapping[str, Any] | None) -> str:
+    """A region's name for titles ("NGC 2682"; the id with spaces where there is no name)."""
+    if not region:
+        return ""
+    name = region.get("name") or str(region.get("id", "")).replace("_", " ")
+    return str(name)
+
+
+def fixed_grid(
+    fig: Figure,
+    nrows: int,
+    ncols: int,
+    *,
+    left: float,
+    right: float,
+    top: float,
+    bottom: float,
+    wgap: float = 0.0,
+    hgap: float = 0.0,
+    width_ratios: Sequence[float] | None = None,
+) -> Any:
+    """A GridSpec with margins and gaps given in inches (fixed layout: no layout engine pass at
+    draw time). ``top``/``bottom`` are distances from the figure's top and bottom edges."""
+    width, height = fig.get_size_inches()
+    axes_w = max(width - left - right - (ncols - 1) * wgap, 0.1) / ncols
+    axes_h = max(height - top - bottom - (nrows - 1) * hgap, 0.1) / nrows
+    return fig.add_gridspec(
+        nrows,
+        ncols,
+        left=left / width,
+        right=1.0 - right / width,
+        top=1.0 - top / height,
+        bottom=bottom / height,
+        wspace=wgap / axes_w,
+        hspace=hgap / axes_h,
+        width_ratios=width_ratios,
+    )
+
+
+def plain_log_ticks(ax: Any, axis: str = "y") -> None:
+    """Plain-text tick labels on a log axis ("0.001", "2e-6"), both major and the labelled minor
+    ticks: the default scientific labels are mathtext, whose layout is most of a small figure's
+    drawing time."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(_PlainLogFormatter())
+    target.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+
+
+class _PlainLogFormatter(mpl.ticker.LogFormatter):
+    """LogFormatter's choice of which ticks to label, written by :func:`plain_number`."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        return plain_number(x)
+
+
+def plain_number(x: float) -> str:
+    """Up to 4 significant digits, positional between 0.001 and 100000 ("0.01725", "10000"),
+    else short scientific ("2e-6")."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    if 1e-3 <= abs(x) < 1e5:
+        return np.format_float_positional(x, precision=4, fractional=False, trim="-")
+    mantissa, exponent = f"{x:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def note(ax: Any, text: str) -> None:
+    """A grey line of text in the middle of an Axes (why a panel is empty)."""
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        wrap=True,
+        fontsize=10,
+        color="0.3",
+    )
+
+
+def legend_entries(ax: Any) -> tuple[list[Any], list[str]]:
+    """An Axes' legend handles and labels, less those matplotlib hides ("_child0", ...)."""
+    handles, labels = ax.get_legend_handles_labels()
+    keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if not lab.startswith("_")]
+    return [h for h, _ in keep], [lab for _, lab in keep]
+
+
+def figure_axes(fig: Figure) -> list[Any]:
+    """Every Axes of a figure, including those inside subfigures."""
+    out = list(fig.axes)
+    for sub in getattr(fig, "subfigs", []):
+        out += [ax for ax in figure_axes(sub) if ax not in out]
+    return out
+
+
+def find_axes(fig: Figure, gid: str) -> Any:
+    """The Axes a figure function tagged ``gid`` (e.g. "default:pm")."""
+    for ax in figure_axes(fig):
+        if ax.get_gid() == gid:
+            return ax
+    raise KeyError(gid)
+
+
+def message_figure(title: str, message: str) -> Figure:
+    """A figure that says why there is nothing to show (a skipped or failed region)."""
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(8.0, 3.0))
+        ax = fig.add_subplot(fixed_grid(fig, 1, 1, left=0.2, right=0.2, top=0.2, bottom=0.2)[0])
+        ax.set_axis_off()
+        ax.text(
+            0.5,
+            0.55,
+            title,
+            ha="center",
+            va="center",
+            fontsize=15,
+            fontweight="bold",
+            transform=ax.transAxes,
+        )
+        ax.text(
+            0.5,
+            0.3,
+            message,
+            ha="center",
+            va="center",
+            fontsize=12,
+            wrap=True,
+            transform=ax.transAxes,
+            gid="message",
+        )
+    return fig
+
+
+def skipped_figure(region: Mapping[str, Any] | str, reason: str, status: str = "skipped") -> Figure:
+    """:func:`message_figure` for a region without a result: "NGC 1: skipped" and the reason."""
+    name = region if isinstance(region, str) else region_title(region)
+    return message_figure(f"{name}: {status}", reason or "no reason recorded")
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Save atomically; the format follows the suffix (.png, .pdf, .svg)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    metadata = (
+        {"Software": None}
+        if fmt == "png"
+        else {"Creator": None, "CreationDate": None}
+        if fmt == "pdf"
+        else None
+    )
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, metadata=metadata)
+    return path
+
+
+def save_formats(fig: Figure, out_dir: Path, stem: str, formats: Iterable[str]) -> list[Path]:
+    """``{out_dir}/{stem}.{fmt}`` for every format."""
+    return [save_figure(fig, out_dir / f"{stem}.{fmt}") for fmt in formats]

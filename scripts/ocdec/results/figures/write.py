@@ -1,0 +1,90 @@
+"""Writing a region's and the catalogue's figures: read with :mod:`ocdec.results.figure_inputs`,
+draw with :mod:`~ocdec.results.figures.region` and :mod:`~ocdec.results.figures.catalogue`, save
+with :func:`~ocdec.results.figures.style.save_figure`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ocdec.methods.registry import PRIMARY
+from ocdec.products import CATALOGUE_FIGURES, REGION_FIGURES
+from ocdec.results.figure_inputs import read_region
+from ocdec.results.figures.catalogue import catalogue_figures
+from ocdec.results.figures.panels import DISPLAY_SEED, MAX_FIELD_POINTS
+from ocdec.results.figures.region import (
+    methods_figure,
+    overview_figure,
+    silhouette_figure,
+    training_figure,
+)
+from ocdec.results.figures.style import (
+    message_figure,
+    region_title,
+    save_formats,
+    skipped_figure,
+)
+
+REGION_PLOTS = tuple(REGION_FIGURES)
+CATALOGUE_PLOTS = tuple(CATALOGUE_FIGURES)
+
+
+def region_plots(
+    out_dir: str | Path,
+    region: Mapping[str, Any],
+    *,
+    method_dirs: Mapping[str, str | Path | None],
+    references: Sequence[Mapping[str, Any]] = (),
+    status: Mapping[str, Any] | None = None,
+    formats: Sequence[str] = ("png",),
+    max_field: int = MAX_FIELD_POINTS,
+    seed: int = DISPLAY_SEED,
+) -> list[Path]:
+    """Write ``{out_dir}/{name}.{fmt}`` for every name in :data:`REGION_PLOTS` (always all of them,
+    so the workflow's outputs exist): a skipped or failed region gets figures that say why.
+
+    ``method_dirs`` maps each method run to its folder of characterize outputs (members.parquet,
+    summary.json, history.tsv and its own tables, :mod:`ocdec.products`); ``status`` is the
+    region's status.json.
+    """
+    out = Path(out_dir)
+    written: list[Path] = []
+    name = region_title(region)
+    inputs = read_region(method_dirs, status)
+    if inputs.skip is not None:
+        state, why = inputs.skip
+        fig = skipped_figure(region, why, state)
+        for stem in REGION_PLOTS:
+            written += save_formats(fig, out, stem, formats)
+        return written
+    reference = references[0] if references else None
+    selections = inputs.selections
+    primary = next((s for s in selections if s.label == PRIMARY), None)
+    if primary is not None:
+        fig = overview_figure(primary, region, reference, max_field=max_field, seed=seed)
+    else:
+        fig = message_figure(f"{name}: {PRIMARY} method",
+                             f"the {PRIMARY} method has no result here")
+    written += save_formats(fig, out, "overview", formats)
+    fig = methods_figure(selections, region, reference, max_field=max_field, seed=seed)
+    written += save_formats(fig, out, "methods", formats)
+    fig = silhouette_figure(inputs.silhouette, inputs.chosen_k,
+                            f"{name}: K-Means silhouette sweep")
+    written += save_formats(fig, out, "silhouette", formats)
+    fig = training_figure(inputs.histories, f"{name}: DEC training curves")
+    written += save_formats(fig, out, "training", formats)
+    return written
+
+
+def catalogue_plots(
+    out_dir: str | Path, summary: pd.DataFrame, formats: Sequence[str] = ("png",)
+) -> list[Path]:
+    """``{out_dir}/{name}.{fmt}`` for every catalogue figure, from the catalogue summary."""
+    out = Path(out_dir)
+    written: list[Path] = []
+    for name, fig in catalogue_figures(summary).items():
+        written += save_formats(fig, out, name, formats)
+    return written
