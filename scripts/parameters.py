@@ -1,35 +1,33 @@
-"""Rule adapter (parameters, parameters_catalogue): a cluster's physical parameters, or the
-catalogue of all of them. A DRAFT for the lead: workflow/rules/parameters.smk is not included yet.
-"""
+"""Rule adapters (parameters, parameters_catalogue): one region's physical parameters from a
+method's members, or the catalogue of every region's (ocdec.physics.region)."""
 
-import json
-from pathlib import Path
+import os
+from typing import Any
 
-from ocdec.logs import configure_logging
+# Several parameters jobs may share one GPU: allocate memory as needed, not 75 % up front.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-snakemake = globals()["snakemake"]  # noqa: F821  (injected by Snakemake)
-configure_logging(snakemake.log[0] if snakemake.log else None)
+from ocdec.logs import configure_logging  # noqa: E402
+from ocdec.runner import run_rule  # noqa: E402
 
-if snakemake.rule == "parameters":
-    from ocdec.cli.parameters import read_members
-    from ocdec.io import write_json
-    from ocdec.physics.cmd_fit import CmdSettings
-    from ocdec.physics.figures import parameters_figure, save
-    from ocdec.physics.parameters import ParametersSettings, fit_parameters
 
-    options = dict(snakemake.params.settings or {})
-    cmd = CmdSettings(**options.pop("cmd", {}))
-    settings = ParametersSettings(cmd=cmd, **options)
-    members = read_members(snakemake.input.stars, snakemake.input.members)
-    result = fit_parameters(members, release=snakemake.params.release, settings=settings)
-    write_json(snakemake.output.json, result.as_dict())
-    save(parameters_figure(result, snakemake.params.name), snakemake.output.png)
-else:
-    from ocdec.physics.catalogue import build_catalogue, write_catalogue
-    from ocdec.physics.figures import age_radius_figure, literature_figure, save
+def main(smk: Any) -> None:
+    configure_logging(smk.log[0])
+    if smk.rule == "parameters_catalogue":
+        from ocdec.physics.region import parameters_catalogue
 
-    values = [json.loads(Path(p).read_text()) for p in snakemake.input.parameters]
-    table = build_catalogue(values, list(snakemake.params.regions))
-    write_catalogue(table, Path(snakemake.output.fits).parent)
-    save(age_radius_figure(table), snakemake.output.age_radius)
-    save(literature_figure(table), snakemake.output.literature)
+        outputs = {name: path for name, path in smk.output.items()}
+        parameters_catalogue(list(smk.input.parameters), outputs, regions=smk.params.regions)
+        return
+    from ocdec.compilation_cache import enable_compilation_cache
+    from ocdec.physics.region import parameters_region
+
+    # From the config, not params: moving the cache must not rerun finished regions.
+    enable_compilation_cache(smk.config["characterize"].get("jax_cache_dir", ".cache/jax"))
+    parameters_region(smk.input.members, smk.input.summary, smk.output.json, smk.output.png,
+                      region=smk.params.region, release=smk.params.release,
+                      config=smk.params.settings)
+
+
+if __name__ == "__main__":
+    run_rule(main, snakemake)  # noqa: F821 (injected by Snakemake's script directive)

@@ -95,6 +95,7 @@ INTERNAL: dict[str, dict[str, str]] = {
 SCHEMA_ONLY: dict[str, dict[str, str]] = {
     "simulate": {"seed": "simulate_region's seed",
                  "max_field_stars": "simulate_region thins the simulated field"},
+    "parameters": {"method": "the workflow: whose members the parameters rule fits"},
 }
 
 
@@ -111,10 +112,12 @@ def _sections() -> dict[str, tuple[dict[str, Any], type]]:
     from ocdec.data.quality import QualitySettings
     from ocdec.data.simulate import SimulateSettings
     from ocdec.methods.registry import get_method, method_names
+    from ocdec.physics.parameters import ParametersSettings
 
     props = SCHEMA["properties"]
     out = {"simulate": (props["simulate"], SimulateSettings),
-           "quality": (props["quality"], QualitySettings)}
+           "quality": (props["quality"], QualitySettings),
+           "parameters": (props["parameters"], ParametersSettings)}
     for name in method_names():
         out[f"characterize.{name}"] = (props["characterize"]["properties"][name],
                                        get_method(name).settings_class)
@@ -190,6 +193,12 @@ def test_the_shipped_config_converts() -> None:
                            if k not in SCHEMA_ONLY["simulate"]})
     for name in config["characterize"]["methods"]:
         method_settings(name, config["characterize"])
+    from ocdec.physics.region import parameters_settings
+
+    got = parameters_settings(config["parameters"])
+    assert got.cmd.feh == 0.0 and got.zero_point is None
+    with pytest.raises(OcdecError, match=r"'parameters\.cmd\.fe_h'"):
+        parameters_settings({"cmd": {"fe_h": 0.0}})
 
 
 # ----------------------------------------------------------------------------- adapters

@@ -25,6 +25,7 @@ RULES = (
     "reference",
     "compare",
     "plots",
+    "parameters",
     "summary",
 )
 PER_REGION_RULES = RULES[:-1]
@@ -83,6 +84,7 @@ def test_dry_run_of_default_config_lists_every_region_and_stage() -> None:
     for rule in PER_REGION_RULES:
         assert by_rule.get(rule) == set(regions), f"{rule}: not one job per region"
     assert len(by_rule["summary"]) == 1 and len(by_rule["all"]) == 1
+    assert len(by_rule["parameters_catalogue"]) == 1
     downloads = [j["output"] for j in jobs if j["rule"] == "download"]
     assert sorted(downloads) == sorted(f"resources/gaia/dr3/{r}.parquet" for r in regions)
     # Archive jobs are throttled by a resource, and sized by the cone: the Hyades cone (r = 4.1 deg)
@@ -112,6 +114,25 @@ def test_dry_run_of_offline_default_simulates_the_five_thesis_clusters() -> None
     # No GPU unless the config asks for one; bigger cones ask for more.
     assert {r["gpu"] for r in thesis.values()} == {"0"}
     assert int(thesis["Melotte_25"]["mem_mb"]) > int(thesis["NGC_2682"]["mem_mb"])
+    # physical parameters from the default method's members, per region, then one catalogue
+    fitted = sorted(j["output"] for j in jobs if j["rule"] == "parameters")
+    assert fitted == sorted(f"results/{r}/default/parameters.json, "
+                            f"results/{r}/default/parameters.png" for r in expected)
+    catalogue = [j["output"] for j in jobs if j["rule"] == "parameters_catalogue"]
+    assert len(catalogue) == 1
+    for name in ("catalogue.fits", "catalogue.vot", "age_radius.png",
+                 "parameters_literature.png"):
+        assert f"results/{name}" in catalogue[0]
+
+
+def test_parameters_method_must_be_a_configured_method(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"parameters": {"method": "hdbscan"}}))
+    proc = snakemake("-n", "--cores", "1", "--configfile", "config/offline.yaml", str(path),
+                     check=False)
+    assert proc.returncode != 0
+    assert "parameters.method 'hdbscan' is not among characterize.methods" in (proc.stdout
+                                                                               + proc.stderr)
 
 
 def test_regions_thesis_matches_the_catalogue_cones() -> None:
@@ -140,13 +161,14 @@ def test_rulegraph_lint_and_inspection_commands() -> None:
     edges = {(labels[a], labels[b]) for a, b in re.findall(r"(\d+) -> (\d+)", graph)}
     assert {("simulate", "quality"), ("quality", "characterize_thesis"),
             ("characterize_thesis", "compare"), ("reference", "compare"),
-            ("compare", "summary")} <= edges
+            ("compare", "summary"), ("characterize_default", "parameters"),
+            ("parameters", "parameters_catalogue"), ("parameters", "summary")} <= edges
 
     lint = snakemake("--lint")
     assert "Congratulations" in lint.stdout + lint.stderr
 
     listed = snakemake("--list-rules").stdout.split()
-    assert set(RULES) | {"all", "simulate", "read_local"} <= set(listed)
+    assert set(RULES) | {"all", "simulate", "read_local", "parameters_catalogue"} <= set(listed)
 
     # targets go first: --configfile takes every word after it
     dag = snakemake("results/NGC_2682/comparison.tsv", "--dag", "--configfile",
@@ -191,7 +213,7 @@ def test_resource_requests_grow_with_stars_and_attempt() -> None:
         def __init__(self, region: str) -> None:
             self.region = region
 
-    for rule in ("download", "quality", "characterize_thesis", "plots"):
+    for rule in ("download", "quality", "characterize_thesis", "plots", "parameters"):
         mem, runtime = helpers["mem_mb_for"](rule), helpers["runtime_for"](rule)
         big, small = Wildcards("hyades"), Wildcards("small")
         assert mem(big, 1) > mem(small, 1) and runtime(big, 1) > runtime(small, 1)
@@ -241,6 +263,8 @@ def test_shipped_configs_are_valid() -> None:
         ({"source": "local", "local": {"path": "data/stars.csv"}}, "does not match"),
         ({"characterize": {"thesis": {"dec": {"pretrain_epoch": 3}}}},
          "('pretrain_epoch' was unexpected)"),
+        ({"parameters": {"cmd": {"fe_h": 0.0}}}, "('fe_h' was unexpected)"),
+        ({"parameters": {"min_probability": 2}}, "2 is greater than the maximum of 1"),
     ],
 )
 def test_config_schema_rejects_mistakes_by_name(overlay: dict, message: str) -> None:
@@ -325,6 +349,8 @@ def test_small_offline_run_produces_every_file_and_the_report(tmp_path: Path) ->
               for f in ("members.parquet", "summary.json", "history.tsv")),
             base / "thesis" / "silhouette.tsv",
             *(base / "plots" / f"{p}.png" for p in PLOTS),
+            base / "default" / "parameters.json",
+            base / "default" / "parameters.png",
             work / "resources" / "simulate" / f"{region}.parquet",
             work / "resources" / "reference" / f"{region}.json",
         ]
@@ -333,7 +359,8 @@ def test_small_offline_run_produces_every_file_and_the_report(tmp_path: Path) ->
         for rule in ("simulate", "quality", "characterize_thesis", "plots"):
             assert (work / "logs" / rule / f"{region}.log").is_file()
             assert (work / "benchmarks" / rule / f"{region}.tsv").is_file()
-    for name in ("summary.tsv", "offsets.png", "recovered.png"):
+    for name in ("summary.tsv", "offsets.png", "recovered.png", "catalogue.fits",
+                 "catalogue.vot", "age_radius.png", "parameters_literature.png"):
         assert (work / "results" / name).is_file()
 
     ok = json.loads((work / "results" / "NGC_2682" / "status.json").read_text())
@@ -349,6 +376,20 @@ def test_small_offline_run_produces_every_file_and_the_report(tmp_path: Path) ->
         rows = {row["region"]: row for row in csv.DictReader(handle, delimiter="\t")}
     assert set(rows) == {"NGC_2682", "Tiny_1"}
     assert rows["Tiny_1"]["status"].startswith("skipped")
+    # physical parameters: skipped where the region was, fitted (or failed, saying why) elsewhere
+    fitted = json.loads((work / "results" / "NGC_2682" / "default" / "parameters.json")
+                        .read_text())
+    assert fitted["status"] == "ok", fitted["reason"]
+    assert rows["NGC_2682"]["parameters_status"] == "ok"
+    assert float(rows["NGC_2682"]["log_age"]) == pytest.approx(fitted["log_age"], abs=1e-4)
+    assert rows["Tiny_1"]["parameters_status"] == "skipped"
+    assert rows["Tiny_1"]["parameters_reason"]
+    from astropy.table import Table
+
+    table = Table.read(work / "results" / "catalogue.fits")
+    assert list(table["id"]) == ["NGC_2682", "Tiny_1"]
+    assert list(table["status"]) == ["ok", "skipped"]
+    assert str(table["distance_pc"].unit) == "pc"
 
     report = work / "report.html"
     snakemake("--report", str(report), *args, cwd=work)
@@ -359,9 +400,11 @@ def test_small_offline_run_produces_every_file_and_the_report(tmp_path: Path) ->
         paths = {p for sub in categories[region].values() for p in sub}
         expected = {f"results/{region}/plots/{p}.png" for p in PLOTS}
         expected.add(f"results/{region}/comparison.tsv")
+        expected.add(f"results/{region}/default/parameters.png")
         assert paths == expected
     catalogue = {p for sub in categories["Catalogue"].values() for p in sub}
-    assert catalogue == {"results/summary.tsv", "results/offsets.png", "results/recovered.png"}
+    assert catalogue == {"results/summary.tsv", "results/offsets.png", "results/recovered.png",
+                         "results/age_radius.png", "results/parameters_literature.png"}
     for path, entry in results.items():
         assert entry["caption"].strip(), f"{path}: no caption"
         if path.endswith(".png"):

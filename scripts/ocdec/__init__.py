@@ -7,6 +7,7 @@ The main entry points, imported on first use (``import ocdec`` itself loads noth
     priors = ocdec.ClusterPriors(ra=130.1, dec=19.67, radius_deg=2.0)
     result = ocdec.find_members(stars, priors=priors)  # method="default", "thesis", "hdbscan"
     stars[result.member]                               # p_member, group, parameters too
+    ocdec.fit_parameters(stars[result.member])         # distance, age, A_V, mass (.as_dict())
 
 See :data:`__all__` for the rest; the command line (``ocdec ...``) and the Snakemake workflow are
 built on the same functions.
@@ -32,6 +33,9 @@ _API = {
     "cluster_parameters": "ocdec.methods.astrometry",
     "read_published": "ocdec.results.validation",
     "score_members": "ocdec.results.validation",
+    "fit_parameters": "ocdec.physics.parameters",
+    "ParametersSettings": "ocdec.physics.parameters",
+    "ParametersResult": "ocdec.physics.parameters",
     "OcdecError": "ocdec.errors",
 }
 

@@ -3,7 +3,9 @@
 A region's products sit under ``{results}/{region}/``: the quality gate's ``stars.parquet`` and
 ``status.json``, one folder per method (``members.parquet``, ``summary.json``, ``history.tsv`` and
 the method's own tables), ``comparison.tsv`` and ``plots/{figure}.{format}``. The catalogue's are
-``{results}/summary.tsv`` and ``{results}/{figure}.{format}``. The workflow (``common.smk``), the
+``{results}/summary.tsv`` and ``{results}/{figure}.{format}``; the physical parameters add
+``parameters.json`` and ``parameters.png`` to one method's folder and ``{results}/catalogue.fits``
+and ``.vot``. The workflow (``common.smk``), the
 command line and the library all take these names from here.
 
 Light on purpose (no pandas, matplotlib or JAX at import): the workflow imports it to build its
@@ -27,6 +29,11 @@ HISTORY = "history.tsv"
 COMPARISON = "comparison.tsv"
 PLOTS = "plots"
 CATALOGUE_TABLE = "summary.tsv"
+# Physical parameters (ocdec.physics) of the members of one method (config parameters.method):
+# results/{region}/{method}/parameters.{json,png}, and the catalogue results/catalogue.{fits,vot}.
+PARAMETERS = "parameters.json"
+PARAMETERS_FIGURE = "parameters.png"
+PHYSICS_CATALOGUE: dict[str, str] = {"fits": "catalogue.fits", "vot": "catalogue.vot"}
 
 # Per-region figures (always all of them, so the job graph is static; a skipped region's figures
 # say why) and catalogue figures, with the labels the report shows. Captions:
@@ -40,6 +47,11 @@ REGION_FIGURES: dict[str, str] = {
 CATALOGUE_FIGURES: dict[str, str] = {
     "offsets": "offsets from the references",
     "recovered": "recovered vs reference",
+}
+# Catalogue figures of the physical parameters (written by the parameters_catalogue rule).
+PHYSICS_FIGURES: dict[str, str] = {
+    "age_radius": "age against Galactocentric radius",
+    "parameters_literature": "physical parameters vs reference",
 }
 
 PathLike = str | os.PathLike[str]

@@ -73,6 +73,24 @@ def region_stars():
     }
 
 
+# Physical parameters are fitted to the members of one method (the default method unless
+# configured).
+PARAMETERS_METHOD = config.get("parameters", {}).get("method") or "default"
+if PARAMETERS_METHOD not in METHODS:
+    raise WorkflowError(
+        f"parameters.method {PARAMETERS_METHOD!r} is not among characterize.methods "
+        f"({', '.join(METHODS)})"
+    )
+
+
+def parameters_inputs():
+    """The parameters rule's inputs: its method's members and summary of the region."""
+    return {
+        "members": products.method_file(PARAMETERS_METHOD, products.MEMBERS),
+        "summary": products.method_file(PARAMETERS_METHOD, products.SUMMARY),
+    }
+
+
 def method_summaries(wildcards):
     return {
         method: products.method_file(method, products.SUMMARY, wildcards.region)
@@ -173,6 +191,8 @@ RESOURCE_MODEL = {
     "simulate": (1000, 1.5, 10, 1.0),
     "quality": (1000, 1.5, 10, 1.0),
     "plots": (1000, 2.0, 10, 2.0),
+    # the members table holds every star of the cone; the fit itself is ~10 s and ~0.5 GB
+    "parameters": (1500, 1.0, 10, 1.0),
 }
 # Each method declares its own (ocdec.methods.registry.MethodSpec: mem_mb, runtime); HDBSCAN's
 # runtime grows about as n^2.1.
@@ -220,6 +240,12 @@ def method_config(method):
     }
     values[method] = dict(section.get(method) or {})
     return values
+
+
+def parameters_config():
+    """The parameters section (ocdec.physics.region reads it), so other sections' changes do not
+    rerun the fits."""
+    return dict(config.get("parameters") or {})
 
 
 def gpu_request(method):
@@ -294,6 +320,23 @@ def catalogue_outputs():
     return outputs
 
 
+def physics_catalogue_outputs():
+    """Named outputs of the parameters_catalogue rule: FITS and VOTable, and its figures."""
+    outputs = {
+        kind: products.catalogue_file(name)
+        for kind, name in products.PHYSICS_CATALOGUE.items()
+    }
+    for name, label in products.PHYSICS_FIGURES.items():
+        outputs[name] = report(
+            products.catalogue_file(f"{name}.png"),
+            caption=f"../report/{name}.rst",
+            category="Catalogue",
+            subcategory="physical parameters",
+            labels={"figure": label},
+        )
+    return outputs
+
+
 def plot_inputs(wildcards):
     region = wildcards.region
     inputs = {
@@ -316,6 +359,9 @@ def summary_inputs(wildcards):
             )
             for method in METHODS
         },
+        "parameters": expand(
+            products.method_file(PARAMETERS_METHOD, products.PARAMETERS), region=REGIONS
+        ),
     }
 
 
@@ -328,4 +374,13 @@ def all_outputs():
     per_region += [products.figure_file(name) for name in REGION_FIGURES]
     catalogue = [products.catalogue_file(products.CATALOGUE_TABLE)]
     catalogue += [products.catalogue_file(f"{name}.png") for name in CATALOGUE_FIGURES]
+    per_region.append(
+        products.method_file(PARAMETERS_METHOD, products.PARAMETERS_FIGURE)
+    )
+    catalogue += [
+        products.catalogue_file(name) for name in products.PHYSICS_CATALOGUE.values()
+    ]
+    catalogue += [
+        products.catalogue_file(f"{name}.png") for name in products.PHYSICS_FIGURES
+    ]
     return expand(per_region, region=REGIONS) + catalogue

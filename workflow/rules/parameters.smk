@@ -1,43 +1,56 @@
-# Physical parameters of each region's cluster (ocdec.physics), and the catalogue built from them.
-# NOT YET INCLUDED by workflow/Snakefile: the lead wires it (include: "rules/parameters.smk",
-# add the catalogue outputs to rule all). Uses the default method's members.
+# Physical parameters (ocdec.physics): distance, age, extinction, [M/H], King structure, mass and
+# Jacobi radius of each region's cluster, from the members of one method (parameters.method), and
+# the catalogue built from them (FITS and VOTable with units, two figures). A region skipped or
+# without a cluster gets parameters.json with status skipped / not_fitted, not a failed job.
 
 
 rule parameters:
-    """Distance, age, extinction, [M/H], King structure, mass and Jacobi radius of one cluster."""
+    """Physical parameters of one region's cluster."""
     input:
-        stars="results/{region}/stars.parquet",
-        members="results/{region}/default/members.parquet",
+        **parameters_inputs(),
     output:
-        json="results/{region}/default/parameters.json",
-        png="results/{region}/default/parameters.png",
-    params:
-        release=lambda wildcards: config["gaia"]["release"],
-        settings=lambda wildcards: config.get("parameters", {}),
-        name=lambda wildcards: wildcards.region,
+        json=products.method_file(PARAMETERS_METHOD, products.PARAMETERS),
+        png=report(
+            products.method_file(PARAMETERS_METHOD, products.PARAMETERS_FIGURE),
+            caption="../report/parameters.rst",
+            category="{region}",
+            subcategory="figures",
+            labels={"region": "{region}", "figure": "physical parameters"},
+        ),
     log:
         "logs/parameters/{region}.log",
     benchmark:
         "benchmarks/parameters/{region}.tsv"
-    threads: 2
     conda:
         "../../envs/ml.yaml"
+    threads: 1
+    resources:
+        mem_mb=mem_mb_for("parameters"),
+        runtime=runtime_for("parameters"),
+    params:
+        region=region_settings,
+        release=config["gaia"]["release"],
+        settings=parameters_config(),
     script:
         "../../scripts/parameters.py"
 
 
 rule parameters_catalogue:
-    """catalogue.fits / catalogue.vot and the two catalogue figures."""
+    """The physical-parameters catalogue (catalogue.fits, catalogue.vot) and its figures."""
     input:
-        parameters=expand("results/{region}/default/parameters.json", region=REGIONS),
+        parameters=expand(
+            products.method_file(PARAMETERS_METHOD, products.PARAMETERS),
+            region=REGIONS,
+        ),
     output:
-        fits="results/catalogue/catalogue.fits",
-        vot="results/catalogue/catalogue.vot",
-        age_radius="results/catalogue/age_radius.png",
-        literature="results/catalogue/literature.png",
-    params:
-        regions=lambda wildcards: [REGION_INFO[r] for r in REGIONS],
+        **physics_catalogue_outputs(),
     log:
-        "logs/parameters_catalogue.log",
+        "logs/parameters/catalogue.log",
+    benchmark:
+        "benchmarks/parameters/catalogue.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    params:
+        regions=[REGION_INFO[region] for region in REGIONS],
     script:
         "../../scripts/parameters.py"

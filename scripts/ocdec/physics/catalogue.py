@@ -53,8 +53,8 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "jacobi_radius_pc": ("pc", "Jacobi radius"),
     "n_jacobi": (None, "members with p_member >= 0.5 inside the Jacobi radius"),
     "r_gc_pc": ("pc", "Galactocentric radius (astropy Galactocentric frame)"),
-    "status": (None, "ok, or failed (see reason)"),
-    "reason": (None, "why the fit failed, empty when ok"),
+    "status": (None, "ok; failed, skipped or not_fitted (see reason)"),
+    "reason": (None, "why there are no parameters, empty when ok"),
 }
 #: Region columns kept in front (and any lit_* columns, kept at the end with their units).
 REGION_COLUMNS = ("id", "name")
@@ -80,7 +80,9 @@ def build_catalogue(parameters: Sequence[Mapping[str, Any]],
     lit = sorted({k for r in regions for k in r if str(k).startswith("lit_")})
     for name in lit:
         table[name] = Column(_typed(name, [r.get(name) for r in regions]),
-                             unit=LITERATURE_UNITS.get(name), description=f"literature {name[4:]}")
+                             unit=LITERATURE_UNITS.get(name),
+                             description=f"reference {name[4:]} (literature, or the simulator's "
+                             "truth)")
     return table
 
 
@@ -104,7 +106,13 @@ def _typed(name: str, values: list[Any]) -> np.ndarray:
 def write_catalogue(table: Any, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write ``catalogue.fits`` and ``catalogue.vot`` in ``out_dir`` atomically."""
     out = Path(out_dir)
-    paths = (out / "catalogue.fits", out / "catalogue.vot")
+    return write_table(table, out / "catalogue.fits", out / "catalogue.vot")
+
+
+def write_table(table: Any, fits_path: str | os.PathLike[str],
+                vot_path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write the catalogue ``table`` as FITS and VOTable at the given paths, atomically."""
+    paths = (Path(fits_path), Path(vot_path))
     with atomic_path(paths[0]) as tmp:
         table.write(tmp, format="fits", overwrite=True)
     with atomic_path(paths[1]) as tmp:

@@ -43,14 +43,14 @@ def parameters_figure(result: ParametersResult, title: str = "") -> Figure:
         _radial_panel(ax_rad, result)
     else:
         for ax in (ax_cmd, ax_rad):
-            ax.text(0.5, 0.5, "no members", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no members fitted", ha="center", va="center", transform=ax.transAxes)
     status = v.get("status")
     head = f"{title}  " if title else ""
     if status == "ok":
         head += (f"log age {v['log_age']:.2f}, A_V {v['av']:.2f}, DM {v['distance_modulus']:.2f}, "
                  f"d {v['distance_pc']:.0f} pc, M_J {v['mass_msun']:.0f} Msun")
     else:
-        head += f"failed: {v.get('reason')}"
+        head += f"{status}: {v.get('reason')}"
     fig.suptitle(head, fontsize=10)
     return fig
 

@@ -35,7 +35,9 @@ class ParametersSettings:
     min_probability: float = 0.5  # members below it are ignored
     min_members: int = 10
     n_boot: int = 200  # bootstrap resamples for the mass
-    zero_point: bool = True  # False for simulated stars (ocdec.data.simulate adds no offset)
+    #: Subtract Gaia's parallax zero point. False for simulated stars (ocdec.data.simulate adds
+    #: no offset); None: True here, and the workflow decides from the stars' source.
+    zero_point: bool | None = None
 
 
 @dataclass
@@ -67,7 +69,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _empty(n_members: int, release: str) -> dict[str, Any]:
+def empty_values(n_members: int, release: str) -> dict[str, Any]:
+    """``parameters.json`` with every value unknown and status failed (reason to be filled)."""
     nan = math.nan
     keys = ("distance_pc", "distance_pc_16", "distance_pc_84", "parallax_mas",
             "parallax_error_mas", "parallax_spread_mas", "parallax_zero_point_mas",
@@ -111,7 +114,7 @@ def fit_parameters(members: pd.DataFrame, *, release: str = "dr3",
     release = str(release).lower()
     w = membership_weights(members, s.min_probability) if len(members) else np.zeros(0)
     n_members = int(np.sum(w > 0))
-    values = _empty(n_members, release)
+    values = empty_values(n_members, release)
     result = ParametersResult(values)
     try:
         _run(members, w, release, s, result)
@@ -148,7 +151,7 @@ def _run(members: pd.DataFrame, w: np.ndarray, release: str, s: ParametersSettin
     if not np.isfinite(g).any() or not np.isfinite(colour).any():
         raise _Failed("no photometry: the members have no G or no BP-RP")
 
-    if s.zero_point:
+    if s.zero_point is None or s.zero_point:
         zp = zero_point.parallax_zero_point(stars, release)
     else:
         zp = zero_point.ZeroPoint(np.zeros(len(stars)), "none", 0)

@@ -2,7 +2,9 @@
 
 A region's row says its status (done; skipped and why; failed and why), star counts, the default
 method's members and parameters, the thesis-mode (DEC filtered) result beside it, offsets from the
-reference in units of the combined error, seed agreement and runtime. Missing inputs make a
+reference in units of the combined error, seed agreement and runtime, and the cluster's physical
+parameters (ocdec.physics: distance, age, extinction, [M/H], radii, Jacobi mass and radius) with
+their fit status. Missing inputs make a
 "failed" row that names what is missing rather than an error, so the summary and the report always
 build.
 """
@@ -35,6 +37,19 @@ def _method_columns(method: str) -> tuple[str, ...]:
             *(f"{method}_{c}" for c in _OFFSETS))
 
 
+# Physical parameters (parameters.json, ocdec.physics) copied into the row, with the fit's status
+# and reason as parameters_status / parameters_reason (ok, failed, skipped, not_fitted).
+PHYSICS_COLUMNS = (
+    "distance_pc", "distance_pc_16", "distance_pc_84",
+    "log_age", "log_age_16", "log_age_84",
+    "av", "av_16", "av_84",
+    "distance_modulus", "distance_modulus_16", "distance_modulus_84",
+    "feh", "feh_16", "feh_84",
+    "rc_pc", "rt_pc", "r50_pc",
+    "mass_msun", "mass_msun_16", "mass_msun_84",
+    "jacobi_radius_pc",
+)
+
 # The primary method's (default) values are the region's own, unprefixed; every other registered
 # method has its block of prefixed columns (thesis_pmra, hdbscan_n_members, ...), NaN where it was
 # not run, so the table has the same columns whatever a run's methods.
@@ -62,6 +77,9 @@ COLUMNS = (
     "seed_jaccard_min",
     "runtime_s",
     *(f"{method}_runtime_s" for method in _OTHER_METHODS),
+    "parameters_status",
+    "parameters_reason",
+    *PHYSICS_COLUMNS,
 )
 COUNT_COLUMNS = ("n_input", "n_stars", "n_members",
                  *(f"{m}_{k}" for m in _OTHER_METHODS
@@ -86,10 +104,12 @@ def summary_row(
     references: Sequence[Mapping[str, Any]] = (),
     missing: Sequence[str] = (),
     error: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One region's row (keys :data:`COLUMNS`).
 
     ``status`` is status.json, ``summaries`` {method: its summary.json, None where absent},
+    ``parameters`` the region's parameters.json (None: not run, the physical columns stay empty),
     ``references`` the region's reference rows (the first is the reference). ``missing`` names
     expected files that are absent and ``error`` an error message; either makes the row "failed"
     with that reason unless the region was skipped.
@@ -103,6 +123,8 @@ def summary_row(
         reason="",
         reference_source="",
         seeds="",
+        parameters_status="",
+        parameters_reason="",
     )
     row["n_input"] = _num(status, "n_input")
     row["n_stars"] = _num(status, "n_usable")
@@ -116,6 +138,11 @@ def summary_row(
     for method, summary in summaries.items():
         if summary is not None and summary.get("status", "done") == "done":
             _method_values(row, method, summary)
+    if parameters is not None:
+        row["parameters_status"] = str(parameters.get("status") or "")
+        row["parameters_reason"] = str(parameters.get("reason") or "")
+        for col in PHYSICS_COLUMNS:
+            row[col] = _num(parameters, col)
     prefixes = ["", *(f"{m}_" for m in _OTHER_METHODS)]
     for prefix in prefixes:
         for col in ASTROMETRY:
@@ -187,11 +214,13 @@ def summary_row_from_files(
     summary_paths: Mapping[str, str | Path | None] | None = None,
     reference_path: str | Path | None = None,
     comparison_path: str | Path | None = None,
+    parameters_path: str | Path | None = None,
 ) -> dict[str, Any]:
     """:func:`summary_row` reading the files (``summary_paths``: {method: summary.json}); absent
     files make a "failed" row naming them (a skipped region needs no method files). The reference
     comes from ``reference_path`` (the region's reference JSON) or else from the reference row of
-    ``comparison_path``."""
+    ``comparison_path``. ``parameters_path`` is the region's parameters.json (optional; absent,
+its columns stay empty and the status says "missing")."""
     from ocdec.results.comparison import read_comparison, reference_row
     from ocdec.results.reference import read_references
 
@@ -207,12 +236,17 @@ def summary_row_from_files(
         if ref is not None:
             refs = [{**ref, "source": ref["method"]}]
     skipped = status is not None and status.get("status") not in (None, "ok", "done")
+    parameters = None
+    if parameters_path is not None:
+        parameters = read_json(parameters_path) or {"status": "missing",
+                                                    "reason": f"no {parameters_path}"}
     return summary_row(
         region,
         status=status,
         summaries=summaries,
         references=refs,
         missing=[] if skipped else missing,
+        parameters=parameters,
     )
 
 
@@ -243,6 +277,8 @@ def read_summary_table(path: str | Path) -> pd.DataFrame:
                 "reason": str,
                 "reference_source": str,
                 "seeds": str,
+                "parameters_status": str,
+                "parameters_reason": str,
             },
         )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
@@ -275,15 +311,17 @@ def catalogue_summary(
     ``outputs[f"{name}_pdf"]`` where present).
 
     ``inputs`` holds lists of paths under "status" (results/{region}/status.json), "comparison"
-    (results/{region}/comparison.tsv) and one key per method (results/{region}/{method}/
-    summary.json); ``methods`` the methods run (default: the method keys of ``inputs``). Region
-    order follows "status", or ``regions`` (rows with "id" and optionally "name") where given.
+    (results/{region}/comparison.tsv), one key per method (results/{region}/{method}/
+    summary.json) and optionally "parameters" (results/{region}/{method}/parameters.json);
+    ``methods`` the methods run (default: the method keys of ``inputs``). Region order follows
+    "status", or ``regions`` (rows with "id" and optionally "name") where given.
     """
     from ocdec.results.figures import catalogue_figures, save_figure
 
     methods = [m for m in REGISTRY if m in inputs] if methods is None else list(methods)
     status = _by_region(inputs.get("status"), 1)
     comparison = _by_region(inputs.get("comparison"), 1)
+    parameters = _by_region(inputs.get("parameters"), 2)
     per_method = {m: _by_region(inputs.get(m), 2) for m in methods}
     if regions is None:
         first = next(iter(per_method.values()), {})
@@ -296,7 +334,8 @@ def catalogue_summary(
                                                / products.SUMMARY)) for m in methods}
         rows.append(summary_row_from_files(region, status_path=status.get(rid),
                                            summary_paths=paths,
-                                           comparison_path=comparison.get(rid)))
+                                           comparison_path=comparison.get(rid),
+                                           parameters_path=parameters.get(rid)))
     table = write_summary(outputs["table"], rows)
     for name, fig in catalogue_figures(table).items():
         for key in (name, f"{name}_pdf"):
