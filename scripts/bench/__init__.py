@@ -1,6 +1,7 @@
 """Throughput benchmark of ocdec (issue 3 "Benchmark", issue 5 item 4).
 
-Two modes:
+Two modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's members,
+:mod:`bench.parameters`):
 
 ``region``
     A field simulated at the Hyades region's size (434,000 rows by default) characterized with the

@@ -1,7 +1,7 @@
-#!/usr/bin/env python
-"""Time ``fit_parameters`` on one cluster (default: Hunt & Reffert 2023 Pleiades members).
+"""``python scripts/bench parameters``: time ``fit_parameters`` on one cluster (default: Hunt &
+Reffert 2023 Pleiades members, from ../shared/data).
 
-    PYTHONPATH=scripts python scripts/bench_parameters.py [--cluster NAME] [--repeat 3]
+    python scripts/bench parameters [--cluster NAME] [--repeat 3]
 
 The first run includes reading the PARSEC grid (cached as .npz after the first process) and the
 JAX compilation; later runs are what each further cluster of a process costs.
@@ -13,19 +13,21 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from bench import REPO
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parameters_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench parameters",
+                                     description="time fit_parameters on one cluster")
     parser.add_argument("--shared", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--cluster", default="Pleiades")
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     base = Path(args.shared) / "members" / "hunt2023_nearby_clusters"
     ids = json.loads((base / "hunt2023.json").read_text())[args.cluster]
     astro = json.loads((base / "hunt2023-astro.json").read_text())
@@ -42,7 +44,4 @@ def main() -> None:
         values = fit_parameters(frame).as_dict()
         print(f"run {i + 1}: {time.perf_counter() - start:.2f} s, status {values['status']}, "
               f"log age {values['log_age']:.3f}, A_V {values['av']:.3f}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0
