@@ -5,6 +5,8 @@ Real members: the 29 nearby clusters of Hunt & Reffert (2023; DR3, members/hunt2
 against the median of Cantat-Gaudin et al. (2020), Dias et al. (2021) and Hunt & Reffert (2023)
 (log age, A_V, distance modulus), their Jacobi radii and masses against Hunt & Reffert (2024);
 the nine clusters of Babusiaux et al. (2018) Table A1a (DR2 photometry) against their Table 2.
+The clusters the default method finds in the real DR3 fields of fields/catalogue_sample against
+the same median (``--catalogue-sample`` prints only that section).
 Simulated: clusters of ocdec.data.simulate with known age, extinction, distance and mass.
 
 Prints a Markdown report (``--out`` also writes it). Usage::
@@ -332,6 +334,89 @@ def _case_row(age: float, av: float, dist: float, n: int, v: dict, truth: dict,
     return f"| {age} | {av} | {dist} | {n} | " + " | ".join(cells) + f" | {wall:.1f} |"
 
 
+def catalogue_sample_report(shared: Path, ref: pd.DataFrame, n_seeds: int = 1,
+                            max_fields: int | None = None) -> list[str]:
+    """The default method on each cluster field of fields/catalogue_sample with the Dias et al.
+    (2002) priors the workflow's regions carry (else the box centre and half its size), then
+    fit_parameters on what it found, against the literature."""
+    from ocdec import ClusterPriors, find_members, read_stars
+    from ocdec.data.catalogue import read_dias_catalogue, regions_from_catalogue
+
+    dias = regions_from_catalogue(read_dias_catalogue(shared / "openclust_dias2002"),
+                                  min_diameter_arcmin=0.0).set_index("id")
+
+    base = shared / "fields" / "catalogue_sample"
+    manifest = pd.read_csv(base / "MANIFEST.tsv", sep="\t")
+    manifest = manifest[manifest["kind"] == "cluster"].head(max_fields)
+    lines = ["## Clusters the default method finds in fields/catalogue_sample (DR3)", "",
+             f"{len(manifest)} real Gaia EDR3 fields (boxes of 10'-60' around known clusters). "
+             f"Default method with {n_seeds} seed(s) and the Dias et al. (2002) priors of the "
+             "workflow's regions (centre, radius, proper motion, parallax; the box centre and half "
+             "its size where Dias has no such cluster); then `fit_parameters` (DR3 zero point from the fields' own columns) on the "
+             "members it found. Reference: the median of CG20, D21 and HR23 as above.", "",
+             "| field | cluster | members | status | log age (ref) | A_V (ref) | DM (ref) | "
+             "r_J pc (HR24) | M_J Msun (HR24) | s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    deltas: dict[str, list[float]] = {"log_age": [], "av": [], "distance_modulus": []}
+    rj_ratio, mass_ratio, n_ok, n_found = [], [], 0, 0
+    for _, row in manifest.iterrows():
+        start = time.perf_counter()
+        stars = read_stars(base / row["file"])
+        name = str(row["cluster"]).replace(" ", "_").replace("-", "_")
+        if name in dias.index:
+            priors = ClusterPriors.from_region(dias.loc[name].to_dict())
+        else:
+            ra, dec = stars["ra"].to_numpy(float), stars["dec"].to_numpy(float)
+            half = 0.5 * max(np.ptp(dec), np.ptp(ra) * np.cos(np.radians(np.median(dec))))
+            priors = ClusterPriors(ra=float(np.median(ra)), dec=float(np.median(dec)),
+                                   radius_deg=max(half, 0.01))
+        try:
+            found = find_members(stars, priors=priors, n_seeds=n_seeds)
+            members = stars.loc[found.member].assign(p_member=found.p_member[found.member])
+        except Exception as err:  # noqa: BLE001 (a report row says what happened)
+            members = stars.iloc[:0]
+            log_line = f"method: {str(err).splitlines()[0]}"
+        else:
+            log_line = ""
+        n_found += int(len(members) > 0)
+        v = fit_parameters(members, release="dr3").as_dict()
+        r = ref.loc[name] if name in ref.index else pd.Series(dtype=float)
+        cells = []
+        for q, rq in (("log_age", "ref_log_age"), ("av", "ref_av"), ("distance_modulus", "ref_dm")):
+            ours, theirs = v.get(q), r.get(rq, math.nan)
+            if v["status"] == "ok" and ours is not None and np.isfinite(theirs):
+                deltas[q].append(ours - theirs)
+            cells.append(f"{fmt(ours, 2)} ({fmt(theirs, 2)})")
+        rj, mj = r.get("hr24_rj_pc", math.nan), r.get("hr24_mass", math.nan)
+        if v["status"] == "ok" and v.get("jacobi_radius_pc") and np.isfinite(rj):
+            rj_ratio.append(v["jacobi_radius_pc"] / rj)
+            mass_ratio.append(v["mass_msun"] / mj)
+        cells.append(f"{fmt(v.get('jacobi_radius_pc'), 1)} ({fmt(rj, 1)})")
+        cells.append(f"{fmt(v.get('mass_msun'), 0)} ({fmt(mj, 0)})")
+        n_ok += v["status"] == "ok"
+        status = v["status"] if v["status"] == "ok" else f"failed: {log_line or v.get('reason')}"
+        lines.append(f"| {row['file'].removesuffix('.csv.gz')} | {row['cluster']} | "
+                     f"{v['n_members']} | {status} | " + " | ".join(cells)
+                     + f" | {time.perf_counter() - start:.1f} |")
+        print(f"  {row['file']}: {v['status']} ({time.perf_counter() - start:.1f} s)",
+              file=sys.stderr)
+    lines += ["", f"Members found in {n_found} of {len(manifest)} fields; parameters `ok` for "
+              f"{n_ok}.", "", "| quantity | n | median offset (ocdec - ref) | robust scatter | "
+              "goal: scatter / offset | met |", "|---|---|---|---|---|---|"]
+    for q, d in deltas.items():
+        med, scat, n = robust(np.array(d))
+        ok = n and scat <= GOALS[q] and abs(med) < 0.1
+        lines.append(f"| {q} | {n} | {fmt(med)} | {fmt(scat)} | <= {GOALS[q]} / < 0.1 | "
+                     f"{'yes' if ok else 'no'} |")
+    if rj_ratio:
+        rj_a, m_a = np.array(rj_ratio), np.array(mass_ratio)
+        lines += ["", f"Hunt & Reffert 2024 ({rj_a.size} clusters in both): r_J within 15 %: "
+                  f"{100 * np.mean(np.abs(rj_a - 1) <= 0.15):.0f} % (median ratio "
+                  f"{np.median(rj_a):.3f}); M_J within a factor 1.5: "
+                  f"{100 * np.mean((m_a <= 1.5) & (m_a >= 1 / 1.5)):.0f} % (median ratio "
+                  f"{np.median(m_a):.3f})."]
+    return lines
+
+
 def _hit_table(hits: dict[str, list[bool]]) -> list[str]:
     lines = ["", "| quantity | truth inside 16-84 % | goal |", "|---|---|---|"]
     for q, h in hits.items():
@@ -346,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-sim", type=int, default=len(SIM_CASES),
                         help="simulated clusters (0 to skip)")
     parser.add_argument("--only", nargs="*", help="only these Hunt display names")
+    parser.add_argument("--catalogue-sample", action="store_true",
+                        help="only the fields/catalogue_sample section")
+    parser.add_argument("--max-fields", type=int, help="at most this many catalogue_sample fields")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     shared = Path(args.shared)
@@ -355,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
              "Produced by `scripts/validate_physics.py` with the default settings ([M/H] fixed "
              "at solar). Times (s) include the first JAX compilation in the first row.", ""]
     ref = references(shared)
+    if args.catalogue_sample:
+        text = "\n".join(catalogue_sample_report(shared, ref, max_fields=args.max_fields)) + "\n"
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        return 0
     hunt = hunt_members(shared)
     if args.only:
         hunt = {k: v for k, v in hunt.items() if k in args.only}
@@ -362,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only:
         lines += babusiaux_report(fit_all(babusiaux_members(shared), "dr2"),
                                   babusiaux_table2(shared)) + [""]
+        lines += catalogue_sample_report(shared, ref, max_fields=args.max_fields) + [""]
     if args.n_sim > 0:
         lines += simulation_report(args.n_sim) + [""]
         lines += injection_report(args.n_sim) + [""]
