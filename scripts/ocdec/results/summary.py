@@ -187,6 +187,7 @@ def summary_row_from_files(
     summary_paths: Mapping[str, str | Path | None] | None = None,
     reference_path: str | Path | None = None,
     comparison_path: str | Path | None = None,
+    error: str | None = None,
 ) -> dict[str, Any]:
     """:func:`summary_row` reading the files (``summary_paths``: {method: summary.json}); absent
     files make a "failed" row naming them (a skipped region needs no method files). The reference
@@ -213,6 +214,7 @@ def summary_row_from_files(
         summaries=summaries,
         references=refs,
         missing=[] if skipped else missing,
+        error=error,
     )
 
 
@@ -269,6 +271,7 @@ def catalogue_summary(
     *,
     regions: Sequence[Mapping[str, Any]] | None = None,
     methods: Sequence[str] | None = None,
+    errors: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The summary rule in one call: read every region's files, write ``outputs["table"]`` and the
     catalogue figures (``outputs[name]`` for name in :data:`ocdec.products.CATALOGUE_FIGURES`, and
@@ -278,6 +281,8 @@ def catalogue_summary(
     (results/{region}/comparison.tsv) and one key per method (results/{region}/{method}/
     summary.json); ``methods`` the methods run (default: the method keys of ``inputs``). Region
     order follows "status", or ``regions`` (rows with "id" and optionally "name") where given.
+    ``errors`` ({region: reason}) marks regions whose jobs failed
+    (:func:`ocdec.results.failures.summary_after_failure`).
     """
     from ocdec.results.figures import catalogue_figures, save_figure
 
@@ -296,7 +301,8 @@ def catalogue_summary(
                                                / products.SUMMARY)) for m in methods}
         rows.append(summary_row_from_files(region, status_path=status.get(rid),
                                            summary_paths=paths,
-                                           comparison_path=comparison.get(rid)))
+                                           comparison_path=comparison.get(rid),
+                                           error=(errors or {}).get(rid)))
     table = write_summary(outputs["table"], rows)
     for name, fig in catalogue_figures(table).items():
         for key in (name, f"{name}_pdf"):
