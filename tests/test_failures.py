@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ocdec.results.failures import last_error, region_failures, write_placeholder
+from ocdec.results.failures import last_error, region_failures, write_placeholders
 
 REPORTED = """\
 2026-12-01 03:10:44,123 INFO ocdec.data.quality: quality cut pmra present removed 0
@@ -50,8 +50,8 @@ def test_region_failures_names_only_regions_missing_products(tmp_path: Path) -> 
 def test_placeholders_say_why_and_are_older_than_any_input(tmp_path: Path) -> None:
     figure = tmp_path / "plots" / "overview.png"
     table = tmp_path / "comparison.tsv"
+    write_placeholders([figure, table], {"id": "A", "name": "A"}, "quality: no column pmra")
     for path in (figure, table):
-        write_placeholder(path, {"id": "A", "name": "A"}, "quality: no column pmra")
         assert path.is_file() and os.stat(path).st_mtime == 0
     assert figure.read_bytes().startswith(b"\x89PNG")
     assert table.read_text().startswith("method\t")

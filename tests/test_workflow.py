@@ -498,3 +498,37 @@ def test_failed_region_still_gives_the_catalogue_summary_and_reruns_alone(tmp_pa
     snakemake(*args, cwd=work)
     assert good_members.stat().st_mtime_ns == before
     assert rows()["Bad_1"]["status"] != "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_mistyped_gaia_table_stops_the_catalogue_before_any_download(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The downloads of all 243 regions with a typo in gaia.table: the once-per-run check fails
+    with one line, no region is downloaded, and the summary names the reason for every region."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from tap_server import TapServer, field_table
+
+    field = field_table(shared_data / "fields" / "ngc2632_praesepe_dr2_r2deg_plxcut.csv")
+    with TapServer(field) as tap:
+        overlay = {
+            "regions": str(REPO / "config" / "regions.tsv"),
+            "gaia": {"release": "dr3", "server": tap.url, "table": "gaiadr3.gaia_sourc",
+                     "timeout_s": 5, "retries": 2},
+            "characterize": {"methods": ["default"]},
+            "reference": {"simbad": False, "table": str(REPO / "config" / "references.tsv")},
+        }
+        (tmp_path / "typo.yaml").write_text(yaml.safe_dump(overlay))
+        proc = snakemake("--until", "download", "--cores", "2", "--keep-going", "--directory",
+                         str(tmp_path),
+                         "--configfile", str(REPO / "config" / "config.yaml"),
+                         str(tmp_path / "typo.yaml"), cwd=tmp_path, check=False)
+        assert proc.returncode != 0
+        assert tap.count("create") == 1, "only the check may reach the archive"
+    assert not list((tmp_path / "resources" / "gaia" / "dr3").glob("*.parquet"))
+    assert "gaia_sourc" in (tmp_path / "logs" / "download" / "gaia_check.log").read_text()
+    with (tmp_path / "results" / "summary.tsv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert len(rows) == 243 and all(r["status"] == "failed" for r in rows)
+    assert all("gaia_sourc" in r["reason"] for r in rows), rows[0]["reason"]

@@ -67,18 +67,26 @@ def region_failures(
     """{region: reason} for every region with a missing expected product.
 
     ``expected`` maps each region to the files its row needs; the reason is the last error in
-    any of the region's rule logs (``log_root/*/{region}.log``), else a note that its jobs did
-    not finish (killed, or not run because the workflow stopped first).
+    any of the region's rule logs (``log_root/*/{region}.log``), else the error of a run-wide job
+    (the archive check) that kept it from running, else a note that its jobs did not finish
+    (killed from outside, or not run because the workflow stopped first).
     """
     failures = {}
     logs = sorted(Path(log_root).glob("*/*.log"), key=lambda p: p.stat().st_mtime)
+    ids = set(region_ids)
+    # A failed job of the whole run (the archive check) is why regions were not run.
+    run_errors = [r for p in logs if p.stem not in ids for r in [last_error(p)] if r]
     for rid in region_ids:
         missing = [str(p) for p in expected.get(rid, ()) if not Path(p).exists()]
         if not missing:
             continue
         reasons = [r for p in logs if p.stem == rid for r in [last_error(p)] if r]
-        failures[rid] = (reasons[-1] if reasons else
-                         f"did not finish (no error logged; missing {', '.join(missing)})")
+        if reasons:
+            failures[rid] = reasons[-1]
+        elif run_errors:
+            failures[rid] = f"not run: {run_errors[-1]}"
+        else:
+            failures[rid] = f"did not finish (no error logged; missing {', '.join(missing)})"
     return failures
 
 
@@ -96,7 +104,7 @@ def summary_after_failure(
     ``inputs`` and ``outputs`` are the summary rule's (paths that may not exist);
     ``placeholders`` the workflow's outputs, of which the per-region files the report shows
     (results/{region}/comparison.tsv and figures) are written for failed regions where absent
-    (:func:`write_placeholder`). Never raises,
+    (:func:`write_placeholders`). Never raises,
     since it runs in the workflow's error handler after the real error has been reported.
     """
     from ocdec.results.summary import catalogue_summary
@@ -113,11 +121,16 @@ def summary_after_failure(
         present = {name: [p for p in paths if Path(p).exists()] for name, paths in inputs.items()}
         catalogue_summary(present, outputs, regions=regions, methods=methods, errors=failures)
         names = {str(r["id"]): r for r in regions}
+        ran = {p.stem for p in Path(log_root).glob("*/*.log")}
+        shown: dict[str, list[Path]] = {}
         for path in map(Path, placeholders):
             rid = path.parts[1] if len(path.parts) > 2 else ""
-            shown = path.suffix in _FIGURE_SUFFIXES or path.name == products.COMPARISON
-            if rid in failures and shown and not path.exists():
-                write_placeholder(path, names[rid], failures[rid])
+            is_shown = path.suffix in _FIGURE_SUFFIXES or path.name == products.COMPARISON
+            # A region none of whose jobs ran (the run stopped first) needs no report.
+            if rid in failures and rid in ran and is_shown and not path.exists():
+                shown.setdefault(rid, []).append(path)
+        for rid, paths in shown.items():
+            write_placeholders(paths, names[rid], failures[rid])
     except Exception:  # noqa: BLE001 (the workflow's own error is already reported)
         log.exception("the catalogue summary could not be written after the failure")
         return {}
@@ -126,22 +139,23 @@ def summary_after_failure(
     return failures
 
 
-def write_placeholder(path: str | Path, region: Mapping[str, Any], reason: str) -> None:
-    """A failed region's figure (saying why) or empty comparison table, dated 1970 so that any
-    rerun redoes it."""
-    path = Path(path)
-    if path.suffix == ".tsv":
-        import pandas as pd
+def write_placeholders(paths: Sequence[str | Path], region: Mapping[str, Any], reason: str
+                       ) -> None:
+    """A failed region's figures (one drawing saying why) and empty comparison table, dated 1970
+    so that any rerun redoes them."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
 
-        from ocdec.results.comparison import COLUMNS, write_comparison
+    from ocdec.results.comparison import COLUMNS, write_comparison
+    from ocdec.results.figures.style import save_figure, skipped_figure
 
-        write_comparison(path, pd.DataFrame(columns=list(COLUMNS)))
-    else:
-        import matplotlib.pyplot as plt
-
-        from ocdec.results.figures.style import save_figure, skipped_figure
-
-        fig = skipped_figure(region, reason, "failed")
-        save_figure(fig, path)
+    fig = None
+    for path in map(Path, paths):
+        if path.suffix == ".tsv":
+            write_comparison(path, pd.DataFrame(columns=list(COLUMNS)))
+        else:
+            fig = fig or skipped_figure(region, reason, "failed")
+            save_figure(fig, path)
+        os.utime(path, (0, 0))
+    if fig is not None:
         plt.close(fig)
-    os.utime(path, (0, 0))
