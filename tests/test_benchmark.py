@@ -191,3 +191,18 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     assert cache["dir"] == str(tmp_path / "work" / "jax-cache") and cache["entries_at_start"] == 0
     assert any((tmp_path / "work" / "jax-cache").iterdir())
     assert "JAX compilation cache:" in md and "cold" in md
+
+
+def test_workflow_model_separates_fixed_cost_from_stars_and_checks_itself():
+    from bench.workflow import fit_and_project, workflow_text
+
+    runs = [{"regions": 8, "stars": 8 * n, "rerun_s": 8 * 3.0 + 8 * n / 100_000, "field_stars": n,
+             "cores": 2, "cold_s": 1.0, "rerun_per_region_s": 1.0, "jobs": 32,
+             "job_seconds": 1.0, "rules": {}} for n in (2_000, 40_000)]
+    model = fit_and_project(runs)
+    assert math.isclose(model["fixed_s_per_region"], 3.0, rel_tol=1e-6)
+    assert math.isclose(model["stars_per_s"], 100_000, rel_tol=1e-6)
+    assert math.isclose(model["thesis_catalogue_s"], 169 * 3.0 + 75e6 / 1e5, rel_tol=1e-6)
+    assert all(math.isclose(c["measured_s"], c["projected_s"]) for c in model["checks"])
+    text = workflow_text({"methods": ["default"], "runs": runs, "model": model})
+    assert "3.00 s fixed per region" in text and "1 s per 100,000 stars" in text

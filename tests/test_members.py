@@ -217,3 +217,20 @@ def test_bad_inputs_raise_one_line_errors(field) -> None:
         flat["pmdec"] = rng.uniform(-50, 50, len(flat))
         flat["parallax"] = rng.uniform(0.2, 5, len(flat))
         run_default(flat, None, FAST)
+
+
+def test_a_field_too_sparse_for_dec_keeps_the_mixture_answer() -> None:
+    """With hardly any field star near the cluster DEC has no second group to learn: the method
+    keeps the deconvolved mixture's members and says so, instead of failing the region."""
+    from dataclasses import replace
+
+    from ocdec.methods.default.method import default_dec_settings
+
+    sparse = synthetic_field(n_field=100, n_cluster=300)
+    dec = replace(default_dec_settings(), pretrain_epochs=2, cluster_epochs=2,
+                  min_cluster_epochs=1)
+    result = run_default(sparse, settings=MemberSettings(seeds=(0,), dec=dec))
+    assert "mixture's posterior is kept" in result.diagnostics["dec_skipped"]
+    truth = sparse["true_member"].to_numpy()
+    assert (result.member & truth).sum() >= 0.95 * truth.sum()
+    assert result.member.sum() <= 1.1 * truth.sum()

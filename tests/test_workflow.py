@@ -481,3 +481,97 @@ def test_gaia_source_downloads_through_the_workflow(tmp_path: Path, shared_data:
     assert "gaiadr3.gaia_source" in provenance["table"]
     status = json.loads((tmp_path / "results" / "NGC_2632" / "status.json").read_text())
     assert status["n_input"] == expected and status["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_failed_region_still_gives_the_catalogue_summary_and_reruns_alone(tmp_path: Path) -> None:
+    """One region's refused file (no pmra column) fails its job; with --keep-going the other
+    region finishes and the error handler writes the summary table and figures with the failed
+    row and the log's one-line reason. After the fix, a rerun redoes only that region."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from synthetic_field import synthetic_field
+
+    work = tmp_path / "work"
+    data = tmp_path / "data"
+    data.mkdir(parents=True)
+    work.mkdir()
+    field = synthetic_field(n_field=1500, n_cluster=200, centre=(120.0, -30.0))
+    field.to_csv(data / "Good_1.csv", index=False)
+    field.drop(columns=["pmra"]).to_csv(data / "Bad_1.csv", index=False)
+    (tmp_path / "regions.tsv").write_text(
+        "id\tname\tra\tdec\tdiameter_arcmin\tradius_deg\n"
+        "Good_1\tGood 1\t120.0\t-30.0\t60.0\t1.0\n"
+        "Bad_1\tBad 1\t120.0\t-30.0\t60.0\t1.0\n"
+    )
+    overlay = {
+        "regions": str(tmp_path / "regions.tsv"),
+        "source": "local",
+        "local": {"path": str(data / "{region}.csv")},
+        "quality": {"min_stars": 400},
+        "characterize": {"methods": ["default"], "n_seeds": 1, "threads": 1,
+                         "default": {"run_dec": False}},
+        "reference": {"simbad": False, "table": str(REPO / "config" / "references.tsv")},
+    }
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    args = ("--cores", "2", "--keep-going", "--directory", str(work), "--configfile",
+            str(REPO / "config" / "config.yaml"), str(tmp_path / "overlay.yaml"))
+    first = snakemake(*args, cwd=work, check=False)
+    assert first.returncode != 0, f"the bad region's job should fail:\n{first.stderr[-3000:]}"
+
+    def rows() -> dict[str, dict[str, str]]:
+        with (work / "results" / "summary.tsv").open(newline="") as handle:
+            return {row["region"]: row for row in csv.DictReader(handle, delimiter="\t")}
+
+    table = rows()
+    assert table["Bad_1"]["status"] == "failed"
+    assert "pmra" in table["Bad_1"]["reason"], table["Bad_1"]["reason"]
+    assert table["Good_1"]["status"] != "failed"
+    for name in ("offsets.png", "recovered.png"):
+        assert (work / "results" / name).is_file()
+    report = work / "report.html"
+    snakemake("--report", str(report), *args[2:], cwd=work)
+    catalogue = embedded_json(report.read_text(errors="replace"), "categories")["Catalogue"]
+    assert "results/summary.tsv" in {p for sub in catalogue.values() for p in sub}
+    good_members = work / "results" / "Good_1" / "default" / "members.parquet"
+    before = good_members.stat().st_mtime_ns
+
+    field.to_csv(data / "Bad_1.csv", index=False)  # the fix
+    dry = snakemake("-n", *args, cwd=work).stdout
+    assert "Good_1" not in dry.split("rule summary")[0], "only the fixed region should rerun"
+    snakemake(*args, cwd=work)
+    assert good_members.stat().st_mtime_ns == before
+    assert rows()["Bad_1"]["status"] != "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_mistyped_gaia_table_stops_the_catalogue_before_any_download(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The downloads of all 243 regions with a typo in gaia.table: the once-per-run check fails
+    with one line, no region is downloaded, and the summary names the reason for every region."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from tap_server import TapServer, field_table
+
+    field = field_table(shared_data / "fields" / "ngc2632_praesepe_dr2_r2deg_plxcut.csv")
+    with TapServer(field) as tap:
+        overlay = {
+            "regions": str(REPO / "config" / "regions.tsv"),
+            "gaia": {"release": "dr3", "server": tap.url, "table": "gaiadr3.gaia_sourc",
+                     "timeout_s": 5, "retries": 2},
+            "characterize": {"methods": ["default"]},
+            "reference": {"simbad": False, "table": str(REPO / "config" / "references.tsv")},
+        }
+        (tmp_path / "typo.yaml").write_text(yaml.safe_dump(overlay))
+        proc = snakemake("--until", "download", "--cores", "2", "--keep-going", "--directory",
+                         str(tmp_path),
+                         "--configfile", str(REPO / "config" / "config.yaml"),
+                         str(tmp_path / "typo.yaml"), cwd=tmp_path, check=False)
+        assert proc.returncode != 0
+        assert tap.count("create") == 1, "only the check may reach the archive"
+    assert not list((tmp_path / "resources" / "gaia" / "dr3").glob("*.parquet"))
+    assert "gaia_sourc" in (tmp_path / "logs" / "download" / "gaia_check.log").read_text()
+    with (tmp_path / "results" / "summary.tsv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert len(rows) == 243 and all(r["status"] == "failed" for r in rows)
+    assert all("gaia_sourc" in r["reason"] for r in rows), rows[0]["reason"]

@@ -1,6 +1,6 @@
 """Throughput benchmark of ocdec (issue 3 "Benchmark", issue 5 item 4).
 
-Two modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's members,
+Three modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's members,
 :mod:`bench.parameters`):
 
 ``region``
@@ -14,6 +14,10 @@ Two modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's me
     below), a power-law fit (time = a n^b) per stage and end to end, and the projected time of the
     thesis catalogue (regions of config/regions.tsv with >= 40,000 rows in Gaia DR2 by the
     simulator's Galactic model; and scaled to the thesis's 75 million stars).
+``workflow``
+    real Snakemake runs of the repository's workflow on simulated regions, jobs side by side as a
+    catalogue runs them (:mod:`bench.workflow`): wall time from start to end, each rule's job
+    seconds and memory, the fixed cost per region, and the catalogue projected from them.
 
 Pipelines (the jobs of one region, as the workflow's rules run them):
 

@@ -39,6 +39,8 @@ from bench.jobs import (
     write_reference,
 )
 from bench.report import emit, report_main
+from bench.workflow import SIZES as WORKFLOW_SIZES
+from bench.workflow import run_workflow
 
 log = logging.getLogger("benchmark")
 
@@ -282,6 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "or full (+ thesis mode; the default)")
     scaling.add_argument("--default-only", action="store_true",
                          help="the same as --pipeline default")
+
+    flow = sub.add_parser("workflow", parents=[common],
+                          help="real Snakemake runs (jobs side by side) at two field sizes, "
+                               "fixed cost per region and the catalogue projected from them")
+    flow.add_argument("--n-regions", type=int, default=8, help="regions per run (default 8)")
+    flow.add_argument("--sizes", type=_ints, default=list(WORKFLOW_SIZES),
+                      help="field stars per region (default 2000,40000)")
+    flow.add_argument("--cores", type=int, default=2)
+    flow.add_argument("--methods", default="default",
+                      help="comma-separated methods (default: default)")
     return parser
 
 
@@ -306,7 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.workdir.mkdir(parents=True, exist_ok=True)
         info["jax_cache"] = cache_state(args)
         info["thesis_dec_max_stars"] = args.thesis_dec_max_stars
-        report = run_region(args) if args.mode == "region" else run_scaling(args)
+        if args.mode == "workflow":
+            report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
+                                  args.methods.split(","), args.regions)
+        elif args.mode == "region":
+            report = run_region(args)
+        else:
+            report = run_scaling(args)
     info["loadavg_end"] = list(os.getloadavg())
     report = {"machine": info, **report,
               "goals_stated": {"catalogue_s": GOAL_CATALOGUE_S, "stars_per_s": GOAL_STARS_PER_S,

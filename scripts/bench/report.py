@@ -73,6 +73,11 @@ def render(report: dict[str, Any], markdown: bool) -> str:
     parts.append(head)
     if report["mode"] == "region":
         parts.append(_region_text(report, markdown))
+    elif report["mode"] == "workflow":
+        from bench.workflow import workflow_text
+
+        parts.append(workflow_text(report))
+        return "\n\n".join(parts) + "\n"
     else:
         parts.append(_scaling_text(report, markdown))
     parts.append("Stages: startup = interpreter start and imports of each job; features = the "

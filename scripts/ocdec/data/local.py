@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ocdec.data.columns import read_stars
+from ocdec.data.quality import require_essential
 from ocdec.io import check_writable, write_parquet
 
 
@@ -19,6 +20,7 @@ def local_to_parquet(source: str | os.PathLike[str], path: str | os.PathLike[str
     source = Path(source)
     check_writable(path, "stars")
     frame = read_stars(source)
+    require_essential(frame)  # a misnamed column is the user's to fix, not a skipped region
     provenance = {
         "source": "local",
         "path": str(source.resolve()),

@@ -85,15 +85,9 @@ def quality_region(
     return status
 
 
-def apply_quality(
-    frame: pd.DataFrame, settings: QualitySettings, region: str | None = None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Filter a canonical star table; return the kept stars and a status record.
-
-    The status has ``status`` ("ok" or "skipped"), ``n_input``, ``n_usable`` and ``reason``, plus
-    ``removed`` (stars removed per cut, in order), ``missing_columns`` (required columns the input
-    lacks entirely, hence not applied) and ``settings``. ``region`` is put first when given.
-    """
+def require_essential(frame: pd.DataFrame) -> None:
+    """Refuse, in one line naming them, a table without the columns the clustering needs
+    (parallax, pmra, pmdec): a misnamed column must not quietly skip a region."""
     origin = frame.attrs.get("origin") or "star table"
     # Columns the file never had (the readers record them); a frame built in memory may only
     # lack them outright.
@@ -104,6 +98,19 @@ def apply_quality(
         looked_for = "; ".join(f"{c}: {'/'.join(ALIASES[c])}" for c in absent_essential)
         raise OcdecError(f"{origin}: no column {', '.join(absent_essential)}, which the "
                          f"clustering needs (looked for {looked_for}); is it named differently?")
+
+
+def apply_quality(
+    frame: pd.DataFrame, settings: QualitySettings, region: str | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Filter a canonical star table; return the kept stars and a status record.
+
+    The status has ``status`` ("ok" or "skipped"), ``n_input``, ``n_usable`` and ``reason``, plus
+    ``removed`` (stars removed per cut, in order), ``missing_columns`` (required columns the input
+    lacks entirely, hence not applied) and ``settings``. ``region`` is put first when given.
+    """
+    origin = frame.attrs.get("origin") or "star table"
+    require_essential(frame)
     frame = drop_duplicate_stars(frame, origin)
     n_input = len(frame)
     keep = np.ones(n_input, dtype=bool)

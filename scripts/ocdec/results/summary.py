@@ -215,12 +215,13 @@ def summary_row_from_files(
     reference_path: str | Path | None = None,
     comparison_path: str | Path | None = None,
     parameters_path: str | Path | None = None,
+    error: str | None = None,
 ) -> dict[str, Any]:
     """:func:`summary_row` reading the files (``summary_paths``: {method: summary.json}); absent
     files make a "failed" row naming them (a skipped region needs no method files). The reference
     comes from ``reference_path`` (the region's reference JSON) or else from the reference row of
     ``comparison_path``. ``parameters_path`` is the region's parameters.json (optional; absent,
-its columns stay empty and the status says "missing")."""
+    its columns stay empty and the status says "missing")."""
     from ocdec.results.comparison import read_comparison, reference_row
     from ocdec.results.reference import read_references
 
@@ -247,6 +248,7 @@ its columns stay empty and the status says "missing")."""
         references=refs,
         missing=[] if skipped else missing,
         parameters=parameters,
+        error=error,
     )
 
 
@@ -305,6 +307,7 @@ def catalogue_summary(
     *,
     regions: Sequence[Mapping[str, Any]] | None = None,
     methods: Sequence[str] | None = None,
+    errors: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The summary rule in one call: read every region's files, write ``outputs["table"]`` and the
     catalogue figures (``outputs[name]`` for name in :data:`ocdec.products.CATALOGUE_FIGURES`, and
@@ -315,6 +318,8 @@ def catalogue_summary(
     summary.json) and optionally "parameters" (results/{region}/{method}/parameters.json);
     ``methods`` the methods run (default: the method keys of ``inputs``). Region order follows
     "status", or ``regions`` (rows with "id" and optionally "name") where given.
+    ``errors`` ({region: reason}) marks regions whose jobs failed
+    (:func:`ocdec.results.failures.summary_after_failure`).
     """
     from ocdec.results.figures import catalogue_figures, save_figure
 
@@ -335,7 +340,8 @@ def catalogue_summary(
         rows.append(summary_row_from_files(region, status_path=status.get(rid),
                                            summary_paths=paths,
                                            comparison_path=comparison.get(rid),
-                                           parameters_path=parameters.get(rid)))
+                                           parameters_path=parameters.get(rid),
+                                           error=(errors or {}).get(rid)))
     table = write_summary(outputs["table"], rows)
     for name, fig in catalogue_figures(table).items():
         for key in (name, f"{name}_pdf"):

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ocdec.errors import OcdecError
 from ocdec.methods.default.mixture import ClusterModel
 from ocdec.methods.default.stars import Astrometry, log_error_volume
 from ocdec.methods.default.window import dec_features, whitened_features
@@ -152,9 +151,17 @@ def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSetting
     use, informative, radius = _dec_stars(ast, model, settings)
     p0 = np.clip(model.p_mixture[use], 1e-4, 1 - 1e-4)
     if (p0 >= 0.5).sum() < MIN_DEC_GROUP or (p0 < 0.5).sum() < MIN_DEC_GROUP:
-        raise OcdecError(f"{use.size} candidates near the cluster, {int((p0 >= 0.5).sum())} of "
-                         f"them likely members: DEC needs at least {MIN_DEC_GROUP} members and "
-                         f"{MIN_DEC_GROUP} field stars")
+        # A sparse field can leave no field star near the cluster (or a tiny cluster no member):
+        # DEC has no second group to learn, so the deconvolved mixture's answer stands.
+        why = (f"{use.size} candidates near the cluster, {int((p0 >= 0.5).sum())} of them likely "
+               f"members: DEC needs at least {MIN_DEC_GROUP} of each; the mixture's posterior "
+               "is kept")
+        log.warning("%s", why)
+        p_mix = model.p_mixture
+        return DecMembership(
+            p_candidates=p_mix, per_seed=[p_mix for _ in settings.seeds],
+            history=pd.DataFrame(columns=["seed", "phase", "epoch", "loss", "label_change"]),
+            used=np.arange(p_mix.size), diagnostics={"dec_skipped": why})
     x = dec_features(ast, model, use)
     dec_settings = settings.dec or default_dec_settings(x.shape[1])
     if settings.dec_linear_encoder and tuple(dec_settings.hidden) != (x.shape[1],):
