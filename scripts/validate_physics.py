@@ -352,8 +352,9 @@ def catalogue_sample_report(shared: Path, ref: pd.DataFrame, n_seeds: int = 1,
              f"{len(manifest)} real Gaia EDR3 fields (boxes of 10'-60' around known clusters). "
              f"Default method with {n_seeds} seed(s) and the Dias et al. (2002) priors of the "
              "workflow's regions (centre, radius, proper motion, parallax; the box centre and half "
-             "its size where Dias has no such cluster); then `fit_parameters` (DR3 zero point from the fields' own columns) on the "
-             "members it found. Reference: the median of CG20, D21 and HR23 as above.", "",
+             "its size where Dias has no such cluster); then `fit_parameters` (DR3 zero point "
+             "from the fields' own columns) on the members it found. Reference: the median of "
+             "CG20, D21 and HR23 as above.", "",
              "| field | cluster | members | status | log age (ref) | A_V (ref) | DM (ref) | "
              "r_J pc (HR24) | M_J Msun (HR24) | s |", "|---|---|---|---|---|---|---|---|---|---|"]
     deltas: dict[str, list[float]] = {"log_age": [], "av": [], "distance_modulus": []}

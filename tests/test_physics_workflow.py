@@ -144,3 +144,23 @@ def test_adapter_writes_the_catalogue(tmp_path: Path) -> None:
                                 output=SimpleNamespace(items=outputs.items),
                                 params=SimpleNamespace(regions=[{"id": "A"}])))
     assert Path(outputs["fits"]).is_file() and Path(outputs["vot"]).is_file()
+
+
+def test_catalogue_after_failure_marks_the_missing_region(tmp_path: Path) -> None:
+    from astropy.table import Table
+
+    from ocdec.physics.region import catalogue_after_failure
+
+    good = tmp_path / "A" / "default" / "parameters.json"
+    write_json(good, {"status": "not_fitted", "reason": "no cluster found", "n_members": 0})
+    missing = tmp_path / "B" / "default" / "parameters.json"
+    outputs = {"fits": tmp_path / "c.fits", "vot": tmp_path / "c.vot",
+               "age_radius": tmp_path / "age_radius.png"}
+    catalogue_after_failure([good], outputs, regions=[{"id": "A"}])
+    assert not outputs["fits"].exists()  # nothing failed: the rule writes it
+    catalogue_after_failure([good, missing], outputs, regions=[{"id": "A"}, {"id": "B"}])
+    table = Table.read(outputs["fits"])
+    assert list(table["status"]) == ["not_fitted", "failed"]
+    assert "jobs failed" in table["reason"][1] and outputs["age_radius"].is_file()
+    # never raises, even when the regions do not match the files
+    catalogue_after_failure([missing], outputs, regions=[])

@@ -526,8 +526,12 @@ def test_failed_region_still_gives_the_catalogue_summary_and_reruns_alone(tmp_pa
     assert table["Bad_1"]["status"] == "failed"
     assert "pmra" in table["Bad_1"]["reason"], table["Bad_1"]["reason"]
     assert table["Good_1"]["status"] != "failed"
-    for name in ("offsets.png", "recovered.png"):
+    for name in ("offsets.png", "recovered.png", "catalogue.fits", "age_radius.png"):
         assert (work / "results" / name).is_file()
+    from astropy.table import Table
+
+    physics = Table.read(work / "results" / "catalogue.fits")
+    assert list(physics["status"])[list(physics["id"]).index("Bad_1")] == "failed"
     report = work / "report.html"
     snakemake("--report", str(report), *args[2:], cwd=work)
     catalogue = embedded_json(report.read_text(errors="replace"), "categories")["Catalogue"]
@@ -537,7 +541,9 @@ def test_failed_region_still_gives_the_catalogue_summary_and_reruns_alone(tmp_pa
 
     field.to_csv(data / "Bad_1.csv", index=False)  # the fix
     dry = snakemake("-n", *args, cwd=work).stdout
-    assert "Good_1" not in dry.split("rule summary")[0], "only the fixed region should rerun"
+    # the catalogue-wide jobs list every region's inputs; the per-region jobs come before them
+    per_region = re.split(r"rule (?:summary|parameters_catalogue):", dry)[0]
+    assert "Good_1" not in per_region, "only the fixed region should rerun"
     snakemake(*args, cwd=work)
     assert good_members.stat().st_mtime_ns == before
     assert rows()["Bad_1"]["status"] != "failed"

@@ -158,6 +158,8 @@ def read_parameters(paths: Sequence[PathLike]) -> list[dict[str, Any]]:
     for path in paths:
         try:
             out.append(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            out.append({"status": "failed", "reason": "no parameters: the region's jobs failed"})
         except (OSError, json.JSONDecodeError) as err:
             out.append({"status": "failed", "reason": f"{path}: {err}"})
     return out
@@ -191,3 +193,21 @@ def parameters_catalogue(
     if outputs.get("parameters_literature"):
         save(literature_figure(table), outputs["parameters_literature"])
     return table
+
+
+def catalogue_after_failure(
+    parameter_paths: Sequence[PathLike],
+    outputs: Mapping[str, PathLike],
+    *,
+    regions: Sequence[Mapping[str, Any]],
+) -> None:
+    """The catalogue despite failed regions (the workflow's error handler, beside
+    :func:`ocdec.results.failures.summary_after_failure`): a region without parameters.json is a
+    failed row, so the report still builds; a rerun after the fix redoes the catalogue, whose
+    inputs are then newer. Never raises (the real error is already reported)."""
+    try:
+        if all(Path(p).exists() for p in parameter_paths):
+            return  # nothing of ours failed: the parameters_catalogue rule writes it
+        parameters_catalogue(parameter_paths, outputs, regions=regions)
+    except Exception:  # noqa: BLE001 (the workflow's own error is already reported)
+        log.exception("the parameters catalogue could not be written after the failure")
