@@ -56,3 +56,25 @@ def test_babusiaux_dr2_members_match_their_table2(shared_data: Path, cluster: st
     assert abs(v["av"] / 3.1 - ref["E(B-V)"]) <= 0.05
     assert abs(v["distance_modulus"] - ref["DM"]) <= 0.1
     assert np.isfinite(v["mass_msun"])
+
+
+def test_cluster_found_by_the_default_method_in_a_real_dr3_field(shared_data: Path) -> None:
+    """NGC 7654 (M52) in a catalogue_sample box: the default method with the Dias priors the
+    workflow's regions carry, then the fit with each member's own DR3 zero point."""
+    from ocdec import ClusterPriors, find_members, read_stars
+    from ocdec.data.catalogue import read_dias_catalogue, regions_from_catalogue
+
+    stars = read_stars(shared_data / "fields" / "catalogue_sample" / "cluster_rudra_NGC7654.csv.gz")
+    assert "nu_eff_used_in_astrometry" in stars  # the zero-point inputs survive the reader
+    dias = regions_from_catalogue(read_dias_catalogue(shared_data / "openclust_dias2002"),
+                                  min_diameter_arcmin=0.0).set_index("id")
+    priors = ClusterPriors.from_region(dias.loc["NGC_7654"].to_dict())
+    found = find_members(stars, priors=priors, n_seeds=1)
+    members = stars.loc[found.member].assign(p_member=found.p_member[found.member])
+    v = fit_parameters(members, release="dr3").as_dict()
+    assert v["status"] == "ok", v["reason"]
+    assert v["parallax_zero_point_method"] != "global"  # Lindegren et al. 2021 per star
+    # reference: median of CG2020, Dias 2021, HR23: log age 7.92, A_V 1.95, DM 10.97
+    assert abs(v["log_age"] - 7.92) < 0.25
+    assert abs(v["av"] - 1.95) < 0.4
+    assert abs(v["distance_modulus"] - 10.97) < 0.15
