@@ -38,7 +38,8 @@ def test_config_reference_lists_every_setting() -> None:
                   schema, schema["$defs"], ""))}
     missing = [k for k in leaves if f"| `{k}` |" not in text]
     assert not missing
-    assert "| `tables.formats` | list of `parquet` \\| `fits` \\| `votable` \\| `csv` | `[]` |" in text
+    formats = "list of `parquet` \\| `fits` \\| `votable` \\| `csv`"
+    assert f"| `tables.formats` | {formats} | `[]` |" in text
     assert "| `characterize.default.dec.cluster_epochs` | integer (>= 0) |" in text
 
 
