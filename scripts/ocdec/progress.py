@@ -65,6 +65,8 @@ class Progress(AbstractContextManager["Progress"]):
         The stream a bar is drawn on, and whose TTY-ness picks the mode (default stderr).
     mode
         ``bar``, ``log`` or ``off``; default :func:`choose_mode`.
+    leave
+        Keep the finished bar on the screen (False for many short bars, e.g. DEC's per seed).
 
     Examples
     --------
@@ -78,7 +80,7 @@ class Progress(AbstractContextManager["Progress"]):
     def __init__(self, desc: str, total: int | None = None, *, unit: str = "it",
                  every_s: float = 30.0, logger: logging.Logger | None = None,
                  stream: IO[str] | None = None, mode: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 leave: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.desc, self.total, self.unit, self.every_s = desc, total, unit, float(every_s)
         self.logger = logger or log
         self.stream = sys.stderr if stream is None else stream
@@ -100,7 +102,7 @@ class Progress(AbstractContextManager["Progress"]):
             # of breaking it; file handlers (--log-file) are left alone and never see the bar.
             self._stack.enter_context(logging_redirect_tqdm())
             self._bar = tqdm(total=total, desc=desc, unit=f" {unit}", file=self.stream,
-                             dynamic_ncols=True, leave=True, unit_scale=unit == "rows")
+                             dynamic_ncols=True, leave=leave, unit_scale=unit == "rows")
 
     def update(self, n: int = 1, **fields: Any) -> None:
         """Advance by ``n`` steps; ``fields`` (loss, label change, chunks ...) are shown beside."""

@@ -495,9 +495,10 @@ def _cluster_change_rows(epoch: int, before: np.ndarray, after: np.ndarray, k: i
 
 
 def _progress(settings: DecSettings, seed: int, phase: str, total: int) -> Progress:
-    """Epochs of one DEC phase: a bar on a terminal, a log line every ``log_every_s`` otherwise."""
+    """Epochs of one DEC phase: a bar on a terminal (gone when done: the seed's summary line
+    stays), a log line every ``log_every_s`` otherwise."""
     return Progress(f"DEC seed {seed} {phase}", total, unit="epoch",
-                    every_s=settings.log_every_s, logger=log)
+                    every_s=settings.log_every_s, logger=log, leave=False)
 
 
 # ---------------------------------------------------------------------------------- training
