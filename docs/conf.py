@@ -41,7 +41,6 @@ nb_execution_show_tb = True
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"show-inheritance": False}
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 

@@ -53,7 +53,7 @@ def test_cli_reference_has_every_command() -> None:
 
 def test_api_reference_has_every_public_name() -> None:
     text = ocdec_docs.api_reference()
-    assert all(f"{module}.{name}\n" in text for name, module in ocdec._API.items())
+    assert all(f":: {module}.{name}\n" in text for name, module in ocdec._API.items())
 
 
 def test_every_page_is_reachable_and_the_tutorial_marks_the_parameters_step() -> None:

@@ -196,12 +196,15 @@ def api_reference() -> str:
         by_module.setdefault(module, []).append(name)
     lines = []
     for module, names in by_module.items():
-        lines += [f"## `{module}`", ""]
+        # autodoc writes reStructuredText, so its directives go in an eval-rst block
+        lines += [f"## `{module}`", "", "```{eval-rst}"]
         for name in names:
             obj = getattr(ocdec, name)
-            kind = "autoclass" if inspect.isclass(obj) else "autofunction"
-            lines += [f"```{{{kind}}} {module}.{name}", *([":members:"] if kind == "autoclass"
-                                                           else []), "```", ""]
+            if inspect.isclass(obj):
+                lines += [f".. autoclass:: {module}.{name}", "   :members:", ""]
+            else:
+                lines += [f".. autofunction:: {module}.{name}", ""]
+        lines += ["```", ""]
     return "\n".join(lines)
 
 
