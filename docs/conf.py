@@ -13,7 +13,6 @@ sys.path.insert(0, str(DOCS.parent / "scripts"))  # the package, installed or no
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(DOCS.parent / "scripts"), os.environ.get("PYTHONPATH")) if p)
 os.environ.setdefault("OCDEC_PROGRESS", "log")  # no progress bars in executed cells
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "ocdec"
 author = "the ocdec developers"
