@@ -109,10 +109,10 @@ class Progress(AbstractContextManager["Progress"]):
         self.n += n
         self.fields.update(fields)
         if self._bar is not None:
-            self._bar.update(n)
-            if fields:
+            if fields:  # before update(), which redraws
                 self._bar.set_postfix({k: _plain(v) for k, v in self.fields.items()},
                                       refresh=False)
+            self._bar.update(n)
         elif self.mode == "log":
             now = self._clock()
             finished = self.total is not None and self.n >= self.total
