@@ -13,6 +13,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 from ocdec.characterize import characterize_region  # noqa: E402
 from ocdec.logs import configure_logging  # noqa: E402
 from ocdec.runner import run_rule  # noqa: E402
+from ocdec.tables import export_members  # noqa: E402
 
 
 def main(smk: Any) -> None:
@@ -28,6 +29,10 @@ def main(smk: Any) -> None:
         jax_cache_dir=smk.config["characterize"].get("jax_cache_dir", ".cache/jax"),
         provenance={"region": smk.wildcards.region},
     )
+    # tables.formats: members.fits / .vot / .csv beside members.parquet
+    formats = smk.config.get("tables", {}).get("formats", [])
+    export_members(smk.output.members, formats,
+                   {"method": smk.params.method, "region": smk.wildcards.region})
 
 
 if __name__ == "__main__":

@@ -132,6 +132,17 @@ def test_gpu_is_requested_when_config_asks(tmp_path: Path) -> None:
     assert gpus == {"1"}
 
 
+def test_table_formats_add_members_and_summary_outputs(tmp_path: Path) -> None:
+    overlay = tmp_path / "tables.yaml"
+    overlay.write_text(yaml.safe_dump({"tables": {"formats": ["fits", "votable", "csv"]}}))
+    jobs = dry_run_jobs("--configfile", "config/offline.yaml", str(overlay))
+    thesis = next(j for j in jobs if j["rule"] == "characterize_thesis")
+    for name in ("members.parquet", "members.fits", "members.vot", "members.csv"):
+        assert f"/thesis/{name}" in thesis["output"]
+    table = next(j for j in jobs if j["rule"] == "summary")["output"]
+    assert all(f"results/summary.{s}" in table for s in ("tsv", "fits", "vot", "csv"))
+
+
 def test_rulegraph_lint_and_inspection_commands() -> None:
     graph = snakemake("--configfile", "config/offline.yaml", "--rulegraph").stdout
     for rule in ("simulate", *RULES[1:], "all"):

@@ -27,6 +27,10 @@ HISTORY = "history.tsv"
 COMPARISON = "comparison.tsv"
 PLOTS = "plots"
 CATALOGUE_TABLE = "summary.tsv"
+#: Formats the members tables and the catalogue summary can also be written in, with their file
+#: suffix (``ocdec.tables``; members.parquet and summary.tsv are always written).
+TABLE_FORMATS: dict[str, str] = {"parquet": "parquet", "fits": "fits", "votable": "vot",
+                                 "csv": "csv"}
 
 # Per-region figures (always all of them, so the job graph is static; a skipped region's figures
 # say why) and catalogue figures, with the labels the report shows. Captions:
@@ -55,6 +59,12 @@ def method_files(tables: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
     names = {"members": MEMBERS, "summary": SUMMARY, "history": HISTORY}
     names.update({table: table_name(table) for table in tables})
     return names
+
+
+def table_file(path: str, fmt: str) -> str:
+    """``path`` with the suffix of table format ``fmt`` (members.parquet -> members.fits)."""
+    stem, _, _ = path.rpartition(".")
+    return f"{stem}.{TABLE_FORMATS[fmt]}"
 
 
 def region_dir(results: PathLike, region: str) -> Path:

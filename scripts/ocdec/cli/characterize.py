@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ocdec.errors import OcdecError
 from ocdec.methods.registry import method_names
+from ocdec.products import TABLE_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "characterize", help="find the open cluster in one star file and write its members",
         description="Find the open cluster in FIELD (CSV, FITS, VOTable, ECSV or Parquet; Gaia "
         "archive or VizieR column names) and write DIR/members.parquet, DIR/summary.json and "
-        "DIR/history.tsv (and the method's own tables, e.g. thesis mode's DIR/silhouette.tsv).")
+        "DIR/history.tsv (and the method's own tables, e.g. thesis mode's DIR/silhouette.tsv); "
+        "--format adds DIR/members.fits, .vot or .csv.")
     p.add_argument("field", metavar="FIELD", help="star table")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--ra", type=float, help="catalogue centre RA (deg)")
@@ -34,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--settings", metavar="YAML",
                    help="settings as in the workflow config's 'characterize' section, e.g. "
                    "'default: {window_sigma: 10}' or 'hdbscan: {min_cluster_size: 20}'")
+    p.add_argument("--format", dest="formats", nargs="+", choices=list(TABLE_FORMATS),
+                   default=["parquet"], metavar="FMT",
+                   help="members table formats: parquet (always written, read by 'ocdec "
+                   "validate' and the workflow), fits, votable, csv (ECSV); written with "
+                   "astropy with units and column descriptions (default: parquet)")
     p.add_argument("--no-dec", action="store_true",
                    help="default method: the error-aware mixture alone, no DEC refinement (faster)")
     p.set_defaults(func=run)
@@ -44,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from ocdec.data.columns import read_stars
     from ocdec.io import check_writable_dir
     from ocdec.methods.priors import ClusterPriors
+    from ocdec.products import MEMBERS
+    from ocdec.tables import export_members
 
     if args.radius is not None and args.radius <= 0:
         raise OcdecError(f"--radius must be positive, got {args.radius}")
@@ -61,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     summary = characterize(stars, args.out, method=args.method, priors=priors, seed=args.seed,
                            n_seeds=args.n_seeds, settings=settings,
                            provenance={"source": "local", "input": str(args.field)})
+    export_members(Path(args.out) / MEMBERS, args.formats,
+                   {"method": args.method, "input": str(args.field)})
     print(f"{summary['n_members']} members of {summary['n_stars']} stars: "
           f"pmra {_fmt(summary['pmra'])} pmdec {_fmt(summary['pmdec'])} "
           f"parallax {_fmt(summary['parallax'], 4)}; seed Jaccard "

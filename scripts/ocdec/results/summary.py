@@ -22,6 +22,7 @@ from ocdec.io import write_tsv
 from ocdec.methods.astrometry import ASTROMETRY, MEANS_WITH_ERRORS
 from ocdec.methods.registry import PRIMARY, REGISTRY
 from ocdec.products import read_json
+from ocdec.progress import track
 from ocdec.results.comparison import offset_sigma
 
 _OTHER_METHODS = tuple(name for name in REGISTRY if name != PRIMARY)
@@ -294,7 +295,7 @@ def catalogue_summary(
         first = next(iter(per_method.values()), {})
         regions = [{"id": rid} for rid in (list(status) or list(first))]
     rows = []
-    for region in regions:
+    for region in track(regions, "catalogue summary", unit="regions"):
         rid = str(region["id"])
         # a method the workflow runs must have its file; absent ones make a failed row
         paths = {m: per_method[m].get(rid, str(products.method_dir("results", rid, m)
