@@ -152,8 +152,15 @@ class HdbscanMethod:
         strength[usable] = model.probabilities_
         scores = group_scores(stars, labels, priors, settings)
         if scores.empty or not np.isfinite(scores["log_score"].iloc[0]):
-            raise OcdecError("HDBSCAN found no group compatible with the catalogue's cluster; "
-                             "no cluster found")
+            # not found is a result (ocdec.verdict): no members, and why
+            none = np.zeros(n, bool)
+            return MethodResult(
+                p_member=np.zeros(n), member=none, group=labels,
+                parameters=cluster_parameters(stars, none),
+                summary={"seeds": [], "seed_jaccard": None, "seed_jaccard_min": None,
+                         "stages": {"hdbscan": fit_s}, "n_groups": int(len(scores)),
+                         "reason": f"HDBSCAN found {len(scores)} groups, none compatible with "
+                                   "the catalogue's cluster"})
         best = scores.iloc[0]
         member = labels == int(best["group"])
         p_member = np.where(member, strength, 0.0)
