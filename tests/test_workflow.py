@@ -344,7 +344,7 @@ def test_small_offline_run_produces_every_file_and_the_report(tmp_path: Path) ->
         summary = json.loads((work / "results" / "Tiny_1" / method / "summary.json").read_text())
         assert summary["status"] == "skipped"
         done = json.loads((work / "results" / "NGC_2682" / method / "summary.json").read_text())
-        assert done["status"] == "done" and done["n_members"] > 0
+        assert done["status"] == "found" and done["n_members"] > 0
     with (work / "results" / "summary.tsv").open(newline="") as handle:
         rows = {row["region"]: row for row in csv.DictReader(handle, delimiter="\t")}
     assert set(rows) == {"NGC_2682", "Tiny_1"}

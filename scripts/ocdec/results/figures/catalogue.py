@@ -31,6 +31,7 @@ from ocdec.results.figures.style import (
     legend_entries,
     note,
 )
+from ocdec.verdict import FOUND
 
 SIGMA_TICKS = (-1000, -100, -10, -3, -1, 0, 1, 3, 10, 100, 1000)
 _COLUMN_LABELS = {"pmra": LABEL_PMRA, "pmdec": LABEL_PMDEC, "parallax": LABEL_PLX}
@@ -94,7 +95,7 @@ def offsets_figure(summary: pd.DataFrame) -> Figure:
         labels = []
         for _, row in summary.iterrows():
             status = str(row.get("status", ""))
-            labels.append(str(row["region"]) + ("" if status == "done" else f" ({status})"))
+            labels.append(str(row["region"]) + ("" if status == FOUND else f" ({status})"))
         axes[0].set_yticks(y, labels)
         axes[0].set_ylim(len(regions) - 0.5, -0.5)
         handles, hl = legend_entries(axes[0])
