@@ -191,9 +191,8 @@ def null_maxima(ast: Astrometry, priors: ClusterPriors, peak_settings: PeakSetti
     # a cluster's width at each star's parallax, as the peak search's cell
     speed = np.clip(ast.parallax, 0.0, None) / KMS_PER_MASYR_KPC * peak_settings.sigma_v_kms
     width = np.hypot(speed, np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2))
-    # the centre (not the motion) is kept: sky concentration is measured about it
-    centre = ClusterPriors(ra=priors.ra, dec=priors.dec, radius_deg=priors.radius_deg,
-                           parallax=priors.parallax)
+    # the search the observed peaks had: every parallax, concentration about the centre
+    centre = ClusterPriors(ra=priors.ra, dec=priors.dec, radius_deg=priors.radius_deg)
     out = []
     for _ in range(s.n_resamples):
         perm = rng.permutation(len(ast))

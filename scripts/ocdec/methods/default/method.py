@@ -125,7 +125,10 @@ def _detect(ast: Astrometry, priors: ClusterPriors, settings: MemberSettings
             ) -> tuple[Group | None, list[Group], str]:
     """Every group of the cone with its false-alarm probability, the target among them (None:
     not found) and why not."""
-    peaks = score_peaks(ast, find_peaks(ast, priors, settings.peaks), priors, settings.peaks)
+    # Every parallax is searched, not just a bracket around the catalogue's: the groups table
+    # lists every group of the cone, and a distant cluster's catalogue parallax may be far off.
+    search = ClusterPriors(ra=priors.ra, dec=priors.dec, radius_deg=priors.radius_deg)
+    peaks = score_peaks(ast, find_peaks(ast, search, settings.peaks), priors, settings.peaks)
     groups = describe_groups(ast, peaks, priors, settings.groups)
     if groups:
         maxima = null_maxima(ast, priors, settings.peaks, settings.groups)
