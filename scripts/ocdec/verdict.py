@@ -128,16 +128,24 @@ MATCH_PLX_REL = 0.2  # relative parallax tolerance, added to twice the group's p
 
 def known_as(groups: pd.DataFrame, table: pd.DataFrame | None) -> list[str]:
     """For each group, the name of the published cluster it matches (nearest in proper motion
-    among those matching in sky, motion and parallax), "" where none: a candidate. ``table`` as
-    read by :func:`ocdec.results.cluster_tables.read_cluster_table`."""
+    among those matching in sky, motion and parallax; the first table that has one where several
+    were read), "" where none: a candidate. ``table`` as read by
+    :func:`ocdec.results.cluster_tables.read_cluster_table` (or several concatenated), names with
+    spaces for underscores (CG2020's "Melotte_20" is "Melotte 20")."""
     if table is None or table.empty or groups.empty:
         return [""] * len(groups)
+    if "source" in table and table["source"].nunique() > 1:
+        names = [""] * len(groups)
+        for source in table["source"].unique():  # in the order the tables were given
+            found = known_as(groups, table[table["source"] == source].drop(columns="source"))
+            names = [n or f for n, f in zip(names, found, strict=True)]
+        return names
     from ocdec.methods.default.sky import angular_separation_deg
 
     pmra, pmdec, plx = (table[c].to_numpy(float) for c in ("pmra", "pmdec", "parallax"))
     ra, dec = table["ra"].to_numpy(float), table["dec"].to_numpy(float)
     r50 = np.nan_to_num(table["r50_deg"].to_numpy(float), nan=0.0)
-    names = table["name"].astype(str).to_numpy()
+    names = table["name"].astype(str).str.replace("_", " ").to_numpy()
     out = []
     for g in groups.itertuples():
         dpm = np.hypot(pmra - g.pmra, pmdec - g.pmdec)
