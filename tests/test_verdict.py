@@ -69,6 +69,11 @@ def test_known_as_names_a_matching_cluster_and_leaves_candidates_empty() -> None
                            "parallax_width": [0.05, 0.05, 0.05]})
     assert verdict.known_as(groups, table) == ["NGC 1", "", ""]
     assert verdict.known_as(groups, None) == ["", "", ""]
+    # without positions: named only within the catalogue's cone
+    blind = groups.assign(ra=math.nan, dec=math.nan)
+    assert verdict.known_as(blind, table) == ["", "", ""]
+    cone = ClusterPriors(ra=10.5, dec=0.0, radius_deg=1.0)
+    assert verdict.known_as(blind, table, cone) == ["NGC 1", "NGC 1", ""]
 
 
 # --- not found is a result ----------------------------------------------------------------------

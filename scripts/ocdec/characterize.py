@@ -152,7 +152,7 @@ def judge(stars: pd.DataFrame, result: MethodResult, priors: ClusterPriors,
                              parameters=cluster_parameters(stars, np.zeros(n, bool)))
     groups["target"] = groups["target"].fillna(False).astype(bool)
     groups["compatible"] = groups["compatible"].astype("boolean")
-    groups["known_as"] = verdict.known_as(groups, known)
+    groups["known_as"] = verdict.known_as(groups, known, priors)
     believable = ~(pd.to_numeric(groups["false_alarm_probability"], errors="coerce")
                    > verdict.MAX_FALSE_ALARM)
     unknown = int((believable & ~groups["target"] & (groups["known_as"] == "")).sum())

@@ -126,18 +126,23 @@ MATCH_PM_FLOOR = 1.0  # mas/yr, added to twice the group's proper-motion width
 MATCH_PLX_REL = 0.2  # relative parallax tolerance, added to twice the group's parallax width
 
 
-def known_as(groups: pd.DataFrame, table: pd.DataFrame | None) -> list[str]:
+def known_as(groups: pd.DataFrame, table: pd.DataFrame | None,
+             priors: ClusterPriors | None = None) -> list[str]:
     """For each group, the name of the published cluster it matches (nearest in proper motion
     among those matching in sky, motion and parallax; the first table that has one where several
     were read), "" where none: a candidate. ``table`` as read by
     :func:`ocdec.results.cluster_tables.read_cluster_table` (or several concatenated), names with
-    spaces for underscores (CG2020's "Melotte_20" is "Melotte 20")."""
+    spaces for underscores (CG2020's "Melotte_20" is "Melotte 20"). A group without a sky centre
+    (a field without positions) is placed at the catalogue's centre, within its cone, where
+    ``priors`` give one; else it is not named (motion and parallax alone match clusters all over
+    the sky)."""
     if table is None or table.empty or groups.empty:
         return [""] * len(groups)
     if "source" in table and table["source"].nunique() > 1:
         names = [""] * len(groups)
         for source in table["source"].unique():  # in the order the tables were given
-            found = known_as(groups, table[table["source"] == source].drop(columns="source"))
+            found = known_as(groups, table[table["source"] == source].drop(columns="source"),
+                             priors)
             names = [n or f for n, f in zip(names, found, strict=True)]
         return names
     from ocdec.methods.default.sky import angular_separation_deg
@@ -152,11 +157,18 @@ def known_as(groups: pd.DataFrame, table: pd.DataFrame | None) -> list[str]:
         ok = dpm <= 2 * _width(g.pm_width) + MATCH_PM_FLOOR
         ok &= np.abs(plx - g.parallax) <= 2 * _width(g.parallax_width) + MATCH_PLX_REL * abs(
             g.parallax)
-        if _finite(g.ra, g.dec):
-            sep = np.full(len(table), np.inf)
-            near = ok & np.isfinite(ra) & np.isfinite(dec)
-            sep[near] = angular_separation_deg(ra[near], dec[near], float(g.ra), float(g.dec))
-            ok &= sep <= np.maximum(MATCH_R50 * r50, MATCH_SKY_FLOOR_DEG)
+        centre, reach = (g.ra, g.dec), np.maximum(MATCH_R50 * r50, MATCH_SKY_FLOOR_DEG)
+        if not _finite(g.ra, g.dec):
+            if priors is None or not priors.has_centre:
+                out.append("")
+                continue
+            centre = (priors.ra, priors.dec)
+            reach = np.maximum(reach, priors.radius_deg or 0.0)
+        sep = np.full(len(table), np.inf)
+        near = ok & np.isfinite(ra) & np.isfinite(dec)
+        sep[near] = angular_separation_deg(ra[near], dec[near], float(centre[0]),
+                                           float(centre[1]))
+        ok &= sep <= reach
         hits = np.flatnonzero(ok)
         out.append(str(names[hits[np.argmin(dpm[hits])]]) if hits.size else "")
     return out
