@@ -215,15 +215,25 @@ def false_alarm(stat: float, maxima: np.ndarray, min_spread: float = 1.0) -> flo
     return float(-np.expm1(-math.exp(-(stat - mu) / beta)))
 
 
+# Groups whose combined tension is within this of the nearest count as equally near (the same
+# distant cluster found in two parallax slabs: a Dias distance, often a factor 2 off, must not
+# pick the weaker copy); the strongest of them is the target.
+TENSION_TIE = 0.25
+
+
 def choose_target(groups: list[Group], priors: ClusterPriors) -> Group | None:
     """The believable group compatible with the catalogue's cluster that is nearest it (combined
-    tension); with no catalogue value, the one with the best peak score. None: not found."""
+    tension, ties within :data:`TENSION_TIE` to the strongest); with no catalogue value, the one
+    with the best peak score. None: not found."""
     ok = [g for g in groups if g.believable and g.compatible]
     if not ok:
         return None
     if all(not any(v is not None for v in (g.tension or {}).values()) for g in ok):
         return max(ok, key=lambda g: (g.peak.score, g.significance))
-    return min(ok, key=lambda g: verdict.combined_tension(g.tension or {}))
+    tension = {id(g): verdict.combined_tension(g.tension or {}) for g in ok}
+    nearest = min(tension.values())
+    near = [g for g in ok if tension[id(g)] <= nearest + TENSION_TIE]
+    return max(near, key=lambda g: (g.statistic, g.significance))
 
 
 def not_found_reason(groups: list[Group], priors: ClusterPriors) -> str:
