@@ -4,7 +4,11 @@ Plain clustering of a whole cone does not isolate a cluster of a few hundred sta
 field dominates every centroid. So the default works in steps, one module each:
 
 1. **Peak search** (:mod:`~ocdec.methods.default.peaks`): overdensities in proper motion within
-   parallax slabs, ranked by significance, sky concentration and the catalogue priors.
+   parallax slabs, ranked by significance, sky concentration and the catalogue priors. They become
+   the cone's **groups** (:mod:`~ocdec.methods.default.groups`: split on the sky, each with a
+   false-alarm probability from field resamples); the target is the believable group compatible
+   with the catalogue's cluster (:mod:`ocdec.verdict`), and without one the cluster is not found
+   (no members, a reason: a result, not an error).
 2. **Candidates and the initial split** (:mod:`~ocdec.methods.default.mixture`): around the chosen
    peak, a cluster + field mixture fitted by extreme deconvolution (each star's errors convolved
    in; the error model in :mod:`~ocdec.methods.default.stars`, the sky profile in
@@ -195,7 +199,7 @@ def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
     return MembershipResult(
         p_member=p_member, member=p_member >= settings.threshold, group=group, history=history,
         seeds=list(settings.seeds), seed_jaccard=jac_mean, seed_jaccard_min=jac_min, peak=peak,
-        peaks=[g.peak for g in groups], model=model.summary(), stages=stages,
+        peaks=_peaks_of(groups), model=model.summary(), stages=stages,
         diagnostics=diagnostics, groups=groups, target=target)
 
 
@@ -206,7 +210,12 @@ def _not_found(n: int, settings: MemberSettings, groups: list[Group], reason: st
         p_member=np.zeros(n), member=np.zeros(n, bool), group=np.full(n, -1, np.int64),
         history=pd.DataFrame(columns=["seed", "phase", "epoch", "loss", "label_change"]),
         seeds=list(settings.seeds), seed_jaccard=math.nan, seed_jaccard_min=math.nan, peak=None,
-        peaks=[g.peak for g in groups], model={}, stages=stages, groups=groups, reason=reason)
+        peaks=_peaks_of(groups), model={}, stages=stages, groups=groups, reason=reason)
+
+
+def _peaks_of(groups: list[Group]) -> list[Peak]:
+    """The groups' peaks, once each (a peak split on the sky gives several groups)."""
+    return list({id(g.peak): g.peak for g in groups}.values())
 
 
 def _mixture_membership(ast: Astrometry, model: ClusterModel, settings: MemberSettings
