@@ -116,6 +116,11 @@ def test_not_found_rows_reach_the_summary_table_and_the_figures(empty_field, tmp
     assert row["status"] == "not_found" and row["reason"] and row["n_members"] == 0
     table = summary_table([row])
     assert "1 regions: 0 found, 1 not found" in verdict_counts(table)
+    from ocdec.results.figures import catalogue_figures
+
+    for fig in catalogue_figures(table).values():
+        texts = [t.get_text() for t in fig.texts]
+        assert any("0 found, 1 not found" in t for t in texts)
     written = region_plots(tmp_path / "plots", {"id": "Empty_1"}, method_dirs={"default": out})
     assert {p.stem for p in written} == {"overview", "methods", "silhouette", "training",
                                          "groups"}

@@ -112,6 +112,24 @@ def decide(n_members: int, tension: Mapping[str, float | None],
     return FOUND, ""
 
 
+def tally(statuses: Any, unknown_groups: Any = ()) -> str:
+    """ "12 regions: 9 found, 2 not found, 1 other; 3 unknown groups": the catalogue's count of
+    verdicts (``statuses`` one per region) and of believable groups matching no published
+    cluster."""
+    statuses = [str(s) for s in statuses]
+    found, missed = statuses.count(FOUND), statuses.count(NOT_FOUND)
+    unknown = int(sum(float(v) for v in unknown_groups if _finite(_float(v))))
+    return (f"{len(statuses)} regions: {found} found, {missed} not found, "
+            f"{len(statuses) - found - missed} other; {unknown} unknown groups")
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None  # pandas' NA and non-numbers
+
+
 def _finite(*values: float | None) -> bool:
     return all(v is not None and math.isfinite(v) for v in values)
 

@@ -26,7 +26,7 @@ from ocdec.methods.astrometry import ASTROMETRY, MEANS_WITH_ERRORS
 from ocdec.methods.registry import PRIMARY, REGISTRY
 from ocdec.products import read_json
 from ocdec.results.comparison import offset_sigma
-from ocdec.verdict import FOUND, NOT_FOUND, RESULT_STATUSES
+from ocdec.verdict import FOUND, RESULT_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -245,11 +245,9 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 def verdict_counts(table: pd.DataFrame) -> str:
     """ "12 regions: 9 found, 2 not found, 1 other; 3 unknown groups" (the catalogue's tally)."""
-    status = table["status"].astype(str)
-    found, missed = int((status == FOUND).sum()), int((status == NOT_FOUND).sum())
-    unknown = pd.to_numeric(table["n_unknown_groups"], errors="coerce").sum()
-    return (f"{len(table)} regions: {found} found, {missed} not found, "
-            f"{len(table) - found - missed} other; {int(unknown)} unknown groups")
+    from ocdec.verdict import tally
+
+    return tally(table["status"], pd.to_numeric(table["n_unknown_groups"], errors="coerce"))
 
 
 def write_summary(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
