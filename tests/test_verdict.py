@@ -141,7 +141,10 @@ def test_every_method_is_judged(tmp_path) -> None:
                            settings=method_settings("hdbscan", config))
     assert summary["status"] == "not_found" and summary["n_members"] == 0
     groups = pd.read_csv(tmp_path / "near" / "groups.tsv", sep="\t")
-    assert len(groups) == 1 and bool(groups["target"].iloc[0])
+    # every HDBSCAN group is listed, the picked one as the target
+    assert len(groups) == near["n_groups"] and groups["target"].sum() == 1
+    target = groups[groups["target"]].iloc[0]
+    assert abs(target["pmra"] + 5.0) < 0.1 and target["n_members"] == near["n_members"]
 
 
 # --- real fields (../shared/data) ---------------------------------------------------------------

@@ -134,6 +134,34 @@ def _finite(*values: float | None) -> bool:
     return all(v is not None and math.isfinite(v) for v in values)
 
 
+def groups_from_labels(stars: pd.DataFrame, labels: np.ndarray, priors: ClusterPriors,
+                       target: int | None = None) -> pd.DataFrame:
+    """groups.tsv rows of a method whose groups are star labels (HDBSCAN: every group it found,
+    label -1 the field): median astrometry, sky centre, size, tension; ``target`` the label taken
+    as the cluster (None: none). No significance or false-alarm probability."""
+    import pandas as pd
+
+    from ocdec.methods.astrometry import sky_centre_and_r50
+
+    rows = []
+    for g in np.unique(labels[labels >= 0]):
+        sel = stars.loc[labels == g]
+        med = {c: float(np.nanmedian(sel[c])) for c in ("pmra", "pmdec", "parallax")}
+        sky = sky_centre_and_r50(sel)
+        t = prior_tension(priors, med["pmra"], med["pmdec"], med["parallax"], sky["ra"],
+                          sky["dec"])
+        rows.append({"group": int(g), **med, "ra": sky["ra"], "dec": sky["dec"],
+                     "n_members": len(sel), "significance": math.nan,
+                     "false_alarm_probability": math.nan, "tension_centre": t["centre"],
+                     "tension_pm": t["pm"], "tension_parallax": t["parallax"],
+                     "compatible": compatible(t), "target": target is not None and g == target,
+                     "known_as": "",
+                     "pm_width": float(np.hypot(np.nanstd(sel["pmra"]), np.nanstd(sel["pmdec"]))
+                                       / math.sqrt(2)),
+                     "parallax_width": float(np.nanstd(sel["parallax"]))})
+    return pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
+
+
 # --- known clusters --------------------------------------------------------------------------
 
 # A group is a published cluster when its sky centre is within this many of the cluster's r50 (or

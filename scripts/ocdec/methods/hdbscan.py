@@ -28,6 +28,7 @@ from ocdec.errors import OcdecError
 from ocdec.methods.astrometry import ASTROMETRY, cluster_parameters, sky_centre_and_r50
 from ocdec.methods.base import MethodResult
 from ocdec.methods.priors import ClusterPriors
+from ocdec.verdict import groups_from_labels
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ class HdbscanMethod:
                 summary={"seeds": [], "seed_jaccard": None, "seed_jaccard_min": None,
                          "stages": {"hdbscan": fit_s}, "n_groups": int(len(scores)),
                          "reason": f"HDBSCAN found {len(scores)} groups, none compatible with "
-                                   "the catalogue's cluster"})
+                                   "the catalogue's cluster"},
+                groups=groups_from_labels(stars, labels, priors))
         best = scores.iloc[0]
         member = labels == int(best["group"])
         p_member = np.where(member, strength, 0.0)
@@ -173,7 +175,8 @@ class HdbscanMethod:
                    "n_groups": int(len(scores)), "cluster_group": int(best["group"]),
                    "groups": scores.head(10).to_dict("records")}
         return MethodResult(p_member=p_member, member=member, group=labels,
-                            parameters=cluster_parameters(stars, member), summary=summary)
+                            parameters=cluster_parameters(stars, member), summary=summary,
+                            groups=groups_from_labels(stars, labels, priors, int(best["group"])))
 
 
 METHOD = HdbscanMethod()
