@@ -106,8 +106,21 @@ def _core(ast: Astrometry, peak: Peak) -> tuple[np.ndarray, np.ndarray]:
         dpm < 6 * peak.pm_scale)
 
 
-def sky_clumps(ast: Astrometry, core: np.ndarray, control: np.ndarray, s: GroupSettings
-               ) -> list[tuple[np.ndarray, float]]:
+def field_plane(ast: Astrometry) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every star's tangent-plane offsets about the field's centre (a mean unit vector: safe
+    across RA = 0 and near a pole); None without positions."""
+    if not ast.has_sky:
+        return None
+    import pandas as pd
+
+    from ocdec.methods.astrometry import sky_centre_and_r50
+
+    c = sky_centre_and_r50(pd.DataFrame({"ra": ast.ra, "dec": ast.dec}))
+    return tangent_plane(ast.ra, ast.dec, c["ra"], c["dec"])
+
+
+def sky_clumps(plane: tuple[np.ndarray, np.ndarray] | None, core: np.ndarray,
+               control: np.ndarray, s: GroupSettings) -> list[tuple[np.ndarray, float]]:
     """Separate sky maxima of the core stars: (mask of core stars within two cells of it,
     significance) for each, strongest first; empty where the core is not clumped on the sky.
 
@@ -115,10 +128,9 @@ def sky_clumps(ast: Astrometry, core: np.ndarray, control: np.ndarray, s: GroupS
     ``sky_box`` cells (so a second cluster beside a large one stands out of its wings, Orion) or
     the field there (the control ring's stars, scaled by the ratio of the areas in proper
     motion), whichever is higher."""
-    if not ast.has_sky or core.sum() < 10:
+    if plane is None or core.sum() < 10:
         return []
-    ra0, dec0 = float(np.median(ast.ra)), float(np.median(ast.dec))
-    xi, eta = tangent_plane(ast.ra, ast.dec, ra0, dec0)
+    xi, eta = plane
     lo, hi = float(min(xi.min(), eta.min())), float(max(xi.max(), eta.max())) + 1e-9
     edges = np.linspace(lo, hi, s.sky_cells + 1)
     cell = edges[1] - edges[0]
@@ -166,11 +178,12 @@ def describe_groups(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
                     s: GroupSettings) -> list[Group]:
     """The groups of scored peaks (a peak split on the sky gives one group per clump)."""
     groups: list[Group] = []
+    plane = field_plane(ast) if peaks else None
     for peak in peaks:
         core, control = _core(ast, peak)
         if core.sum() < 2:
             continue
-        clumps = sky_clumps(ast, core, control, s)
+        clumps = sky_clumps(plane, core, control, s)
         if len(clumps) > 1:
             # the clumps share the peak's statistic (and so its false-alarm probability)
             groups.extend(_group(ast, peak, near, sig) for near, sig in clumps)
