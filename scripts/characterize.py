@@ -1,6 +1,7 @@
 """Rule adapter (characterize_{method}): run one method on one region.
 
-A region the quality gate skipped gets the same files, marked skipped with the gate's reason.
+A region the quality gate skipped gets the same files, marked skipped with the gate's reason; the
+others end found or not_found, their groups named from reference.cluster_tables.
 """
 
 import os
@@ -28,6 +29,7 @@ def main(smk: Any) -> None:
         # From the config, not params: moving the cache must not rerun finished regions.
         jax_cache_dir=smk.config["characterize"].get("jax_cache_dir", ".cache/jax"),
         provenance={"region": smk.wildcards.region},
+        known_tables=list(smk.input.known),
     )
     # tables.formats: members.fits / .vot / .csv beside members.parquet
     formats = smk.config.get("tables", {}).get("formats", [])

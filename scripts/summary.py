@@ -1,5 +1,5 @@
-"""Rule adapter (summary): the catalogue-wide table (one row per region: done, skipped or failed
-and why) and the catalogue figures."""
+"""Rule adapter (summary): the catalogue-wide table (one row per region: found, not_found, skipped
+or failed, and why) and the catalogue figures."""
 
 from typing import Any
 

@@ -1,10 +1,10 @@
 """Where a run's products live and what they are called: one home for the file layout.
 
 A region's products sit under ``{results}/{region}/``: the quality gate's ``stars.parquet`` and
-``status.json``, one folder per method (``members.parquet``, ``summary.json``, ``history.tsv`` and
-the method's own tables), ``comparison.tsv`` and ``plots/{figure}.{format}``. The catalogue's are
-``{results}/summary.tsv`` and ``{results}/{figure}.{format}``. The workflow (``common.smk``), the
-command line and the library all take these names from here.
+``status.json``, one folder per method (``members.parquet``, ``summary.json``, ``history.tsv``,
+``groups.tsv`` and the method's own tables), ``comparison.tsv`` and ``plots/{figure}.{format}``.
+The catalogue's are ``{results}/summary.tsv`` and ``{results}/{figure}.{format}``. The workflow
+(``common.smk``), the command line and the library all take these names from here.
 
 Light on purpose (no pandas, matplotlib or JAX at import): the workflow imports it to build its
 job graph.
@@ -24,6 +24,7 @@ STATUS = "status.json"
 MEMBERS = "members.parquet"
 SUMMARY = "summary.json"
 HISTORY = "history.tsv"
+GROUPS = "groups.tsv"
 COMPARISON = "comparison.tsv"
 PLOTS = "plots"
 CATALOGUE_TABLE = "summary.tsv"
@@ -40,6 +41,7 @@ REGION_FIGURES: dict[str, str] = {
     "methods": "methods side by side",
     "silhouette": "K-Means silhouette",
     "training": "DEC training curves",
+    "groups": "groups in the cone",
 }
 CATALOGUE_FIGURES: dict[str, str] = {
     "offsets": "offsets from the references",
@@ -55,8 +57,9 @@ def table_name(table: str) -> str:
 
 
 def method_files(tables: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
-    """A method folder's files by key: members, summary, history and the method's own tables."""
-    names = {"members": MEMBERS, "summary": SUMMARY, "history": HISTORY}
+    """A method folder's files by key: members, summary, history, groups and the method's own
+    tables."""
+    names = {"members": MEMBERS, "summary": SUMMARY, "history": HISTORY, "groups": GROUPS}
     names.update({table: table_name(table) for table in tables})
     return names
 

@@ -77,8 +77,16 @@ MEMBER_COLUMNS: dict[str, tuple[str | None, str]] = {
 SUMMARY_COLUMNS: dict[str, tuple[str | None, str]] = {
     "region": (None, "region identifier (regions table id)"),
     "name": (None, "cluster name"),
-    "status": (None, "done, skipped or failed"),
-    "reason": (None, "why the region was skipped or failed"),
+    "status": (None, "found, not_found, skipped or failed"),
+    "reason": (None, "why the cluster was not found, or the region skipped or failed"),
+    "false_alarm_probability": (None, "how often the field without a cluster gives a detection "
+                                "this strong (resamples of the field itself)"),
+    "tension_centre": (None, "distance of the detection from the catalogue centre, in cone radii"),
+    "tension_pm": (None, "proper-motion offset from the catalogue's, in units of its typical "
+                   "uncertainty (3 mas/yr)"),
+    "tension_parallax": (None, "|ln parallax ratio| to the catalogue's, in units of its typical "
+                         "uncertainty (0.25)"),
+    "n_unknown_groups": (None, "significant groups in the cone matching no published cluster"),
     "n_input": (None, "stars in the region's input table"),
     "n_stars": (None, "stars kept by the quality cuts"),
     "n_members": (None, "members found"),

@@ -118,6 +118,11 @@ def reference_inputs(wildcards):
     return inputs
 
 
+def known_tables():
+    """Published cluster tables that name each cone's groups (groups.tsv known_as)."""
+    return list(config["reference"].get("cluster_tables", []))
+
+
 def simbad_cache_path(wildcards):
     # Kept apart from the rule's output, which Snakemake removes before a rerun.
     return f"resources/reference/simbad/{wildcards.region}.json"
