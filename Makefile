@@ -4,7 +4,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CORES ?= 2
 
-.PHONY: run report test lint clean-results
+DOCS_STAMP := $(VENV)/.docs-stamp
+
+.PHONY: run report test lint docs clean-results
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,6 +25,15 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests
 	$(VENV)/bin/snakefmt --check Snakefile workflow
 	$(VENV)/bin/pytest
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[test,docs]'
+	touch $(DOCS_STAMP)
+
+# the documentation site, offline, into docs/_build/html (warnings are errors; the tutorial runs)
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check scripts tests

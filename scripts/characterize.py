@@ -1,6 +1,7 @@
 """Rule adapter (characterize_{method}): run one method on one region.
 
-A region the quality gate skipped gets the same files, marked skipped with the gate's reason.
+A region the quality gate skipped gets the same files, marked skipped with the gate's reason; the
+others end found or not_found, their groups named from reference.cluster_tables.
 """
 
 import os
@@ -13,6 +14,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 from ocdec.characterize import characterize_region  # noqa: E402
 from ocdec.logs import configure_logging  # noqa: E402
 from ocdec.runner import run_rule  # noqa: E402
+from ocdec.tables import export_members  # noqa: E402
 
 
 def main(smk: Any) -> None:
@@ -27,7 +29,12 @@ def main(smk: Any) -> None:
         # From the config, not params: moving the cache must not rerun finished regions.
         jax_cache_dir=smk.config["characterize"].get("jax_cache_dir", ".cache/jax"),
         provenance={"region": smk.wildcards.region},
+        known_tables=list(smk.input.known),
     )
+    # tables.formats: members.fits / .vot / .csv beside members.parquet
+    formats = smk.config.get("tables", {}).get("formats", [])
+    export_members(smk.output.members, formats,
+                   {"method": smk.params.method, "region": smk.wildcards.region})
 
 
 if __name__ == "__main__":

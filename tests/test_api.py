@@ -30,7 +30,7 @@ def test_import_is_light_and_names_resolve() -> None:
 
 def test_products_layout_follows_the_registry() -> None:
     assert products.method_files(REGISTRY["thesis"].tables)["silhouette"] == "silhouette.tsv"
-    assert set(products.method_files()) == {"members", "summary", "history"}
+    assert set(products.method_files()) == {"members", "summary", "history", "groups"}
     summary = products.method_file("default", products.SUMMARY)
     assert summary == "results/{region}/default/summary.json"
     assert products.figure_file("overview", region="NGC_1") == "results/NGC_1/plots/overview.png"

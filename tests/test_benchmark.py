@@ -166,7 +166,7 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     assert field["default"]["stages"]["plots"]["wall_s"] == 0
     run = tmp_path / "work" / "runs" / "scaling_4000"
     assert {p.name for p in (run / "plots").iterdir()} == {
-        "overview.png", "methods.png", "silhouette.png", "training.png"}
+        "overview.png", "methods.png", "silhouette.png", "training.png", "groups.png"}
     assert not (run / "thesis").exists()
     table = (run / "comparison.tsv").read_text().splitlines()
     assert table[0].startswith("method\t") and any(r.startswith("default\t") for r in table)

@@ -42,7 +42,7 @@ def test_default_products_follow_the_contract(field, tmp_path) -> None:
 
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert SUMMARY_KEYS <= set(saved)
-    assert saved["method"] == "default" and saved["status"] == "done"
+    assert saved["method"] == "default" and saved["status"] == "found"
     assert saved["seeds"] == [2, 3, 4]
     assert saved["n_members"] == int(members["member"].sum()) == summary["n_members"]
     # Top-level numbers are the members' parameters.

@@ -48,7 +48,7 @@ def summaries() -> tuple[dict, dict]:
     default.update(
         n_stars=len(stars),
         method="default",
-        status="done",
+        status="found",
         seeds=[0, 1, 2],
         seed_jaccard=0.98,
         seed_jaccard_min=0.96,
@@ -65,7 +65,7 @@ def summaries() -> tuple[dict, dict]:
         "dec_filtered": cluster_parameters(stars, filt),
     }
     thesis = dict(sel["dec_filtered"])
-    thesis.update(n_stars=len(stars), method="thesis", status="done", selections=sel, kmeans_k=4)
+    thesis.update(n_stars=len(stars), method="thesis", status="found", selections=sel, kmeans_k=4)
     return default, thesis
 
 

@@ -845,3 +845,16 @@ def test_refused_login_message_says_it_once(private_server: TapServer, tmp_path:
                  client_factory=loopback_client)
     message = str(err.value).replace(str(credentials), "CREDENTIALS")
     assert message.count("login as 'alice'") == 1 and message.count("refused") == 1, message
+
+
+def test_download_progress_is_rows_and_chunks_in_a_log(server: TapServer, tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not on a terminal (a rule log): one plain line per chunk with rows so far, no bar."""
+    monkeypatch.setenv("OCDEC_PROGRESS", "log")
+    with caplog.at_level(logging.INFO, logger="ocdec"):
+        download(server, tmp_path / "NGC_2632.parquet")
+    lines = [r.getMessage() for r in caplog.records if ": download: " in r.getMessage()]
+    assert len(lines) == 3
+    assert lines[-1].endswith("1,220/1,220 rows, chunks 3/3")
+    assert not any("%|" in r.getMessage() for r in caplog.records)

@@ -58,15 +58,30 @@ def test_hdbscan_picks_the_group_of_the_catalogue_priors(pm, plx, want) -> None:
     assert (result.member & other).sum() < (result.member.sum() * 0.1 if want else 300)
 
 
-def test_hdbscan_without_compatible_group_is_an_error() -> None:
+def test_hdbscan_without_compatible_group_is_not_found(tmp_path: Path) -> None:
+    """No compatible group is a result (issue 10): no members and the reason, exit 0."""
     stars = synthetic_field(n_field=3000, n_cluster=0)
-    with pytest.raises(OcdecError, match="no cluster found"):
-        find_members(stars, method="hdbscan",
-                     priors=ClusterPriors(pmra=-5.0, pmdec=3.0, parallax=1.0),
-                     settings=HdbscanSettings(min_cluster_size=1000))
+    result = find_members(stars, method="hdbscan",
+                          priors=ClusterPriors(pmra=-5.0, pmdec=3.0, parallax=1.0),
+                          settings=HdbscanSettings(min_cluster_size=1000))
+    assert not result.member.any() and "none compatible" in result.summary["reason"]
+    field = tmp_path / "field.csv"
+    stars.drop(columns=["true_member"]).to_csv(field, index=False)
+    rc = cli.main(["characterize", str(field), "--out", str(tmp_path / "out"), "--method",
+                   "hdbscan", "--settings", str(_settings(tmp_path)), "--pm-prior", "-5", "3",
+                   "--parallax-prior", "1"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert rc == 0 and summary["status"] == "not_found" and summary["n_members"] == 0
+    assert (tmp_path / "out" / "groups.tsv").exists()
     with pytest.raises(OcdecError, match="needs more than min_cluster_size"):
         find_members(stars.head(50), method="hdbscan",
                      settings=HdbscanSettings(min_cluster_size=100))
+
+
+def _settings(tmp_path: Path) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text("hdbscan: {min_cluster_size: 1000}\n")
+    return path
 
 
 def test_cli_runs_hdbscan_and_writes_the_products(tmp_path: Path) -> None:

@@ -210,13 +210,14 @@ def test_bad_inputs_raise_one_line_errors(field) -> None:
         run_default(field.head(20), None, FAST)
     with pytest.raises(OcdecError, match="radius must be positive"):
         ClusterPriors(ra=1.0, dec=2.0, radius_deg=-1.0)
-    with pytest.raises(OcdecError, match="no overdensity"):
-        rng = np.random.default_rng(0)
-        flat = field.copy()
-        flat["pmra"] = rng.uniform(-50, 50, len(flat))
-        flat["pmdec"] = rng.uniform(-50, 50, len(flat))
-        flat["parallax"] = rng.uniform(0.2, 5, len(flat))
-        run_default(flat, None, FAST)
+    # a flat field is not an error but a result (issue 10): no members, and why
+    rng = np.random.default_rng(0)
+    flat = field.copy()
+    flat["pmra"] = rng.uniform(-50, 50, len(flat))
+    flat["pmdec"] = rng.uniform(-50, 50, len(flat))
+    flat["parallax"] = rng.uniform(0.2, 5, len(flat))
+    result = run_default(flat, None, FAST)
+    assert not result.member.any() and "no overdensity" in result.reason
 
 
 def test_a_field_too_sparse_for_dec_keeps_the_mixture_answer() -> None:

@@ -65,7 +65,7 @@ def summary_for(frame: pd.DataFrame, method: str) -> dict:
     summary.update(
         n_stars=len(frame),
         method=method,
-        status="done",
+        status="found",
         seeds=[0, 1],
         seed_jaccard=0.99,
         seed_jaccard_min=0.98,
@@ -293,13 +293,13 @@ def test_pdf_on_request(tmp_path: Path) -> None:
 def catalogue_summary() -> pd.DataFrame:
     rows = []
     for i, (rid, status) in enumerate(
-        (("NGC_2682", "done"), ("NGC_2632", "done"), ("NGC_9999", "skipped"))
+        (("NGC_2682", "found"), ("NGC_2632", "found"), ("NGC_9999", "skipped"))
     ):
         row = {"region": rid, "status": status}
         for col, ref in (("pmra", -10.0 * (i + 1)), ("pmdec", 2.0 * i), ("parallax", 1.0 + i)):
             row[f"reference_{col}"] = ref
             row[f"reference_{col}_error"] = 0.01
-            done = status == "done"
+            done = status == "found"
             row[col] = ref + 0.02 if done else math.nan
             row[f"{col}_error"] = 0.01 if done else math.nan
             row[f"{col}_offset_sigma"] = 0.02 / math.hypot(0.01, 0.01) if done else math.nan

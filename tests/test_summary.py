@@ -31,7 +31,7 @@ DEFAULT = {
     "seed_jaccard_min": 0.95,
     "method": "default",
     "runtime_s": 21.5,
-    "status": "done",
+    "status": "found",
     "parameters": {"pmra_std": 0.3, "pmdec_std": 0.3, "parallax_std": 0.05},
 }
 FILTERED = {
@@ -45,7 +45,7 @@ FILTERED = {
 }
 THESIS = {
     **FILTERED,
-    "status": "done",
+    "status": "found",
     "method": "thesis",
     "kmeans_k": 3,
     "runtime_s": 300.0,
@@ -64,7 +64,7 @@ def test_done_row_has_numbers_and_offsets() -> None:
     row = summary.summary_row(
         REGION, status=STATUS_OK, summaries={"default": DEFAULT, "thesis": THESIS}, references=[REF]
     )
-    assert row["status"] == "done" and row["reason"] == ""
+    assert row["status"] == "found" and row["reason"] == ""
     assert row["n_input"] == 60000 and row["n_stars"] == 50000 and row["n_members"] == 700
     assert row["pmra_offset_sigma"] == pytest.approx((-10.96 + 10.9737) / math.hypot(0.01, 0.0064))
     assert row["thesis_parallax_offset_sigma"] == pytest.approx(
@@ -150,7 +150,7 @@ def test_summary_table_roundtrip(tmp_path: Path) -> None:
     summary.write_summary(tmp_path / "summary.tsv", rows)
     back = summary.read_summary_table(tmp_path / "summary.tsv")
     assert list(back.columns) == list(summary.COLUMNS)
-    assert list(back["status"]) == ["done", "skipped"]
+    assert list(back["status"]) == ["found", "skipped"]
     assert back.loc[0, "n_members"] == 700 and back.loc[1, "reason"] == "too few stars"
     assert back.loc[0, "reference_pmra"] == pytest.approx(REF["pmra"])
     assert json.loads(json.dumps(rows[0]["seeds"])) == "0 1 2"
@@ -190,7 +190,7 @@ def test_catalogue_summary_from_rule_inputs(tmp_path: Path) -> None:
     }
     table = summary.catalogue_summary(inputs, outputs)
     assert list(table["region"]) == regions
-    assert list(table["status"]) == ["done", "skipped"]
+    assert list(table["status"]) == ["found", "skipped"]
     assert table.loc[0, "reference_source"] == "SIMBAD"
     assert table.loc[0, "pmra_offset_sigma"] == pytest.approx(
         (DEFAULT["pmra"] - REF["pmra"]) / math.hypot(DEFAULT["pmra_error"], REF["pmra_error"])

@@ -29,7 +29,7 @@ RULES = (
     "summary",
 )
 PER_REGION_RULES = RULES[:-1]
-PLOTS = ("overview", "methods", "silhouette", "training")
+PLOTS = ("overview", "methods", "silhouette", "training", "groups")
 
 
 def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
@@ -52,7 +52,7 @@ def dry_run_jobs(*args: str) -> list[dict[str, str]]:
         if not head:
             continue
         job = {"rule": head.group(1)}
-        for key in ("output", "wildcards", "resources"):
+        for key in ("input", "output", "wildcards", "resources"):
             found = re.search(rf"^\s+{key}: (.*)$", block, re.MULTILINE)
             if found:
                 job[key] = found.group(1)
@@ -145,12 +145,38 @@ def test_regions_thesis_matches_the_catalogue_cones() -> None:
     assert float(rows["Melotte_25"]["radius_deg"]) == pytest.approx(4.125)
 
 
+def test_characterize_writes_groups_and_reads_the_known_cluster_tables(tmp_path: Path) -> None:
+    """Issue 10: every characterize job writes groups.tsv (products.method_files) and reads the
+    published cluster tables (reference.cluster_tables) that name the groups."""
+    table = tmp_path / "HUNT2023.csv"
+    table.write_text("Name,RA_ICRS,DE_ICRS,pmRA,pmDE,Plx,r50\nNGC 2682,132.8,11.8,-11,-3,1.1,0.1\n")
+    overlay = tmp_path / "known.yaml"
+    overlay.write_text(yaml.safe_dump({"reference": {"cluster_tables": [str(table)]}}))
+    jobs = dry_run_jobs("--configfile", "config/offline.yaml", str(overlay))
+    characterize = [j for j in jobs if j["rule"].startswith("characterize")]
+    assert characterize and all("groups.tsv" in j["output"] for j in characterize)
+    assert all(str(table) in j["input"] for j in characterize)
+    plots = [j for j in jobs if j["rule"] == "plots"]
+    assert plots and all("plots/groups.png" in j["output"] for j in plots)
+
+
 def test_gpu_is_requested_when_config_asks(tmp_path: Path) -> None:
     overlay = tmp_path / "gpu.yaml"
     overlay.write_text(yaml.safe_dump({"characterize": {"gpu": True}}))
     jobs = dry_run_jobs("--configfile", "config/offline.yaml", str(overlay))
     gpus = {resources(j).get("gpu") for j in jobs if j["rule"].startswith("characterize")}
     assert gpus == {"1"}
+
+
+def test_table_formats_add_members_and_summary_outputs(tmp_path: Path) -> None:
+    overlay = tmp_path / "tables.yaml"
+    overlay.write_text(yaml.safe_dump({"tables": {"formats": ["fits", "votable", "csv"]}}))
+    jobs = dry_run_jobs("--configfile", "config/offline.yaml", str(overlay))
+    thesis = next(j for j in jobs if j["rule"] == "characterize_thesis")
+    for name in ("members.parquet", "members.fits", "members.vot", "members.csv"):
+        assert f"/thesis/{name}" in thesis["output"]
+    table = next(j for j in jobs if j["rule"] == "summary")["output"]
+    assert all(f"results/summary.{s}" in table for s in ("tsv", "fits", "vot", "csv"))
 
 
 def test_rulegraph_lint_and_inspection_commands() -> None:
@@ -371,7 +397,7 @@ def test_small_offline_run_produces_every_file_and_the_report(tmp_path: Path) ->
         summary = json.loads((work / "results" / "Tiny_1" / method / "summary.json").read_text())
         assert summary["status"] == "skipped"
         done = json.loads((work / "results" / "NGC_2682" / method / "summary.json").read_text())
-        assert done["status"] == "done" and done["n_members"] > 0
+        assert done["status"] == "found" and done["n_members"] > 0
     with (work / "results" / "summary.tsv").open(newline="") as handle:
         rows = {row["region"]: row for row in csv.DictReader(handle, delimiter="\t")}
     assert set(rows) == {"NGC_2682", "Tiny_1"}

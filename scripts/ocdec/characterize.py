@@ -1,10 +1,14 @@
 """Run a membership method on one region's star table and write its products.
 
 ``DIR/members.parquet`` (source_id, p_member, member, group, the method's own columns, then the
-input canonical columns), ``DIR/summary.json``, ``DIR/history.tsv`` (training curve) and the
-method's own tables (``DIR/{table}.tsv``, e.g. thesis mode's silhouette.tsv); names in
-:mod:`ocdec.products`. Any method of :mod:`ocdec.methods.registry`; used by the command line, the
-Python API and the workflow.
+input canonical columns), ``DIR/summary.json``, ``DIR/history.tsv`` (training curve),
+``DIR/groups.tsv`` (every significant group of the cone) and the method's own tables
+(``DIR/{table}.tsv``, e.g. thesis mode's silhouette.tsv); names in :mod:`ocdec.products`.
+
+Every run ends with a verdict (:mod:`ocdec.verdict`): summary.json ``status`` "found" or
+"not_found" (with ``reason``), ``prior_tension`` and, where the method measures it,
+``false_alarm_probability``. Not found is a result: the same files, no members. Any method of
+:mod:`ocdec.methods.registry`; used by the command line, the Python API and the workflow.
 """
 
 from __future__ import annotations
@@ -84,29 +88,101 @@ def characterize(
     n_seeds: int = N_SEEDS,
     settings: Any = None,
     provenance: dict[str, Any] | None = None,
+    known: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """:func:`find_members`, then write the products to ``out_dir``; returns the summary."""
+    """:func:`find_members`, the verdict, then write the products to ``out_dir``; returns the
+    summary. ``known``: published clusters (:func:`ocdec.verdict.read_known`) that name the
+    groups."""
     priors = priors or ClusterPriors()
     stars = stars.reset_index(drop=True)
     start = time.perf_counter()
     result = find_members(stars, method=method, priors=priors, seed=seed, n_seeds=n_seeds,
                           settings=settings)
     runtime = time.perf_counter() - start
+    result, groups, verdict_keys = judge(stars, result, priors, known)
     params = result.parameters
-    summary: dict[str, Any] = {"status": "done", "method": method, "n_stars": int(len(stars)),
+    summary: dict[str, Any] = {"status": verdict_keys.pop("status"), "method": method,
+                               "n_stars": int(len(stars)),
                                "n_members": int(np.count_nonzero(result.member))}
     for key in SUMMARY_PARAMETERS:
         summary[key] = _finite_or_none(params.get(key))
     summary.update(result.summary)
+    summary.update(verdict_keys)
     summary["runtime_s"] = runtime
     summary["parameters"] = params
     summary["priors"] = {k: v for k, v in priors.__dict__.items() if v is not None}
     members = members_table(stars, result)
-    write_outputs(out_dir, method, members, summary, result.history, result.tables, provenance)
-    log.info("%s: %d members of %d stars; pmra %.3f pmdec %.3f parallax %.4f; %.1f s", method,
-             summary["n_members"], summary["n_stars"], params.get("pmra", math.nan),
-             params.get("pmdec", math.nan), params.get("parallax", math.nan), runtime)
+    write_outputs(out_dir, method, members, summary, result.history, result.tables, provenance,
+                  groups)
+    log.info("%s: %s; %d members of %d stars; pmra %.3f pmdec %.3f parallax %.4f; %d groups; "
+             "%.1f s", method, summary["status"], summary["n_members"], summary["n_stars"],
+             params.get("pmra", math.nan), params.get("pmdec", math.nan),
+             params.get("parallax", math.nan), len(groups), runtime)
     return summary
+
+
+def judge(stars: pd.DataFrame, result: MethodResult, priors: ClusterPriors,
+          known: pd.DataFrame | None = None
+          ) -> tuple[MethodResult, pd.DataFrame, dict[str, Any]]:
+    """The verdict on a method's selection, for any method: its tension with the catalogue from
+    the members' parameters, the method's false-alarm probability where it has one. Not found
+    clears the members (p_member and member); the groups table gets ``known_as`` and ``target``.
+    Returns the (possibly cleared) result, groups.tsv and the summary keys (status, reason,
+    prior_tension, false_alarm_probability, n_unknown_groups: believable groups that
+    are neither the target nor a published cluster; None without a published table).."""
+    from dataclasses import replace
+
+    from ocdec import verdict
+
+    params = result.parameters
+    n_members = int(np.count_nonzero(result.member))
+    tension = verdict.prior_tension(priors, params.get("pmra"), params.get("pmdec"),
+                                    params.get("parallax"), params.get("ra"), params.get("dec"))
+    fap = _finite_or_none(result.summary.get("false_alarm_probability"))
+    status, reason = verdict.decide(n_members, tension, fap, result.summary.get("reason"))
+    groups = (result.groups.copy() if result.groups is not None
+              else _selection_group(params, n_members, tension, status))
+    groups = groups.reindex(columns=list(verdict.GROUP_COLUMNS))
+    if status != verdict.FOUND:
+        groups["target"] = False
+        if n_members:
+            log.info("not found: %s", reason)
+            n = len(result.member)
+            result = replace(result, p_member=np.zeros(n), member=np.zeros(n, bool),
+                             parameters=cluster_parameters(stars, np.zeros(n, bool)))
+    groups["target"] = groups["target"].fillna(False).astype(bool)
+    groups["compatible"] = groups["compatible"].astype("boolean")
+    groups["known_as"] = verdict.known_as(groups, known, priors)
+    believable = ~(pd.to_numeric(groups["false_alarm_probability"], errors="coerce")
+                   > verdict.MAX_FALSE_ALARM)
+    unknown = int((believable & ~groups["target"] & (groups["known_as"] == "")).sum())
+    keys: dict[str, Any] = {"status": status, "prior_tension": tension,
+                            "false_alarm_probability": fap,
+                            "n_unknown_groups": unknown if known is not None else None}
+    if reason:
+        keys["reason"] = reason
+    else:
+        result.summary.pop("reason", None)
+    return result, groups, keys
+
+
+def _selection_group(params: Mapping[str, Any], n_members: int, tension: Mapping[str, Any],
+                     status: str) -> pd.DataFrame:
+    """groups.tsv of a method that lists no groups: its selection, where it has members."""
+    from ocdec import verdict
+
+    if not n_members:
+        return pd.DataFrame(columns=list(verdict.GROUP_COLUMNS))
+    std = [_finite_or_none(params.get(f"{c}_std")) for c in ("pmra", "pmdec", "parallax")]
+    row = {"group": 0, **{c: params.get(c) for c in ("pmra", "pmdec", "parallax", "ra", "dec")},
+           "n_members": n_members, "significance": math.nan, "false_alarm_probability": math.nan,
+           "tension_centre": tension.get("centre"), "tension_pm": tension.get("pm"),
+           "tension_parallax": tension.get("parallax"), "compatible": verdict.compatible(tension),
+           "target": status == verdict.FOUND, "known_as": "",
+           "pm_width": (math.hypot(std[0], std[1]) / math.sqrt(2)
+                        if std[0] is not None and std[1] is not None else math.nan),
+           "parallax_width": std[2] if std[2] is not None else math.nan}
+    return pd.DataFrame([row], columns=list(verdict.GROUP_COLUMNS))
 
 
 def characterize_region(
@@ -119,13 +195,16 @@ def characterize_region(
     config: Mapping[str, Any] | None = None,
     jax_cache_dir: str | None = None,
     provenance: Mapping[str, Any] | None = None,
+    known_tables: Any = None,
 ) -> dict[str, Any]:
     """One workflow job: the quality gate's star table and status.json in, ``method``'s products
     out; a region the gate skipped gets the same files marked skipped with the gate's reason.
     ``region`` is its regions-table row (centre, radius, priors), ``config`` the workflow's
-    ``characterize`` section (seed, n_seeds, the method's settings)."""
+    ``characterize`` section (seed, n_seeds, the method's settings), ``known_tables`` the published
+cluster tables that name the groups (the config's ``reference.cluster_tables``)."""
     from ocdec.io import read_provenance
     from ocdec.products import read_json
+    from ocdec.verdict import read_known
 
     status = read_json(status_path) or {}
     # Written by the quality rule in canonical columns (possibly empty when skipped).
@@ -143,7 +222,8 @@ def characterize_region(
                         seed=int(config.get("seed", 0)),
                         n_seeds=int(config.get("n_seeds", N_SEEDS)),
                         settings=settings,
-                        provenance={**read_provenance(stars_path), **(provenance or {})})
+                        provenance={**read_provenance(stars_path), **(provenance or {})},
+                        known=read_known(known_tables))
 
 
 def _check_stars(stars: pd.DataFrame) -> None:
@@ -178,10 +258,12 @@ def _finite_or_none(value: Any) -> float | None:
 def write_outputs(out_dir: str | os.PathLike[str], method: str, members: pd.DataFrame,
                   summary: dict[str, Any], history: pd.DataFrame | None,
                   tables: Mapping[str, pd.DataFrame] | None = None,
-                  provenance: dict[str, Any] | None = None) -> None:
-    """members.parquet, history.tsv, the method's tables, and summary.json last: its presence
-    says the rest is complete."""
+                  provenance: dict[str, Any] | None = None,
+                  groups: pd.DataFrame | None = None) -> None:
+    """members.parquet, history.tsv, groups.tsv, the method's tables, and summary.json last: its
+    presence says the rest is complete."""
     from ocdec.methods.dec import HISTORY_COLUMNS
+    from ocdec.verdict import GROUP_COLUMNS
 
     spec = method_spec(method)
     columns = get_method(method).table_columns
@@ -191,6 +273,8 @@ def write_outputs(out_dir: str | os.PathLike[str], method: str, members: pd.Data
                   {**(provenance or {}), "method": method, "product": "members"})
     hist = (history if history is not None else pd.DataFrame()).reindex(columns=HISTORY_COLUMNS)
     write_tsv(out / files["history"], hist)
+    groups = groups if groups is not None else pd.DataFrame()
+    write_tsv(out / files["groups"], groups.reindex(columns=list(GROUP_COLUMNS)))
     for name in spec.tables:
         table = (tables or {}).get(name)
         table = table if table is not None else pd.DataFrame()

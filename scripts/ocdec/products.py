@@ -1,12 +1,12 @@
 """Where a run's products live and what they are called: one home for the file layout.
 
 A region's products sit under ``{results}/{region}/``: the quality gate's ``stars.parquet`` and
-``status.json``, one folder per method (``members.parquet``, ``summary.json``, ``history.tsv`` and
-the method's own tables), ``comparison.tsv`` and ``plots/{figure}.{format}``. The catalogue's are
-``{results}/summary.tsv`` and ``{results}/{figure}.{format}``; the physical parameters add
-``parameters.json`` and ``parameters.png`` to one method's folder and ``{results}/catalogue.fits``
-and ``.vot``. The workflow (``common.smk``), the
-command line and the library all take these names from here.
+``status.json``, one folder per method (``members.parquet``, ``summary.json``, ``history.tsv``,
+``groups.tsv`` and the method's own tables), ``comparison.tsv`` and ``plots/{figure}.{format}``.
+The catalogue's are ``{results}/summary.tsv`` and ``{results}/{figure}.{format}``; the physical
+parameters add ``parameters.json`` and ``parameters.png`` to one method's folder and
+``{results}/catalogue.fits`` and ``.vot``. The workflow (``common.smk``), the command line and the
+library all take these names from here.
 
 Light on purpose (no pandas, matplotlib or JAX at import): the workflow imports it to build its
 job graph.
@@ -26,6 +26,7 @@ STATUS = "status.json"
 MEMBERS = "members.parquet"
 SUMMARY = "summary.json"
 HISTORY = "history.tsv"
+GROUPS = "groups.tsv"
 COMPARISON = "comparison.tsv"
 PLOTS = "plots"
 CATALOGUE_TABLE = "summary.tsv"
@@ -34,6 +35,10 @@ CATALOGUE_TABLE = "summary.tsv"
 PARAMETERS = "parameters.json"
 PARAMETERS_FIGURE = "parameters.png"
 PHYSICS_CATALOGUE: dict[str, str] = {"fits": "catalogue.fits", "vot": "catalogue.vot"}
+#: Formats the members tables and the catalogue summary can also be written in, with their file
+#: suffix (``ocdec.tables``; members.parquet and summary.tsv are always written).
+TABLE_FORMATS: dict[str, str] = {"parquet": "parquet", "fits": "fits", "votable": "vot",
+                                 "csv": "csv"}
 
 # Per-region figures (always all of them, so the job graph is static; a skipped region's figures
 # say why) and catalogue figures, with the labels the report shows. Captions:
@@ -43,6 +48,7 @@ REGION_FIGURES: dict[str, str] = {
     "methods": "methods side by side",
     "silhouette": "K-Means silhouette",
     "training": "DEC training curves",
+    "groups": "groups in the cone",
 }
 CATALOGUE_FIGURES: dict[str, str] = {
     "offsets": "offsets from the references",
@@ -63,10 +69,17 @@ def table_name(table: str) -> str:
 
 
 def method_files(tables: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
-    """A method folder's files by key: members, summary, history and the method's own tables."""
-    names = {"members": MEMBERS, "summary": SUMMARY, "history": HISTORY}
+    """A method folder's files by key: members, summary, history, groups and the method's own
+    tables."""
+    names = {"members": MEMBERS, "summary": SUMMARY, "history": HISTORY, "groups": GROUPS}
     names.update({table: table_name(table) for table in tables})
     return names
+
+
+def table_file(path: str, fmt: str) -> str:
+    """``path`` with the suffix of table format ``fmt`` (members.parquet -> members.fits)."""
+    stem, _, _ = path.rpartition(".")
+    return f"{stem}.{TABLE_FORMATS[fmt]}"
 
 
 def region_dir(results: PathLike, region: str) -> Path:

@@ -1,6 +1,8 @@
 # Characterization of each usable region, once per configured method (characterize.methods; the
 # methods and their products, settings and resources come from ocdec.methods.registry): one rule
-# per method, characterize_{method}. Skipped regions get skipped outputs.
+# per method, characterize_{method}. Skipped regions get skipped outputs; every region ends found or
+# not_found, with groups.tsv naming its groups from the published cluster tables
+# (reference.cluster_tables).
 
 for method in METHODS:
 
@@ -9,6 +11,7 @@ for method in METHODS:
             f"characterize_{method}"
         input:
             **region_stars(),
+            known=known_tables(),
         output:
             **method_outputs(method),
         log:

@@ -58,11 +58,21 @@ def local_input_file(wildcards):
     return config["local"]["path"].format(region=wildcards.region)
 
 
+def table_formats():
+    """Formats the members tables and the summary are also written in (tables.formats)."""
+    return list(config.get("tables", {}).get("formats", []))
+
+
 def method_outputs(method):
     """characterize outputs of one method: members, summary, history and its own tables
-    (names from ocdec.products and the method registry)."""
+    (names from ocdec.products and the method registry), and members in tables.formats.
+    """
     files = products.method_files(REGISTRY[method].tables)
-    return {key: products.method_file(method, name) for key, name in files.items()}
+    outputs = {key: products.method_file(method, name) for key, name in files.items()}
+    for fmt in table_formats():
+        if fmt != "parquet":
+            outputs[f"members_{fmt}"] = products.table_file(outputs["members"], fmt)
+    return outputs
 
 
 def region_stars():
@@ -124,6 +134,11 @@ def reference_inputs(wildcards):
     if isinstance(table, str):
         inputs["table"] = table
     return inputs
+
+
+def known_tables():
+    """Published cluster tables that name each cone's groups (groups.tsv known_as)."""
+    return list(config["reference"].get("cluster_tables", []))
 
 
 def simbad_cache_path(wildcards):
@@ -317,6 +332,10 @@ def catalogue_outputs():
         )
         if "pdf" in plot_formats():
             outputs[f"{name}_pdf"] = products.catalogue_file(f"{name}.pdf")
+    for fmt in table_formats():
+        outputs[f"table_{fmt}"] = products.table_file(
+            products.catalogue_file(products.CATALOGUE_TABLE), fmt
+        )
     return outputs
 
 

@@ -2,7 +2,7 @@
 
 
 rule summary:
-    """Catalogue table (every region: done, skipped or failed, and why) and figures."""
+    """Catalogue table (every region: found, not_found, skipped or failed, and why) and figures."""
     input:
         unpack(summary_inputs),
     output:

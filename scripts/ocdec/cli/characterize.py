@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ocdec.errors import OcdecError
 from ocdec.methods.registry import method_names
+from ocdec.products import TABLE_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -15,8 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "characterize", help="find the open cluster in one star file and write its members",
         description="Find the open cluster in FIELD (CSV, FITS, VOTable, ECSV or Parquet; Gaia "
-        "archive or VizieR column names) and write DIR/members.parquet, DIR/summary.json and "
-        "DIR/history.tsv (and the method's own tables, e.g. thesis mode's DIR/silhouette.tsv).")
+        "archive or VizieR column names) and write DIR/members.parquet, DIR/summary.json, "
+        "DIR/history.tsv and DIR/groups.tsv (and the method's own tables, e.g. thesis mode's "
+        "DIR/silhouette.tsv); --format adds DIR/members.fits, .vot or .csv. summary.json says "
+        "\"found\" or \"not_found\" (and why); both exit 0.")
     p.add_argument("field", metavar="FIELD", help="star table")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--ra", type=float, help="catalogue centre RA (deg)")
@@ -34,6 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--settings", metavar="YAML",
                    help="settings as in the workflow config's 'characterize' section, e.g. "
                    "'default: {window_sigma: 10}' or 'hdbscan: {min_cluster_size: 20}'")
+    p.add_argument("--format", dest="formats", nargs="+", choices=list(TABLE_FORMATS),
+                   default=["parquet"], metavar="FMT",
+                   help="members table formats: parquet (always written, read by 'ocdec "
+                   "validate' and the workflow), fits, votable, csv (ECSV); written with "
+                   "astropy with units and column descriptions (default: parquet)")
+    p.add_argument("--known", metavar="TABLE", action="append",
+                   help="published cluster table (Hunt & Reffert 2023, UCC, Cantat-Gaudin 2020 "
+                   "CSV or VizieR TSV) naming the groups in DIR/groups.tsv (known_as); repeat "
+                   "for several")
     p.add_argument("--no-dec", action="store_true",
                    help="default method: the error-aware mixture alone, no DEC refinement (faster)")
     p.set_defaults(func=run)
@@ -44,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from ocdec.data.columns import read_stars
     from ocdec.io import check_writable_dir
     from ocdec.methods.priors import ClusterPriors
+    from ocdec.products import MEMBERS
+    from ocdec.tables import export_members
+    from ocdec.verdict import read_known
 
     if args.radius is not None and args.radius <= 0:
         raise OcdecError(f"--radius must be positive, got {args.radius}")
@@ -57,11 +73,19 @@ def run(args: argparse.Namespace) -> int:
         config = {**config, "default": {**(config.get("default") or {}), "run_dec": False}}
     settings = method_settings(args.method, config)
     check_writable_dir(args.out, "--out")
+    known = read_known(args.known)
     stars = read_stars(args.field)
     summary = characterize(stars, args.out, method=args.method, priors=priors, seed=args.seed,
                            n_seeds=args.n_seeds, settings=settings,
-                           provenance={"source": "local", "input": str(args.field)})
-    print(f"{summary['n_members']} members of {summary['n_stars']} stars: "
+                           provenance={"source": "local", "input": str(args.field)}, known=known)
+    export_members(Path(args.out) / MEMBERS, args.formats,
+                   {"method": args.method, "input": str(args.field)})
+    if summary["status"] != "found":
+        print(f"{summary['status']}: {summary.get('reason', '')} ({summary['n_stars']} stars; "
+              f"groups in {args.out})")
+        return 0
+    print(f"found, false-alarm probability {_fmt(summary.get('false_alarm_probability'), 2)}: "
+          f"{summary['n_members']} members of {summary['n_stars']} stars: "
           f"pmra {_fmt(summary['pmra'])} pmdec {_fmt(summary['pmdec'])} "
           f"parallax {_fmt(summary['parallax'], 4)}; seed Jaccard "
           f"{_fmt(summary['seed_jaccard'])}; {summary['runtime_s']:.1f} s -> {args.out}")
@@ -87,4 +111,6 @@ def _read_settings(path: str | None) -> dict:
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is not None and 0 < abs(value) < 10 ** -digits:
+        return f"{value:.1e}"
     return "nan" if value is None else f"{value:.{digits}f}"

@@ -53,6 +53,7 @@ from ocdec.io import (
     write_parquet,
     write_text,
 )
+from ocdec.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -416,34 +417,11 @@ def _download_locked(settings: GaiaSettings, session: _Session, ra: float, dec: 
                  sum((parts / f"{Chunk(c['modulus'], c['residue']).name}.parquet").exists()
                      for c in plan["chunks"]), len(plan["chunks"]), parts)
 
-    index = 0
-    while index < len(plan["chunks"]):
-        entry = plan["chunks"][index]
-        chunk = Chunk(entry["modulus"], entry["residue"])
-        path = parts / f"{chunk.name}.parquet"
-        what = f"{label}: {chunk.clause or 'whole cone'}"
-        if path.exists() and _chunk_is_sound(path, entry["rows"], what):
-            index += 1
-            continue
-        rows = entry["rows"]
-        if rows is None:
-            rows = budget.run(session, "count", count_query(settings, ra, dec, radius_deg, chunk),
-                              f"{what}: COUNT(*)")
-            entry["rows"] = rows
-        if rows > settings.chunk_rows:
-            halves = [{"modulus": c.modulus, "residue": c.residue, "rows": None}
-                      for c in chunk.split()]
-            plan["chunks"][index:index + 1] = halves
-            _save_plan(parts, plan)
-            log.info("%s: %d rows exceed %d; split in two", what, rows, settings.chunk_rows)
-            continue
-        query = cone_query(settings, ra, dec, radius_deg, chunk)
-        table = budget.run(session, "fetch", query, f"{what}: download", expected_rows=rows)
-        frame = _canonical(normalise(table, origin=f"{settings.table} {chunk.name}"))
-        write_parquet(path, frame, {"query": query, "rows": rows})
-        _save_plan(parts, plan)
-        index += 1
-        log.info("%s: kept %d rows (%d/%d chunks)", what, rows, index, len(plan["chunks"]))
+    # rows so far against the cone's COUNT; one log line per chunk when not on a terminal
+    with Progress(f"{label}: download", plan["total"], unit="rows", every_s=0,
+                  logger=log) as progress:
+        _fetch_chunks(settings, session, budget, plan, parts, progress,
+                      ra=ra, dec=dec, radius_deg=radius_deg, label=label)
 
     frame = _merge(parts, plan, label)
     provenance = {
@@ -596,3 +574,39 @@ def _load_plan(parts: Path, key: str) -> dict[str, Any] | None:
 
 def _save_plan(parts: Path, plan: dict[str, Any]) -> None:
     write_text(parts / _PLAN, json.dumps(plan, indent=1) + "\n")
+
+
+def _fetch_chunks(settings: GaiaSettings, session: _Session, budget: _Budget, plan: dict,
+                  parts: Path, progress: Progress, *, ra: float, dec: float, radius_deg: float,
+                  label: str) -> None:
+    """Fetch every chunk of ``plan`` not yet kept in ``parts``, splitting those too big."""
+    index = 0
+    while index < len(plan["chunks"]):
+        entry = plan["chunks"][index]
+        chunk = Chunk(entry["modulus"], entry["residue"])
+        path = parts / f"{chunk.name}.parquet"
+        what = f"{label}: {chunk.clause or 'whole cone'}"
+        if path.exists() and _chunk_is_sound(path, entry["rows"], what):
+            index += 1
+            progress.update(int(entry["rows"] or 0), chunks=f"{index}/{len(plan['chunks'])}")
+            continue
+        rows = entry["rows"]
+        if rows is None:
+            rows = budget.run(session, "count", count_query(settings, ra, dec, radius_deg, chunk),
+                              f"{what}: COUNT(*)")
+            entry["rows"] = rows
+        if rows > settings.chunk_rows:
+            halves = [{"modulus": c.modulus, "residue": c.residue, "rows": None}
+                      for c in chunk.split()]
+            plan["chunks"][index:index + 1] = halves
+            _save_plan(parts, plan)
+            log.info("%s: %d rows exceed %d; split in two", what, rows, settings.chunk_rows)
+            continue
+        query = cone_query(settings, ra, dec, radius_deg, chunk)
+        table = budget.run(session, "fetch", query, f"{what}: download", expected_rows=rows)
+        frame = _canonical(normalise(table, origin=f"{settings.table} {chunk.name}"))
+        write_parquet(path, frame, {"query": query, "rows": rows})
+        _save_plan(parts, plan)
+        index += 1
+        log.debug("%s: kept %d rows", what, rows)
+        progress.update(int(rows), chunks=f"{index}/{len(plan['chunks'])}")

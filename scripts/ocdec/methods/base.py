@@ -25,7 +25,10 @@ class MethodResult:
     :data:`ocdec.methods.dec.HISTORY_COLUMNS`) or None; ``parameters`` the selection's mean
     astrometry (:func:`ocdec.methods.astrometry.cluster_parameters`); ``summary`` the method's own
     summary.json keys; ``columns`` extra per-star columns for members.parquet; ``tables`` its own
-    tables, written as ``{name}.tsv`` (names declared in the registry).
+    tables, written as ``{name}.tsv`` (names declared in the registry); ``groups`` the
+    overdensities it saw, for groups.tsv. A method that finds no cluster says why in
+    ``summary["reason"]`` (with no members); ``summary["false_alarm_probability"]`` where it
+    measures one.
     """
 
     p_member: np.ndarray
@@ -36,6 +39,9 @@ class MethodResult:
     summary: dict[str, Any] = field(default_factory=dict)
     columns: pd.DataFrame | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # every significant group the method saw (columns of ocdec.verdict.GROUP_COLUMNS; None: the
+    # selection alone is listed)
+    groups: pd.DataFrame | None = None
 
 
 class Method(Protocol):

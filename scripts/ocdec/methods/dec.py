@@ -71,6 +71,7 @@ import pandas as pd
 from flax import nnx
 
 from ocdec.errors import OcdecError
+from ocdec.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -493,22 +494,11 @@ def _cluster_change_rows(epoch: int, before: np.ndarray, after: np.ndarray, k: i
     return rows
 
 
-class _Progress:
-    """Logs a progress line at most every ``every_s`` seconds, plus the first and last."""
-
-    def __init__(self, every_s: float, seed: int, phase: str, total: int) -> None:
-        self.every_s, self.seed, self.phase, self.total = every_s, seed, phase, total
-        self.last = -math.inf
-
-    def __call__(
-        self, epoch: int, loss: float, change: float = math.nan, final: bool = False
-    ) -> None:
-        now = time.perf_counter()
-        if final or epoch == 1 or now - self.last >= self.every_s:
-            self.last = now
-            extra = "" if math.isnan(change) else f" label change {100 * change:.4g}%"
-            log.info("DEC seed %d %s epoch %d/%d loss %.5g%s", self.seed, self.phase, epoch,
-                     self.total, loss, extra)
+def _progress(settings: DecSettings, seed: int, phase: str, total: int) -> Progress:
+    """Epochs of one DEC phase: a bar on a terminal (gone when done: the seed's summary line
+    stays), a log line every ``log_every_s`` otherwise."""
+    return Progress(f"DEC seed {seed} {phase}", total, unit="epoch",
+                    every_s=settings.log_every_s, logger=log, leave=False)
 
 
 # ---------------------------------------------------------------------------------- training
@@ -546,19 +536,20 @@ def pretrain_autoencoder(
     xj = jnp.asarray(x)
     mj = None if mask is None else jnp.asarray(mask, dtype=jnp.float32)
     batch = min(settings.batch_size, x.shape[0])
-    progress = _Progress(settings.log_every_s, seed, "pretrain", settings.pretrain_epochs)
-    for epoch in range(1, settings.pretrain_epochs + 1):
-        state, loss = _train_epoch(state, xj, xj, jax.random.fold_in(keys.pretrain, epoch),
-                                   graphdef=graphdef, batch_size=batch, phase="pretrain",
-                                   alpha=1.0, reconstruction_weight=0.0, mask=mj)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise OcdecError(f"DEC pretraining diverged at epoch {epoch} (loss {loss}); "
-                             "check the features for extreme values or lower the learning rate")
-        progress(epoch, loss, final=epoch == settings.pretrain_epochs)
-        if history is not None:
-            history.append({"seed": seed, "phase": "pretrain", "epoch": epoch, "loss": loss,
-                            "label_change": math.nan})
+    with _progress(settings, seed, "pretrain", settings.pretrain_epochs) as progress:
+        for epoch in range(1, settings.pretrain_epochs + 1):
+            state, loss = _train_epoch(state, xj, xj, jax.random.fold_in(keys.pretrain, epoch),
+                                       graphdef=graphdef, batch_size=batch, phase="pretrain",
+                                       alpha=1.0, reconstruction_weight=0.0, mask=mj)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise OcdecError(
+                    f"DEC pretraining diverged at epoch {epoch} (loss {loss}); "
+                    "check the features for extreme values or lower the learning rate")
+            progress.update(1, loss=loss)
+            if history is not None:
+                history.append({"seed": seed, "phase": "pretrain", "epoch": epoch, "loss": loss,
+                                "label_change": math.nan})
     nnx.update((model, optimizer), state)
     return model
 
@@ -711,30 +702,32 @@ def _self_train(model: DecModel, x: np.ndarray, n: int, settings: DecSettings, s
     labels = q_all[:n].argmax(axis=1)
     run = _SelfTraining(latent=latent, q=q_all[:n], labels=labels, initial_labels=labels)
     target = _target(q_all, n)
-    progress = _Progress(settings.log_every_s, seed, "cluster", settings.cluster_epochs)
-    for epoch in range(1, settings.cluster_epochs + 1):
-        state, loss = _train_epoch(state, xj, target, jax.random.fold_in(key, epoch),
-                                   graphdef=graphdef, batch_size=batch,
-                                   phase="cluster" if settings.train_encoder else "cluster_frozen",
-                                   alpha=float(settings.alpha),
-                                   reconstruction_weight=float(settings.reconstruction_weight),
-                                   mask=mj)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise OcdecError(f"DEC clustering diverged at epoch {epoch} (loss {loss})")
-        run.epochs_run = epoch
-        last = epoch == settings.cluster_epochs
-        change = math.nan
-        if epoch % settings.update_interval == 0 or last:
-            nnx.update((model, optimizer), state)
-            change, target = _target_update(model, predictor, n, settings, run, epoch)
-            if settings.mixture:  # the M-step changed the model's weights or scales
-                state = nnx.state((model, optimizer))
-        history.append({"seed": seed, "phase": "cluster", "epoch": epoch, "loss": loss,
-                        "label_change": change})
-        progress(epoch, loss, change, final=last or run.converged)
-        if run.converged:
-            break
+    with _progress(settings, seed, "cluster", settings.cluster_epochs) as progress:
+        for epoch in range(1, settings.cluster_epochs + 1):
+            state, loss = _train_epoch(
+                state, xj, target, jax.random.fold_in(key, epoch), graphdef=graphdef,
+                batch_size=batch, phase="cluster" if settings.train_encoder else "cluster_frozen",
+                alpha=float(settings.alpha),
+                reconstruction_weight=float(settings.reconstruction_weight), mask=mj)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise OcdecError(f"DEC clustering diverged at epoch {epoch} (loss {loss})")
+            run.epochs_run = epoch
+            last = epoch == settings.cluster_epochs
+            change = math.nan
+            if epoch % settings.update_interval == 0 or last:
+                nnx.update((model, optimizer), state)
+                change, target = _target_update(model, predictor, n, settings, run, epoch)
+                if settings.mixture:  # the M-step changed the model's weights or scales
+                    state = nnx.state((model, optimizer))
+            history.append({"seed": seed, "phase": "cluster", "epoch": epoch, "loss": loss,
+                            "label_change": change})
+            fields: dict[str, object] = {"loss": loss}
+            if not math.isnan(change):
+                fields["label_change"] = f"{100 * change:.4g}%"
+            progress.update(1, **fields)
+            if run.converged:
+                break
     if settings.cluster_epochs == 0:
         nnx.update((model, optimizer), state)
     return run

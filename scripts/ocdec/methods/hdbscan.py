@@ -28,6 +28,7 @@ from ocdec.errors import OcdecError
 from ocdec.methods.astrometry import ASTROMETRY, cluster_parameters, sky_centre_and_r50
 from ocdec.methods.base import MethodResult
 from ocdec.methods.priors import ClusterPriors
+from ocdec.verdict import groups_from_labels
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,16 @@ class HdbscanMethod:
         strength[usable] = model.probabilities_
         scores = group_scores(stars, labels, priors, settings)
         if scores.empty or not np.isfinite(scores["log_score"].iloc[0]):
-            raise OcdecError("HDBSCAN found no group compatible with the catalogue's cluster; "
-                             "no cluster found")
+            # not found is a result (ocdec.verdict): no members, and why
+            none = np.zeros(n, bool)
+            return MethodResult(
+                p_member=np.zeros(n), member=none, group=labels,
+                parameters=cluster_parameters(stars, none),
+                summary={"seeds": [], "seed_jaccard": None, "seed_jaccard_min": None,
+                         "stages": {"hdbscan": fit_s}, "n_groups": int(len(scores)),
+                         "reason": f"HDBSCAN found {len(scores)} groups, none compatible with "
+                                   "the catalogue's cluster"},
+                groups=groups_from_labels(stars, labels, priors))
         best = scores.iloc[0]
         member = labels == int(best["group"])
         p_member = np.where(member, strength, 0.0)
@@ -166,7 +175,8 @@ class HdbscanMethod:
                    "n_groups": int(len(scores)), "cluster_group": int(best["group"]),
                    "groups": scores.head(10).to_dict("records")}
         return MethodResult(p_member=p_member, member=member, group=labels,
-                            parameters=cluster_parameters(stars, member), summary=summary)
+                            parameters=cluster_parameters(stars, member), summary=summary,
+                            groups=groups_from_labels(stars, labels, priors, int(best["group"])))
 
 
 METHOD = HdbscanMethod()

@@ -22,6 +22,7 @@ from ocdec.io import write_tsv
 from ocdec.methods.astrometry import ASTROMETRY, MEANS_WITH_ERRORS
 from ocdec.methods.registry import REGISTRY
 from ocdec.products import read_json
+from ocdec.verdict import FOUND
 
 COLUMNS = (
     "method",
@@ -84,7 +85,7 @@ def method_rows(summaries: Mapping[str, Mapping[str, Any] | None]) -> list[dict[
             label = spec.selection_label(sel)
             if summary is None:
                 rows.append(_method_row(label, None, f"{name} not run"))
-            elif summary.get("status", "done") != "done":
+            elif summary.get("status", FOUND) != FOUND:
                 rows.append(_method_row(label, None, _status_note(summary)))
             else:
                 params = (summary.get("selections") or {}).get(sel.key) if sel.key else summary

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ocdec.errors import OcdecError
-from ocdec.methods.registry import REGISTRY
+from ocdec.methods.registry import PRIMARY, REGISTRY
 from ocdec.products import MethodProducts
+from ocdec.verdict import FOUND
 
 STAR_COLUMNS = ("ra", "dec", "pmra", "pmdec", "parallax", "phot_g_mean_mag", "bp_rp")
 
@@ -94,6 +95,10 @@ class RegionInputs:
     silhouette: pd.DataFrame | None = None
     chosen_k: int | None = None
     histories: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+    # groups.tsv of the primary method (else the first method run) and its summary.json: the
+    # groups figure, drawn for found and not-found regions alike
+    groups: pd.DataFrame | None = None
+    groups_summary: Mapping[str, Any] | None = None
 
 
 def read_region(
@@ -104,8 +109,12 @@ def read_region(
     found = {m: MethodProducts(d, REGISTRY[m].tables) for m, d in method_dirs.items() if d}
     summaries = {m: p.summary for m, p in found.items()}
     reason = skip_reason(status, found, summaries)
+    order = sorted(found, key=lambda m: m != PRIMARY)
+    owner = next((m for m in order if found[m].exists("groups")), None)
+    groups = found[owner].table("groups") if owner else None
+    groups_summary = summaries[owner] if owner else None
     if reason is not None:
-        return RegionInputs(skip=reason)
+        return RegionInputs(skip=reason, groups=groups, groups_summary=groups_summary)
     results = {m: (_members_if(m, p, summaries[m]), summaries[m]) for m, p in found.items()}
     # the silhouette sweep of the first method that has one (thesis mode)
     sweep, sweep_summary = next(((p.table("silhouette"), summaries[m]) for m, p in found.items()
@@ -117,14 +126,16 @@ def read_region(
         silhouette=sweep,
         chosen_k=int(chosen) if chosen else None,
         histories={m: histories[m] for m in REGISTRY if m in histories},  # registry order
+        groups=groups,
+        groups_summary=groups_summary,
     )
 
 
 def _members_if(
     method: str, found: MethodProducts, summary: Mapping[str, Any] | None
 ) -> pd.DataFrame | None:
-    """A finished method's members table (with its own selection columns), else None."""
-    if summary is not None and summary.get("status", "done") != "done":
+    """A found cluster's members table (with its own selection columns), else None."""
+    if summary is not None and summary.get("status", FOUND) != FOUND:
         return None
     if not found.exists("members"):
         return None
@@ -137,12 +148,14 @@ def skip_reason(
     found: Mapping[str, MethodProducts],
     summaries: Mapping[str, Mapping[str, Any] | None],
 ) -> tuple[str, str] | None:
-    """(status, reason) where the region has nothing to draw: the quality gate skipped it, every
-    method that ran did not finish, or none wrote members; None where there is a result."""
-    if status is not None and status.get("status", "ok") not in ("ok", "done"):
+    """(status, reason) where the region has no members to draw: the quality gate skipped it,
+    no method that ran found the cluster (not_found, the primary's reason first), or none wrote
+    members; None where there is a cluster."""
+    if status is not None and status.get("status", "ok") != "ok":
         return str(status.get("status")), str(status.get("reason") or "")
-    present = [s for s in summaries.values() if s is not None]
-    if present and all(s.get("status", "done") != "done" for s in present):
+    present = [summaries[m] for m in sorted(summaries, key=lambda m: m != PRIMARY)
+               if summaries[m] is not None]
+    if present and all(s.get("status", FOUND) != FOUND for s in present):
         s = present[0]
         return str(s.get("status")), str(s.get("reason") or "")
     if found and not any(p.exists("members") for p in found.values()):

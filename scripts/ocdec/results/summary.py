@@ -1,16 +1,19 @@
 """The catalogue summary, ``results/summary.tsv``: one row per region, whatever happened to it.
 
-A region's row says its status (done; skipped and why; failed and why), star counts, the default
-method's members and parameters, the thesis-mode (DEC filtered) result beside it, offsets from the
-reference in units of the combined error, seed agreement and runtime, and the cluster's physical
-parameters (ocdec.physics: distance, age, extinction, [M/H], radii, Jacobi mass and radius) with
-their fit status. Missing inputs make a
+A region's row says its status (found; not_found and why; skipped and why; failed and why), star
+counts, the default method's members, parameters and verdict (false-alarm probability, tension
+with the catalogue, unknown groups in the cone), every other method's status, the thesis-mode
+(DEC filtered) result beside it, offsets from the reference in units of the combined error, seed
+agreement and runtime, and the cluster's physical parameters (ocdec.physics: distance, age,
+extinction, [M/H], radii, Jacobi mass and radius) with their fit status. Not found is a result
+(its row has no members); missing inputs make a
 "failed" row that names what is missing rather than an error, so the summary and the report always
 build.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,17 +27,25 @@ from ocdec.io import write_tsv
 from ocdec.methods.astrometry import ASTROMETRY, MEANS_WITH_ERRORS
 from ocdec.methods.registry import PRIMARY, REGISTRY
 from ocdec.products import read_json
+from ocdec.progress import track
 from ocdec.results.comparison import offset_sigma
+from ocdec.verdict import FOUND, RESULT_STATUSES
+
+log = logging.getLogger(__name__)
 
 _OTHER_METHODS = tuple(name for name in REGISTRY if name != PRIMARY)
+# the primary method's verdict (ocdec.verdict): how believable and how far from the catalogue
+VERDICT_COLUMNS = ("false_alarm_probability", "tension_centre", "tension_pm", "tension_parallax",
+                   "n_unknown_groups")
 _OFFSETS = tuple(f"{col}_offset_sigma" for col in ASTROMETRY)
 
 
 def _method_columns(method: str) -> tuple[str, ...]:
-    """A non-primary method's columns: its count, own summary fields, means and offsets."""
+    """A non-primary method's columns: its status, count, own summary fields, means and
+    offsets."""
     own = (f"{method}_{key}" for key in REGISTRY[method].summary_fields)
-    return (f"{method}_n_members", *own, *(f"{method}_{c}" for c in MEANS_WITH_ERRORS),
-            *(f"{method}_{c}" for c in _OFFSETS))
+    return (f"{method}_status", f"{method}_n_members", *own,
+            *(f"{method}_{c}" for c in MEANS_WITH_ERRORS), *(f"{method}_{c}" for c in _OFFSETS))
 
 
 # Physical parameters (parameters.json, ocdec.physics) copied into the row, with the fit's status
@@ -61,6 +72,7 @@ COLUMNS = (
     "n_input",
     "n_stars",
     "n_members",
+    *VERDICT_COLUMNS,
     *MEANS_WITH_ERRORS,
     "pmra_std",
     "pmdec_std",
@@ -81,7 +93,7 @@ COLUMNS = (
     "parameters_reason",
     *PHYSICS_COLUMNS,
 )
-COUNT_COLUMNS = ("n_input", "n_stars", "n_members",
+COUNT_COLUMNS = ("n_input", "n_stars", "n_members", "n_unknown_groups",
                  *(f"{m}_{k}" for m in _OTHER_METHODS
                    for k in ("n_members", *REGISTRY[m].summary_fields)))
 
@@ -136,7 +148,9 @@ def summary_row(
             row[f"reference_{col}"] = _num(ref, col)
             row[f"reference_{col}_error"] = _num(ref, f"{col}_error")
     for method, summary in summaries.items():
-        if summary is not None and summary.get("status", "done") == "done":
+        if summary is not None and method in _OTHER_METHODS:
+            row[f"{method}_status"] = str(summary.get("status", ""))
+        if summary is not None and summary.get("status", FOUND) in RESULT_STATUSES:
             _method_values(row, method, summary)
     if parameters is not None:
         row["parameters_status"] = str(parameters.get("status") or "")
@@ -157,9 +171,10 @@ def summary_row(
 
 def _state(status: Mapping[str, Any] | None, summaries: Mapping[str, Mapping[str, Any] | None],
            missing: Sequence[str], error: str | None) -> tuple[str, str]:
-    """The region's status and reason: the quality gate's, an error, missing files, then the
-    first method (primary first) that did not finish."""
-    if status is not None and status.get("status") not in (None, "ok", "done"):
+    """The region's status and reason: the quality gate's, an error, missing files, the first
+    method (primary first) without a result (skipped, failed), then the primary's verdict (found
+    or not_found and why; the first method's where the primary did not run)."""
+    if status is not None and status.get("status") not in (None, "ok"):
         return str(status["status"]), str(status.get("reason") or "")
     if error:
         return "failed", error
@@ -168,12 +183,14 @@ def _state(status: Mapping[str, Any] | None, summaries: Mapping[str, Mapping[str
     order = sorted(summaries, key=lambda m: m != PRIMARY)
     for method in order:
         summary = summaries[method]
-        if summary is not None and summary.get("status", "done") not in ("done", "ok"):
+        if summary is not None and summary.get("status", FOUND) not in RESULT_STATUSES:
             return (str(summary["status"]),
                     f"{method}: {summary.get('reason') or 'no reason recorded'}")
-    if all(s is None for s in summaries.values()):
+    first = next((summaries[m] for m in order if summaries[m] is not None), None)
+    if first is None:
         return "failed", "no method result"
-    return "done", ""
+    verdict = str(first.get("status", FOUND))
+    return verdict, "" if verdict == FOUND else str(first.get("reason") or "")
 
 
 def _method_values(row: dict[str, Any], method: str, summary: Mapping[str, Any]) -> None:
@@ -186,8 +203,12 @@ def _method_values(row: dict[str, Any], method: str, summary: Mapping[str, Any])
             row[col] = _num(summary, col)
             row[f"{col}_error"] = _num(summary, f"{col}_error")
             row[f"{col}_std"] = _num(summary.get("parameters") or summary, f"{col}_std")
-        for key in ("ra", "dec", "r50_deg", "seed_jaccard", "seed_jaccard_min", "runtime_s"):
+        for key in ("ra", "dec", "r50_deg", "seed_jaccard", "seed_jaccard_min", "runtime_s",
+                    "false_alarm_probability", "n_unknown_groups"):
             row[key] = _num(summary, key)
+        tension = summary.get("prior_tension") or {}
+        for key in ("centre", "pm", "parallax"):
+            row[f"tension_{key}"] = _num(tension, key)
         seeds = summary.get("seeds")
         row["seeds"] = " ".join(str(s) for s in seeds) if isinstance(seeds, list) else ""
         return
@@ -236,7 +257,7 @@ def summary_row_from_files(
         ref = reference_row(read_comparison(comparison_path))
         if ref is not None:
             refs = [{**ref, "source": ref["method"]}]
-    skipped = status is not None and status.get("status") not in (None, "ok", "done")
+    skipped = status is not None and status.get("status") not in (None, "ok")
     parameters = None
     if parameters_path is not None:
         parameters = read_json(parameters_path) or {"status": "missing",
@@ -257,6 +278,13 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     for col in COUNT_COLUMNS:
         table[col] = pd.to_numeric(table[col], errors="coerce").round().astype("Int64")
     return table
+
+
+def verdict_counts(table: pd.DataFrame) -> str:
+    """ "12 regions: 9 found, 2 not found, 1 other; 3 unknown groups" (the catalogue's tally)."""
+    from ocdec.verdict import tally
+
+    return tally(table["status"], pd.to_numeric(table["n_unknown_groups"], errors="coerce"))
 
 
 def write_summary(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -332,7 +360,7 @@ def catalogue_summary(
         first = next(iter(per_method.values()), {})
         regions = [{"id": rid} for rid in (list(status) or list(first))]
     rows = []
-    for region in regions:
+    for region in track(regions, "catalogue summary", unit="regions"):
         rid = str(region["id"])
         # a method the workflow runs must have its file; absent ones make a failed row
         paths = {m: per_method[m].get(rid, str(products.method_dir("results", rid, m)
@@ -343,6 +371,7 @@ def catalogue_summary(
                                            parameters_path=parameters.get(rid),
                                            error=(errors or {}).get(rid)))
     table = write_summary(outputs["table"], rows)
+    log.info("%s", verdict_counts(table))
     for name, fig in catalogue_figures(table).items():
         for key in (name, f"{name}_pdf"):
             if outputs.get(key):

@@ -4,7 +4,11 @@ Plain clustering of a whole cone does not isolate a cluster of a few hundred sta
 field dominates every centroid. So the default works in steps, one module each:
 
 1. **Peak search** (:mod:`~ocdec.methods.default.peaks`): overdensities in proper motion within
-   parallax slabs, ranked by significance, sky concentration and the catalogue priors.
+   parallax slabs, ranked by significance, sky concentration and the catalogue priors. They become
+   the cone's **groups** (:mod:`~ocdec.methods.default.groups`: split on the sky, each with a
+   false-alarm probability from field resamples); the target is the believable group compatible
+   with the catalogue's cluster (:mod:`ocdec.verdict`), and without one the cluster is not found
+   (no members, a reason: a result, not an error).
 2. **Candidates and the initial split** (:mod:`~ocdec.methods.default.mixture`): around the chosen
    peak, a cluster + field mixture fitted by extreme deconvolution (each star's errors convolved
    in; the error model in :mod:`~ocdec.methods.default.stars`, the sky profile in
@@ -27,6 +31,7 @@ plug-in (:data:`METHOD`, loaded by ``ocdec.methods.registry``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +43,16 @@ import pandas as pd
 from ocdec.errors import OcdecError
 from ocdec.methods.base import MethodResult
 from ocdec.methods.default.dec_stage import dec_membership, default_dec_settings, seed_agreement
+from ocdec.methods.default.groups import (
+    Group,
+    GroupSettings,
+    choose_target,
+    describe_groups,
+    false_alarm,
+    not_found_reason,
+    null_maxima,
+    territory,
+)
 from ocdec.methods.default.mixture import (
     ClusterModel,
     bootstrap_responsibilities,
@@ -46,6 +61,7 @@ from ocdec.methods.default.mixture import (
 from ocdec.methods.default.peaks import Peak, PeakSettings, find_peaks, score_peaks
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
+from ocdec.verdict import GROUP_COLUMNS
 
 __all__ = ["ClusterPriors", "DefaultMethod", "METHOD", "MemberSettings", "MembershipResult",
            "default_dec_settings", "run_default"]
@@ -80,6 +96,7 @@ class MemberSettings:
     # their motion, and the deconvolved mixture's posterior is kept. None: DEC on every star.
     dec_max_log_error_volume: float | None = 2.0
     peaks: PeakSettings = field(default_factory=PeakSettings)
+    groups: GroupSettings = field(default_factory=GroupSettings)
     dec: Any = None  # ocdec.methods.dec.DecSettings; None: default_dec_settings()
 
     def __post_init__(self) -> None:
@@ -98,25 +115,41 @@ class MembershipResult:
     seeds: list[int]
     seed_jaccard: float
     seed_jaccard_min: float
-    peak: Peak
+    peak: Peak | None  # the target's peak; None: not found
     peaks: list[Peak]
     model: dict[str, Any]
     stages: dict[str, float]
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    groups: list[Group] = field(default_factory=list)
+    target: Group | None = None
+    reason: str = ""  # why not found
 
 
-def _cluster_peak(ast: Astrometry, priors: ClusterPriors, settings: MemberSettings
-                  ) -> tuple[Peak, list[Peak]]:
-    """The best-scoring peak and every scored peak."""
-    peaks = score_peaks(ast, find_peaks(ast, priors, settings.peaks), priors, settings.peaks)
-    if not peaks:
-        raise OcdecError("no overdensity in proper motion and parallax stands out of the field "
-                         f"(significance > {settings.peaks.min_significance}); no cluster found")
-    peak = peaks[0]
+def _detect(ast: Astrometry, priors: ClusterPriors, settings: MemberSettings
+            ) -> tuple[Group | None, list[Group], str]:
+    """Every group of the cone with its false-alarm probability, the target among them (None:
+    not found) and why not."""
+    # Every parallax is searched, not just a bracket around the catalogue's: the groups table
+    # lists every group of the cone, and a distant cluster's catalogue parallax may be far off.
+    search = ClusterPriors(ra=priors.ra, dec=priors.dec, radius_deg=priors.radius_deg)
+    peaks = score_peaks(ast, find_peaks(ast, search, settings.peaks), priors, settings.peaks)
+    groups = describe_groups(ast, peaks, priors, settings.groups)
+    if groups:
+        maxima = null_maxima(ast, priors, settings.peaks, settings.groups)
+        groups = [replace(g, false_alarm_probability=false_alarm(g.statistic, maxima))
+                  for g in groups]
+        log.info("field resamples' best statistic: %s", np.round(maxima, 1).tolist())
+    target = choose_target(groups, priors)
+    if target is None:
+        reason = not_found_reason(groups, priors)
+        log.info("not found: %s (%d groups)", reason, len(groups))
+        return None, groups, reason
+    peak = target.peak
     log.info("cluster peak: pm (%.3f, %.3f) mas/yr, parallax %.3f mas, significance %.1f, "
-             "sky concentration %.2f, prior weight %.2f (%d peaks)", peak.pmra, peak.pmdec,
-             peak.parallax, peak.significance, peak.concentration, peak.prior_weight, len(peaks))
-    return peak, peaks
+             "sky concentration %.2f, prior weight %.2f, false-alarm probability %.2g (%d groups)",
+             peak.pmra, peak.pmdec, peak.parallax, peak.significance, peak.concentration,
+             peak.prior_weight, target.false_alarm_probability, len(groups))
+    return target, groups, ""
 
 
 def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
@@ -130,8 +163,12 @@ def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
     if len(ast) < settings.min_stars:
         raise OcdecError(f"only {len(ast)} stars with complete astrometry (pmra, pmdec, parallax);"
                          f" the default method needs at least {settings.min_stars}")
-    peak, peaks = _cluster_peak(ast, priors, settings)
+    target, groups, reason = _detect(ast, priors, settings)
     stages["peaks"] = time.perf_counter() - t0
+    if target is None:
+        return _not_found(len(stars), settings, groups, reason, stages)
+    peak = target.peak
+    ast = territory(ast, groups, target)
 
     t0 = time.perf_counter()
     model = fit_cluster_model(ast, peak, settings.sigma_v_kms, settings.window_sigma,
@@ -162,7 +199,23 @@ def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
     return MembershipResult(
         p_member=p_member, member=p_member >= settings.threshold, group=group, history=history,
         seeds=list(settings.seeds), seed_jaccard=jac_mean, seed_jaccard_min=jac_min, peak=peak,
-        peaks=peaks, model=model.summary(), stages=stages, diagnostics=diagnostics)
+        peaks=_peaks_of(groups), model=model.summary(), stages=stages,
+        diagnostics=diagnostics, groups=groups, target=target)
+
+
+def _not_found(n: int, settings: MemberSettings, groups: list[Group], reason: str,
+               stages: dict[str, float]) -> MembershipResult:
+    """No group is the catalogue's cluster: no members, the groups and the reason."""
+    return MembershipResult(
+        p_member=np.zeros(n), member=np.zeros(n, bool), group=np.full(n, -1, np.int64),
+        history=pd.DataFrame(columns=["seed", "phase", "epoch", "loss", "label_change"]),
+        seeds=list(settings.seeds), seed_jaccard=math.nan, seed_jaccard_min=math.nan, peak=None,
+        peaks=_peaks_of(groups), model={}, stages=stages, groups=groups, reason=reason)
+
+
+def _peaks_of(groups: list[Group]) -> list[Peak]:
+    """The groups' peaks, once each (a peak split on the sky gives several groups)."""
+    return list({id(g.peak): g.peak for g in groups}.values())
 
 
 def _mixture_membership(ast: Astrometry, model: ClusterModel, settings: MemberSettings
@@ -194,13 +247,20 @@ class DefaultMethod:
         from ocdec.methods.astrometry import cluster_parameters
 
         result = run_default(stars, priors, replace(settings, seeds=tuple(seeds)))
+        target = result.target
         summary = {"seeds": result.seeds, "seed_jaccard": result.seed_jaccard,
                    "seed_jaccard_min": result.seed_jaccard_min, "stages": result.stages,
-                   "peak": result.peak.as_dict(), "model": result.model,
-                   "diagnostics": result.diagnostics}
+                   "peak": result.peak.as_dict() if result.peak else None, "model": result.model,
+                   "diagnostics": result.diagnostics,
+                   "false_alarm_probability": (target.false_alarm_probability if target
+                                               else None)}
+        if result.reason:
+            summary["reason"] = result.reason
+        groups = pd.DataFrame([g.row(i, g is target) for i, g in enumerate(result.groups)],
+                              columns=list(GROUP_COLUMNS))
         return MethodResult(p_member=result.p_member, member=result.member, group=result.group,
                             parameters=cluster_parameters(stars, result.member),
-                            history=result.history, summary=summary)
+                            history=result.history, summary=summary, groups=groups)
 
 
 METHOD = DefaultMethod()

@@ -31,6 +31,7 @@ from ocdec.results.figures.style import (
     legend_entries,
     note,
 )
+from ocdec.verdict import FOUND, tally
 
 SIGMA_TICKS = (-1000, -100, -10, -3, -1, 0, 1, 3, 10, 100, 1000)
 _COLUMN_LABELS = {"pmra": LABEL_PMRA, "pmdec": LABEL_PMDEC, "parallax": LABEL_PLX}
@@ -94,7 +95,7 @@ def offsets_figure(summary: pd.DataFrame) -> Figure:
         labels = []
         for _, row in summary.iterrows():
             status = str(row.get("status", ""))
-            labels.append(str(row["region"]) + ("" if status == "done" else f" ({status})"))
+            labels.append(str(row["region"]) + ("" if status == FOUND else f" ({status})"))
         axes[0].set_yticks(y, labels)
         axes[0].set_ylim(len(regions) - 0.5, -0.5)
         handles, hl = legend_entries(axes[0])
@@ -193,5 +194,12 @@ def _recovered_column(
 
 
 def catalogue_figures(summary: pd.DataFrame) -> dict[str, Figure]:
-    """The catalogue figures (:data:`ocdec.products.CATALOGUE_FIGURES`) from the summary table."""
-    return {"offsets": offsets_figure(summary), "recovered": recovered_figure(summary)}
+    """The catalogue figures (:data:`ocdec.products.CATALOGUE_FIGURES`) from the summary table;
+    each names the catalogue's tally of found, not found and unknown groups at the bottom."""
+    figures = {"offsets": offsets_figure(summary), "recovered": recovered_figure(summary)}
+    counts = tally(summary["status"] if "status" in summary else [],
+                   _numbers(summary, "n_unknown_groups") if "n_unknown_groups" in summary
+                   else [])
+    for fig in figures.values():
+        fig.text(0.01, 0.002, counts, fontsize=8, ha="left", va="bottom", gid="verdict_tally")
+    return figures

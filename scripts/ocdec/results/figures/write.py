@@ -14,6 +14,7 @@ from ocdec.methods.registry import PRIMARY
 from ocdec.products import CATALOGUE_FIGURES, REGION_FIGURES
 from ocdec.results.figure_inputs import read_region
 from ocdec.results.figures.catalogue import catalogue_figures
+from ocdec.results.figures.groups import groups_figure
 from ocdec.results.figures.panels import DISPLAY_SEED, MAX_FIELD_POINTS
 from ocdec.results.figures.region import (
     methods_figure,
@@ -58,7 +59,12 @@ def region_plots(
         state, why = inputs.skip
         fig = skipped_figure(region, why, state)
         for stem in REGION_PLOTS:
-            written += save_formats(fig, out, stem, formats)
+            if stem != "groups":
+                written += save_formats(fig, out, stem, formats)
+        # a region where the cluster was not found still shows what the cone holds
+        fig = (groups_figure(inputs.groups, inputs.groups_summary, region)
+               if inputs.groups is not None else fig)
+        written += save_formats(fig, out, "groups", formats)
         return written
     reference = references[0] if references else None
     selections = inputs.selections
@@ -76,6 +82,8 @@ def region_plots(
     written += save_formats(fig, out, "silhouette", formats)
     fig = training_figure(inputs.histories, f"{name}: DEC training curves")
     written += save_formats(fig, out, "training", formats)
+    fig = groups_figure(inputs.groups, inputs.groups_summary, region)
+    written += save_formats(fig, out, "groups", formats)
     return written
 
 
