@@ -126,7 +126,10 @@ def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
     settings = settings or MemberSettings()
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
-    ast = Astrometry.from_stars(stars)
+    # Proper motions in the frame local to the catalogue's centre (else the field's): a cluster
+    # near the pole or across a wide cone stays one compact group.
+    centre = (float(priors.ra), float(priors.dec)) if priors.has_centre else None  # type: ignore[arg-type]
+    ast = Astrometry.from_stars(stars, centre)
     if len(ast) < settings.min_stars:
         raise OcdecError(f"only {len(ast)} stars with complete astrometry (pmra, pmdec, parallax);"
                          f" the default method needs at least {settings.min_stars}")
