@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import ndimage
 
 from ocdec.errors import OcdecError
+from ocdec.methods.default.density import FieldParallax, significance_map, slab_weights
 from ocdec.methods.default.sky import angular_separation_deg
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
@@ -36,11 +37,18 @@ class PeakSettings:
     slab_ratio: float = 1.12  # consecutive parallax slab centres differ by this factor
     slab_half_width: float = 0.12  # relative half-width of a slab (absolute floor below)
     min_plx_floor: float = 0.15  # mas: the deepest slab without a prior
+    min_plx_floor_prior: float = 0.02  # mas: the deepest slab with a parallax prior
+    min_half_width: float = 0.05  # mas: the narrowest slab (half-width)
+    min_weight: float = 0.02  # stars weighing less than this in a slab are left out of it (speed)
+    error_classes: int = 6  # proper-motion error classes (factors of 2 in member spread)
+    sky_weighting: bool = True  # also search with stars weighted by nearness to the centre
+    sky_min_scale: float = 0.05  # the sky weight's scale, at least this fraction of the field
     background_cells: int = 21  # side of the box (in cells) over which the local field is averaged
     min_significance: float = 5.0
     max_peaks: int = 12
     plx_prior_log_sigma: float = 0.25  # Dias distances are often 10-30% off
     pm_prior_sigma: float = 3.0  # mas/yr: pre-Gaia proper motions can be several mas/yr off
+    prior_power: float = 0.5  # the prior weight enters the score to this power (score_peaks)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,12 @@ class Peak:
     concentration: float = math.nan
     prior_weight: float = 1.0
     score: float = 0.0
+    # Added by issue 10: the two searches' significances (significance is the larger), and the
+    # sky centre of the peak's core stars (NaN without positions).
+    pm_significance: float = math.nan
+    sky_significance: float = math.nan
+    ra: float = math.nan
+    dec: float = math.nan
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.__dict__.items()}
@@ -69,7 +83,8 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
         lo, hi = priors.parallax / 2.5, priors.parallax * 2.5
     else:
         lo, hi = np.quantile(good, [0.01, 0.999])
-    lo = max(lo, s.min_plx_floor, float(good.min()))
+    floor = s.min_plx_floor_prior if priors.parallax is not None else s.min_plx_floor
+    lo = max(lo, floor, float(good.min()))
     hi = min(hi, float(good.max()))
     if hi <= lo:
         hi = lo * s.slab_ratio
@@ -78,46 +93,73 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
 
 
 def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None) -> list[Peak]:
-    """Overdensities in proper motion within parallax slabs: significance over the local field."""
+    """Overdensities in proper motion within parallax slabs: significance over the local field.
+
+    Every star counts (:mod:`~ocdec.methods.default.density`): weighted by its parallax likelihood
+    at the slab and gathered by its proper-motion error class. Where stars have positions the
+    search is run a second time with each star also weighted by its nearness to the catalogue's
+    centre (else the field's), so that a compact cluster stands out of the field's motions; a
+    peak's significance is the larger of the two (both are kept on the peak)."""
     s = s or PeakSettings()
+    field = FieldParallax(ast.parallax, ast.e_plx)
+    sky_w = _sky_weights(ast, priors, s) if s.sky_weighting else None
+    e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
     peaks: list[Peak] = []
     for c in _slab_centres(ast, priors, s):
-        half = c * s.slab_half_width
-        # Only stars whose parallax error is small against the slab; floor so faint distant
-        # clusters keep their members.
-        in_slab = (np.abs(ast.parallax - c) < max(half, 0.05)) & (ast.e_plx < max(half, 0.08))
-        idx = np.flatnonzero(in_slab)
-        if idx.size < 20:
+        half = max(c * s.slab_half_width, s.min_half_width)
+        w = slab_weights(ast.parallax, ast.e_plx, field.density, c, half)
+        idx = np.flatnonzero(w > s.min_weight)
+        if w[idx].sum() < 20:
             continue
-        e_pm = float(np.median(np.hypot(ast.e_pmra[idx], ast.e_pmdec[idx]) / math.sqrt(2)))
+        precise = idx[w[idx] > 0.5]
+        e_med = float(np.median(e_pm[precise])) if precise.size else float(np.median(e_pm[idx]))
         for factor in s.scale_factors:
-            scale = math.hypot(factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC, e_pm)
-            peaks.extend(_slab_peaks(ast, idx, c, max(half, 0.05), scale, s))
+            intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
+            scale = math.hypot(intrinsic, e_med)
+            maps = [significance_map(ast.pmra[idx], ast.pmdec[idx], e_pm[idx], w[idx], intrinsic,
+                                     s.background_cells, s.error_classes)]
+            if sky_w is not None:
+                maps.append(significance_map(ast.pmra[idx], ast.pmdec[idx], e_pm[idx], w[idx],
+                                             intrinsic, s.background_cells, s.error_classes,
+                                             sky_w=sky_w[idx]))
+            peaks.extend(_map_peaks(maps, c, half, scale, s))
     return _suppress_duplicates(peaks)
 
 
-def _slab_peaks(ast: Astrometry, idx: np.ndarray, c: float, half: float, scale: float,
-                s: PeakSettings) -> list[Peak]:
-    x, y = ast.pmra[idx], ast.pmdec[idx]
-    cell = scale / 2.0
-    pad = s.background_cells * cell
-    x0, x1 = np.quantile(x, [0.002, 0.998])
-    y0, y1 = np.quantile(y, [0.002, 0.998])
-    nx = int(min(600, max(8, math.ceil((x1 - x0 + 2 * pad) / cell))))
-    ny = int(min(600, max(8, math.ceil((y1 - y0 + 2 * pad) / cell))))
-    ex = x0 - pad + cell * np.arange(nx + 1)
-    ey = y0 - pad + cell * np.arange(ny + 1)
-    h, _, _ = np.histogram2d(x, y, bins=(ex, ey))
-    # Counts in a Gaussian aperture of sigma = one cluster width, against the same aperture on the
-    # local mean field; Poisson significance.
-    sm = ndimage.gaussian_filter(h, sigma=2.0, mode="constant") * (2 * math.pi * 4.0)
-    bg = ndimage.uniform_filter(h, size=s.background_cells, mode="constant") * (2 * math.pi * 4.0)
-    sig = (sm - bg) / np.sqrt(bg + 1.0)
+def _sky_weights(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np.ndarray | None:
+    """1 / (1 + (r / a)^2) about the catalogue's centre (else the field's), a the catalogue's
+    cluster radius (the cone radius / 1.5) or a quarter of the field's extent."""
+    if not ast.has_sky:
+        return None
+    if priors.has_centre:
+        ra0, dec0 = float(priors.ra), float(priors.dec)  # type: ignore[arg-type]
+    elif ast.frame_centre is not None:
+        ra0, dec0 = ast.frame_centre
+    else:
+        return None
+    r = angular_separation_deg(np.nan_to_num(ast.ra, nan=ra0), np.nan_to_num(ast.dec, nan=dec0),
+                               ra0, dec0)
+    extent = float(np.quantile(r, 0.9))
+    a = priors.radius_deg / 1.5 if priors.radius_deg is not None else extent / 4
+    a = min(max(a, extent * s.sky_min_scale), extent)
+    return 1.0 / (1.0 + (r / max(a, 1e-6)) ** 2)
+
+
+def _map_peaks(maps: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]], c: float,
+               half: float, scale: float, s: PeakSettings) -> list[Peak]:
+    sig_pm, ex, ey, cell = maps[0]
+    if cell <= 0:
+        return []
+    sig_sky = maps[1][0] if len(maps) > 1 and maps[1][0].shape == sig_pm.shape else None
+    sig = sig_pm if sig_sky is None else np.maximum(sig_pm, sig_sky)
     local_max = (sig == ndimage.maximum_filter(sig, size=5)) & (sig > s.min_significance)
     out = []
     for i, j in zip(*np.nonzero(local_max), strict=True):
         out.append(Peak(pmra=float(ex[i] + cell / 2), pmdec=float(ey[j] + cell / 2), parallax=c,
-                        pm_scale=scale, plx_half_width=half, significance=float(sig[i, j])))
+                        pm_scale=scale, plx_half_width=half, significance=float(sig[i, j]),
+                        pm_significance=float(sig_pm[i, j]),
+                        sky_significance=(math.nan if sig_sky is None
+                                          else float(sig_sky[i, j]))))
     return out
 
 
@@ -153,23 +195,40 @@ def _sky_concentration(ast: Astrometry, core: np.ndarray, control: np.ndarray,
 
 def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
                 s: PeakSettings | None = None) -> list[Peak]:
-    """Attach sky concentration and prior weight to the most significant peaks, best score first.
+    """Attach sky concentration, sky centre and prior weight to the most significant peaks, best
+    score first.
 
-    score = significance x concentration (clipped to [0.5, 3]) x prior weight, where the prior
-    weight is a log-normal in parallax around the catalogue distance and a Gaussian of
-    ``pm_prior_sigma`` around the catalogue proper motion (each 1 when absent).
+    score = significance x concentration (clipped to [0.5, 3]; 0.5 where the stars have positions
+    but the peak has too few core stars to measure it) x prior weight ^ ``prior_power``, where the
+    prior weight is a log-normal in parallax around the catalogue distance and a Gaussian of
+    ``pm_prior_sigma`` around the catalogue proper motion (each 1 when absent). The power below 1
+    keeps a pre-Gaia proper motion several mas/yr off (Berkeley 29: 5) from preferring a weak
+    peak near it over the cluster.
     """
     s = s or PeakSettings()
+    e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
     scored = []
     for p in peaks[: s.max_peaks]:
-        in_slab = np.abs(ast.parallax - p.parallax) < p.plx_half_width
+        # a member's reach: the slab and its own errors added (faint members count too)
+        in_slab = np.abs(ast.parallax - p.parallax) < np.hypot(p.plx_half_width, ast.e_plx)
         dpm = np.hypot(ast.pmra - p.pmra, ast.pmdec - p.pmdec)
-        core = in_slab & (dpm < 1.5 * p.pm_scale)
-        control = in_slab & (dpm > 3 * p.pm_scale) & (dpm < 6 * p.pm_scale)
+        reach = np.hypot(p.pm_scale, e_pm)
+        core = in_slab & (dpm < 1.5 * reach)
+        control = in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)
         conc = _sky_concentration(ast, core, control, priors)
         weight = priors.weight(p.pmra, p.pmdec, p.parallax, pm_scale=p.pm_scale,
                                pm_sigma=s.pm_prior_sigma, plx_log_sigma=s.plx_prior_log_sigma)
-        c_term = 1.0 if math.isnan(conc) else min(max(conc, 0.5), 3.0)
+        if math.isnan(conc):
+            c_term = 0.5 if ast.has_sky else 1.0
+        else:
+            c_term = min(max(conc, 0.5), 3.0)
+        ra = dec = math.nan
+        if ast.has_sky and core.sum() >= 5:
+            from ocdec.methods.astrometry import sky_centre_and_r50
+
+            centre = sky_centre_and_r50(pd.DataFrame({"ra": ast.ra[core], "dec": ast.dec[core]}))
+            ra, dec = float(centre["ra"]), float(centre["dec"])
         scored.append(Peak(**{**p.__dict__, "n_core": int(core.sum()), "concentration": conc,
-                              "prior_weight": weight, "score": p.significance * c_term * weight}))
+                              "prior_weight": weight, "ra": ra, "dec": dec,
+                              "score": p.significance * c_term * weight**s.prior_power}))
     return sorted(scored, key=lambda p: -p.score)
