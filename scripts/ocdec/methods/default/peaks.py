@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import ndimage
 
 from ocdec.errors import OcdecError
-from ocdec.methods.default.density import FieldParallax, significance_map, slab_weights
+from ocdec.methods.default.density import FieldParallax, significance_maps, slab_weights
 from ocdec.methods.default.sky import angular_separation_deg
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
@@ -43,6 +43,8 @@ class PeakSettings:
     error_classes: int = 6  # proper-motion error classes (factors of 2 in member spread)
     sky_weighting: bool = True  # also search with stars weighted by nearness to the centre
     sky_min_scale: float = 0.05  # the sky weight's scale, at least this fraction of the field
+    # proper-motion contrast only for error classes this much narrower than the field's motions
+    pm_class_ratio: float = 0.2
     background_cells: int = 21  # side of the box (in cells) over which the local field is averaged
     min_significance: float = 5.0
     max_peaks: int = 12
@@ -116,12 +118,10 @@ def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = 
         for factor in s.scale_factors:
             intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
             scale = math.hypot(intrinsic, e_med)
-            maps = [significance_map(ast.pmra[idx], ast.pmdec[idx], e_pm[idx], w[idx], intrinsic,
-                                     s.background_cells, s.error_classes)]
-            if sky_w is not None:
-                maps.append(significance_map(ast.pmra[idx], ast.pmdec[idx], e_pm[idx], w[idx],
-                                             intrinsic, s.background_cells, s.error_classes,
-                                             sky_w=sky_w[idx]))
+            maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], e_pm[idx], w[idx],
+                                     intrinsic, s.background_cells, s.error_classes,
+                                     sky_w=None if sky_w is None else sky_w[idx],
+                                     pm_class_ratio=s.pm_class_ratio)
             peaks.extend(_map_peaks(maps, c, half, scale, s))
     return _suppress_duplicates(peaks)
 
@@ -145,12 +145,11 @@ def _sky_weights(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np.
     return 1.0 / (1.0 + (r / max(a, 1e-6)) ** 2)
 
 
-def _map_peaks(maps: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]], c: float,
-               half: float, scale: float, s: PeakSettings) -> list[Peak]:
-    sig_pm, ex, ey, cell = maps[0]
+def _map_peaks(maps: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float],
+               c: float, half: float, scale: float, s: PeakSettings) -> list[Peak]:
+    sig_pm, sig_sky, ex, ey, cell = maps
     if cell <= 0:
         return []
-    sig_sky = maps[1][0] if len(maps) > 1 and maps[1][0].shape == sig_pm.shape else None
     sig = sig_pm if sig_sky is None else np.maximum(sig_pm, sig_sky)
     local_max = (sig == ndimage.maximum_filter(sig, size=5)) & (sig > s.min_significance)
     out = []
