@@ -123,7 +123,9 @@ def run_field(task: tuple[str, str, str, bool]) -> dict[str, Any]:
                    model_parallax=model.get("parallax"), p_sum=float(result.p_member.sum()),
                    significance=peak.get("significance"), score=peak.get("score"),
                    expected=diag.get("expected_members"),
-                   below_field_limit=diag.get("below_field_limit"))
+                   below_field_limit=diag.get("below_field_limit"),
+                   bootstrap_cv=diag.get("bootstrap_count_cv"),
+                   bootstrap_jaccard=diag.get("bootstrap_jaccard"))
     row["runtime_s"] = round(time.perf_counter() - start, 2)
     return row
 

@@ -37,6 +37,7 @@ import pandas as pd
 
 from ocdec.errors import OcdecError
 from ocdec.methods.base import MethodResult
+from ocdec.methods.default.counts import bootstrap_stability, sky_count_check
 from ocdec.methods.default.dec_stage import dec_membership, default_dec_settings, seed_agreement
 from ocdec.methods.default.mixture import (
     ClusterModel,
@@ -66,6 +67,7 @@ class MemberSettings:
     max_fit_stars: int = 20_000
     halo: bool = True  # a second, wider cluster component (heavier tails than one Gaussian)
     bootstrap_iter: int = 60  # EM iterations of each seed's bootstrap refit (warm started)
+    stability_bootstraps: int = 3  # field-bootstrap refits measuring stability (DEC path)
     bagging: bool = False  # p_member = mean of the seeds' bootstrap posteriors (else full fit)
     run_dec: bool = True
     dec_radius: float = 5.0  # DEC runs on candidates within this whitened radius ...
@@ -155,7 +157,8 @@ def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
         used, p_cand, per_seed, diagnostics = _mixture_membership(ast, model, settings)
         stages["ensemble"] = time.perf_counter() - t0
         history = pd.DataFrame(columns=["seed", "phase", "epoch", "loss", "label_change"])
-    diagnostics = {"n_candidates": int(model.candidates.size), **diagnostics}
+    diagnostics = {"n_candidates": int(model.candidates.size), **diagnostics,
+                   **_count_diagnostics(ast, model, used, p_cand, per_seed, settings)}
     p_member = np.zeros(len(stars))
     group = np.full(len(stars), -1, dtype=np.int64)
     rows = ast.rows[model.candidates[used]]
@@ -168,6 +171,32 @@ def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
         peaks=peaks, model=model.summary(), stages=stages, diagnostics=diagnostics)
 
 
+def _count_diagnostics(ast: Astrometry, model: ClusterModel, used: np.ndarray,
+                       p_cand: np.ndarray, per_seed: list[np.ndarray], settings: MemberSettings
+                       ) -> dict[str, Any]:
+    """Selected against vouched-for member counts and the field-bootstrap stability
+    (:mod:`~ocdec.methods.default.counts`), for the verdict layer."""
+    t0 = time.perf_counter()
+    selected = np.zeros(model.candidates.size, dtype=bool)
+    selected[used[p_cand >= settings.threshold]] = True
+    out: dict[str, Any] = {"p_member_sum": float(np.sum(p_cand)),
+                           "selected_members": int(selected.sum())}
+    out.update(sky_count_check(model, selected))
+    if settings.run_dec:
+        # DEC's seeds share the mixture's start and agree by construction: resample the field
+        boots = [bootstrap_responsibilities(ast, model, seed, settings.max_fit_stars,
+                                            settings.bootstrap_iter)
+                 for seed in settings.seeds[: settings.stability_bootstraps]]
+    else:
+        boots = per_seed
+    out.update(bootstrap_stability(boots, settings.threshold))
+    expected = out.get("expected_members")
+    if expected is not None and expected > 0:
+        out["selection_inflation"] = float(out["selected_members"] / expected)
+    out["stability_s"] = time.perf_counter() - t0
+    return out
+
+
 def _mixture_membership(ast: Astrometry, model: ClusterModel, settings: MemberSettings
                         ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], dict[str, Any]]:
     """The mixture alone (fast, for tests and as a cross-check): its full-data posterior, with
@@ -177,7 +206,7 @@ def _mixture_membership(ast: Astrometry, model: ClusterModel, settings: MemberSe
                                            settings.bootstrap_iter)
                 for seed in settings.seeds]
     p_cand = np.mean(per_seed, axis=0) if settings.bagging else model.p_mixture
-    diagnostics = {"bootstrap_members": [int((p >= settings.threshold).sum()) for p in per_seed]}
+    diagnostics: dict[str, Any] = {}
     return np.arange(model.candidates.size), p_cand, per_seed, diagnostics
 
 
