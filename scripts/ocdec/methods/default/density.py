@@ -143,7 +143,7 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, e_pm: np.ndarray, w: 
             return np.histogram2d(x, y, bins=(bx, by), weights=weights)[0]
 
         h = hist(wk)
-        if s_k <= pm_class_ratio * field_sd:
+        if k == 0 or s_k <= pm_class_ratio * field_sd:
             e, v = _pm_contrast(h, hist(wk * wk), background_cells)
             pm_ex += _upsample(e, factor, (nx, ny))
             pm_var += _upsample(v, factor, (nx, ny))
