@@ -4,10 +4,11 @@
 Every star counts, weighted by what its errors allow:
 
 * **parallax through its likelihood** (:func:`slab_weights`): a star's weight for the slab at
-  parallax c is p / (1 + p), p the ratio of its likelihood at c (its error and the slab's width
-  added) to the field's parallax density for stars of its error. A precise star at c weighs about
-  1, one far from c about 0, and one whose error swamps the field's spread about 1/2 in every slab
-  (its proper motion still counts, its parallax says nothing);
+  parallax c is g p / (1 + p), p the ratio of its likelihood at c (its error and the slab's width
+  added) to the field's parallax density for stars of its error, g the likelihood's shape (1 at
+  c). A precise star at c weighs about 1, one far from c about 0, and one whose error swamps the
+  field's spread about 1/2 in every slab (its proper motion still counts, its parallax says
+  nothing);
 * **proper motion deconvolved by error class** (:func:`significance_maps`): stars are binned by
   their member spread (the cluster's width and their error added); each class is smoothed with a
   Gaussian of its own spread, and the classes' excess counts are added over their added
@@ -60,12 +61,14 @@ class FieldParallax:
 
 def slab_weights(plx: np.ndarray, e_plx: np.ndarray, field: np.ndarray, c: float,
                  half: float) -> np.ndarray:
-    """Each star's weight for the slab at parallax ``c`` (half-width ``half``): p / (1 + p), p the
+    """Each star's weight for the slab at parallax ``c`` (half-width ``half``): g p / (1 + p), p the
     likelihood ratio of being at c against the field (``field``: :class:`FieldParallax` density)."""
     var = e_plx**2 + half**2
-    like = np.exp(-0.5 * (plx - c) ** 2 / var) / np.sqrt(2 * math.pi * var)
-    ratio = like / field
-    return ratio / (1.0 + ratio)
+    shape = np.exp(-0.5 * (plx - c) ** 2 / var)
+    ratio = shape / np.sqrt(2 * math.pi * var) / field
+    # times the likelihood's shape: where the field is sparse (a nearby cluster's parallax) the
+    # ratio alone saturates far into the tails and every slab near the cluster sees all of it
+    return shape * ratio / (1.0 + ratio)
 
 
 
@@ -98,13 +101,15 @@ def _pm_contrast(h: np.ndarray, h2: np.ndarray, background_cells: int
 def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, e_pm: np.ndarray, w: np.ndarray,
                       intrinsic: float, background_cells: int, max_classes: int = 6,
                       max_cells: int = 600, sky_w: np.ndarray | None = None,
-                      pm_class_ratio: float = 0.2
+                      pm_class_ratio: float = 0.2, pm_ok: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float]:
     """Significance of the overdensity at each cell of a proper-motion grid for stars weighted
     ``w``, their errors deconvolved by class (module docstring): in proper motion (classes whose
     spread is at most ``pm_class_ratio`` times the field's motions) and, with ``sky_w`` (each
     star's nearness to the centre, 0-1), on the sky. Returns (pm significance, sky significance
-    or None, x edges, y edges, cell)."""
+    or None, x edges, y edges, cell). ``pm_ok``: the stars whose parallax places them in the
+    slab, the only ones the proper-motion contrast uses (default all): stars whose parallax says
+    nothing bring the distant field's narrow hump in proper motion into every slab."""
     spread = np.hypot(intrinsic, e_pm)
     s0 = max(float(np.quantile(spread, 0.02)), 1e-4)
     cls = np.floor(np.log2(spread / s0)).astype(int)
@@ -142,9 +147,9 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, e_pm: np.ndarray, w: 
                  bx: np.ndarray = bx, by: np.ndarray = by) -> np.ndarray:
             return np.histogram2d(x, y, bins=(bx, by), weights=weights)[0]
 
-        h = hist(wk)
         if k == 0 or s_k <= pm_class_ratio * field_sd:
-            e, v = _pm_contrast(h, hist(wk * wk), background_cells)
+            wp = wk if pm_ok is None else wk * pm_ok[sel]
+            e, v = _pm_contrast(hist(wp), hist(wp * wp), background_cells)
             pm_ex += _upsample(e, factor, (nx, ny))
             pm_var += _upsample(v, factor, (nx, ny))
             best_pm = np.maximum(best_pm, pm_ex / np.sqrt(pm_var + 1.0))
