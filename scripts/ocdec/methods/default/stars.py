@@ -68,10 +68,13 @@ class Astrometry:
     frame_centre: tuple[float, float] | None = None  # (ra, dec) of the local pm frame, deg
 
     @classmethod
-    def from_stars(cls, stars: pd.DataFrame, centre: tuple[float, float] | None = None
+    def from_stars(cls, stars: pd.DataFrame, centre: tuple[float, float] | None = None,
+                   frame_radius: float | None = None, min_rotation: float = 0.0
                    ) -> Astrometry:
         """The usable stars; with positions, proper motions are taken into the local frame at
-        ``centre`` (None: the field's mean position), :func:`local_proper_motions`."""
+        ``centre`` (None: the field's mean position), :func:`local_proper_motions`, where the
+        frame turns by more than ``min_rotation`` (radians) across the stars within
+        ``frame_radius`` (deg; None: a quarter of the field) of the centre."""
         for col in ("pmra", "pmdec", "parallax"):
             if col not in stars or not np.isfinite(_column(stars, col)).any():
                 raise OcdecError(f"column {col!r} is missing or has no finite values")
@@ -85,9 +88,12 @@ class Astrometry:
         frame = None
         if has_sky:
             frame = centre if centre is not None else mean_position(ra, dec)
-            pmra, pmdec, e_pmra, e_pmdec = local_proper_motions(
-                np.nan_to_num(ra, nan=frame[0]), np.nan_to_num(dec, nan=frame[1]), pmra, pmdec,
-                e_pmra, e_pmdec, *frame)
+            ra_f, dec_f = np.nan_to_num(ra, nan=frame[0]), np.nan_to_num(dec, nan=frame[1])
+            if frame_rotation(ra_f, dec_f, *frame, frame_radius) > min_rotation:
+                pmra, pmdec, e_pmra, e_pmdec = local_proper_motions(
+                    ra_f, dec_f, pmra, pmdec, e_pmra, e_pmdec, *frame)
+            else:
+                frame = None
         return cls(rows, pmra, pmdec, plx[rows], e_pmra, e_pmdec, e_plx[rows],
                    _column(stars, "phot_g_mean_mag")[rows], ra, dec, has_sky, frame)
 
@@ -108,6 +114,25 @@ def mean_position(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
                   np.mean(np.sin(d))])
     return (float(np.degrees(np.arctan2(v[1], v[0])) % 360.0),
             float(np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1])))))
+
+
+def frame_rotation(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float,
+                   radius: float | None = None) -> float:
+    """The largest angle (radians) by which the local east turns against the centre's, over the
+    stars within ``radius`` (deg; None: a quarter of the field's extent, as the sky weights of
+    the peak search take a cluster's size without a catalogue) of (ra0, dec0): about
+    delta-ra x sin(dec)."""
+    da = np.radians(ra - ra0)
+    d, d0 = np.radians(dec), math.radians(dec0)
+    cos_sep = np.clip(np.sin(d) * math.sin(d0) + np.cos(d) * math.cos(d0) * np.cos(da), -1, 1)
+    sep = np.degrees(np.arccos(cos_sep))
+    if radius is None and sep.size:
+        radius = 0.25 * float(np.quantile(sep, 0.9))
+    near = sep <= (radius if radius is not None else 180.0)
+    da, d = da[near], d[near]
+    if da.size == 0:
+        return 0.0
+    return float(np.max(np.abs(np.arctan2(math.sin(d0) * np.sin(da), np.cos(da)))))
 
 
 def local_proper_motions(ra: np.ndarray, dec: np.ndarray, pmra: np.ndarray, pmdec: np.ndarray,
