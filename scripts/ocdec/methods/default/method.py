@@ -3,8 +3,11 @@
 Plain clustering of a whole cone does not isolate a cluster of a few hundred stars among 10^5: the
 field dominates every centroid. So the default works in steps, one module each:
 
+0. **Local frame** (:mod:`~ocdec.methods.default.stars`): proper motions on the tangent plane at
+   the catalogue's centre, where the frame turns across the cluster (near the pole, wide cones).
 1. **Peak search** (:mod:`~ocdec.methods.default.peaks`): overdensities in proper motion within
-   parallax slabs, ranked by significance, sky concentration and the catalogue priors.
+   parallax slabs, every star weighted by what its errors allow, in proper motion and on the sky;
+   ranked by significance, sky concentration and the catalogue priors.
 2. **Candidates and the initial split** (:mod:`~ocdec.methods.default.mixture`): around the chosen
    peak, a cluster + field mixture fitted by extreme deconvolution (each star's errors convolved
    in; the error model in :mod:`~ocdec.methods.default.stars`, the sky profile in
@@ -15,6 +18,8 @@ field dominates every centroid. So the default works in steps, one module each:
    Student-t mixture layer on the whitened features, started from the mixture's member/field
    split, one run per seed. ``p_member`` is the seeds' mean of DEC's cluster soft assignment;
    ``member`` is p_member >= 0.5.
+4. **Counts** (:mod:`~ocdec.methods.default.counts`): selected against sky-vouched member counts
+   and the stability under a bootstrap of the field, in ``diagnostics`` for the verdict layer.
 
 Measured (p_member >= 0.5 against CG18 / Gaia Coll. 2018, G <= 18, Dias priors): F1 Praesepe
 0.965, alpha Per 0.970, NGC 188 0.978, Ruprecht 147 0.927, seed Jaccard 1.0. What was tried and did

@@ -1,11 +1,13 @@
 """Step 1 of the default method: find the cluster's peak in proper motion and parallax.
 
-Within parallax slabs, proper motions are binned on a grid whose cell follows the width a cluster at
-that parallax has (internal velocity dispersion times parallax, plus the measurement errors), and
-each cell's count is compared with the smooth local field around it (:func:`find_peaks`). Peaks are
-ranked (:func:`score_peaks`) by that significance, by how concentrated their stars are on the sky,
-and by the catalogue priors where given (log-normal in parallax, 3 mas/yr Gaussian in proper
-motion): never by a literature answer.
+Within parallax slabs, every star counts, weighted by its parallax likelihood at the slab; proper
+motions are gathered by error class at the width a cluster at that parallax has (internal velocity
+dispersion times parallax, plus each class's errors), and the excess is measured in proper motion
+against the local field and on the sky against the same stars' spread
+(:mod:`~ocdec.methods.default.density`, :func:`find_peaks`). Peaks are ranked
+(:func:`score_peaks`) by that significance, by how concentrated their stars are on the sky, and by
+the catalogue priors where given (log-normal in parallax, 3 mas/yr Gaussian in proper motion, the
+weight's square root): never by a literature answer. docs/detection.md has the measurements.
 """
 
 from __future__ import annotations
