@@ -58,6 +58,9 @@ __all__ = ["ClusterPriors", "DefaultMethod", "METHOD", "MemberSettings", "Member
 
 log = logging.getLogger(__name__)
 
+LOCAL_FRAME_MIN_ROTATION = 0.05  # rad: the turn of the frame across the cluster that needs it
+STABILITY_BOOTSTRAPS = 3  # field-bootstrap refits measuring stability (DEC path)
+
 
 @dataclass(frozen=True)
 class MemberSettings:
@@ -72,8 +75,6 @@ class MemberSettings:
     max_fit_stars: int = 20_000
     halo: bool = True  # a second, wider cluster component (heavier tails than one Gaussian)
     bootstrap_iter: int = 60  # EM iterations of each seed's bootstrap refit (warm started)
-    local_frame_min_rotation: float = 0.05  # rad: the turn across the cluster that needs it
-    stability_bootstraps: int = 3  # field-bootstrap refits measuring stability (DEC path)
     bagging: bool = False  # p_member = mean of the seeds' bootstrap posteriors (else full fit)
     run_dec: bool = True
     dec_radius: float = 5.0  # DEC runs on candidates within this whitened radius ...
@@ -141,7 +142,7 @@ def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
     # than its published (ICRS-selected) members (DEC F1 0.978 -> 0.968).
     centre = (float(priors.ra), float(priors.dec)) if priors.has_centre else None  # type: ignore[arg-type]
     radius = priors.radius_deg / 1.5 if priors.radius_deg is not None else None
-    ast = Astrometry.from_stars(stars, centre, radius, settings.local_frame_min_rotation)
+    ast = Astrometry.from_stars(stars, centre, radius, LOCAL_FRAME_MIN_ROTATION)
     if len(ast) < settings.min_stars:
         raise OcdecError(f"only {len(ast)} stars with complete astrometry (pmra, pmdec, parallax);"
                          f" the default method needs at least {settings.min_stars}")
@@ -196,7 +197,7 @@ def _count_diagnostics(ast: Astrometry, model: ClusterModel, used: np.ndarray,
         # DEC's seeds share the mixture's start and agree by construction: resample the field
         boots = [bootstrap_responsibilities(ast, model, seed, settings.max_fit_stars,
                                             settings.bootstrap_iter)
-                 for seed in settings.seeds[: settings.stability_bootstraps]]
+                 for seed in settings.seeds[:STABILITY_BOOTSTRAPS]]
     else:
         boots = per_seed
     out.update(bootstrap_stability(boots, settings.threshold))

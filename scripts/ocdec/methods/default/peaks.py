@@ -29,6 +29,23 @@ from ocdec.methods.priors import ClusterPriors
 KMS_PER_MASYR_KPC = 4.74047
 
 
+# Issue 10's detection constants (module level: the workflow's config schema lists the settings).
+MIN_PLX_FLOOR_PRIOR = 0.02  # mas: the deepest slab with a parallax prior
+MIN_HALF_WIDTH = 0.05  # mas: the narrowest slab (half-width)
+MIN_WEIGHT = 0.02  # stars weighing less than this in a slab are left out of it (speed)
+ERROR_CLASSES = 6  # proper-motion error classes (factors of 2 in member spread)
+SKY_MIN_SCALE = 0.05  # the sky weight's scale, at least this fraction of the field
+# proper-motion contrast only for error classes this much narrower than the field's motions
+PM_CLASS_RATIO = 0.2
+# mas: without a parallax prior, the proper-motion contrast uses only stars with parallax errors
+# below this. A blind search spans every slab down to where the distant field's own motions form
+# narrow humps that faint stars carry into the nearby slabs (TeachAstro Hyades field: 73 sigma at
+# 0.21 mas); with a prior the slabs stay near the cluster and the faint members count (Berkeley
+# 73: 4.5 sigma with the cut, 12.8 without).
+PM_CONTRAST_MAX_PLX_ERROR = 0.08
+PRIOR_POWER = 0.5  # the prior weight enters the score to this power (score_peaks)
+
+
 @dataclass(frozen=True)
 class PeakSettings:
     sigma_v_kms: float = 1.0  # internal velocity dispersion that sets the pm cell at each parallax
@@ -39,26 +56,11 @@ class PeakSettings:
     slab_ratio: float = 1.12  # consecutive parallax slab centres differ by this factor
     slab_half_width: float = 0.12  # relative half-width of a slab (absolute floor below)
     min_plx_floor: float = 0.15  # mas: the deepest slab without a prior
-    min_plx_floor_prior: float = 0.02  # mas: the deepest slab with a parallax prior
-    min_half_width: float = 0.05  # mas: the narrowest slab (half-width)
-    min_weight: float = 0.02  # stars weighing less than this in a slab are left out of it (speed)
-    error_classes: int = 6  # proper-motion error classes (factors of 2 in member spread)
-    sky_weighting: bool = True  # also search with stars weighted by nearness to the centre
-    sky_min_scale: float = 0.05  # the sky weight's scale, at least this fraction of the field
-    # proper-motion contrast only for error classes this much narrower than the field's motions
-    pm_class_ratio: float = 0.2
-    # mas: without a parallax prior, the proper-motion contrast uses only stars with parallax
-    # errors below this (None: all). A blind search spans every slab down to where the distant
-    # field's own motions form narrow humps that faint stars carry into the nearby slabs
-    # (TeachAstro Hyades field: 73 sigma at 0.21 mas); with a prior the slabs stay near the
-    # cluster and the faint members count (Berkeley 73: 4.5 sigma with the cut, 12.8 without).
-    pm_contrast_max_plx_error: float | None = 0.08
     background_cells: int = 21  # side of the box (in cells) over which the local field is averaged
     min_significance: float = 5.0
     max_peaks: int = 12
     plx_prior_log_sigma: float = 0.25  # Dias distances are often 10-30% off
     pm_prior_sigma: float = 3.0  # mas/yr: pre-Gaia proper motions can be several mas/yr off
-    prior_power: float = 0.5  # the prior weight enters the score to this power (score_peaks)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
         lo, hi = priors.parallax / 2.5, priors.parallax * 2.5
     else:
         lo, hi = np.quantile(good, [0.01, 0.999])
-    floor = s.min_plx_floor_prior if priors.parallax is not None else s.min_plx_floor
+    floor = MIN_PLX_FLOOR_PRIOR if priors.parallax is not None else s.min_plx_floor
     lo = max(lo, floor, float(good.min()))
     hi = min(hi, float(good.max()))
     if hi <= lo:
@@ -106,38 +108,39 @@ def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = 
     """Overdensities in proper motion within parallax slabs: significance over the local field.
 
     Every star counts (:mod:`~ocdec.methods.default.density`): weighted by its parallax likelihood
-    at the slab and gathered by its proper-motion error class. Where stars have positions the
-    search is run a second time with each star also weighted by its nearness to the catalogue's
-    centre (else the field's), so that a compact cluster stands out of the field's motions; a
-    peak's significance is the larger of the two (both are kept on the peak)."""
+    at the slab and gathered by its proper-motion error class. The excess is measured in proper
+    motion against the local field and, where stars have positions, on the sky: the stars
+    weighted by nearness to the catalogue's centre (else the field's) against all of them, so
+    that a compact cluster stands out where the field's own motions hide it. A peak's
+    significance is the larger of the two (both are kept on the peak)."""
     s = s or PeakSettings()
     field = FieldParallax(ast.parallax, ast.e_plx)
-    sky_w = _sky_weights(ast, priors, s) if s.sky_weighting else None
+    sky_w = _sky_weights(ast, priors)
     e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
     peaks: list[Peak] = []
     for c in _slab_centres(ast, priors, s):
-        half = max(c * s.slab_half_width, s.min_half_width)
+        half = max(c * s.slab_half_width, MIN_HALF_WIDTH)
         w = slab_weights(ast.parallax, ast.e_plx, field.density, c, half)
-        idx = np.flatnonzero(w > s.min_weight)
+        idx = np.flatnonzero(w > MIN_WEIGHT)
         if w[idx].sum() < 20:
             continue
         precise = idx[w[idx] > 0.5]
-        pm_ok = (None if s.pm_contrast_max_plx_error is None or priors.parallax is not None
-                 else (ast.e_plx < max(half, s.pm_contrast_max_plx_error)).astype(float))
+        pm_ok = (None if priors.parallax is not None
+                 else (ast.e_plx < max(half, PM_CONTRAST_MAX_PLX_ERROR)).astype(float))
         e_med = float(np.median(e_pm[precise])) if precise.size else float(np.median(e_pm[idx]))
         for factor in s.scale_factors:
             intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
             scale = math.hypot(intrinsic, e_med)
             maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], e_pm[idx], w[idx],
-                                     intrinsic, s.background_cells, s.error_classes,
+                                     intrinsic, s.background_cells, ERROR_CLASSES,
                                      sky_w=None if sky_w is None else sky_w[idx],
-                                     pm_class_ratio=s.pm_class_ratio,
+                                     pm_class_ratio=PM_CLASS_RATIO,
                                      pm_ok=None if pm_ok is None else pm_ok[idx])
             peaks.extend(_map_peaks(maps, c, half, scale, s))
     return _suppress_duplicates(peaks)
 
 
-def _sky_weights(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np.ndarray | None:
+def _sky_weights(ast: Astrometry, priors: ClusterPriors) -> np.ndarray | None:
     """1 / (1 + (r / a)^2) about the catalogue's centre (else the field's), a the catalogue's
     cluster radius (the cone radius / 1.5) or a quarter of the field's extent."""
     if not ast.has_sky:
@@ -152,7 +155,7 @@ def _sky_weights(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np.
                                ra0, dec0)
     extent = float(np.quantile(r, 0.9))
     a = priors.radius_deg / 1.5 if priors.radius_deg is not None else extent / 4
-    a = min(max(a, extent * s.sky_min_scale), extent)
+    a = min(max(a, extent * SKY_MIN_SCALE), extent)
     return 1.0 / (1.0 + (r / max(a, 1e-6)) ** 2)
 
 
@@ -209,7 +212,7 @@ def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
     score first.
 
     score = significance x concentration (clipped to [0.5, 3]; 0.5 where the stars have positions
-    but the peak has too few core stars to measure it) x prior weight ^ ``prior_power``, where the
+    but the peak has too few core stars to measure it) x prior weight ^ PRIOR_POWER, where the
     prior weight is a log-normal in parallax around the catalogue distance and a Gaussian of
     ``pm_prior_sigma`` around the catalogue proper motion (each 1 when absent). The power below 1
     keeps a pre-Gaia proper motion several mas/yr off (Berkeley 29: 5) from preferring a weak
@@ -240,5 +243,5 @@ def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
             ra, dec = float(centre["ra"]), float(centre["dec"])
         scored.append(Peak(**{**p.__dict__, "n_core": int(core.sum()), "concentration": conc,
                               "prior_weight": weight, "ra": ra, "dec": dec,
-                              "score": p.significance * c_term * weight**s.prior_power}))
+                              "score": p.significance * c_term * weight**PRIOR_POWER}))
     return sorted(scored, key=lambda p: -p.score)
