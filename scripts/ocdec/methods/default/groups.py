@@ -31,8 +31,8 @@ from ocdec.methods.default.peaks import (
     KMS_PER_MASYR_KPC,
     Peak,
     PeakSettings,
-    find_peaks,
     score_peaks,
+    search_peaks,
 )
 from ocdec.methods.default.sky import tangent_plane
 from ocdec.methods.default.stars import Astrometry
@@ -204,7 +204,7 @@ def null_maxima(ast: Astrometry, priors: ClusterPriors, peak_settings: PeakSetti
     # a cluster's width at each star's parallax, as the peak search's cell
     speed = np.clip(ast.parallax, 0.0, None) / KMS_PER_MASYR_KPC * peak_settings.sigma_v_kms
     width = np.hypot(speed, np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2))
-    # the search the observed peaks had: every parallax, concentration about the centre
+    # the search the observed peaks had (search_peaks), scored without the catalogue's weight
     centre = ClusterPriors(ra=priors.ra, dec=priors.dec, radius_deg=priors.radius_deg)
     out = []
     for _ in range(s.n_resamples):
@@ -212,7 +212,8 @@ def null_maxima(ast: Astrometry, priors: ClusterPriors, peak_settings: PeakSetti
         null = replace(ast, pmra=ast.pmra + s.jitter_widths * width * rng.standard_normal(len(ast)),
                        pmdec=ast.pmdec + s.jitter_widths * width * rng.standard_normal(len(ast)),
                        ra=ast.ra[perm], dec=ast.dec[perm])
-        peaks = score_peaks(null, find_peaks(null, centre, peak_settings), centre, peak_settings)
+        peaks = score_peaks(null, search_peaks(null, priors, peak_settings), centre,
+                            peak_settings)
         out.append(max((statistic(p) for p in peaks), default=0.0))
     return np.asarray(out, float)
 

@@ -37,6 +37,13 @@ HALO_SCALE = 5.0  # the widest the cluster halo may be, in units of the core's w
 # window holds almost only members (a nearby cluster in a sparse field), a free field component
 # settled on half of the cluster (simulated Hyades, 20,000 field stars: recall 0.39).
 FIELD_MIN_SCALE = 3.0
+# The widest a cluster core may be (issue 10): a velocity dispersion of MAX_SIGMA_V_KMS, a depth
+# (standard deviation along the line of sight) of MAX_DEPTH_PC, and the Gaia systematics floor.
+# Unbounded, a distant cluster's core (1 km/s is 0.01 mas/yr at 10 kpc) grew over the faint field
+# stars whose errors reach it: Berkeley 29, 443 members against 53 in Hunt & Reffert (2023).
+MAX_SIGMA_V_KMS = 2.0
+MAX_DEPTH_PC = 10.0
+SYSTEMATIC_FLOOR = np.array([0.03, 0.03, 0.015])  # mas/yr, mas/yr, mas
 
 
 @dataclass
@@ -149,6 +156,22 @@ def at_least_as_wide(cov: np.ndarray, ref: np.ndarray, scale: float) -> np.ndarr
     return 0.5 * (out + out.T)
 
 
+def at_most_physical(cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``cov`` with each axis' spread cut to what a cluster at ``mean`` can have: velocity
+    dispersion and depth (which spreads the proper motion too) at their maxima, over the
+    systematics floor; correlations kept."""
+    plx = max(float(mean[2]), 1e-3)
+    depth = plx * MAX_DEPTH_PC / 1000.0  # relative depth: sd(d) / d
+    pm_cap = np.hypot(MAX_SIGMA_V_KMS * plx / KMS_PER_MASYR_KPC,
+                      np.hypot(mean[0], mean[1]) * depth)
+    cap = np.hypot(np.array([pm_cap, pm_cap, plx * depth]), SYSTEMATIC_FLOOR)
+    sd = np.sqrt(np.maximum(np.diag(cov), 1e-300))
+    shrink = np.minimum(1.0, cap / sd)
+    if shrink.min() >= 1.0:
+        return cov
+    return cov * np.outer(shrink, shrink)
+
+
 def _e_step(x: np.ndarray, s: np.ndarray, fit: MixtureFit, sky: SkyModel | None,
             sky_idx: np.ndarray | None, sky_f: np.ndarray | None = None
             ) -> tuple[np.ndarray, float, list[np.ndarray]]:
@@ -209,6 +232,7 @@ def _m_step(fit: MixtureFit, x: np.ndarray, w: np.ndarray, tinvs: list[np.ndarra
         ratio = np.trace(fit.covs[1]) / np.trace(fit.covs[0])
         if ratio > HALO_SCALE**2:
             fit.covs[1] = fit.covs[1] * (HALO_SCALE**2 / ratio)
+    fit.covs[0] = at_most_physical(fit.covs[0], fit.means[0])
     fit.covs[-1] = at_least_as_wide(fit.covs[-1], fit.covs[0], FIELD_MIN_SCALE)
 
 

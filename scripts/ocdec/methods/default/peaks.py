@@ -1,11 +1,13 @@
 """Step 1 of the default method: find the cluster's peak in proper motion and parallax.
 
-Within parallax slabs, proper motions are binned on a grid whose cell follows the width a cluster at
-that parallax has (internal velocity dispersion times parallax, plus the measurement errors), and
-each cell's count is compared with the smooth local field around it (:func:`find_peaks`). Peaks are
-ranked (:func:`score_peaks`) by that significance, by how concentrated their stars are on the sky,
-and by the catalogue priors where given (log-normal in parallax, 3 mas/yr Gaussian in proper
-motion): never by a literature answer.
+Within parallax slabs, every star counts, weighted by its parallax likelihood at the slab; proper
+motions are gathered by error class at the width a cluster at that parallax has (internal velocity
+dispersion times parallax, plus each class's errors), and the excess is measured in proper motion
+against the local field and on the sky against the same stars' spread
+(:mod:`~ocdec.methods.default.density`, :func:`find_peaks`). Peaks are ranked
+(:func:`score_peaks`) by that significance, by how concentrated their stars are on the sky, and by
+the catalogue priors where given (log-normal in parallax, 3 mas/yr Gaussian in proper motion, the
+weight's square root): never by a literature answer. docs/detection.md has the measurements.
 """
 
 from __future__ import annotations
@@ -18,12 +20,30 @@ import pandas as pd
 from scipy import ndimage
 
 from ocdec.errors import OcdecError
+from ocdec.methods.default.density import FieldParallax, significance_maps, slab_weights
 from ocdec.methods.default.sky import angular_separation_deg
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
 
 # 4.74047 km/s is 1 AU/yr: v_t [km/s] = 4.74 * pm [mas/yr] / parallax [mas].
 KMS_PER_MASYR_KPC = 4.74047
+
+
+# Issue 10's detection constants (module level: the workflow's config schema lists the settings).
+MIN_PLX_FLOOR_PRIOR = 0.02  # mas: the deepest slab with a parallax prior
+MIN_HALF_WIDTH = 0.05  # mas: the narrowest slab (half-width)
+MIN_WEIGHT = 0.02  # stars weighing less than this in a slab are left out of it (speed)
+ERROR_CLASSES = 6  # proper-motion error classes (factors of 2 in member spread)
+SKY_MIN_SCALE = 0.05  # the sky weight's scale, at least this fraction of the field
+# proper-motion contrast only for error classes this much narrower than the field's motions
+PM_CLASS_RATIO = 0.2
+# mas: without a parallax prior, the proper-motion contrast uses only stars with parallax errors
+# below this. A blind search spans every slab down to where the distant field's own motions form
+# narrow humps that faint stars carry into the nearby slabs (TeachAstro Hyades field: 73 sigma at
+# 0.21 mas); with a prior the slabs stay near the cluster and the faint members count (Berkeley
+# 73: 4.5 sigma with the cut, 12.8 without).
+PM_CONTRAST_MAX_PLX_ERROR = 0.08
+PRIOR_POWER = 0.5  # the prior weight enters the score to this power (score_peaks)
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,12 @@ class Peak:
     concentration: float = math.nan
     prior_weight: float = 1.0
     score: float = 0.0
+    # Added by issue 10: the two searches' significances (significance is the larger), and the
+    # sky centre of the peak's core stars (NaN without positions).
+    pm_significance: float = math.nan
+    sky_significance: float = math.nan
+    ra: float = math.nan
+    dec: float = math.nan
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.__dict__.items()}
@@ -69,7 +95,8 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
         lo, hi = priors.parallax / 2.5, priors.parallax * 2.5
     else:
         lo, hi = np.quantile(good, [0.01, 0.999])
-    lo = max(lo, s.min_plx_floor, float(good.min()))
+    floor = MIN_PLX_FLOOR_PRIOR if priors.parallax is not None else s.min_plx_floor
+    lo = max(lo, floor, float(good.min()))
     hi = min(hi, float(good.max()))
     if hi <= lo:
         hi = lo * s.slab_ratio
@@ -78,46 +105,86 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
 
 
 def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None) -> list[Peak]:
-    """Overdensities in proper motion within parallax slabs: significance over the local field."""
+    """Overdensities in proper motion within parallax slabs: significance over the local field.
+
+    Every star counts (:mod:`~ocdec.methods.default.density`): weighted by its parallax likelihood
+    at the slab and gathered by its proper-motion error class. The excess is measured in proper
+    motion against the local field and, where stars have positions, on the sky: the stars
+    weighted by nearness to the catalogue's centre (else the field's) against all of them, so
+    that a compact cluster stands out where the field's own motions hide it. A peak's
+    significance is the larger of the two (both are kept on the peak)."""
     s = s or PeakSettings()
+    field = FieldParallax(ast.parallax, ast.e_plx)
+    sky_w = _sky_weights(ast, priors)
+    e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
     peaks: list[Peak] = []
     for c in _slab_centres(ast, priors, s):
-        half = c * s.slab_half_width
-        # Only stars whose parallax error is small against the slab; floor so faint distant
-        # clusters keep their members.
-        in_slab = (np.abs(ast.parallax - c) < max(half, 0.05)) & (ast.e_plx < max(half, 0.08))
-        idx = np.flatnonzero(in_slab)
-        if idx.size < 20:
+        half = max(c * s.slab_half_width, MIN_HALF_WIDTH)
+        w = slab_weights(ast.parallax, ast.e_plx, field.density, c, half)
+        idx = np.flatnonzero(w > MIN_WEIGHT)
+        if w[idx].sum() < 20:
             continue
-        e_pm = float(np.median(np.hypot(ast.e_pmra[idx], ast.e_pmdec[idx]) / math.sqrt(2)))
+        precise = idx[w[idx] > 0.5]
+        pm_ok = (None if priors.parallax is not None
+                 else (ast.e_plx < max(half, PM_CONTRAST_MAX_PLX_ERROR)).astype(float))
+        e_med = float(np.median(e_pm[precise])) if precise.size else float(np.median(e_pm[idx]))
         for factor in s.scale_factors:
-            scale = math.hypot(factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC, e_pm)
-            peaks.extend(_slab_peaks(ast, idx, c, max(half, 0.05), scale, s))
+            intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
+            scale = math.hypot(intrinsic, e_med)
+            maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], e_pm[idx], w[idx],
+                                     intrinsic, s.background_cells, ERROR_CLASSES,
+                                     sky_w=None if sky_w is None else sky_w[idx],
+                                     pm_class_ratio=PM_CLASS_RATIO,
+                                     pm_ok=None if pm_ok is None else pm_ok[idx])
+            peaks.extend(_map_peaks(maps, c, half, scale, s))
     return _suppress_duplicates(peaks)
 
 
-def _slab_peaks(ast: Astrometry, idx: np.ndarray, c: float, half: float, scale: float,
-                s: PeakSettings) -> list[Peak]:
-    x, y = ast.pmra[idx], ast.pmdec[idx]
-    cell = scale / 2.0
-    pad = s.background_cells * cell
-    x0, x1 = np.quantile(x, [0.002, 0.998])
-    y0, y1 = np.quantile(y, [0.002, 0.998])
-    nx = int(min(600, max(8, math.ceil((x1 - x0 + 2 * pad) / cell))))
-    ny = int(min(600, max(8, math.ceil((y1 - y0 + 2 * pad) / cell))))
-    ex = x0 - pad + cell * np.arange(nx + 1)
-    ey = y0 - pad + cell * np.arange(ny + 1)
-    h, _, _ = np.histogram2d(x, y, bins=(ex, ey))
-    # Counts in a Gaussian aperture of sigma = one cluster width, against the same aperture on the
-    # local mean field; Poisson significance.
-    sm = ndimage.gaussian_filter(h, sigma=2.0, mode="constant") * (2 * math.pi * 4.0)
-    bg = ndimage.uniform_filter(h, size=s.background_cells, mode="constant") * (2 * math.pi * 4.0)
-    sig = (sm - bg) / np.sqrt(bg + 1.0)
+def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None
+                 ) -> list[Peak]:
+    """Every group of the cone: the search over every parallax (centre and radius only), and with
+    a catalogue parallax also the search of its bracket, which lets faint stars with large
+    parallax errors count (a distant cluster's members); one peak per group."""
+    peaks = find_peaks(ast, ClusterPriors(ra=priors.ra, dec=priors.dec,
+                                          radius_deg=priors.radius_deg), s)
+    if priors.parallax is not None:
+        peaks = _suppress_duplicates(find_peaks(ast, priors, s) + peaks)
+    return peaks
+
+
+def _sky_weights(ast: Astrometry, priors: ClusterPriors) -> np.ndarray | None:
+    """1 / (1 + (r / a)^2) about the catalogue's centre (else the field's), a the catalogue's
+    cluster radius (the cone radius / 1.5) or a quarter of the field's extent."""
+    if not ast.has_sky:
+        return None
+    if priors.has_centre:
+        ra0, dec0 = float(priors.ra), float(priors.dec)  # type: ignore[arg-type]
+    elif ast.frame_centre is not None:
+        ra0, dec0 = ast.frame_centre
+    else:
+        return None
+    r = angular_separation_deg(np.nan_to_num(ast.ra, nan=ra0), np.nan_to_num(ast.dec, nan=dec0),
+                               ra0, dec0)
+    extent = float(np.quantile(r, 0.9))
+    a = priors.radius_deg / 1.5 if priors.radius_deg is not None else extent / 4
+    a = min(max(a, extent * SKY_MIN_SCALE), extent)
+    return 1.0 / (1.0 + (r / max(a, 1e-6)) ** 2)
+
+
+def _map_peaks(maps: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float],
+               c: float, half: float, scale: float, s: PeakSettings) -> list[Peak]:
+    sig_pm, sig_sky, ex, ey, cell = maps
+    if cell <= 0:
+        return []
+    sig = sig_pm if sig_sky is None else np.maximum(sig_pm, sig_sky)
     local_max = (sig == ndimage.maximum_filter(sig, size=5)) & (sig > s.min_significance)
     out = []
     for i, j in zip(*np.nonzero(local_max), strict=True):
         out.append(Peak(pmra=float(ex[i] + cell / 2), pmdec=float(ey[j] + cell / 2), parallax=c,
-                        pm_scale=scale, plx_half_width=half, significance=float(sig[i, j])))
+                        pm_scale=scale, plx_half_width=half, significance=float(sig[i, j]),
+                        pm_significance=float(sig_pm[i, j]),
+                        sky_significance=(math.nan if sig_sky is None
+                                          else float(sig_sky[i, j]))))
     return out
 
 
@@ -153,23 +220,40 @@ def _sky_concentration(ast: Astrometry, core: np.ndarray, control: np.ndarray,
 
 def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
                 s: PeakSettings | None = None) -> list[Peak]:
-    """Attach sky concentration and prior weight to the most significant peaks, best score first.
+    """Attach sky concentration, sky centre and prior weight to the most significant peaks, best
+    score first.
 
-    score = significance x concentration (clipped to [0.5, 3]) x prior weight, where the prior
-    weight is a log-normal in parallax around the catalogue distance and a Gaussian of
-    ``pm_prior_sigma`` around the catalogue proper motion (each 1 when absent).
+    score = significance x concentration (clipped to [0.5, 3]; 0.5 where the stars have positions
+    but the peak has too few core stars to measure it) x prior weight ^ PRIOR_POWER, where the
+    prior weight is a log-normal in parallax around the catalogue distance and a Gaussian of
+    ``pm_prior_sigma`` around the catalogue proper motion (each 1 when absent). The power below 1
+    keeps a pre-Gaia proper motion several mas/yr off (Berkeley 29: 5) from preferring a weak
+    peak near it over the cluster.
     """
     s = s or PeakSettings()
+    e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
     scored = []
     for p in peaks[: s.max_peaks]:
-        in_slab = np.abs(ast.parallax - p.parallax) < p.plx_half_width
+        # a member's reach: the slab and its own errors added (faint members count too)
+        in_slab = np.abs(ast.parallax - p.parallax) < np.hypot(p.plx_half_width, ast.e_plx)
         dpm = np.hypot(ast.pmra - p.pmra, ast.pmdec - p.pmdec)
-        core = in_slab & (dpm < 1.5 * p.pm_scale)
-        control = in_slab & (dpm > 3 * p.pm_scale) & (dpm < 6 * p.pm_scale)
+        reach = np.hypot(p.pm_scale, e_pm)
+        core = in_slab & (dpm < 1.5 * reach)
+        control = in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)
         conc = _sky_concentration(ast, core, control, priors)
         weight = priors.weight(p.pmra, p.pmdec, p.parallax, pm_scale=p.pm_scale,
                                pm_sigma=s.pm_prior_sigma, plx_log_sigma=s.plx_prior_log_sigma)
-        c_term = 1.0 if math.isnan(conc) else min(max(conc, 0.5), 3.0)
+        if math.isnan(conc):
+            c_term = 0.5 if ast.has_sky else 1.0
+        else:
+            c_term = min(max(conc, 0.5), 3.0)
+        ra = dec = math.nan
+        if ast.has_sky and core.sum() >= 5:
+            from ocdec.methods.astrometry import sky_centre_and_r50
+
+            centre = sky_centre_and_r50(pd.DataFrame({"ra": ast.ra[core], "dec": ast.dec[core]}))
+            ra, dec = float(centre["ra"]), float(centre["dec"])
         scored.append(Peak(**{**p.__dict__, "n_core": int(core.sum()), "concentration": conc,
-                              "prior_weight": weight, "score": p.significance * c_term * weight}))
+                              "prior_weight": weight, "ra": ra, "dec": dec,
+                              "score": p.significance * c_term * weight**PRIOR_POWER}))
     return sorted(scored, key=lambda p: -p.score)

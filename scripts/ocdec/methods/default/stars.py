@@ -9,6 +9,7 @@ covariance plus the star's own error variances (:func:`member_covariances`); eve
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,8 +65,16 @@ class Astrometry:
     dec: np.ndarray
     has_sky: bool = False
 
+    frame_centre: tuple[float, float] | None = None  # (ra, dec) of the local pm frame, deg
+
     @classmethod
-    def from_stars(cls, stars: pd.DataFrame) -> Astrometry:
+    def from_stars(cls, stars: pd.DataFrame, centre: tuple[float, float] | None = None,
+                   frame_radius: float | None = None, min_rotation: float = 0.0
+                   ) -> Astrometry:
+        """The usable stars; with positions, proper motions are taken into the local frame at
+        ``centre`` (None: the field's mean position), :func:`local_proper_motions`, where the
+        frame turns by more than ``min_rotation`` (radians) across the stars within
+        ``frame_radius`` (deg; None: a quarter of the field) of the centre."""
         for col in ("pmra", "pmdec", "parallax"):
             if col not in stars or not np.isfinite(_column(stars, col)).any():
                 raise OcdecError(f"column {col!r} is missing or has no finite values")
@@ -75,8 +84,18 @@ class Astrometry:
         rows = np.flatnonzero(ok)
         ra, dec = _column(stars, "ra")[rows], _column(stars, "dec")[rows]
         has_sky = bool(np.isfinite(ra).mean() > 0.99) if rows.size else False
-        return cls(rows, pmra[rows], pmdec[rows], plx[rows], e_pmra[rows], e_pmdec[rows],
-                   e_plx[rows], _column(stars, "phot_g_mean_mag")[rows], ra, dec, has_sky)
+        pmra, pmdec, e_pmra, e_pmdec = pmra[rows], pmdec[rows], e_pmra[rows], e_pmdec[rows]
+        frame = None
+        if has_sky:
+            frame = centre if centre is not None else mean_position(ra, dec)
+            ra_f, dec_f = np.nan_to_num(ra, nan=frame[0]), np.nan_to_num(dec, nan=frame[1])
+            if frame_rotation(ra_f, dec_f, *frame, frame_radius) > min_rotation:
+                pmra, pmdec, e_pmra, e_pmdec = local_proper_motions(
+                    ra_f, dec_f, pmra, pmdec, e_pmra, e_pmdec, *frame)
+            else:
+                frame = None
+        return cls(rows, pmra, pmdec, plx[rows], e_pmra, e_pmdec, e_plx[rows],
+                   _column(stars, "phot_g_mean_mag")[rows], ra, dec, has_sky, frame)
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -86,6 +105,54 @@ class Astrometry:
         x = np.stack([self.pmra[idx], self.pmdec[idx], self.parallax[idx]], axis=1)
         err2 = np.stack([self.e_pmra[idx], self.e_pmdec[idx], self.e_plx[idx]], axis=1) ** 2
         return x, err2
+
+
+def mean_position(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
+    """The direction of the mean unit vector (deg): a field's centre, also across ra = 0/360."""
+    r, d = np.radians(ra[np.isfinite(ra)]), np.radians(dec[np.isfinite(ra)])
+    v = np.array([np.mean(np.cos(d) * np.cos(r)), np.mean(np.cos(d) * np.sin(r)),
+                  np.mean(np.sin(d))])
+    return (float(np.degrees(np.arctan2(v[1], v[0])) % 360.0),
+            float(np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1])))))
+
+
+def frame_rotation(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float,
+                   radius: float | None = None) -> float:
+    """The largest angle (radians) by which the local east turns against the centre's, over the
+    stars within ``radius`` (deg; None: a quarter of the field's extent, as the sky weights of
+    the peak search take a cluster's size without a catalogue) of (ra0, dec0): about
+    delta-ra x sin(dec)."""
+    da = np.radians(ra - ra0)
+    d, d0 = np.radians(dec), math.radians(dec0)
+    cos_sep = np.clip(np.sin(d) * math.sin(d0) + np.cos(d) * math.cos(d0) * np.cos(da), -1, 1)
+    sep = np.degrees(np.arccos(cos_sep))
+    if radius is None and sep.size:
+        radius = 0.25 * float(np.quantile(sep, 0.9))
+    near = sep <= (radius if radius is not None else 180.0)
+    da, d = da[near], d[near]
+    if da.size == 0:
+        return 0.0
+    return float(np.max(np.abs(np.arctan2(math.sin(d0) * np.sin(da), np.cos(da)))))
+
+
+def local_proper_motions(ra: np.ndarray, dec: np.ndarray, pmra: np.ndarray, pmdec: np.ndarray,
+                         e_pmra: np.ndarray, e_pmdec: np.ndarray, ra0: float, dec0: float
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Proper motions in the tangent-plane frame at (ra0, dec0) (orthographic projection of each
+    star's motion vector onto the centre's east and north; Gaia Collaboration, Helmi et al. 2018,
+    eq. 2), with their errors propagated (correlations dropped). Near the pole or across a wide
+    cone the east/north directions turn from star to star, so one cluster's motions spread in
+    (pmra, pmdec) unless they are compared in one frame."""
+    da = np.radians(ra - ra0)
+    d, d0 = np.radians(dec), math.radians(dec0)
+    a11, a12 = np.cos(da), -np.sin(d) * np.sin(da)
+    a21 = math.sin(d0) * np.sin(da)
+    a22 = np.cos(d) * math.cos(d0) + np.sin(d) * math.sin(d0) * np.cos(da)
+    x = a11 * pmra + a12 * pmdec
+    y = a21 * pmra + a22 * pmdec
+    ex = np.sqrt((a11 * e_pmra) ** 2 + (a12 * e_pmdec) ** 2)
+    ey = np.sqrt((a21 * e_pmra) ** 2 + (a22 * e_pmdec) ** 2)
+    return x, y, ex, ey
 
 
 def member_covariances(cov: np.ndarray, err2: np.ndarray) -> np.ndarray:
