@@ -96,7 +96,7 @@ def priors_for(name: str, regions: pd.DataFrame, stars: pd.DataFrame) -> tuple[A
 
 
 def run_field(task: tuple[str, str, str, bool]) -> dict[str, Any]:
-    from ocdec.characterize import find_members, method_settings
+    from ocdec.characterize import find_members, judge, method_settings
     from ocdec.data.columns import read_stars
     from ocdec.errors import OcdecError
 
@@ -111,21 +111,27 @@ def run_field(task: tuple[str, str, str, bool]) -> dict[str, Any]:
     try:
         result = find_members(stars, priors=priors, settings=settings, n_seeds=3)
     except OcdecError as exc:
-        row.update(status="not_found", reason=str(exc)[:120])
+        row.update(status="error", reason=str(exc)[:120])
     else:
-        p = result.parameters
-        peak = result.summary["peak"]
+        # the verdict the workflow gives (ocdec.characterize.judge): tension and false alarms
+        result, _, verdict = judge(stars, result, priors)
         diag = result.summary.get("diagnostics", {})
-        model = result.summary.get("model", {})
-        row.update(status="found", n_members=int(p["n_members"]), pmra=p["pmra"],
-                   pmdec=p["pmdec"], parallax=p["parallax"],
-                   model_pmra=model.get("pmra"), model_pmdec=model.get("pmdec"),
-                   model_parallax=model.get("parallax"), p_sum=float(result.p_member.sum()),
-                   significance=peak.get("significance"), score=peak.get("score"),
-                   expected=diag.get("expected_members"),
-                   below_field_limit=diag.get("below_field_limit"),
-                   bootstrap_cv=diag.get("bootstrap_count_cv"),
-                   bootstrap_jaccard=diag.get("bootstrap_jaccard"))
+        row.update(status=verdict["status"], reason=str(verdict.get("reason", ""))[:120],
+                   false_alarm_probability=verdict.get("false_alarm_probability"),
+                   p_sum=float(result.p_member.sum()))
+        if verdict["status"] == "found":
+            p = result.parameters
+            peak = result.summary.get("peak") or {}
+            model = result.summary.get("model") or {}
+            row.update(n_members=int(p["n_members"]), pmra=p["pmra"],
+                       pmdec=p["pmdec"], parallax=p["parallax"],
+                       model_pmra=model.get("pmra"), model_pmdec=model.get("pmdec"),
+                       model_parallax=model.get("parallax"),
+                       significance=peak.get("significance"), score=peak.get("score"),
+                       expected=diag.get("expected_members"),
+                       below_field_limit=diag.get("below_field_limit"),
+                       bootstrap_cv=diag.get("bootstrap_count_cv"),
+                       bootstrap_jaccard=diag.get("bootstrap_jaccard"))
     row["runtime_s"] = round(time.perf_counter() - start, 2)
     return row
 

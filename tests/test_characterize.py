@@ -45,10 +45,13 @@ def test_default_products_follow_the_contract(field, tmp_path) -> None:
     assert saved["method"] == "default" and saved["status"] == "found"
     assert saved["seeds"] == [2, 3, 4]
     assert saved["n_members"] == int(members["member"].sum()) == summary["n_members"]
-    # Top-level numbers are the members' parameters.
+    # Top-level numbers are the members' parameters: means weighted by error and spread.
     sel = members[members["member"]]
-    assert saved["pmra"] == pytest.approx(sel["pmra"].mean())
-    assert saved["parallax_error"] == pytest.approx(sel["parallax"].std() / math.sqrt(len(sel)))
+    for col in ("pmra", "parallax"):
+        x, e = sel[col].to_numpy(), sel[f"{col}_error"].to_numpy()
+        w = 1 / (e**2 + max(x.var(ddof=1) - np.mean(e**2), 0))
+        assert saved[col] == pytest.approx(np.sum(w * x) / np.sum(w))
+        assert saved[f"{col}_error"] == pytest.approx(1 / math.sqrt(w.sum()))
     assert "robust" in saved["parameters"]
     truth = field["true_member"].to_numpy()
     tp = int((members["member"].to_numpy() & truth).sum())
@@ -139,3 +142,21 @@ def test_cli_bad_input_one_line_error(field, tmp_path, capsys, case) -> None:
     assert len(errors) == 1 and err[-1] == errors[0]
     assert not any("Traceback" in line for line in err)
     assert not (tmp_path / "o" / "summary.json").exists()
+
+
+def test_faint_members_do_not_pull_the_mean() -> None:
+    """A distant cluster: 50 bright members at parallax 0.15 +- 0.01 and 400 faint ones with
+    errors of 0.5 mas drawn low by chance; the weighted mean stays at the cluster's, the plain
+    mean does not, and the spread is still the members' own."""
+    from ocdec.methods.astrometry import cluster_parameters, weighted_mean
+
+    rng = np.random.default_rng(3)
+    e = np.r_[np.full(50, 0.01), np.full(400, 0.5)]
+    x = 0.15 + e * rng.standard_normal(e.size) - np.r_[np.zeros(50), np.full(400, 0.1)]
+    mean, err = weighted_mean(x, e)
+    assert abs(mean - 0.15) < 0.01 and abs(x.mean() - 0.15) > 0.05
+    assert err == pytest.approx(1 / math.sqrt(np.sum(1 / e**2)), rel=0.2)
+    stars = pd.DataFrame({"parallax": x, "parallax_error": e})
+    params = cluster_parameters(stars, np.ones(e.size, bool))
+    assert params["parallax"] == pytest.approx(mean)
+    assert params["parallax_std"] == pytest.approx(x.std(ddof=1))
