@@ -56,10 +56,10 @@ def test_api_reference_has_every_public_name() -> None:
     assert all(f":: {module}.{name}\n" in text for name, module in ocdec._API.items())
 
 
-def test_every_page_is_reachable_and_the_tutorial_marks_the_parameters_step() -> None:
+def test_every_page_is_reachable_and_the_tutorial_fits_the_parameters() -> None:
     index = (DOCS / "index.md").read_text()
     assert ":glob:" in index and "\n*\n" in index  # new docs/*.md pages join the site
     notebook = json.loads((DOCS / "tutorial.ipynb").read_text())
     sources = ["".join(cell["source"]) for cell in notebook["cells"]]
-    assert any("FIT-PARAMETERS" in s for s in sources)
+    assert any("ocdec.fit_parameters(" in s for s in sources)
     assert all(not cell.get("outputs") for cell in notebook["cells"] if cell["cell_type"] == "code")
