@@ -289,3 +289,19 @@ def test_two_clusters_in_one_cone_are_listed_and_each_picked(shared_data, dias, 
                 assert near.sum() >= 1, (region, groups)
             assert summary["status"] == "found", summary.get("reason")
             assert math.hypot(summary["pmra"] - pmra, summary["pmdec"] - pmdec) < 0.5, region
+
+
+def test_parallax_tension_allows_for_the_groups_own_error() -> None:
+    """A distant cluster's mean parallax 0.009 +- 0.02 mas is compatible with a catalogue's 0.067
+    (Berkeley 29); the same mean known to 0.001 mas is not; without an error, the log ratio."""
+    priors = ClusterPriors(parallax=0.067)
+    loose = verdict.prior_tension(priors, None, None, 0.009, parallax_error=0.02)["parallax"]
+    tight = verdict.prior_tension(priors, None, None, 0.009, parallax_error=0.001)["parallax"]
+    plain = verdict.prior_tension(priors, None, None, 0.009)["parallax"]
+    # measured from 0.009 + 2 x 0.02 = 0.049: |ln(0.049 / 0.067)| / 0.25
+    assert loose == pytest.approx(abs(np.log(0.049 / 0.067)) / verdict.PLX_LOG_SIGMA)
+    assert loose < verdict.MAX_TENSION["parallax"] < tight
+    near = verdict.prior_tension(priors, None, None, 0.05, parallax_error=0.02)["parallax"]
+    assert near == pytest.approx(0.0)
+    assert plain == pytest.approx(abs(np.log(0.009 / 0.067)) / verdict.PLX_LOG_SIGMA)
+    assert verdict.prior_tension(priors, None, None, -0.01)["parallax"] == np.inf

@@ -137,7 +137,8 @@ def judge(stars: pd.DataFrame, result: MethodResult, priors: ClusterPriors,
     params = result.parameters
     n_members = int(np.count_nonzero(result.member))
     tension = verdict.prior_tension(priors, params.get("pmra"), params.get("pmdec"),
-                                    params.get("parallax"), params.get("ra"), params.get("dec"))
+                                    params.get("parallax"), params.get("ra"), params.get("dec"),
+                                    parallax_error=params.get("parallax_error"))
     fap = _finite_or_none(result.summary.get("false_alarm_probability"))
     status, reason = verdict.decide(n_members, tension, fap, result.summary.get("reason"))
     groups = (result.groups.copy() if result.groups is not None
