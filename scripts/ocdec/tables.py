@@ -157,7 +157,10 @@ def to_astropy(frame: pd.DataFrame, columns: Mapping[str, tuple[str | None, str]
     return table
 
 
-def _write(table: Table, path: Path, fmt: str) -> None:
+def write_table(table: Table, path: str | os.PathLike[str], fmt: str) -> Path:
+    """Write an astropy ``table`` (units, descriptions, ``meta``) to ``path`` in ``fmt``,
+    atomically; its ``meta['description']`` becomes a FITS COMMENT."""
+    path = Path(path)
     kwargs: dict[str, Any] = {}
     if fmt == "csv":
         kwargs["delimiter"] = ","
@@ -170,6 +173,7 @@ def _write(table: Table, path: Path, fmt: str) -> None:
     with atomic_path(path) as tmp:
         # the temporary name has no telling suffix, so the writer is always named
         table.write(tmp, format=_WRITERS[fmt], overwrite=True, **kwargs)
+    return path
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
@@ -192,7 +196,7 @@ def write_members(members: pd.DataFrame, path: str | os.PathLike[str], fmt: str,
     """Write a members table to ``path`` in ``fmt`` with units and column descriptions."""
     check_formats([fmt])
     meta = {"description": "ocdec members table: one row per star of the field", **(meta or {})}
-    _write(to_astropy(members, MEMBER_COLUMNS, meta), Path(path), fmt)
+    write_table(to_astropy(members, MEMBER_COLUMNS, meta), path, fmt)
     return Path(path)
 
 
@@ -215,5 +219,5 @@ def export_summary(summary: pd.DataFrame, paths: Mapping[str, str | os.PathLike[
     meta = {"description": "ocdec catalogue summary: one row per region"}
     for fmt, path in paths.items():
         check_formats([fmt])
-        _write(to_astropy(summary, SUMMARY_COLUMNS, meta), Path(path), fmt)
+        write_table(to_astropy(summary, SUMMARY_COLUMNS, meta), path, fmt)
         log.info("catalogue summary also written as %s", path)

@@ -38,6 +38,10 @@ class ClusterPriors:
     def has_centre(self) -> bool:
         return self.ra is not None and self.dec is not None
 
+    def centre_only(self) -> ClusterPriors:
+        """The same cone without the catalogue's motion and distance: a search of every group."""
+        return ClusterPriors(ra=self.ra, dec=self.dec, radius_deg=self.radius_deg)
+
     def weight(self, pmra: float, pmdec: float, parallax: float, *, pm_scale: float = 0.0,
                pm_sigma: float = 3.0, plx_log_sigma: float = 0.25) -> float:
         """How compatible a group at (pmra, pmdec, parallax) is with the catalogue: a log-normal

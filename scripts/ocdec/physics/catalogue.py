@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ocdec.io import atomic_path
-
 log = logging.getLogger(__name__)
 
 #: name -> (unit or None, description). Order is the catalogue's column order.
@@ -71,7 +69,7 @@ def build_catalogue(parameters: Sequence[Mapping[str, Any]],
 
     if len(parameters) != len(regions):
         raise ValueError(f"{len(parameters)} parameter sets for {len(regions)} regions")
-    table = Table(meta={"ORIGIN": "ocdec", "COMMENT": "ocdec physical parameters"})
+    table = Table(meta={"ORIGIN": "ocdec", "description": "ocdec physical parameters"})
     for name in REGION_COLUMNS:
         table[name] = Column([str(r.get(name, "")) for r in regions], description=f"region {name}")
     for name, (unit, desc) in COLUMNS.items():
@@ -111,11 +109,10 @@ def write_catalogue(table: Any, out_dir: str | os.PathLike[str]) -> tuple[Path, 
 
 def write_table(table: Any, fits_path: str | os.PathLike[str],
                 vot_path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write the catalogue ``table`` as FITS and VOTable at the given paths, atomically."""
-    paths = (Path(fits_path), Path(vot_path))
-    with atomic_path(paths[0]) as tmp:
-        table.write(tmp, format="fits", overwrite=True)
-    with atomic_path(paths[1]) as tmp:
-        table.write(tmp, format="votable", overwrite=True)
+    """Write the catalogue ``table`` as FITS and VOTable at the given paths, atomically
+    (:func:`ocdec.tables.write_table`, as the members and summary tables)."""
+    from ocdec.tables import write_table as write_astropy
+
+    paths = (write_astropy(table, fits_path, "fits"), write_astropy(table, vot_path, "votable"))
     log.info("catalogue of %d clusters: %s, %s", len(table), *paths)
     return paths

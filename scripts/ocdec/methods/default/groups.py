@@ -205,7 +205,7 @@ def null_maxima(ast: Astrometry, priors: ClusterPriors, peak_settings: PeakSetti
     speed = np.clip(ast.parallax, 0.0, None) / KMS_PER_MASYR_KPC * peak_settings.sigma_v_kms
     width = np.hypot(speed, np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2))
     # the search the observed peaks had (search_peaks), scored without the catalogue's weight
-    centre = ClusterPriors(ra=priors.ra, dec=priors.dec, radius_deg=priors.radius_deg)
+    centre = priors.centre_only()
     out = []
     for _ in range(s.n_resamples):
         perm = rng.permutation(len(ast))

@@ -145,8 +145,7 @@ def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None 
     """Every group of the cone: the search over every parallax (centre and radius only), and with
     a catalogue parallax also the search of its bracket, which lets faint stars with large
     parallax errors count (a distant cluster's members); one peak per group."""
-    peaks = find_peaks(ast, ClusterPriors(ra=priors.ra, dec=priors.dec,
-                                          radius_deg=priors.radius_deg), s)
+    peaks = find_peaks(ast, priors.centre_only(), s)
     if priors.parallax is not None:
         peaks = _suppress_duplicates(find_peaks(ast, priors, s) + peaks)
     return peaks
