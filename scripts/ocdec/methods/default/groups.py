@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,10 +34,12 @@ from ocdec.methods.default.peaks import (
     PeakSettings,
     score_peaks,
     search_peaks,
+    search_plans,
 )
 from ocdec.methods.default.sky import tangent_plane
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
+from ocdec.threads import available_threads
 
 log = logging.getLogger(__name__)
 
@@ -196,26 +199,47 @@ def describe_groups(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
                                                       g.ra, g.dec)) for g in groups]
 
 
-def null_maxima(ast: Astrometry, priors: ClusterPriors, peak_settings: PeakSettings,
-                s: GroupSettings) -> np.ndarray:
-    """The best peak's statistic in each of ``n_resamples`` cluster-free versions of the field
-    (positions shuffled against the astrometry, proper motions jittered; 0: no peak at all)."""
+def _resamples(ast: Astrometry, peak_settings: PeakSettings, s: GroupSettings
+               ) -> list[Astrometry]:
+    """``n_resamples`` cluster-free versions of the field: positions shuffled against the
+    astrometry, proper motions jittered by ``jitter_widths`` cluster widths (drawn in turn from
+    ``seed``: the same resamples however many threads search them)."""
     rng = np.random.default_rng(s.seed)
     # a cluster's width at each star's parallax, as the peak search's cell
     speed = np.clip(ast.parallax, 0.0, None) / KMS_PER_MASYR_KPC * peak_settings.sigma_v_kms
     width = np.hypot(speed, np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2))
-    # the search the observed peaks had (search_peaks), scored without the catalogue's weight
-    centre = priors.centre_only()
-    out = []
+    nulls = []
     for _ in range(s.n_resamples):
         perm = rng.permutation(len(ast))
-        null = replace(ast, pmra=ast.pmra + s.jitter_widths * width * rng.standard_normal(len(ast)),
-                       pmdec=ast.pmdec + s.jitter_widths * width * rng.standard_normal(len(ast)),
-                       ra=ast.ra[perm], dec=ast.dec[perm])
-        peaks = score_peaks(null, search_peaks(null, priors, peak_settings), centre,
-                            peak_settings)
-        out.append(max((statistic(p) for p in peaks), default=0.0))
-    return np.asarray(out, float)
+        nulls.append(replace(
+            ast, pmra=ast.pmra + s.jitter_widths * width * rng.standard_normal(len(ast)),
+            pmdec=ast.pmdec + s.jitter_widths * width * rng.standard_normal(len(ast)),
+            ra=ast.ra[perm], dec=ast.dec[perm]))
+    return nulls
+
+
+def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: PeakSettings,
+                      s: GroupSettings) -> tuple[list[Peak], np.ndarray]:
+    """The field's scored peaks (:func:`~ocdec.methods.default.peaks.search_peaks`, then
+    :func:`~ocdec.methods.default.peaks.score_peaks` with the priors) and the best statistic of
+    each cluster-free resample (:func:`_resamples`; 0: no peak at all), searched alike and scored
+    without the catalogue's weight.
+
+    The searches share one plan (the resamples keep parallaxes and errors) and run side by side
+    in threads: numpy and scipy.ndimage release the GIL, and :func:`ocdec.threads.available_threads`
+    keeps a Snakemake job to its ``threads``."""
+    plans = search_plans(ast, priors, peak_settings)
+    centre = priors.centre_only()
+
+    def search(i: int, stars: Astrometry) -> list[Peak]:
+        return score_peaks(stars, search_peaks(stars, priors, peak_settings, plans),
+                           priors if i == 0 else centre, peak_settings)
+
+    fields = [ast, *_resamples(ast, peak_settings, s)]
+    with ThreadPoolExecutor(max(1, min(available_threads(), len(fields)))) as pool:
+        found = list(pool.map(search, range(len(fields)), fields))
+    maxima = [max((statistic(p) for p in peaks), default=0.0) for peaks in found[1:]]
+    return found[0], np.asarray(maxima, float)
 
 
 def false_alarm(stat: float, maxima: np.ndarray, min_spread: float = 1.0) -> float:

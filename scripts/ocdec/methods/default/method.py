@@ -56,7 +56,7 @@ from ocdec.methods.default.groups import (
     describe_groups,
     false_alarm,
     not_found_reason,
-    null_maxima,
+    search_with_nulls,
     territory,
 )
 from ocdec.methods.default.mixture import (
@@ -64,7 +64,7 @@ from ocdec.methods.default.mixture import (
     bootstrap_responsibilities,
     fit_cluster_model,
 )
-from ocdec.methods.default.peaks import Peak, PeakSettings, score_peaks, search_peaks
+from ocdec.methods.default.peaks import Peak, PeakSettings
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
 from ocdec.verdict import GROUP_COLUMNS
@@ -140,10 +140,9 @@ def _detect(ast: Astrometry, priors: ClusterPriors, settings: MemberSettings
     not found) and why not."""
     # Every parallax is searched, not just a bracket around the catalogue's: the groups table
     # lists every group of the cone, and a distant cluster's catalogue parallax may be far off.
-    peaks = score_peaks(ast, search_peaks(ast, priors, settings.peaks), priors, settings.peaks)
+    peaks, maxima = search_with_nulls(ast, priors, settings.peaks, settings.groups)
     groups = describe_groups(ast, peaks, priors, settings.groups)
     if groups:
-        maxima = null_maxima(ast, priors, settings.peaks, settings.groups)
         groups = [replace(g, false_alarm_probability=false_alarm(g.statistic, maxima))
                   for g in groups]
         log.info("field resamples' best statistic: %s", np.round(maxima, 1).tolist())

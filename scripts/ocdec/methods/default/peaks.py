@@ -20,7 +20,13 @@ import pandas as pd
 from scipy import ndimage
 
 from ocdec.errors import OcdecError
-from ocdec.methods.default.density import FieldParallax, significance_maps, slab_weights
+from ocdec.methods.default.density import (
+    ErrorClasses,
+    FieldParallax,
+    error_classes,
+    significance_maps,
+    slab_weights,
+)
 from ocdec.methods.default.sky import angular_separation_deg
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
@@ -104,20 +110,28 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
     return lo * s.slab_ratio ** np.arange(n)
 
 
-def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None) -> list[Peak]:
-    """Overdensities in proper motion within parallax slabs: significance over the local field.
+@dataclass(frozen=True)
+class SlabPlan:
+    """One parallax slab at one cell scale: what the search needs that depends on parallaxes
+    and errors alone (the stars, their weights and error classes), so that a field and its
+    resamples (:func:`ocdec.methods.default.groups.search_with_nulls`) share it."""
 
-    Every star counts (:mod:`~ocdec.methods.default.density`): weighted by its parallax likelihood
-    at the slab and gathered by its proper-motion error class. The excess is measured in proper
-    motion against the local field and, where stars have positions, on the sky: the stars
-    weighted by nearness to the catalogue's centre (else the field's) against all of them, so
-    that a compact cluster stands out where the field's own motions hide it. A peak's
-    significance is the larger of the two (both are kept on the peak)."""
+    parallax: float
+    half_width: float
+    scale: float  # mas/yr: the cell, the cluster's width at this parallax with typical errors
+    stars: np.ndarray  # the stars weighing more than MIN_WEIGHT
+    weight: np.ndarray  # their weights
+    pm_ok: np.ndarray | None  # which of them the proper-motion contrast uses (None: all)
+    classes: ErrorClasses
+
+
+def search_plan(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None
+                ) -> list[SlabPlan]:
+    """The slabs and cell scales :func:`find_peaks` searches, with their stars and weights."""
     s = s or PeakSettings()
     field = FieldParallax(ast.parallax, ast.e_plx)
-    sky_w = _sky_weights(ast, priors)
     e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
-    peaks: list[Peak] = []
+    plan = []
     for c in _slab_centres(ast, priors, s):
         half = max(c * s.slab_half_width, MIN_HALF_WIDTH)
         w = slab_weights(ast.parallax, ast.e_plx, field.density, c, half)
@@ -126,28 +140,59 @@ def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = 
             continue
         precise = idx[w[idx] > 0.5]
         pm_ok = (None if priors.parallax is not None
-                 else (ast.e_plx < max(half, PM_CONTRAST_MAX_PLX_ERROR)).astype(float))
+                 else (ast.e_plx[idx] < max(half, PM_CONTRAST_MAX_PLX_ERROR)).astype(float))
         e_med = float(np.median(e_pm[precise])) if precise.size else float(np.median(e_pm[idx]))
         for factor in s.scale_factors:
             intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
-            scale = math.hypot(intrinsic, e_med)
-            maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], e_pm[idx], w[idx],
-                                     intrinsic, s.background_cells, ERROR_CLASSES,
-                                     sky_w=None if sky_w is None else sky_w[idx],
-                                     pm_class_ratio=PM_CLASS_RATIO,
-                                     pm_ok=None if pm_ok is None else pm_ok[idx])
-            peaks.extend(_map_peaks(maps, c, half, scale, s))
+            plan.append(SlabPlan(c, half, math.hypot(intrinsic, e_med), idx, w[idx], pm_ok,
+                                 error_classes(e_pm[idx], intrinsic, ERROR_CLASSES)))
+    return plan
+
+
+def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
+               plan: list[SlabPlan] | None = None) -> list[Peak]:
+    """Overdensities in proper motion within parallax slabs: significance over the local field.
+
+    Every star counts (:mod:`~ocdec.methods.default.density`): weighted by its parallax likelihood
+    at the slab and gathered by its proper-motion error class. The excess is measured in proper
+    motion against the local field and, where stars have positions, on the sky: the stars
+    weighted by nearness to the catalogue's centre (else the field's) against all of them, so
+    that a compact cluster stands out where the field's own motions hide it. A peak's
+    significance is the larger of the two (both are kept on the peak). ``plan``: the
+    :func:`search_plan` of these stars' parallaxes and errors (made here when None)."""
+    s = s or PeakSettings()
+    sky_w = _sky_weights(ast, priors)
+    peaks: list[Peak] = []
+    for slab in plan if plan is not None else search_plan(ast, priors, s):
+        idx = slab.stars
+        maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes,
+                                 s.background_cells, sky_w=None if sky_w is None else sky_w[idx],
+                                 pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok)
+        peaks.extend(_map_peaks(maps, slab.parallax, slab.half_width, slab.scale, s))
     return _suppress_duplicates(peaks)
 
 
-def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None
-                 ) -> list[Peak]:
+SearchPlans = tuple[list[SlabPlan], list[SlabPlan] | None]
+
+
+def search_plans(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None
+                 ) -> SearchPlans:
+    """The plans of :func:`search_peaks`' two searches (every parallax; the catalogue's bracket,
+    None without a catalogue parallax)."""
+    return (search_plan(ast, priors.centre_only(), s),
+            search_plan(ast, priors, s) if priors.parallax is not None else None)
+
+
+def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
+                 plans: SearchPlans | None = None) -> list[Peak]:
     """Every group of the cone: the search over every parallax (centre and radius only), and with
     a catalogue parallax also the search of its bracket, which lets faint stars with large
-    parallax errors count (a distant cluster's members); one peak per group."""
-    peaks = find_peaks(ast, priors.centre_only(), s)
-    if priors.parallax is not None:
-        peaks = _suppress_duplicates(find_peaks(ast, priors, s) + peaks)
+    parallax errors count (a distant cluster's members); one peak per group. ``plans``: their
+    :func:`search_plans` (made here when None)."""
+    every, bracket = plans if plans is not None else search_plans(ast, priors, s)
+    peaks = find_peaks(ast, priors.centre_only(), s, every)
+    if bracket is not None:
+        peaks = _suppress_duplicates(find_peaks(ast, priors, s, bracket) + peaks)
     return peaks
 
 
