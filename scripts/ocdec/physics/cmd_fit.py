@@ -13,7 +13,8 @@ reddening (a fraction of the extinction). ``f_out / area`` is a uniform field-co
 The distance modulus has a Gaussian prior from the parallax distance; log age and A_0 flat.
 
 The likelihood is evaluated with JAX over the whole grid: a coarse pass over every grid age and
-A_0 in steps of 0.1 mag, then a fine box around the best (9 ages 0.045 dex apart, interpolating
+A_0 in steps of 0.1 mag (swept again with the differential reddening of its optimum's extinction,
+within :data:`SECOND_PASS_AV` of it), then a fine box around the best (9 ages 0.045 dex apart, interpolating
 isochrones between grid ages, 9 A_0 0.04 mag apart, 7 distance moduli). Percentiles 16/50/84
 come from the fine grid's marginal posteriors, widened in quadrature by model floors
 (:data:`SYSTEMATIC_FLOORS`): isochrone sets differ by more than the formal posterior of hundreds
@@ -37,6 +38,9 @@ BINARY_SHIFTS = ((0.3, 0.15), (0.65, 0.10))  # (mag brighter, extra width) of th
 SYSTEMATIC_FLOORS = {"log_age": 0.05, "av": 0.03, "distance_modulus": 0.02, "feh": 0.1}
 #: Grid metallicities tried when [M/H] is free (open clusters: Netopil et al. 2016).
 FREE_FEH_RANGE = (-1.0, 0.3)
+#: mag: the coarse pass's second sweep (with differential reddening) spans the first optimum's
+#: extinction this far either side.
+SECOND_PASS_AV = 1.0
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,8 @@ def _kernel():
                                                st, fb, fo, fdr, shifts))
             return per_dm(dms)
 
-        out = jax.lax.map(one, (age_idx, av_all))
+        # every extinction of one age at once: operations large enough for XLA's threads
+        out = jax.lax.map(one, (age_idx, av_all), batch_size=n_av)
         return out.reshape(n_age, n_av, dms.shape[0])
 
     fn = {
@@ -299,15 +304,19 @@ def _coarse(stars: dict, grid: IsochroneGrid, mhs: list[float], lo_age: float, h
     best: dict[str, float] = {"logp": -np.inf}
     for mh in mhs:
         logp = _loglike(sub, grid, mh, ages, avs, dms, s)
-        # again with the differential-reddening widths of that first optimum's extinction
+        # again with the differential-reddening widths of that first optimum's extinction,
+        # within SECOND_PASS_AV of it (the widths are a tenth of the reddening: they move the
+        # optimum by a few hundredths of a magnitude, and the rest of the grid is half the time)
         first = float(avs[np.unravel_index(np.nanargmax(logp), logp.shape)[1]])
+        near = avs
         if first > 0:
-            logp = _loglike(sub, grid, mh, ages, avs, dms, s, av_widths=first)
+            near = avs[np.abs(avs - first) <= SECOND_PASS_AV + 1e-9]
+            logp = _loglike(sub, grid, mh, ages, near, dms, s, av_widths=first)
         logp += -0.5 * ((dms - mu) / sig) ** 2
         i, j, k = np.unravel_index(np.nanargmax(logp), logp.shape)
         if logp[i, j, k] > best["logp"]:
             best = {"logp": float(logp[i, j, k]), "mh": mh, "log_age": float(ages[i]),
-                    "av": float(avs[j]), "dm": float(dms[k])}
+                    "av": float(near[j]), "dm": float(dms[k])}
     if not np.isfinite(best["logp"]):
         raise ValueError("the isochrone likelihood is not finite anywhere on the grid")
     log.debug("coarse isochrone fit: %s", best)
