@@ -128,6 +128,7 @@ def run_field(task: tuple[str, str, str, bool]) -> dict[str, Any]:
                        model_pmra=model.get("pmra"), model_pmdec=model.get("pmdec"),
                        model_parallax=model.get("parallax"),
                        significance=peak.get("significance"), score=peak.get("score"),
+                       concentration=peak.get("concentration"),
                        expected=diag.get("expected_members"),
                        below_field_limit=diag.get("below_field_limit"),
                        bootstrap_cv=diag.get("bootstrap_count_cv"),

@@ -235,3 +235,30 @@ def test_a_field_too_sparse_for_dec_keeps_the_mixture_answer() -> None:
     truth = sparse["true_member"].to_numpy()
     assert (result.member & truth).sum() >= 0.95 * truth.sum()
     assert result.member.sum() <= 1.1 * truth.sum()
+
+
+def test_a_dec_run_that_flips_to_the_field_keeps_the_mixture_answer(field, monkeypatch) -> None:
+    """DEC whose members share almost nothing with the mixture's it started from has flipped to
+    the field (as in deep simulated catalogue fields): the mixture's posterior is kept, and
+    the diagnostics say why."""
+    from dataclasses import replace
+
+    import ocdec.methods.dec as dec_module
+    from ocdec.methods.default.method import default_dec_settings
+
+    real = dec_module.fit_dec
+
+    def flipped(x, k, settings, seed, **kwargs):
+        res = real(x, k, settings, seed, **kwargs)
+        q = np.zeros_like(res.q)
+        q[:, 0] = 1.0  # every candidate in the cluster's group: a flip to the field
+        return replace(res, q=q)
+
+    monkeypatch.setattr(dec_module, "fit_dec", flipped)
+    dec = replace(default_dec_settings(), pretrain_epochs=2, cluster_epochs=2,
+                  min_cluster_epochs=1)
+    result = run_default(field, settings=MemberSettings(seeds=(0,), dec=dec, window_sigma=40.0,
+                                                        dec_radius=100.0))
+    assert "DEC flipped to the field" in result.diagnostics["dec_rejected"]
+    truth = field["true_member"].to_numpy()
+    assert _f1(result.member, truth) > 0.9

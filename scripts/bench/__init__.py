@@ -1,6 +1,6 @@
 """Throughput benchmark of ocdec (issue 3 "Benchmark", issue 5 item 4).
 
-Three modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's members,
+Four modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's members,
 :mod:`bench.parameters`):
 
 ``region``
@@ -18,6 +18,10 @@ Three modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's 
     real Snakemake runs of the repository's workflow on simulated regions, jobs side by side as a
     catalogue runs them (:mod:`bench.workflow`): wall time from start to end, each rule's job
     seconds and memory, the fixed cost per region, and the catalogue projected from them.
+``catalogue``
+    the simulated counterpart of the thesis catalogue run end to end (:mod:`bench.catalogue`):
+    every region past the 40,000-star gate (``--max-rows`` for a subset that fits), at its model
+    star count, through one Snakemake run; wall time, rules, memory and disk.
 
 Pipelines (the jobs of one region, as the workflow's rules run them):
 

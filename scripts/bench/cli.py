@@ -294,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--cores", type=int, default=2)
     flow.add_argument("--methods", default="default",
                       help="comma-separated methods (default: default)")
+
+    cat = sub.add_parser("catalogue", parents=[common],
+                         help="the simulated thesis catalogue (regions past the 40,000-star gate "
+                              "at their model star counts) through one real Snakemake run")
+    cat.add_argument("--max-rows", type=float, default=None,
+                     help="only regions of at most this many model rows (default: all)")
+    cat.add_argument("--min-rows", type=int, default=THESIS_MIN_STARS,
+                     help="the gate (default 40,000, the thesis's)")
+    cat.add_argument("--cores", type=int, default=2)
     return parser
 
 
@@ -318,7 +327,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.workdir.mkdir(parents=True, exist_ok=True)
         info["jax_cache"] = cache_state(args)
         info["thesis_dec_max_stars"] = args.thesis_dec_max_stars
-        if args.mode == "workflow":
+        if args.mode == "catalogue":
+            from bench.catalogue import run_catalogue
+
+            report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,
+                                   args.min_rows, args.max_rows, args.release)
+        elif args.mode == "workflow":
             report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
                                   args.methods.split(","), args.regions)
         elif args.mode == "region":

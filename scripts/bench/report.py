@@ -73,6 +73,11 @@ def render(report: dict[str, Any], markdown: bool) -> str:
     parts.append(head)
     if report["mode"] == "region":
         parts.append(_region_text(report, markdown))
+    elif report["mode"] == "catalogue":
+        from bench.catalogue import catalogue_text
+
+        parts.append(catalogue_text(report))
+        return "\n\n".join(parts) + "\n"
     elif report["mode"] == "workflow":
         from bench.workflow import workflow_text
 

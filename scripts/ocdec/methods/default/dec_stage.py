@@ -10,7 +10,9 @@ cluster soft assignment; the seeds' member sets give the agreement (:func:`seed_
 and minimum pairwise Jaccard). Stars whose errors swamp the cluster's width (error volume over e^2
 times the typical member's) are not given to DEC: whitening by a star's own errors squeezes such a
 star onto the cluster whatever its motion, and DEC's one Euclidean metric cannot tell it from a
-member; they keep the deconvolved mixture's posterior (``dec_max_log_error_volume``).
+member; they keep the deconvolved mixture's posterior (``dec_max_log_error_volume``). Where
+DEC's members share almost nothing with the mixture's it started from (:data:`DEC_MIN_JACCARD`),
+DEC has flipped to the field and the mixture's posterior is kept (``dec_rejected``).
 
 What did not work: plain DEC's layer on these features (one scale, no weights, 32-32-8 encoder)
 shrank the cluster to half (F1 0.72 Praesepe, 0.80 NGC 188); the mixture layer with that
@@ -47,6 +49,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MIN_DEC_GROUP = 5  # stars DEC's cluster and field groups each need to start from
+# DEC's members sharing less than this (Jaccard) with the mixture's it started from have flipped to
+# the field: in the simulated thesis catalogue (G <= 21, DR2 errors), a few dozen mixture members
+# on a hump of the field's motions grew to thousands (Jaccard 0.0004-0.03), while where DEC
+# refines a cluster it keeps 0.3-1.0 of them.
+DEC_MIN_JACCARD = 0.2
 
 
 def default_dec_settings(n_features: int | None = None) -> DecSettings:
@@ -193,6 +200,17 @@ def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSetting
              "Jaccard with the initialisation %.3f", use.size, pad,
              int((p_use >= settings.threshold).sum()), int(mix.sum()),
              diag["dec_jaccard_with_mixture"])
+    if diag["dec_jaccard_with_mixture"] < DEC_MIN_JACCARD:
+        why = (f"DEC's {int((p_use >= settings.threshold).sum())} members share a Jaccard index "
+               f"of {diag['dec_jaccard_with_mixture']:.3f} with the mixture's {int(mix.sum())} "
+               f"it started from (< {DEC_MIN_JACCARD}): DEC flipped to the field; the mixture's "
+               "posterior is kept")
+        log.warning("%s", why)
+        p_mix = model.p_mixture
+        return DecMembership(
+            p_candidates=p_mix, per_seed=[p_mix for _ in settings.seeds],
+            history=pd.concat(histories, ignore_index=True), used=np.arange(p_mix.size),
+            diagnostics={**diag, "dec_rejected": why})
     return DecMembership(p_candidates=p_cand, per_seed=qs,
                          history=pd.concat(histories, ignore_index=True),
                          used=np.union1d(use, blurred), diagnostics=diag)

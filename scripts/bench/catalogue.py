@@ -1,0 +1,141 @@
+"""The ``catalogue`` mode: the simulated counterpart of the thesis catalogue, run end to end.
+
+Every region of the regions table whose cone holds at least ``--min-rows`` stars by the
+simulator's Galactic model (the thesis's 40,000-star gate) and at most ``--max-rows`` (so that
+the run fits a session; None: all), each simulated at its model star count, through one real
+``snakemake`` run with ``methods: [default]``: simulation, quality, the default method,
+comparison, physical parameters, figures and the catalogue summary. Timed from the
+``snakemake`` start to ``results/summary.tsv``; each rule's job seconds and peak memory come from
+the rules' benchmark files, the machine's memory in use is sampled every second, and the disk
+the run leaves is measured at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import REPO, THESIS_MIN_STARS
+from bench.fits import catalogue_counts
+from bench.workflow import _job_benchmarks, _snakemake, _star_rows
+
+log = logging.getLogger("benchmark.catalogue")
+
+
+class MemorySampler:
+    """The machine's memory in use (MemTotal - MemAvailable), sampled every ``interval`` s."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval, self.peak_mb, self.base_mb = interval, 0.0, self.used_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def used_mb() -> float:
+        info = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, value = line.split(":", 1)
+            info[key] = float(value.split()[0]) / 1024
+        return info["MemTotal"] - info["MemAvailable"]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, self.used_mb())
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _disk_mb(root: Path) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for sub in ("resources", "results", "logs", "benchmarks", ".cache"):
+        path = root / sub
+        out[sub] = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20 \
+            if path.exists() else 0.0
+    out["total"] = sum(out.values())
+    return out
+
+
+def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_MIN_STARS,
+                  max_rows: float | None = None, release: str = "dr2") -> dict[str, Any]:
+    """One cold run of the selected regions (module docstring); ``root`` is emptied first."""
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    counts = catalogue_counts(regions, release, min_rows)
+    chosen = {k: v for k, v in counts["rows"].items() if max_rows is None or v <= max_rows}
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    with regions.open(newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        rows = [row for row in reader if row["id"] in chosen]
+        fields = reader.fieldnames or []
+    with (root / "regions.tsv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    overlay = {
+        "regions": str(root / "regions.tsv"),
+        "source": "simulate",
+        "simulate": {"seed": 2023, "release": release},
+        "characterize": {"methods": ["default"]},
+        "reference": {"simbad": False, "table": str(REPO / "config" / "references.tsv")},
+    }
+    (root / "bench.yaml").write_text(yaml.safe_dump(overlay))
+    configs = [REPO / "config" / "config.yaml", root / "bench.yaml"]
+    log.info("catalogue run: %d regions (%s to %s model rows), %.1f M model rows, %d cores",
+             len(rows), f"{min_rows:,}", "any" if max_rows is None else f"{max_rows:,.0f}",
+             sum(chosen.values()) / 1e6, cores)
+    start = time.time()
+    with MemorySampler() as memory:
+        wall = _snakemake(root, configs, cores)
+    summary = root / "results" / "summary.tsv"
+    with summary.open(newline="") as handle:
+        statuses = [row.get("status", "") for row in csv.DictReader(handle, delimiter="\t")]
+    ids = [row["id"] for row in rows]
+    jobs = _job_benchmarks(root, start - 1)
+    report = {
+        "mode": "catalogue", "regions": len(rows), "min_rows": min_rows, "max_rows": max_rows,
+        "release": release, "model_rows": sum(chosen.values()), "stars": _star_rows(root, ids),
+        "cores": cores, "wall_s": wall, "summary_rows": len(statuses),
+        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "memory_peak_mb": memory.peak_mb - memory.base_mb, "disk_mb": _disk_mb(root),
+        "jobs": sum(int(e["jobs"]) for e in jobs.values()),
+        "job_seconds": sum(e["seconds"] for e in jobs.values()), "rules": jobs,
+        "catalogue_available": {"regions": counts["n_regions"],
+                                "model_rows": counts["total_rows"]},
+    }
+    log.info("catalogue run: %.1f min wall, %d summary rows", wall / 60, len(statuses))
+    return report
+
+
+def catalogue_text(report: dict[str, Any]) -> str:
+    disk, available = report["disk_mb"], report["catalogue_available"]["regions"]
+    lines = [
+        f"Simulated catalogue run: {report['regions']} of {available} regions passing the "
+        f"{report['min_rows']:,}-star gate"
+        + ("" if report["max_rows"] is None else f" (those up to {report['max_rows']:,.0f} stars)")
+        + f", {report['stars']:,} stars, methods [default], {report['cores']} cores: "
+        f"{report['wall_s'] / 60:.1f} min wall from the snakemake start to the last summary row "
+        f"({report['summary_rows']} rows: "
+        + ", ".join(f"{k or '?'} {v}" for k, v in report["statuses"].items()) + ")",
+        f"  {report['jobs']} jobs, {report['job_seconds'] / 60:.1f} job-minutes; memory in use at "
+        f"peak {report['memory_peak_mb']:,.0f} MB above the start; disk {disk['total']:,.0f} MB "
+        f"(resources {disk['resources']:,.0f}, results {disk['results']:,.0f})",
+    ]
+    for rule, e in sorted(report["rules"].items(), key=lambda kv: -kv[1]["seconds"]):
+        lines.append(f"    {rule:<22} {int(e['jobs']):4d} jobs, {e['mean_s']:6.2f} s each, "
+                     f"peak {e['max_rss_mb']:,.0f} MB")
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""The peak search's fast paths give what the plain computations give: histograms by bincount
+against numpy's histogram2d, the coarse classes added onto the fine grid, and the field's
+resamples the same whatever the number of threads that search them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ocdec.methods.default import density
+from ocdec.methods.default.groups import GroupSettings, search_with_nulls
+from ocdec.methods.default.peaks import PeakSettings, find_peaks, search_plan
+from ocdec.methods.default.stars import Astrometry
+from ocdec.methods.priors import ClusterPriors
+from ocdec.threads import available_threads
+from synthetic_field import synthetic_field
+
+
+def test_binner_matches_histogram2d_and_drops_stars_outside() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(0, 2, 5000), rng.normal(1, 3, 5000)  # many outside the edges
+    w = rng.random(5000)
+    bx, by = -3 + 0.25 * np.arange(25), -2 + 0.5 * np.arange(13)
+    hist = density._binner(x, y, bx, by)
+    for weights in (w, w * w, np.ones_like(w)):
+        expected = np.histogram2d(x, y, bins=(bx, by), weights=weights)[0]
+        np.testing.assert_allclose(hist(weights), expected, rtol=1e-6, atol=1e-4)
+    assert hist(np.ones_like(w)).sum() < 5000  # stars outside are dropped, not clipped in
+
+
+def test_prefix_maps_add_coarse_classes_block_by_block() -> None:
+    rng = np.random.default_rng(4)
+    nx, ny = 23, 17
+    maps = density._PrefixMaps(nx, ny, [1, 3, 6])
+    fine_ex, fine_var = rng.normal(size=(nx, ny)), rng.random((nx, ny))
+    coarse_ex, coarse_var = rng.normal(size=(8, 6)), rng.random((8, 6))
+    maps.add(fine_ex.astype(np.float32), fine_var.astype(np.float32), 1)
+    first = fine_ex / np.sqrt(fine_var + 1)
+    maps.add(coarse_ex.astype(np.float32), coarse_var.astype(np.float32), 3)
+    up = np.kron(coarse_ex, np.ones((3, 3)))[:nx, :ny]
+    up_var = np.kron(coarse_var, np.ones((3, 3)))[:nx, :ny]
+    second = (fine_ex + up) / np.sqrt(fine_var + up_var + 1)
+    np.testing.assert_allclose(maps.significance(), np.maximum(first, second), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_a_shared_plan_gives_the_same_peaks() -> None:
+    stars = synthetic_field(n_field=6000, n_cluster=150, seed=5)
+    ast = Astrometry.from_stars(stars)
+    priors = ClusterPriors()
+    plain = find_peaks(ast, priors)
+    planned = find_peaks(ast, priors, plan=search_plan(ast, priors))
+    assert plain and [p.as_dict() for p in plain] == [p.as_dict() for p in planned]
+
+
+def test_resamples_do_not_depend_on_the_threads(monkeypatch) -> None:
+    stars = synthetic_field(n_field=4000, n_cluster=120, seed=6)
+    ast = Astrometry.from_stars(stars)
+    runs = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        peaks, maxima = search_with_nulls(ast, ClusterPriors(), PeakSettings(),
+                                          GroupSettings(n_resamples=3))
+        runs.append(([p.as_dict() for p in peaks], maxima.tolist()))
+    assert runs[0] == runs[1]
+    assert len(runs[0][1]) == 3 and max(runs[0][1]) < runs[0][0][0]["significance"] * 3
+
+
+@pytest.mark.parametrize(("value", "expected"), [("4", 4), ("1", 1)])
+def test_available_threads_follows_omp_num_threads(monkeypatch, value, expected) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert available_threads() == expected
+
+
+def test_available_threads_without_the_variable_is_the_cpu_affinity(monkeypatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert available_threads() == 3
+
+
+def test_duplicates_are_judged_by_the_map_resolution_not_the_member_spread() -> None:
+    from ocdec.methods.default.peaks import Peak, _suppress_duplicates
+
+    # a deep field: members' errors make the spread 1.5 mas/yr; the map resolves 0.4 mas/yr
+    hump = Peak(pmra=-2.6, pmdec=-4.7, parallax=1.24, pm_scale=1.5, plx_half_width=0.15,
+                significance=37.0, resolution=0.4)
+    cluster = Peak(pmra=-1.7, pmdec=-6.5, parallax=1.29, pm_scale=1.5, plx_half_width=0.15,
+                   significance=14.0, resolution=0.4)
+    echo = Peak(pmra=-1.8, pmdec=-6.4, parallax=1.11, pm_scale=1.5, plx_half_width=0.13,
+                significance=12.0, resolution=0.4)
+    kept = _suppress_duplicates([echo, hump, cluster])
+    assert kept == [hump, cluster]  # the cluster's echo in the next slab goes, the cluster stays
+    # peaks without a map resolution fall back to the member spread, which merges them
+    old = [Peak(**{**p.__dict__, "resolution": float("nan")}) for p in (hump, cluster)]
+    assert _suppress_duplicates(old) == [old[0]]
