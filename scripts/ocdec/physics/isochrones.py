@@ -64,6 +64,15 @@ class IsochroneGrid:
     def n_points(self) -> int:
         return int(self.points.shape[2])
 
+    def thinned(self, step: int) -> IsochroneGrid:
+        """Every ``step``-th point (a coarser polyline for a first search); a thinned segment is
+        connected only where every original segment it spans was."""
+        keep = np.arange(0, self.n_points, step)
+        spans = [self.connected[a:b] for a, b in zip(keep[:-1], keep[1:], strict=True)]
+        connected = np.array([bool(np.all(c)) for c in spans], dtype=bool)
+        return IsochroneGrid(self.mh, self.log_age, self.points[:, :, keep], connected,
+                             self.name, self.version)
+
     def describe(self) -> dict[str, object]:
         """What ``parameters.json`` records under ``isochrones``."""
         return {
