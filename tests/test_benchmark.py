@@ -206,3 +206,30 @@ def test_workflow_model_separates_fixed_cost_from_stars_and_checks_itself():
     assert all(math.isclose(c["measured_s"], c["projected_s"]) for c in model["checks"])
     text = workflow_text({"methods": ["default"], "runs": runs, "model": model})
     assert "3.00 s fixed per region" in text and "1 s per 100,000 stars" in text
+
+
+def test_catalogue_truth_scores_and_text(tmp_path):
+    """The catalogue mode scores each region found against the simulated truth and says so."""
+    import pandas as pd
+
+    from bench.catalogue import catalogue_text, truth_scores
+
+    for region, chosen in (("good", [1, 1, 1, 0]), ("flipped", [0, 0, 0, 1]), ("none", None)):
+        out = tmp_path / "results" / region / "default"
+        out.mkdir(parents=True)
+        status = "not_found" if chosen is None else "found"
+        (out / "summary.json").write_text(json.dumps({"status": status}))
+        truth = [True, True, True, False]
+        pd.DataFrame({"true_member": truth}).to_parquet(out.parent / "stars.parquet")
+        pd.DataFrame({"member": [bool(c) for c in (chosen or [0, 0, 0, 0])],
+                      "true_member": truth}).to_parquet(out / "members.parquet")
+    scores = truth_scores(tmp_path)
+    assert scores["found"] == 2 and scores["recovered"] == 1
+    assert scores["f1"] == {"flipped": 0.0, "good": 1.0}
+    report = {"regions": 3, "catalogue_available": {"regions": 174}, "min_rows": 40_000,
+              "max_rows": 1e5, "stars": 10, "cores": 2, "wall_s": 60.0, "summary_rows": 3,
+              "statuses": {"found": 2, "not_found": 1}, "memory_peak_mb": 1.0,
+              "disk_mb": {"total": 1.0, "resources": 0.5, "results": 0.5}, "jobs": 9,
+              "job_seconds": 90.0, "rules": {}, "truth": scores}
+    text = catalogue_text(report)
+    assert "1 of 2 regions found recover their cluster" in text and "1.0 min wall" in text

@@ -131,15 +131,19 @@ def test_small_injected_cluster_is_not_inflated(shared_data: Path, n: int) -> No
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_deep_shared_field_distant_cluster_is_found(shared_data: Path) -> None:
+def test_deep_shared_field_distant_cluster_is_not_found_rather_than_misnamed(
+        shared_data: Path) -> None:
     """Berkeley 73 (Hunt & Reffert 2023: pm (0.214, 1.012), parallax 0.122, 136 members) in an
-    18' EDR3 box to G = 21 with only its Dias entry as priors (its pre-Gaia proper motion is 3.7
-    mas/yr off): the found proper motion within 0.3 mas/yr, the parallax within 0.07 mas."""
+    18' EDR3 box to G = 21 with only its Dias entry as priors. Its members are faint, their
+    parallaxes say little, and the proper-motion contrast counts only stars whose parallax places
+    them in the slab (the faint stars' contrast passed the distant field's own hump off as the
+    cluster in half the simulated thesis catalogue): it is reported not found, with the reason,
+    and no other group is taken for it."""
     path = shared_data / "fields" / "catalogue_sample" / "cluster_distant_clusters_ber73.csv.gz"
     stars = read_stars(path)
     priors = ClusterPriors(ra=95.5, dec=-6.35, radius_deg=0.025, pmra=3.47, pmdec=-1.72,
                            parallax=1000.0 / 9800.0)
     result = run_default(stars, priors, FAST)
-    model = result.model
-    assert np.hypot(model["pmra"] - 0.214, model["pmdec"] - 1.012) < 0.3, model
-    assert abs(model["parallax"] - 0.122) < 0.07, model
+    assert result.target is None and result.peak is None
+    assert not result.member.any()
+    assert "stands out of the field" in result.reason or "believable" in result.reason

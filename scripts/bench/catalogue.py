@@ -69,6 +69,29 @@ def _disk_mb(root: Path) -> dict[str, float]:
     return out
 
 
+def truth_scores(root: Path) -> dict[str, Any]:
+    """How the regions found compare with the simulated truth (the stars' ``true_member``): per
+    region F1 of the members, and how many found regions recover their cluster (F1 >= 0.5)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    per_region: dict[str, float] = {}
+    for summary in sorted((root / "results").glob("*/default/summary.json")):
+        if json.loads(summary.read_text()).get("status") != "found":
+            continue
+        members = pd.read_parquet(summary.with_name("members.parquet"),
+                                  columns=["member", "true_member"])
+        stars = pd.read_parquet(summary.parents[1] / "stars.parquet", columns=["true_member"])
+        tp = int((members["member"] & members["true_member"]).sum())
+        n = int(members["member"].sum()) + int(stars["true_member"].sum())
+        per_region[summary.parents[1].name] = 2 * tp / n if n else 0.0
+    f1 = np.array(list(per_region.values()))
+    return {"found": len(per_region), "recovered": int((f1 >= 0.5).sum()),
+            "median_f1": float(np.median(f1)) if f1.size else None, "f1": per_region}
+
+
 def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_MIN_STARS,
                   max_rows: float | None = None, release: str = "dr2") -> dict[str, Any]:
     """One cold run of the selected regions (module docstring); ``root`` is emptied first."""
@@ -112,6 +135,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
         "cores": cores, "wall_s": wall, "summary_rows": len(statuses),
         "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
         "memory_peak_mb": memory.peak_mb - memory.base_mb, "disk_mb": _disk_mb(root),
+        "truth": truth_scores(root),
         "jobs": sum(int(e["jobs"]) for e in jobs.values()),
         "job_seconds": sum(e["seconds"] for e in jobs.values()), "rules": jobs,
         "catalogue_available": {"regions": counts["n_regions"],
@@ -135,6 +159,11 @@ def catalogue_text(report: dict[str, Any]) -> str:
         f"peak {report['memory_peak_mb']:,.0f} MB above the start; disk {disk['total']:,.0f} MB "
         f"(resources {disk['resources']:,.0f}, results {disk['results']:,.0f})",
     ]
+    truth = report.get("truth")
+    if truth and truth["found"]:
+        lines.append(f"  against the simulated truth: {truth['recovered']} of {truth['found']} "
+                     f"regions found recover their cluster (members F1 >= 0.5; median F1 "
+                     f"{truth['median_f1']:.2f})")
     for rule, e in sorted(report["rules"].items(), key=lambda kv: -kv[1]["seconds"]):
         lines.append(f"    {rule:<22} {int(e['jobs']):4d} jobs, {e['mean_s']:6.2f} s each, "
                      f"peak {e['max_rss_mb']:,.0f} MB")
