@@ -147,6 +147,15 @@ def _dec_stars(ast: Astrometry, model: ClusterModel, settings: MemberSettings
     return use, informative, radius
 
 
+def _mixture_kept(model: ClusterModel, settings: MemberSettings, history: pd.DataFrame,
+                  diagnostics: dict[str, Any]) -> DecMembership:
+    """The deconvolved mixture's posterior as the membership (every seed alike), where DEC could
+    not run or flipped to the field; ``diagnostics`` say why."""
+    p_mix = model.p_mixture
+    return DecMembership(p_candidates=p_mix, per_seed=[p_mix for _ in settings.seeds],
+                         history=history, used=np.arange(p_mix.size), diagnostics=diagnostics)
+
+
 def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSettings
                    ) -> DecMembership:
     """DEC as the membership model: a weighted Student-t mixture DEC (k = 2, cluster and field) on
@@ -164,11 +173,10 @@ def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSetting
                f"members: DEC needs at least {MIN_DEC_GROUP} of each; the mixture's posterior "
                "is kept")
         log.warning("%s", why)
-        p_mix = model.p_mixture
-        return DecMembership(
-            p_candidates=p_mix, per_seed=[p_mix for _ in settings.seeds],
-            history=pd.DataFrame(columns=["seed", "phase", "epoch", "loss", "label_change"]),
-            used=np.arange(p_mix.size), diagnostics={"dec_skipped": why})
+        return _mixture_kept(model, settings,
+                             pd.DataFrame(columns=["seed", "phase", "epoch", "loss",
+                                                   "label_change"]),
+                             {"dec_skipped": why})
     x = dec_features(ast, model, use)
     dec_settings = settings.dec or default_dec_settings(x.shape[1])
     if settings.dec_linear_encoder and tuple(dec_settings.hidden) != (x.shape[1],):
@@ -206,11 +214,8 @@ def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSetting
                f"it started from (< {DEC_MIN_JACCARD}): DEC flipped to the field; the mixture's "
                "posterior is kept")
         log.warning("%s", why)
-        p_mix = model.p_mixture
-        return DecMembership(
-            p_candidates=p_mix, per_seed=[p_mix for _ in settings.seeds],
-            history=pd.concat(histories, ignore_index=True), used=np.arange(p_mix.size),
-            diagnostics={**diag, "dec_rejected": why})
+        return _mixture_kept(model, settings, pd.concat(histories, ignore_index=True),
+                             {**diag, "dec_rejected": why})
     return DecMembership(p_candidates=p_cand, per_seed=qs,
                          history=pd.concat(histories, ignore_index=True),
                          used=np.union1d(use, blurred), diagnostics=diag)

@@ -128,7 +128,7 @@ class SlabPlan:
     scale: float  # mas/yr: the cell, the cluster's width at this parallax with typical errors
     stars: np.ndarray  # the stars weighing more than MIN_WEIGHT
     weight: np.ndarray  # their weights
-    pm_ok: np.ndarray | None  # which of them the proper-motion contrast uses (None: all)
+    pm_ok: np.ndarray  # 1 for those the proper-motion contrast uses (parallax in the slab)
     classes: ErrorClasses
 
 
