@@ -93,3 +93,25 @@ def test_duplicates_are_judged_by_the_map_resolution_not_the_member_spread() -> 
     # peaks without a map resolution fall back to the member spread, which merges them
     old = [Peak(**{**p.__dict__, "resolution": float("nan")}) for p in (hump, cluster)]
     assert _suppress_duplicates(old) == [old[0]]
+
+
+def test_resamples_are_searched_on_the_fields_own_grid(monkeypatch) -> None:
+    from ocdec.methods.default import peaks
+
+    stars = synthetic_field(n_field=4000, n_cluster=120, seed=8)
+    ast = Astrometry.from_stars(stars)
+    seen = []
+    real = peaks.significance_maps
+
+    def recording(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append((kwargs["grid"], out[2][0], out[3][0], out[4]))
+        return out
+
+    monkeypatch.setattr(peaks, "significance_maps", recording)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    search_with_nulls(ast, ClusterPriors(), PeakSettings(), GroupSettings(n_resamples=2))
+    grids = {id(g) for g, *_ in seen}
+    assert len(seen) == 3 * len(grids)  # each slab's grid served the field and both resamples
+    for grid, x0, y0, cell in seen:
+        assert (x0, y0, cell) == (grid.x0, grid.y0, grid.cell)

@@ -172,10 +172,47 @@ def error_classes(e_pm: np.ndarray, intrinsic: float, max_classes: int = 6) -> E
                         tuple(np.flatnonzero(cls == k) for k in range(max_classes)))
 
 
+@dataclass(frozen=True)
+class PmGrid:
+    """A slab's proper-motion grid: the finest class's cell (coarser where the grid would exceed
+    ``max_cells`` a side), the field's span padded by the background box, and the field's
+    interquartile spread of motions (which classes get the proper-motion contrast)."""
+
+    x0: float
+    y0: float
+    cell: float
+    nx: int
+    ny: int
+    field_sd: float
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        return (self.x0 + self.cell * np.arange(self.nx + 1),
+                self.y0 + self.cell * np.arange(self.ny + 1))
+
+
+def pm_grid(pmra: np.ndarray, pmdec: np.ndarray, classes: ErrorClasses, background_cells: int,
+            max_cells: int = 600) -> PmGrid:
+    """The grid :func:`significance_maps` bins these stars on (``pmra``, ``pmdec``: all the
+    slab's stars, indexed by ``classes``)."""
+    s0, kept = classes.s0, classes.sample
+    # one partial sort for the grid's span and the field's interquartile spread
+    q4 = np.quantile(np.stack([pmra[kept], pmdec[kept]]), [0.002, 0.25, 0.75, 0.998], axis=1)
+    q = q4[[0, 3]]
+    field_sd = 0.7413 * float(np.mean(q4[2] - q4[1]))
+    span = max(float(q[1, 0] - q[0, 0]), float(q[1, 1] - q[0, 1]))
+    # One fine grid for all classes: the most precise class's cell; each class is binned in
+    # whole multiples of it.
+    cell = max(s0 / 2.0, (span + 2 * background_cells * s0 / 2.0) / max_cells)
+    pad = background_cells * cell
+    nx = int(min(max_cells, math.ceil((q[1, 0] - q[0, 0] + 2 * pad) / cell)))
+    ny = int(min(max_cells, math.ceil((q[1, 1] - q[0, 1] + 2 * pad) / cell)))
+    return PmGrid(float(q[0, 0] - pad), float(q[0, 1] - pad), cell, nx, ny, field_sd)
+
+
 def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classes: ErrorClasses,
                       background_cells: int, max_cells: int = 600,
                       sky_w: np.ndarray | None = None, pm_class_ratio: float = 0.2,
-                      pm_ok: np.ndarray | None = None
+                      pm_ok: np.ndarray | None = None, grid: PmGrid | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float]:
     """Significance of the overdensity at each cell of a proper-motion grid for stars weighted
     ``w``, their errors deconvolved by class (module docstring, :func:`error_classes`): in
@@ -184,21 +221,12 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
     significance, sky significance or None, x edges, y edges, cell). ``pm_ok``: the stars whose
     parallax places them in the slab, the only ones the proper-motion contrast uses (default
     all): stars whose parallax says nothing bring the distant field's narrow hump in proper
-    motion into every slab."""
-    s0, kept = classes.s0, classes.sample
-    # one partial sort for the grid's span and the field's interquartile spread
-    q4 = np.quantile(np.stack([pmra[kept], pmdec[kept]]), [0.002, 0.25, 0.75, 0.998], axis=1)
-    q = q4[[0, 3]]
-    field_sd = 0.7413 * float(np.mean(q4[2] - q4[1]))
-    span = max(float(q[1, 0] - q[0, 0]), float(q[1, 1] - q[0, 1]))
-    # One fine grid for all classes: the most precise class's cell (coarser where the grid would
-    # exceed max_cells a side); each class is binned in whole multiples of it.
-    cell = max(s0 / 2.0, (span + 2 * background_cells * s0 / 2.0) / max_cells)
-    pad = background_cells * cell
-    nx = int(min(max_cells, math.ceil((q[1, 0] - q[0, 0] + 2 * pad) / cell)))
-    ny = int(min(max_cells, math.ceil((q[1, 1] - q[0, 1] + 2 * pad) / cell)))
-    ex = q[0, 0] - pad + cell * np.arange(nx + 1)
-    ey = q[0, 1] - pad + cell * np.arange(ny + 1)
+    motion into every slab. ``grid``: the grid to bin on (default :func:`pm_grid` of these
+    stars); a field's resamples are searched on the field's own grid."""
+    s0 = classes.s0
+    grid = grid or pm_grid(pmra, pmdec, classes, background_cells, max_cells)
+    nx, ny, cell, field_sd = grid.nx, grid.ny, grid.cell, grid.field_sd
+    ex, ey = grid.edges()
     fbar = 0.0
     if sky_w is not None:
         keep = classes.every
