@@ -28,7 +28,7 @@ import pandas as pd
 from ocdec.errors import OcdecError
 from ocdec.methods.default.peaks import KMS_PER_MASYR_KPC, Peak
 from ocdec.methods.default.sky import SkyModel
-from ocdec.methods.default.stars import Astrometry, inv3
+from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.default.window import candidate_window
 
 HALO_SCALE = 5.0  # the widest the cluster halo may be, in units of the core's width
@@ -115,30 +115,56 @@ class ClusterModel:
 # ------------------------------------------------------------------ extreme-deconvolution EM
 
 
-def _error_covariances(err2: np.ndarray) -> np.ndarray:
-    s = np.zeros((len(err2), 3, 3))
-    s[:, [0, 1, 2], [0, 1, 2]] = err2
-    return s
+# A star's total covariance T_i = V + diag(err2_i) is kept as the six distinct entries of its
+# inverse, (n, 6) in the order 00 01 02 11 12 22: EM needs only T_i^-1 d_i and the weighted sum of
+# T_i^-1, and forming (n, 3, 3) stacks and batched 3x3 products cost most of the mixture's time.
+_SYM = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])
 
 
-def _log_gauss(x: np.ndarray, mean: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log N(x_i | mean, T_i) and T_i^-1 for per-star covariances T (n, 3, 3)."""
-    tinv, logdet = inv3(t)
-    d = x - mean
-    maha = np.sum(d * (tinv @ d[:, :, None])[:, :, 0], axis=1)
-    return -0.5 * (maha + logdet + x.shape[1] * math.log(2 * math.pi)), tinv
+def _precisions(cov: np.ndarray, err2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct entries of (cov + diag(err2_i))^-1 for every star (n, 6) and the log
+    determinants, by the adjugate (the errors are diagonal: only the diagonal varies)."""
+    a = cov[0, 0] + err2[:, 0]
+    d = cov[1, 1] + err2[:, 1]
+    f = cov[2, 2] + err2[:, 2]
+    b, c, e = cov[0, 1], cov[0, 2], cov[1, 2]
+    c00 = d * f - e * e
+    c01 = c * e - b * f
+    c02 = b * e - c * d
+    det = a * c00 + b * c01 + c * c02
+    prec = np.stack([c00, c01, c02, a * f - c * c, b * c - a * e, a * d - b * b], axis=1)
+    prec /= det[:, None]
+    return prec, np.log(det)
+
+
+def _times(prec: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """T_i^-1 d_i for every star (n, 3)."""
+    return np.stack([prec[:, 0] * d[:, 0] + prec[:, 1] * d[:, 1] + prec[:, 2] * d[:, 2],
+                     prec[:, 1] * d[:, 0] + prec[:, 3] * d[:, 1] + prec[:, 4] * d[:, 2],
+                     prec[:, 2] * d[:, 0] + prec[:, 4] * d[:, 1] + prec[:, 5] * d[:, 2]], axis=1)
+
+
+def _log_gauss(x: np.ndarray, mean: np.ndarray, cov: np.ndarray, err2: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """log N(x_i | mean, cov + diag(err2_i)) and T_i^-1 (x_i - mean) for every star."""
+    prec, logdet = _precisions(cov, err2)
+    u = _times(prec, x - mean)
+    maha = np.sum((x - mean) * u, axis=1)
+    return -0.5 * (maha + logdet + x.shape[1] * math.log(2 * math.pi)), np.concatenate(
+        [prec, u], axis=1)
 
 
 def _xd_update(x: np.ndarray, r: np.ndarray, mean: np.ndarray, cov: np.ndarray,
-               tinv: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    d = x - mean
-    vt = cov @ tinv  # (n, 3, 3): V T_i^-1
-    b = mean + (vt @ d[:, :, None])[:, :, 0]
+               terms: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The extreme-deconvolution M step of one component from the E step's ``terms`` (n, 9):
+    T_i^-1's distinct entries and T_i^-1 (x_i - mean), at this same mean."""
+    prec, u = terms[:, :6], terms[:, 6:]
+    b = mean + u @ cov  # V T_i^-1 d_i (V symmetric)
     w = r / max(r.sum(), 1e-300)
     new_mean = w @ b
     db = b - new_mean
     # sum_i w_i [(b_i - mu)(b_i - mu)^T + V - V T_i^-1 V]
-    new_cov = (db * w[:, None]).T @ db + cov - np.tensordot(w, vt, axes=1) @ cov
+    new_cov = (db * w[:, None]).T @ db + cov - cov @ (w @ prec)[_SYM] @ cov
     new_cov = 0.5 * (new_cov + new_cov.T) + np.diag(floor)
     return new_mean, new_cov
 
@@ -172,17 +198,18 @@ def at_most_physical(cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return cov * np.outer(shrink, shrink)
 
 
-def _e_step(x: np.ndarray, s: np.ndarray, fit: MixtureFit, sky: SkyModel | None,
+def _e_step(x: np.ndarray, err2: np.ndarray, fit: MixtureFit, sky: SkyModel | None,
             sky_idx: np.ndarray | None, sky_f: np.ndarray | None = None
             ) -> tuple[np.ndarray, float, list[np.ndarray]]:
-    """Per-component responsibilities (n, K), mean log-likelihood, inverse total covariances."""
+    """Per-component responsibilities (n, K), mean log-likelihood, and each component's
+    :func:`_log_gauss` terms for the M step."""
     use_sky = fit.sky is not None and sky is not None and sky_idx is not None
     if use_sky:
         ls_c = sky.log_cluster(sky_idx, *fit.sky)  # type: ignore[union-attr, misc, arg-type]
         ls_f = sky.log_field(sky_idx) if sky_f is None else sky_f  # type: ignore[union-attr]
     logs, tinvs = [], []
     for j, (m, c, w) in enumerate(zip(fit.means, fit.covs, fit.weights, strict=True)):
-        lj, tinv = _log_gauss(x, m, c + s)
+        lj, tinv = _log_gauss(x, m, c, err2)
         if use_sky:
             lj = lj + (ls_c if j < fit.n_cluster else ls_f)
         logs.append(math.log(max(w, 1e-300)) + lj)
@@ -197,7 +224,7 @@ def responsibilities(ast: Astrometry, idx: np.ndarray, fit: MixtureFit,
                      sky: SkyModel | None) -> np.ndarray:
     """p(cluster | star) under a fitted mixture, for stars ``idx``."""
     x, err2 = ast.stack(idx)
-    resp = _e_step(x, _error_covariances(err2), fit, sky, idx if sky is not None else None)[0]
+    resp = _e_step(x, err2, fit, sky, idx if sky is not None else None)[0]
     return resp[:, : fit.n_cluster].sum(axis=1)
 
 
@@ -245,7 +272,6 @@ def fit_mixture(x: np.ndarray, err2: np.ndarray, mean: np.ndarray, cov: np.ndarr
     profile of each where ``sky`` is given; deterministic. ``init`` (not changed) warm-starts it,
     else :func:`initial_fit` at ``mean``, ``cov``. Returns the fit, the cluster responsibility of
     each star and the iterations run."""
-    s = _error_covariances(err2)
     start = init if init is not None else initial_fit(x, mean, cov, halo)
     fit = replace(start, means=[np.array(m) for m in start.means],
                   covs=[np.array(c) for c in start.covs])
@@ -264,7 +290,7 @@ def fit_mixture(x: np.ndarray, err2: np.ndarray, mean: np.ndarray, cov: np.ndarr
     else:
         fit.sky = None
     for it in range(1, max_iter + 1):  # noqa: B007 (returned: iterations used)
-        resp, ll, tinvs = _e_step(x, s, fit, sky, sky_idx, sky_f)
+        resp, ll, tinvs = _e_step(x, err2, fit, sky, sky_idx, sky_f)
         w = sw[:, None] * resp
         _m_step(fit, x, w, tinvs, sw)
         if fit.sky is not None:
