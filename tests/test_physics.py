@@ -279,3 +279,30 @@ def test_star_reader_keeps_zero_point_columns(tmp_path) -> None:
     frame = read_stars(csv)
     assert set(OPTIONAL_COLUMNS) <= set(frame.columns)
     assert frame["astrometric_params_solved"].iloc[0] == 31
+
+
+def test_search_windows_keep_their_length_inside_the_limits() -> None:
+    from ocdec.physics.cmd_fit import _window
+
+    inside = _window(1.0, 0.16, 0.04, 0.0, 5.0)
+    near_zero = _window(0.05, 0.16, 0.04, 0.0, 5.0)
+    near_top = _window(10.15, 0.18, 0.045, 6.0, 10.2)
+    for w in (inside, near_zero, near_top):
+        assert w.size == 9 and np.allclose(np.diff(w), np.diff(w)[0])
+    assert inside[4] == pytest.approx(1.0)
+    assert near_zero[0] == 0.0 and near_top[-1] == pytest.approx(10.2)
+    assert _window(0.1, 1.0, 0.1, 0.0, 0.5).max() <= 0.5  # a range shorter than the window
+
+
+def test_clusters_of_different_extinction_share_the_compiled_likelihoods(grid) -> None:
+    from ocdec.physics.cmd_fit import _kernel
+
+    # the same star bucket, extinctions near zero and well above it, a tight and a loose
+    # distance prior: the programs' shapes no longer follow them, so nothing compiles twice
+    for i, (av, distance) in enumerate(((0.05, 300.0), (1.4, 900.0))):
+        frame = synthetic_members(grid, 8.3, av, distance, n_stars=300, seed=11 + i)
+        result = fit_parameters(frame, release="dr3")
+        assert result.status == "ok"
+        if i == 0:
+            compiled = _kernel()["grid"]._cache_size()
+    assert _kernel()["grid"]._cache_size() == compiled

@@ -303,7 +303,10 @@ def _coarse(stars: dict, grid: IsochroneGrid, mhs: list[float], lo_age: float, h
             mu: float, sig: float, s: CmdSettings) -> dict[str, float]:
     ages = grid.log_age[(grid.log_age >= lo_age - 1e-9) & (grid.log_age <= hi_age + 1e-9)]
     avs = np.arange(0.0, s.av_max + 1e-9, COARSE_AV_STEP)
-    dms = mu + sig * np.array([-1.5, 0.0, 1.5]) if sig > 0.05 else np.array([mu])
+    # three distance moduli however tight the prior, and a second-pass window of fixed length:
+    # the compiled programs' shapes then depend only on the star bucket, so every region after
+    # the first loads them from the compilation cache instead of compiling (2-4 s a region)
+    dms = mu + max(sig, 0.05) * np.array([-1.5, 0.0, 1.5])
     sub = _subset(stars, 256)
     # the coarse pass on every COARSE_POINT_STEP-th isochrone point: it only places the fine box
     # (which re-centres where its optimum lands on an edge), at a fraction of the cost
@@ -317,8 +320,7 @@ def _coarse(stars: dict, grid: IsochroneGrid, mhs: list[float], lo_age: float, h
         first = float(avs[np.unravel_index(np.nanargmax(logp), logp.shape)[1]])
         near = avs
         if first > 0:
-            near = np.arange(max(0.0, first - SECOND_PASS_AV), min(s.av_max, first + SECOND_PASS_AV)
-                             + 1e-9, 0.1)
+            near = _window(first, SECOND_PASS_AV, 0.1, 0.0, s.av_max)
             logp = _loglike(sub, thin, mh, ages, near, dms, s, av_widths=first)
         logp += -0.5 * ((dms - mu) / sig) ** 2
         i, j, k = np.unravel_index(np.nanargmax(logp), logp.shape)
@@ -337,9 +339,8 @@ def _fine(stars: dict, grid: IsochroneGrid, coarse: dict[str, float], lo_age: fl
     centre = dict(coarse)
     half_dm = max(3.0 * sig, 0.1)
     for attempt in range(8):
-        ages = np.unique(np.clip(centre["log_age"] + np.arange(-0.18, 0.1801, 0.045), lo_age,
-                                 hi_age))
-        avs = np.unique(np.clip(centre["av"] + np.arange(-0.16, 0.1601, 0.04), 0.0, s.av_max))
+        ages = _window(centre["log_age"], 0.18, 0.045, lo_age, hi_age)
+        avs = _window(centre["av"], 0.16, 0.04, 0.0, s.av_max)
         dms = centre["dm"] + np.linspace(-half_dm, half_dm, 7)
         logp = np.stack([_loglike(stars, grid, mh, ages, avs, dms, s, av_widths=coarse["av"])
                          for mh in mh_vals])
@@ -353,11 +354,11 @@ def _fine(stars: dict, grid: IsochroneGrid, coarse: dict[str, float], lo_age: fl
         for idx, axis, lo, hi in edges:
             at_edge = idx in (0, axis.size - 1)
             at_limit = np.isclose(axis[idx], lo) or np.isclose(axis[idx], hi)
-            step = 0.0
-            if at_edge and not at_limit:  # jump past the edge: the box is searched again there
-                step = 0.5 * (axis[-1] - axis[0]) * (1 if idx == axis.size - 1 else -1)
-                moved = True
-            new.append(float(np.clip(axis[idx] + step, lo, hi)))
+            # an optimum on the box's edge: the box is searched again centred on it. Not
+            # jumping past it by half a box: the optimum then sat on the new box's other edge
+            # and the box went back and forth (Wishing Well Cluster, NGC 2141)
+            moved |= at_edge and not at_limit
+            new.append(float(axis[idx]))
         centre = {"log_age": new[0], "av": new[1], "dm": new[2]}
         if not moved:
             return {"logp": logp, "mh": mh_vals, "log_age": ages, "av": avs, "dm": dms,
@@ -365,6 +366,17 @@ def _fine(stars: dict, grid: IsochroneGrid, coarse: dict[str, float], lo_age: fl
         log.debug("fine box re-centred (attempt %d) on %s", attempt + 1, centre)
     raise ValueError("the isochrone fit did not converge: the posterior peak kept moving to the "
                      f"edge of the search box (last: {centre})")
+
+
+def _window(centre: float, half: float, step: float, lo: float, hi: float) -> np.ndarray:
+    """round(2 half / step) + 1 values ``step`` apart about ``centre``, the whole window moved
+    inside [lo, hi] where it would cross a limit (a fixed length: one compiled shape); shorter
+    only where [lo, hi] itself is."""
+    n = int(round(2 * half / step)) + 1
+    start = min(max(centre - half, lo), hi - (n - 1) * step)
+    if start < lo - 1e-9:
+        return np.unique(np.clip(centre + step * np.arange(-(n // 2), n // 2 + 1), lo, hi))
+    return start + step * np.arange(n)
 
 
 def _percentiles(axis: np.ndarray, prob: np.ndarray) -> tuple[float, float, float]:
