@@ -87,12 +87,15 @@ def parameters_region(
     region: Mapping[str, Any] | None = None,
     release: str = "dr3",
     config: Mapping[str, Any] | None = None,
+    jax_cache_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """One workflow job: a method's ``members.parquet`` and ``summary.json`` in,
     ``parameters.json`` (and its figure) out. Returns what ``parameters.json`` holds.
 
     ``config`` is the workflow's ``parameters`` section; its ``zero_point: null`` (the default)
     means on for real Gaia stars, off for simulated ones (the simulator adds no offset).
+    ``jax_cache_dir``: JAX's persistent compilation cache, turned on only where a fit runs (a
+    skipped or not-found region imports no JAX).
     """
     region = dict(region or {})
     check_writable(out_json)
@@ -117,6 +120,10 @@ def parameters_region(
         members = _members(members_path, settings.min_probability)
         if settings.zero_point is None:
             settings = _with_zero_point(settings, provenance.get("source") != "simulate")
+        if jax_cache_dir is not None:
+            from ocdec.compilation_cache import enable_compilation_cache
+
+            enable_compilation_cache(jax_cache_dir)
         result = fit_parameters(members, release=release, settings=settings)
     values = result.as_dict()
     values["region"] = region.get("id")
