@@ -15,9 +15,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ocdec.errors import OcdecError
 from ocdec.io import check_writable, read_provenance, write_json
@@ -29,6 +27,10 @@ from ocdec.physics.parameters import (
 )
 from ocdec.products import read_json
 from ocdec.settings import from_mapping
+
+# pandas where a table is read: a skipped region's parameters job imports none (its fixed cost)
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,8 @@ def _with_zero_point(settings: ParametersSettings, on: bool) -> ParametersSettin
 def _members(path: PathLike, min_probability: float) -> pd.DataFrame:
     """The rows of members.parquet that can count (p_member >= the threshold): a cone's table
     holds every star, the members are a few hundred of them."""
+    import pandas as pd
+
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as err:
