@@ -19,14 +19,14 @@ def main(smk: Any) -> None:
         outputs = {name: path for name, path in smk.output.items()}
         parameters_catalogue(list(smk.input.parameters), outputs, regions=smk.params.regions)
         return
-    from ocdec.compilation_cache import enable_compilation_cache
     from ocdec.physics.region import parameters_region
 
-    # From the config, not params: moving the cache must not rerun finished regions.
-    enable_compilation_cache(smk.config["characterize"].get("jax_cache_dir", ".cache/jax"))
     parameters_region(smk.input.members, smk.input.summary, smk.output.json, smk.output.png,
                       region=smk.params.region, release=smk.params.release,
-                      config=smk.params.settings)
+                      config=smk.params.settings,
+                      # From the config, not params: moving the cache must not rerun finished
+                      # regions. Turned on only where a fit runs (JAX is a second to import).
+                      jax_cache_dir=smk.config["characterize"].get("jax_cache_dir", ".cache/jax"))
 
 
 if __name__ == "__main__":

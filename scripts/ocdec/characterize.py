@@ -28,7 +28,7 @@ from ocdec import products
 from ocdec.errors import OcdecError
 from ocdec.io import write_json, write_parquet, write_tsv
 from ocdec.methods.astrometry import cluster_parameters
-from ocdec.methods.base import MethodResult
+from ocdec.methods.base import HISTORY_COLUMNS, MethodResult
 from ocdec.methods.priors import ClusterPriors
 from ocdec.methods.registry import get_method, method_spec
 
@@ -263,11 +263,9 @@ def write_outputs(out_dir: str | os.PathLike[str], method: str, members: pd.Data
                   groups: pd.DataFrame | None = None) -> None:
     """members.parquet, history.tsv, groups.tsv, the method's tables, and summary.json last: its
     presence says the rest is complete."""
-    from ocdec.methods.dec import HISTORY_COLUMNS
     from ocdec.verdict import GROUP_COLUMNS
 
     spec = method_spec(method)
-    columns = get_method(method).table_columns
     files = products.method_files(spec.tables)
     out = Path(out_dir)
     write_parquet(out / files["members"], members,
@@ -279,19 +277,20 @@ def write_outputs(out_dir: str | os.PathLike[str], method: str, members: pd.Data
     for name in spec.tables:
         table = (tables or {}).get(name)
         table = table if table is not None else pd.DataFrame()
-        write_tsv(out / files[name], table.reindex(columns=list(columns[name])))
+        write_tsv(out / files[name], table.reindex(columns=list(spec.table_columns[name])))
     write_json(out / files["summary"], _json_safe(summary))
 
 
 def write_skipped(out_dir: str | os.PathLike[str], method: str, stars: pd.DataFrame | None,
                   reason: str) -> dict[str, Any]:
     """The products of a region that was skipped upstream (too few usable stars): same files, no
-    members, ``status`` "skipped" and the reason."""
+    members, ``status`` "skipped" and the reason. Only the method's registry entry is read: its
+    module (JAX, scikit-learn) is not imported."""
     stars = stars if stars is not None else pd.DataFrame({"source_id": pd.Series(dtype="int64")})
     stars = stars.reset_index(drop=True)
     n = len(stars)
     extra = pd.DataFrame(index=range(n))
-    for col, dtype in get_method(method).member_columns.items():
+    for col, dtype in method_spec(method).member_columns.items():
         extra[col] = np.zeros(n, bool) if dtype == "bool" else np.full(n, -1, np.int64)
     none = np.zeros(n, bool)
     params = cluster_parameters(stars, none) if n else {"n_members": 0}

@@ -16,13 +16,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from ocdec.errors import OcdecError
+
+# pandas and pyarrow are imported where a table is written or read: every rule's adapter imports
+# this module (through ocdec.runner), and a skipped region's parameters job needs neither pandas
+# nor (until it reads members.parquet's provenance) pyarrow.
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +209,9 @@ def write_parquet(
     path: str | os.PathLike[str], frame: pd.DataFrame, provenance: dict[str, Any] | None = None
 ) -> None:
     """Write ``frame`` atomically; ``provenance`` goes as JSON under the ``ocdec`` metadata key."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if provenance is not None:
         meta = dict(table.schema.metadata or {})
@@ -218,6 +223,8 @@ def write_parquet(
 
 def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The provenance dictionary stored by :func:`write_parquet` (empty if none)."""
+    import pyarrow.parquet as pq
+
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(PROVENANCE_KEY)
     return json.loads(raw) if raw else {}

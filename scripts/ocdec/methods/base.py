@@ -15,6 +15,9 @@ import pandas as pd
 
 from ocdec.methods.priors import ClusterPriors
 
+#: Columns of a training curve (history.tsv); here rather than in :mod:`ocdec.methods.dec` so that
+#: writing a skipped region's history.tsv does not import JAX.
+HISTORY_COLUMNS = ["seed", "phase", "epoch", "loss", "label_change"]
 
 @dataclass
 class MethodResult:
@@ -22,7 +25,7 @@ class MethodResult:
 
     ``p_member`` in [0, 1]; ``member`` the final selection; ``group`` the method's group of each
     star (-1: none); ``history`` a DEC-style training curve (columns of
-    :data:`ocdec.methods.dec.HISTORY_COLUMNS`) or None; ``parameters`` the selection's mean
+    :data:`HISTORY_COLUMNS`) or None; ``parameters`` the selection's mean
     astrometry (:func:`ocdec.methods.astrometry.cluster_parameters`); ``summary`` the method's own
     summary.json keys; ``columns`` extra per-star columns for members.parquet; ``tables`` its own
     tables, written as ``{name}.tsv`` (names declared in the registry); ``groups`` the
@@ -45,7 +48,8 @@ class MethodResult:
 
 
 class Method(Protocol):
-    """A membership method (a module-level ``METHOD`` object)."""
+    """A membership method (a module-level ``METHOD`` object). Its own members.parquet columns
+    and tables are declared in its :class:`~ocdec.methods.registry.MethodSpec`."""
 
     name: str
     settings_class: type
@@ -58,8 +62,4 @@ class Method(Protocol):
             seeds: Sequence[int]) -> MethodResult:
         """Members of the catalogue's cluster among ``stars`` (canonical columns, index 0..n-1).
         ``seeds``: the seeds to use (an ensemble takes all, a single-seed method the first)."""
-        ...
-
-    def empty_columns(self, n: int) -> pd.DataFrame:
-        """The method's extra members.parquet columns for ``n`` stars of a skipped region."""
         ...

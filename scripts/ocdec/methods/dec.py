@@ -71,6 +71,7 @@ import pandas as pd
 from flax import nnx
 
 from ocdec.errors import OcdecError
+from ocdec.methods.base import HISTORY_COLUMNS
 from ocdec.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,6 @@ log = logging.getLogger(__name__)
 TRACE_COUNTS: Counter[str] = Counter()
 
 InitCentroidsFn = Callable[[np.ndarray, int, int], np.ndarray]
-HISTORY_COLUMNS = ["seed", "phase", "epoch", "loss", "label_change"]
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,6 @@ class HdbscanMethod:
 
     name = "hdbscan"
     settings_class = HdbscanSettings
-    member_columns: dict[str, str] = {}
-    table_columns: dict[str, tuple[str, ...]] = {}
 
     def default_settings(self) -> HdbscanSettings:
         return HdbscanSettings()

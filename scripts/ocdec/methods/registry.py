@@ -11,7 +11,8 @@ To add a method: write a module with a ``METHOD`` object that follows
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ocdec.errors import OcdecError
@@ -38,7 +39,11 @@ class Selection:
 class MethodSpec:
     """What the rest of ocdec needs to know of a method without importing it.
 
-    ``tables``: the method's own per-region tables (``{name}.tsv`` beside members.parquet);
+    ``member_columns``: the per-star columns the method adds to members.parquet, with their dtype
+    ("int64" or "bool"; a skipped region gets them as -1 / False); ``table_columns``: the method's
+    own per-region tables (``{name}.tsv`` beside members.parquet) and their columns (``tables``:
+    their names). Both live here, not in the method's module, so that a skipped region's files are
+    written without importing the method (JAX, scikit-learn);
     ``summary_fields``: keys of its summary.json copied into results/summary.tsv as
     ``{method}_{key}``; ``shared_settings``: keys of the ``characterize`` config section it uses
     (changing the others does not rerun it); ``mem_mb``: (base MB, MB per 1,000 stars);
@@ -49,12 +54,18 @@ class MethodSpec:
     module: str
     description: str
     selections: tuple[Selection, ...] = (Selection("{method}"),)
-    tables: tuple[str, ...] = ()
+    member_columns: Mapping[str, str] = field(default_factory=dict, hash=False)
+    table_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
     summary_fields: tuple[str, ...] = ()
     shared_settings: tuple[str, ...] = ("seed",)
     mem_mb: tuple[float, float] = (1500.0, 3.0)
     runtime: tuple[float, float, float] = (15.0, 3.0, 1.0)
     uses_jax: bool = False
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Names of the method's own tables."""
+        return tuple(self.table_columns)
 
     def load(self) -> Method:
         """The method object (imports its module)."""
@@ -63,6 +74,10 @@ class MethodSpec:
     def selection_label(self, selection: Selection) -> str:
         return selection.label.format(method=self.name)
 
+
+# Per-star columns thesis mode adds to members.parquet, with their dtype in a skipped region.
+THESIS_COLUMNS = {"kmeans_group": "int64", "kmeans_member": "bool", "dec_group": "int64",
+                  "dec_member": "bool", "dec_filtered_member": "bool"}
 
 _THESIS_SELECTIONS = (
     Selection("K-Means", "kmeans_member", "kmeans_group", "kmeans", "k = {kmeans_k}"),
@@ -77,7 +92,8 @@ REGISTRY: dict[str, MethodSpec] = {
     for spec in (
         MethodSpec("thesis", "ocdec.methods.thesis",
                    "the thesis's K-Means silhouette sweep, DEC and quantile filter",
-                   selections=_THESIS_SELECTIONS, tables=("silhouette",),
+                   selections=_THESIS_SELECTIONS, member_columns=THESIS_COLUMNS,
+                   table_columns={"silhouette": ("k", "silhouette")},
                    summary_fields=("kmeans_k",), mem_mb=(2000.0, 5.0),
                    runtime=(15.0, 6.0, 1.0), uses_jax=True),
         MethodSpec("default", "ocdec.methods.default.method",

@@ -38,6 +38,7 @@ from ocdec.methods.dec import DecResult, DecSettings, fit_dec, predict
 from ocdec.methods.features import THESIS_FEATURES, build_features, feature_values
 from ocdec.methods.kmeans import K_VALUES, KMeansSweep, kmeans_sweep
 from ocdec.methods.priors import ClusterPriors
+from ocdec.methods.registry import THESIS_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -299,19 +300,12 @@ def run_thesis(
     )
 
 
-# Per-star columns thesis mode adds to members.parquet, with their dtype in a skipped region.
-THESIS_COLUMNS = {"kmeans_group": "int64", "kmeans_member": "bool", "dec_group": "int64",
-                  "dec_member": "bool", "dec_filtered_member": "bool"}
-
-
 class ThesisMethod:
     """The thesis's method as a plug-in (:class:`ocdec.methods.base.Method`): one seed (the
     first); the catalogue's proper motion and parallax only pick the cluster's group."""
 
     name = "thesis"
     settings_class = ThesisSettings
-    member_columns = THESIS_COLUMNS
-    table_columns = {"silhouette": ("k", "silhouette")}
 
     def default_settings(self) -> ThesisSettings:
         return ThesisSettings()

@@ -18,7 +18,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +86,8 @@ def parallax_error_model(g: np.ndarray) -> np.ndarray:
 
 def _fit(plx: np.ndarray, err: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
     """(plx_c, spread, statistical error of plx_c) by weighted maximum likelihood."""
+    # imported here: a skipped region's parameters job reads the settings, never fits
+    from scipy.optimize import minimize
 
     def nll(theta: np.ndarray) -> float:
         var = err**2 + np.exp(2 * theta[1])

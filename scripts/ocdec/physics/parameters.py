@@ -12,14 +12,17 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from ocdec.physics import cmd_fit, distance, mass, structure, zero_point
 from ocdec.physics.extinction import R_V
 from ocdec.physics.isochrones import load_grid
+
+# pandas where a table is read: a skipped region's parameters job imports none (its fixed cost)
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,8 @@ def empty_values(n_members: int, release: str) -> dict[str, Any]:
 
 def membership_weights(members: pd.DataFrame, min_probability: float) -> np.ndarray:
     """p_member (or PMemb, probs...) where present, else 1; zero below ``min_probability``."""
+    import pandas as pd
+
     for name in PROBABILITY_COLUMNS:
         match = [c for c in members.columns if str(c).lower() == name.lower()]
         if match:
@@ -131,6 +136,8 @@ class _Failed(Exception):
 
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
+    import pandas as pd
+
     if name not in frame:
         return np.full(len(frame), np.nan)
     return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)

@@ -15,9 +15,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ocdec.errors import OcdecError
 from ocdec.io import check_writable, read_provenance, write_json
@@ -29,6 +27,10 @@ from ocdec.physics.parameters import (
 )
 from ocdec.products import read_json
 from ocdec.settings import from_mapping
+
+# pandas where a table is read: a skipped region's parameters job imports none (its fixed cost)
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +89,15 @@ def parameters_region(
     region: Mapping[str, Any] | None = None,
     release: str = "dr3",
     config: Mapping[str, Any] | None = None,
+    jax_cache_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """One workflow job: a method's ``members.parquet`` and ``summary.json`` in,
     ``parameters.json`` (and its figure) out. Returns what ``parameters.json`` holds.
 
     ``config`` is the workflow's ``parameters`` section; its ``zero_point: null`` (the default)
     means on for real Gaia stars, off for simulated ones (the simulator adds no offset).
+    ``jax_cache_dir``: JAX's persistent compilation cache, turned on only where a fit runs (a
+    skipped or not-found region imports no JAX).
     """
     region = dict(region or {})
     check_writable(out_json)
@@ -117,6 +122,10 @@ def parameters_region(
         members = _members(members_path, settings.min_probability)
         if settings.zero_point is None:
             settings = _with_zero_point(settings, provenance.get("source") != "simulate")
+        if jax_cache_dir is not None:
+            from ocdec.compilation_cache import enable_compilation_cache
+
+            enable_compilation_cache(jax_cache_dir)
         result = fit_parameters(members, release=release, settings=settings)
     values = result.as_dict()
     values["region"] = region.get("id")
@@ -143,6 +152,8 @@ def _with_zero_point(settings: ParametersSettings, on: bool) -> ParametersSettin
 def _members(path: PathLike, min_probability: float) -> pd.DataFrame:
     """The rows of members.parquet that can count (p_member >= the threshold): a cone's table
     holds every star, the members are a few hundred of them."""
+    import pandas as pd
+
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as err:

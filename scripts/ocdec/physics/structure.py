@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +113,9 @@ def fit_structure(ra: np.ndarray, dec: np.ndarray, weight: np.ndarray) -> Struct
 
 
 def _king_ml(r: np.ndarray, w: np.ndarray, r50: float, r_max: float) -> tuple[float, float, float]:
+    # imported here: a skipped region's parameters job reads the settings, never fits
+    from scipy.optimize import minimize
+
     rr = np.linspace(0.0, r_max, 600)
 
     def nll(theta: np.ndarray) -> float:

@@ -20,9 +20,13 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+# pandas where a table is read: a skipped region's parameters job imports none (its fixed cost)
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,8 @@ def parallax_zero_point(stars: pd.DataFrame, release: str = "dr3") -> ZeroPoint:
 
 
 def _column(stars: pd.DataFrame, name: str) -> np.ndarray:
+    import pandas as pd
+
     if name not in stars:
         return np.full(len(stars), np.nan)
     return pd.to_numeric(stars[name], errors="coerce").to_numpy(dtype=float)

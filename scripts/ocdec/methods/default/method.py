@@ -277,8 +277,6 @@ class DefaultMethod:
 
     name = "default"
     settings_class = MemberSettings
-    member_columns: dict[str, str] = {}
-    table_columns: dict[str, tuple[str, ...]] = {}
 
     def default_settings(self) -> MemberSettings:
         return MemberSettings(dec=default_dec_settings())

@@ -222,3 +222,23 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
 def save_formats(fig: Figure, out_dir: Path, stem: str, formats: Iterable[str]) -> list[Path]:
     """``{out_dir}/{stem}.{fmt}`` for every format."""
     return [save_figure(fig, out_dir / f"{stem}.{fmt}") for fmt in formats]
+
+
+def save_copies(fig: Figure, out_dir: Path, stems: Sequence[str], formats: Iterable[str]
+                ) -> list[Path]:
+    """``{out_dir}/{stem}.{fmt}`` for every stem and format, ``fig`` drawn once per format and
+    copied (a skipped region shows the same figure under every name); paths in stem order."""
+    import shutil
+
+    formats = list(formats)
+    if not stems:
+        return []
+    first = {fmt: save_figure(fig, out_dir / f"{stems[0]}.{fmt}") for fmt in formats}
+    written = list(first.values())
+    for stem in stems[1:]:
+        for fmt in formats:
+            path = out_dir / f"{stem}.{fmt}"
+            with atomic_path(path) as tmp:
+                shutil.copyfile(first[fmt], tmp)
+            written.append(path)
+    return written

@@ -25,6 +25,7 @@ from ocdec.results.figures.region import (
 from ocdec.results.figures.style import (
     message_figure,
     region_title,
+    save_copies,
     save_formats,
     skipped_figure,
 )
@@ -57,14 +58,16 @@ def region_plots(
     inputs = read_region(method_dirs, status)
     if inputs.skip is not None:
         state, why = inputs.skip
-        fig = skipped_figure(region, why, state)
-        for stem in REGION_PLOTS:
-            if stem != "groups":
-                written += save_formats(fig, out, stem, formats)
-        # a region where the cluster was not found still shows what the cone holds
-        fig = (groups_figure(inputs.groups, inputs.groups_summary, region)
-               if inputs.groups is not None else fig)
-        written += save_formats(fig, out, "groups", formats)
+        # one drawing per format, copied under each name: most of a skipped region's plots job
+        # is start-up, and every saved PNG is a draw
+        stems = [stem for stem in REGION_PLOTS if stem != "groups"]
+        if inputs.groups is None:
+            stems.append("groups")
+        written += save_copies(skipped_figure(region, why, state), out, stems, formats)
+        if inputs.groups is not None:
+            # a region where the cluster was not found still shows what the cone holds
+            fig = groups_figure(inputs.groups, inputs.groups_summary, region)
+            written += save_formats(fig, out, "groups", formats)
         return written
     reference = references[0] if references else None
     selections = inputs.selections
