@@ -299,8 +299,8 @@ def test_clusters_of_different_extinction_share_the_compiled_likelihoods(grid) -
 
     # the same star bucket, extinctions near zero and well above it, a tight and a loose
     # distance prior: the programs' shapes no longer follow them, so nothing compiles twice
-    for i, (av, distance) in enumerate(((0.05, 300.0), (1.4, 900.0))):
-        frame = synthetic_members(grid, 8.3, av, distance, n_stars=300, seed=11 + i)
+    for i, (av, distance_pc) in enumerate(((0.05, 300.0), (1.4, 900.0))):
+        frame = synthetic_members(grid, 8.3, av, distance_pc, n_stars=300, seed=11 + i)
         result = fit_parameters(frame, release="dr3")
         assert result.status == "ok"
         if i == 0:
