@@ -78,7 +78,7 @@ def test_flops_mode_on_a_tiny_field(tmp_path):
     out = tmp_path / "flops.json"
     md = tmp_path / "flops.md"
     assert main(["flops", "--rows", "2500", "--dec-epochs", "1,1", "--k-values", "2",
-                 "--matmul-size", "256", "--repeats", "1", "--no-probe",
+                 "--matmul-sizes", "128,256", "--repeats", "1", "--no-probe",
                  "--workdir", str(tmp_path / "work"), "--json", str(out),
                  "--markdown", str(md)]) == 0
     report = json.loads(out.read_text())
@@ -95,6 +95,9 @@ def test_flops_mode_on_a_tiny_field(tmp_path):
     assert predict["calls"] >= 2 and 0.95 < predict["xla_over_dense"] < 1.25
     assert report["dec_flops"] > report["train_flops"] > 0
     machine = report["machine_rate"]
+    assert [r["size"] for r in machine["numpy_sizes"]] == [128, 256]
+    assert machine["numpy"]["best_gflops"] == max(r["best_gflops"]
+                                                  for r in machine["numpy_sizes"])
     ceiling = max(machine["numpy"]["best_gflops"], machine["jax"]["best_gflops"],
                   machine["small_dot"]["best_gflops"])
     warm = report["achieved"]["training, warm"]

@@ -30,7 +30,7 @@ from bench import (
     THESIS_MIN_STARS,
 )
 from bench.fits import catalogue_counts, finish_scaling, power_law, predict
-from bench.flops import FLOPS_ROWS, MATMUL_REPEATS, MATMUL_SIZE, PROBE_BATCHES
+from bench.flops import FLOPS_ROWS, MATMUL_REPEATS, MATMUL_SIZES, PROBE_BATCHES
 from bench.jobs import (
     load_region,
     members_f1,
@@ -311,8 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "matrix-multiply rate and nominal peak")
     flops.add_argument("--rows", type=int, default=FLOPS_ROWS,
                        help=f"rows of the simulated field (default {FLOPS_ROWS:,})")
-    flops.add_argument("--matmul-size", type=int, default=MATMUL_SIZE,
-                       help=f"side of the square float32 matrices (default {MATMUL_SIZE})")
+    flops.add_argument("--matmul-sizes", type=_ints, default=list(MATMUL_SIZES),
+                       help="sides of the square float32 matrices multiplied (default "
+                            f"{','.join(map(str, MATMUL_SIZES))})")
     flops.add_argument("--repeats", type=int, default=MATMUL_REPEATS,
                        help="timed repeats of each multiply and warm epoch "
                             f"(default {MATMUL_REPEATS})")

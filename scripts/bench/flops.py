@@ -1,10 +1,11 @@
 """The ``flops`` mode: the FLOP rate thesis mode's DEC achieves against the machine's.
 
 1. The machine: float32 matrix multiplies (numpy's sgemm through its BLAS, JAX's jitted
-   ``jnp.dot`` on the default device) of ``--matmul-size`` squares, best and median of
-   ``--repeats``; the same JAX dot at DEC's own layer shape (batch x widest layer) chained in a
-   ``lax.scan``; and a nominal peak from /proc/cpuinfo (cores x clock x FLOP per cycle), labelled
-   nominal because the guest sees neither the boost clock nor whether its vCPUs share a core.
+   ``jnp.dot`` on the default device) of ``--matmul-sizes`` squares, best and median of
+   ``--repeats`` each, the best size's standing for the machine; the same JAX dot at DEC's own
+   layer shape (batch x widest layer) chained in a ``lax.scan``; and a nominal peak from
+   /proc/cpuinfo (cores x clock x FLOP per cycle), labelled nominal because the guest sees
+   neither the boost clock nor whether its vCPUs share a core.
 2. DEC's work: the FLOPs XLA counts for the compiled programs thesis mode runs (``cost_analysis``
    of the epoch program ``_scan_batches`` of each phase and of the predict program), lowered with
    the very arguments the run passed. XLA counts a loop's body once, whatever its trip count (a
@@ -16,8 +17,9 @@
    settings) on a simulated field, its epoch and predict calls timed (each waits for its result,
    as the caller's ``float(loss)`` does anyway); every epoch program is timed again warm with the
    run's first arguments. FLOPs over seconds, against the measured and nominal rates; and why:
-   one epoch of pretraining at larger batches (``--probe-batches``) separates the fixed cost of a
-   step from its cost per sample.
+   one epoch of pretraining at other batch sizes (``--probe-batches``) separates the fixed cost
+   of a step from its cost per sample, and the step's time is split into that fixed cost, its
+   dense layers' FLOPs at the rate of a DEC-shaped dot, and the rest.
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ import numpy as np
 log = logging.getLogger("benchmark.flops")
 
 FLOPS_ROWS = 100_000
-MATMUL_SIZE = 2048
+# Several sizes: on a machine shared with other work a short multiply is less often interrupted,
+# and the best of them is the rate the machine can reach.
+MATMUL_SIZES = (512, 1024, 2048)
 MATMUL_REPEATS = 5
-PROBE_BATCHES = (1024, 4096)  # besides the thesis's own batch size
+# Besides the thesis's own batch size: small ones show a step's fixed cost, large ones the rate
+# the per-sample work reaches.
+PROBE_BATCHES = (16, 64, 1024, 4096)
 SMALL_DOT_STEPS = 2000
 # HLO instructions that launch no work of their own (the rest are the step's kernels).
 _NO_KERNEL = {"parameter", "constant", "get-tuple-element", "tuple", "bitcast", "after-all"}
@@ -401,7 +407,9 @@ def _predict_block(call: _Call, n_features: int, hidden: Sequence[int],
 
 def batch_probe(call: _Call, batches: Sequence[int], repeats: int) -> dict[str, Any]:
     """One pretraining epoch at other batch sizes (same stars, same starting weights): seconds
-    per step against samples per step, fitted as fixed + per-sample cost by least squares."""
+    per step against samples per step. The batches up to the thesis's are fitted as fixed +
+    per-sample cost (least squares); past it the activations outgrow the L2 cache and the time
+    per sample is no longer constant, so larger batches only show the best rate reached."""
     n = int(call.args[1].shape[0])
     thesis_batch = int(call.kwargs["batch_size"])
     rows = []
@@ -415,12 +423,17 @@ def batch_probe(call: _Call, batches: Sequence[int], repeats: int) -> dict[str, 
         rows.append({"batch": batch, "steps": steps, "step_flops": step,
                      "step_us": seconds / steps * 1e6, "gflops": step * steps / seconds / 1e9})
     fit = None
-    if len(rows) >= 2:
-        slope, intercept = np.polyfit([r["batch"] for r in rows], [r["step_us"] for r in rows], 1)
+    small = [r for r in rows if r["batch"] <= thesis_batch]
+    if len(small) >= 2:
+        slope, intercept = np.polyfit([r["batch"] for r in small],
+                                      [r["step_us"] for r in small], 1)
         at_thesis = next(r["step_us"] for r in rows if r["batch"] == thesis_batch)
-        fit = {"fixed_us": float(intercept), "us_per_sample": float(slope),
+        fit = {"batches": [r["batch"] for r in small], "fixed_us": float(intercept),
+               "us_per_sample": float(slope),
                "fixed_share_at_thesis_batch": float(intercept) / at_thesis}
-    return {"phase": "pretrain", "rows": rows, "fit": fit}
+    best = max(rows, key=lambda r: r["gflops"]) if rows else None
+    return {"phase": "pretrain", "thesis_batch": thesis_batch, "rows": rows, "fit": fit,
+            "best": best}
 
 
 def thesis_stars(args: Any) -> tuple[Any, dict[str, Any], int]:
@@ -463,10 +476,12 @@ def run_flops(args: Any) -> dict[str, Any]:
 
     threads = available_threads()
     log.info("flops: machine rate, %d threads", threads)
-    machine_rate = {"threads": threads,
-                    "numpy": numpy_matmul(args.matmul_size, args.repeats, threads),
-                    "jax": jax_matmul(args.matmul_size, args.repeats),
-                    "nominal": nominal_peak(threads)}
+    sizes = {"numpy": [numpy_matmul(n, args.repeats, threads) for n in args.matmul_sizes],
+             "jax": [jax_matmul(n, args.repeats) for n in args.matmul_sizes]}
+    machine_rate = {"threads": threads, "nominal": nominal_peak(threads),
+                    **{name: max(runs, key=lambda r: r["best_gflops"])
+                       for name, runs in sizes.items()},
+                    **{f"{name}_sizes": runs for name, runs in sizes.items()}}
     stars, region, rows = thesis_stars(args)
     settings = thesis_settings(args)
     prior = {"pmra": region.get("pmra_prior"), "pmdec": region.get("pmdec_prior"),
@@ -548,12 +563,15 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
            f"pretrain {phases['pretrain']['epochs']} of {report['epochs_set'][0]}, cluster "
            f"{phases['cluster']['epochs'] if 'cluster' in phases else 0} of "
            f"{report['epochs_set'][1]} (the stopping rule may end it early)."]
+    sizes = [f"  numpy a @ b {r['size']}^2 ({r['blas']}): best {_g(r['best_gflops'])} GFLOP/s, "
+             f"median {_g(r['median_gflops'])} of {len(r['seconds'])}"
+             for r in m.get("numpy_sizes", [num])]
+    sizes += [f"  JAX jit(jnp.dot) {r['size']}^2 on {r['device']}: best {_g(r['best_gflops'])} "
+              f"GFLOP/s, median {_g(r['median_gflops'])}" for r in m.get("jax_sizes", [jx])]
     out.append(
-        f"Machine rate, float32 matrix multiply, {m['threads']} threads:\n"
-        f"  numpy a @ b {num['size']}^2 ({num['blas']}): best {_g(num['best_gflops'])} GFLOP/s, "
-        f"median {_g(num['median_gflops'])} of {len(num['seconds'])}\n"
-        f"  JAX jit(jnp.dot) {jx['size']}^2 on {jx['device']}: best {_g(jx['best_gflops'])} "
-        f"GFLOP/s, median {_g(jx['median_gflops'])}\n"
+        f"Machine rate, float32 matrix multiply, {m['threads']} threads (the best size's best "
+        f"stands for the machine: numpy {_g(num['best_gflops'])} GFLOP/s at {num['size']}^2, "
+        f"JAX {_g(jx['best_gflops'])} at {jx['size']}^2):\n" + "\n".join(sizes) + "\n"
         f"  JAX dot at DEC's layer shape ({small['batch']} x {small['width']}) @ "
         f"({small['width']} x {small['width']}), {small['steps']} chained in a scan: best "
         f"{_g(small['best_gflops'])} GFLOP/s, {small['us_per_dot']:.1f} us per dot\n"
@@ -614,7 +632,21 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
         if probe["fit"]:
             f = probe["fit"]
             why.append(f"  step time ~ {f['fixed_us']:,.0f} us fixed + "
-                       f"{f['us_per_sample']:.2f} us per sample: at the thesis's batch the fixed "
+                       f"{f['us_per_sample']:.2f} us per sample (fitted over batches "
+                       f"{', '.join(map(str, f['batches']))}): at the thesis's batch the fixed "
                        f"part is {_pct(f['fixed_share_at_thesis_batch'])} of a step.")
+            pre = phases["pretrain"]
+            step_us = pre["warm_epoch_s"] / pre["steps_per_epoch"] * 1e6
+            dot_us = pre["dense_step_flops"] / (small["best_gflops"] * 1e9) * 1e6
+            rest = step_us - f["fixed_us"] - dot_us
+            why.append(f"  so a pretraining step of {step_us:,.0f} us is about "
+                       f"{f['fixed_us']:,.0f} us fixed, {dot_us:,.0f} us for its dense layers "
+                       f"at the DEC-shaped dot's rate and {rest:,.0f} us in the other "
+                       "operations (bias, ReLU, loss, Adam, the batch's gather), which carry "
+                       f"{_pct(1 - pre['dense_step_flops'] / pre['step_flops'])} of its FLOPs.")
+        best = probe["best"]
+        why.append(f"  the best rate of any batch probed: {_g(best['gflops'])} GFLOP/s (batch "
+                   f"{best['batch']}), {_pct(_fraction(best['gflops'], num['best_gflops']))} "
+                   "of numpy's sgemm.")
     out.append("Why:\n" + "\n".join(why))
     return "\n\n".join(out)
