@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.measure import cpu_s
+
 log = logging.getLogger("benchmark.flops")
 
 FLOPS_ROWS = 100_000
@@ -180,13 +182,15 @@ def jax_small_dot(batch: int, width: int, steps: int = SMALL_DOT_STEPS,
     c, w = jnp.ones((batch, width), jnp.float32), jnp.eye(width, dtype=jnp.float32)
     run(c, w).block_until_ready()
     seconds = []
+    c0 = cpu_s()
     for _ in range(repeats):
         t0 = time.perf_counter()
         run(c, w).block_until_ready()
         seconds.append(time.perf_counter() - t0)
     out = _rates(2.0 * batch * width * width * steps, seconds)
     return {"batch": batch, "width": width, "steps": steps,
-            "us_per_dot": min(seconds) / steps * 1e6, **out}
+            "us_per_dot": min(seconds) / steps * 1e6,
+            "cpu_per_wall": (cpu_s() - c0) / sum(seconds), **out}
 
 
 # ----------------------------------------------------------------------------- XLA's count
@@ -343,9 +347,11 @@ def _lower_predict(call: _Call, chunks: int) -> Any:
     return dec._predict.lower(state, x[: chunks * chunk], **call.kwargs)
 
 
-def _warm_epoch(call: _Call, repeats: int, batch_size: int | None = None) -> list[float]:
+def _warm_epoch(call: _Call, repeats: int, batch_size: int | None = None
+                ) -> tuple[list[float], float]:
     """Seconds of the phase's epoch run again with the run's first arguments (compiled already
-    unless ``batch_size`` differs: one untimed call compiles it)."""
+    unless ``batch_size`` differs: one untimed call compiles it), and the process's CPU seconds
+    per wall second over them: how many cores the epoch keeps busy."""
     import jax
 
     from ocdec.methods import dec
@@ -355,11 +361,12 @@ def _warm_epoch(call: _Call, repeats: int, batch_size: int | None = None) -> lis
     if batch_size:
         jax.block_until_ready(dec._train_epoch(state, x, target, key, **kw))
     seconds = []
+    c0 = cpu_s()
     for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(dec._train_epoch(state, x, target, key, **kw))
         seconds.append(time.perf_counter() - t0)
-    return seconds
+    return seconds, (cpu_s() - c0) / sum(seconds)
 
 
 def _phase_block(call: _Call, n_features: int, hidden: Sequence[int], k: int,
@@ -374,7 +381,7 @@ def _phase_block(call: _Call, n_features: int, hidden: Sequence[int], k: int,
     state_bytes = sum(int(leaf.nbytes) for leaf in jax.tree_util.tree_leaves(call.args[0]))
     dense = dense_flops(n_features, hidden, batch, "pretrain" if phase == "pretrain" else "cluster",
                         k)
-    warm = _warm_epoch(call, repeats)
+    warm, cores = _warm_epoch(call, repeats)
     epochs = len(call.seconds)
     after_first = call.seconds[1:]
     return {
@@ -390,6 +397,7 @@ def _phase_block(call: _Call, n_features: int, hidden: Sequence[int], k: int,
         "epoch_s": list(call.seconds), "first_epoch_s": call.seconds[0],
         "later_epochs_s": sum(after_first) if after_first else None,
         "warm_epoch_s": statistics.median(warm), "warm_epoch_runs_s": warm,
+        "warm_cpu_per_wall": cores,
     }
 
 
@@ -419,7 +427,7 @@ def batch_probe(call: _Call, batches: Sequence[int], repeats: int) -> dict[str, 
         steps = n // batch
         step = loop_cost(lambda t, b=batch: _lower_epoch(call, t, b), 1)["per_trip"]["flops"]
         seconds = statistics.median(_warm_epoch(call, repeats, None if batch == thesis_batch
-                                                else batch))
+                                                else batch)[0])
         rows.append({"batch": batch, "steps": steps, "step_flops": step,
                      "step_us": seconds / steps * 1e6, "gflops": step * steps / seconds / 1e9})
     fit = None
@@ -574,7 +582,8 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
         f"JAX {_g(jx['best_gflops'])} at {jx['size']}^2):\n" + "\n".join(sizes) + "\n"
         f"  JAX dot at DEC's layer shape ({small['batch']} x {small['width']}) @ "
         f"({small['width']} x {small['width']}), {small['steps']} chained in a scan: best "
-        f"{_g(small['best_gflops'])} GFLOP/s, {small['us_per_dot']:.1f} us per dot\n"
+        f"{_g(small['best_gflops'])} GFLOP/s, {small['us_per_dot']:.1f} us per dot, "
+        f"{small['cpu_per_wall']:.2f} cores busy\n"
         f"  nominal peak (not measured): {_g(nom.get('gflops'))} GFLOP/s"
         + (f" = {nom['cores']} cores x {nom['ghz']:.2f} GHz x {nom['flop_per_cycle']} FLOP/cycle"
            if nom.get("gflops") else "") + f" ({nom['basis']})"
@@ -616,7 +625,8 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
         why.append(f"  {p['phase']}: a step is {step_us:,.0f} us for {p['step_flops'] / 1e6:.1f} "
                    f"MFLOP ({p['step_flops'] / step_us / 1e3:.1f} GFLOP/s) in "
                    f"{p['step_kernels']} operations (XLA fusions and dots, "
-                   f"{step_us / max(p['step_kernels'], 1):.1f} us each); at the DEC-shaped dot's "
+                   f"{step_us / max(p['step_kernels'], 1):.1f} us each), "
+                   f"{p['warm_cpu_per_wall']:.2f} cores busy; at the DEC-shaped dot's "
                    f"rate its FLOPs would take {dot_us:,.0f} us. Arithmetic intensity "
                    f"{p['step_flops'] / p['step_bytes']:.1f} FLOP per byte the operations "
                    f"read and write ({p['step_bytes'] / 1e6:.1f} MB per step) over a working "
