@@ -96,6 +96,7 @@ def test_flops_mode_on_a_tiny_field(tmp_path):
     assert report["dec_flops"] > report["train_flops"] > 0
     machine = report["machine_rate"]
     assert [r["size"] for r in machine["numpy_sizes"]] == [128, 256]
+    assert machine["numpy_1thread"]["threads"] == 1 and machine["numpy_1thread"]["size"] == 256
     assert machine["numpy"]["best_gflops"] == max(r["best_gflops"]
                                                   for r in machine["numpy_sizes"])
     ceiling = max(machine["numpy"]["best_gflops"], machine["jax"]["best_gflops"],
@@ -104,5 +105,6 @@ def test_flops_mode_on_a_tiny_field(tmp_path):
     assert 0 < warm["gflops"] < 1.5 * ceiling
     as_run = report["achieved"]["DEC stage, as run (with predict, K-Means start, compilation)"]
     assert 0 < as_run["gflops"] < warm["gflops"]  # compilation and the rest only add time
+    assert all(0 < p["warm_cpu_per_wall"] < 3 for p in report["phases"].values())
     text = md.read_text()
     assert "| scope | GFLOP |" in text and "nominal peak" in text and "Why:" in text
