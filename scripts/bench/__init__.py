@@ -1,6 +1,6 @@
 """Throughput benchmark of ocdec (issue 3 "Benchmark", issue 5 item 4).
 
-Four modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's members,
+Five modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's members,
 :mod:`bench.parameters`):
 
 ``region``
@@ -22,6 +22,12 @@ Four modes (and ``parameters``: ``fit_parameters`` timed on one real cluster's m
     the simulated counterpart of the thesis catalogue run end to end (:mod:`bench.catalogue`):
     every region past the 40,000-star gate (``--max-rows`` for a subset that fits), at its model
     star count, through one Snakemake run; wall time, rules, memory and disk.
+``flops``
+    thesis mode's DEC on a simulated field (``--rows``, every star) in this process
+    (:mod:`bench.flops`): the FLOPs XLA counts for its compiled training and predict programs
+    (checked against an analytic dense-layer count) over the seconds they took, against the
+    machine's measured float32 matrix-multiply rate (numpy and JAX) and its nominal peak, and
+    what bounds it (time per step against FLOPs per step, the step's fixed cost).
 
 Pipelines (the jobs of one region, as the workflow's rules run them):
 

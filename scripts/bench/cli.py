@@ -1,5 +1,6 @@
-"""The benchmark's command line and its two modes, ``region`` and ``scaling`` (``report``: see
-:func:`bench.report.report_main`). The package docstring says what each measures."""
+"""The benchmark's command line, its modes ``region`` and ``scaling`` and the dispatch to the
+others (``workflow``, ``catalogue``, ``flops``; ``report``: see :func:`bench.report.report_main`).
+The package docstring says what each measures."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from bench import (
     THESIS_MIN_STARS,
 )
 from bench.fits import catalogue_counts, finish_scaling, power_law, predict
+from bench.flops import FLOPS_ROWS, MATMUL_REPEATS, MATMUL_SIZES, PROBE_BATCHES
 from bench.jobs import (
     load_region,
     members_f1,
@@ -303,6 +305,23 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--min-rows", type=int, default=THESIS_MIN_STARS,
                      help="the gate (default 40,000, the thesis's)")
     cat.add_argument("--cores", type=int, default=2)
+
+    flops = sub.add_parser("flops", parents=[common],
+                           help="the FLOP rate thesis mode's DEC achieves against the machine's "
+                                "matrix-multiply rate and nominal peak")
+    flops.add_argument("--rows", type=int, default=FLOPS_ROWS,
+                       help=f"rows of the simulated field (default {FLOPS_ROWS:,})")
+    flops.add_argument("--matmul-sizes", type=_ints, default=list(MATMUL_SIZES),
+                       help="sides of the square float32 matrices multiplied (default "
+                            f"{','.join(map(str, MATMUL_SIZES))})")
+    flops.add_argument("--repeats", type=int, default=MATMUL_REPEATS,
+                       help="timed repeats of each multiply and warm epoch "
+                            f"(default {MATMUL_REPEATS})")
+    flops.add_argument("--probe-batches", type=_ints, default=list(PROBE_BATCHES),
+                       help="pretraining batch sizes timed besides the thesis's, to separate a "
+                            "step's fixed cost from its cost per sample (default "
+                            f"{','.join(map(str, PROBE_BATCHES))})")
+    flops.add_argument("--no-probe", action="store_true", help="no batch-size probe")
     return parser
 
 
@@ -327,7 +346,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.workdir.mkdir(parents=True, exist_ok=True)
         info["jax_cache"] = cache_state(args)
         info["thesis_dec_max_stars"] = args.thesis_dec_max_stars
-        if args.mode == "catalogue":
+        if args.mode == "flops":
+            from bench.flops import run_flops
+
+            # in-process (its timers wrap DEC's programs), no compilation cache: the first epoch
+            # of each phase shows the compilation, the warm figures leave it out
+            info.pop("jax_cache")
+            if args.no_probe:
+                args.probe_batches = []
+            report = run_flops(args)
+        elif args.mode == "catalogue":
             from bench.catalogue import run_catalogue
 
             report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,

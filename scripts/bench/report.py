@@ -73,6 +73,11 @@ def render(report: dict[str, Any], markdown: bool) -> str:
     parts.append(head)
     if report["mode"] == "region":
         parts.append(_region_text(report, markdown))
+    elif report["mode"] == "flops":
+        from bench.flops import flops_text
+
+        parts.append(flops_text(report, markdown))
+        return "\n\n".join(parts) + "\n"
     elif report["mode"] == "catalogue":
         from bench.catalogue import catalogue_text
 
