@@ -303,10 +303,10 @@ def _coarse(stars: dict, grid: IsochroneGrid, mhs: list[float], lo_age: float, h
             mu: float, sig: float, s: CmdSettings) -> dict[str, float]:
     ages = grid.log_age[(grid.log_age >= lo_age - 1e-9) & (grid.log_age <= hi_age + 1e-9)]
     avs = np.arange(0.0, s.av_max + 1e-9, COARSE_AV_STEP)
-    # three distance moduli however tight the prior, and a second-pass window of fixed length:
-    # the compiled programs' shapes then depend only on the star bucket, so every region after
-    # the first loads them from the compilation cache instead of compiling (2-4 s a region)
-    dms = mu + max(sig, 0.05) * np.array([-1.5, 0.0, 1.5])
+    # one distance modulus for a tight prior, three for a loose one, and a second-pass window
+    # of fixed length: the compiled programs' shapes come from a few fixed sets, so every region
+    # after the first few loads them from the compilation cache instead of compiling (2-4 s)
+    dms = mu + sig * np.array([-1.5, 0.0, 1.5]) if sig > 0.05 else np.array([mu])
     sub = _subset(stars, 256)
     # the coarse pass on every COARSE_POINT_STEP-th isochrone point: it only places the fine box
     # (which re-centres where its optimum lands on an edge), at a fraction of the cost
