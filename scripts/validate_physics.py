@@ -244,23 +244,13 @@ SIM_CASES = (  # age Myr, A_V, distance pc, members
 def simulated_true_mass(age_myr: float, a_v: float, distance_pc: float, n_members: int,
                         g_limit: float, seed: int = 0) -> float:
     """Expected total mass (Msun, primaries and single stars) of a simulated cluster holding
-    ``n_members`` stars that pass the archive selection: Monte Carlo over the simulator's own
-    mass function, main sequence and selection (white dwarfs count 0.6 Msun)."""
-    from ocdec.data import galactic_model
-    from ocdec.data import stellar_sequences as seq
-    from ocdec.data.simulate import GIANT_MASS_SPAN, M_MAX, M_MIN
+    ``n_members`` stars that pass the archive selection: the simulator's own mass function,
+    isochrone and selection (:func:`ocdec.data.cluster_photometry.expected_cluster_mass`)."""
+    from ocdec.data.cluster_photometry import expected_cluster_mass
+    from ocdec.data.simulate import M_MAX, M_MIN
 
-    rng = np.random.default_rng(seed)
-    m = seq.kroupa_masses(rng, 400_000, M_MIN, M_MAX)
-    m_to = seq.turnoff_mass(age_myr)
-    abs_g, _ = seq.main_sequence(m)
-    dead = m > GIANT_MASS_SPAN * m_to
-    abs_g[m > m_to] = 0.0  # giants: bright
-    abs_g[dead] = 12.75  # middle of the white-dwarf sequence
-    g = abs_g + 5 * np.log10(distance_pc / 10) + seq.A_G_PER_AV * a_v
-    p = galactic_model.selection(g, g_limit)
-    true_mass = np.where(dead, 0.6, m)
-    return float(n_members / p.mean() * true_mass.mean())
+    return expected_cluster_mass(age_myr, a_v, distance_pc, n_members, g_limit, M_MIN, M_MAX,
+                                 seed)
 
 
 def simulation_report(n_cases: int) -> list[str]:

@@ -292,3 +292,23 @@ def test_field_matches_the_real_ruprecht_147_cone(shared_data: Path) -> None:
         qr = np.quantile(real[col], [0.25, 0.5, 0.75])
         qs = np.quantile(sim[col], [0.25, 0.5, 0.75])
         assert np.all(np.abs(qr - qs) < tol * np.maximum(1, np.abs(qr) / 3)), (col, qr, qs)
+
+
+
+def test_the_isochrone_fit_recovers_a_simulated_clusters_age_and_extinction() -> None:
+    from ocdec.physics.parameters import ParametersSettings, fit_parameters
+
+    # members on PARSEC's isochrone, reddened by the Fitzpatrick law: the fit's own physics, so
+    # a 1 Gyr cluster comes back at its age (the schematic turn-off the simulator had before
+    # gave log age 8.74 for 9.00, and A_V 0.32 for 0.20)
+    settings = SimulateSettings(n_members=500, n_field=0, distance_pc=600.0, age_myr=1000.0,
+                                a_v=0.2, pmra=0.0, pmdec=0.0, radial_velocity=0.0, r50_deg=0.1)
+    frame = simulate_field({"id": "iso", "ra": 110.0, "dec": -20.0, "radius_deg": 0.6},
+                           settings, seed=2)
+    members = frame[frame["true_member"]].reset_index(drop=True)
+    fitted = fit_parameters(members, release="dr3",
+                            settings=ParametersSettings(zero_point=False)).as_dict()
+    assert fitted["status"] == "ok"
+    assert abs(fitted["log_age"] - 9.0) < 0.1
+    assert abs(fitted["av"] - 0.2) < 0.08
+    assert abs(fitted["distance_modulus"] - (5 * np.log10(600.0) - 5)) < 0.1

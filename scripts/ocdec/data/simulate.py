@@ -1,8 +1,9 @@
 """Synthetic Gaia cones with a known open cluster (the ``simulate`` source).
 
-A field is the cluster (a Plummer sphere with an internal velocity dispersion, a main sequence,
-giants and white dwarfs from a Kroupa mass function, unresolved binaries, at its distance and
-extinction) plus field stars from :mod:`ocdec.data.galactic_model` (counts, distances and proper
+A field is the cluster (a Plummer sphere with an internal velocity dispersion; Kroupa masses on
+the PARSEC isochrone of its age, white dwarfs and unresolved binaries, at its distance behind its
+extinction: :mod:`ocdec.data.cluster_photometry`, the physics the isochrone fit uses) plus field
+stars from :mod:`ocdec.data.galactic_model` (counts, distances and proper
 motions that depend on the position on the sky), observed with Gaia-like uncertainties
 (:mod:`ocdec.data.simulated_errors`) and the archive's faint-end incompleteness. The result has
 the canonical columns of
@@ -30,6 +31,7 @@ import pandas as pd
 from astropy.coordinates import SkyCoord
 
 from ocdec import __version__
+from ocdec.data import cluster_photometry as photometry
 from ocdec.data import galactic_model as galaxy
 from ocdec.data import simulated_errors as gaia_errors
 from ocdec.data import stellar_sequences as sequences
@@ -41,7 +43,6 @@ log = logging.getLogger(__name__)
 
 KM_S_PER_MAS_YR_KPC = 4.740470463  # km/s of 1 mas/yr at 1 kpc
 M_MIN, M_MAX = 0.08, 8.0  # Msun; heavier stars leave neutron stars or black holes, not in Gaia
-GIANT_MASS_SPAN = 1.04  # post-main-sequence stars: m_TO < m < 1.04 m_TO (~10% of t_MS)
 
 
 @dataclass(frozen=True)
@@ -348,32 +349,16 @@ def _cluster_batch(
     rng: np.random.Generator, spec: ClusterSpec, radius: float, settings: SimulateSettings, n: int
 ) -> dict[str, np.ndarray]:
     mass = sequences.kroupa_masses(rng, n, M_MIN, M_MAX)
-    m_to = sequences.turnoff_mass(spec.age_myr)
-    abs_g, colour = sequences.main_sequence(mass)
-    # stars near the turn-off have brightened and reddened on their way off the main sequence
-    near = np.clip((mass / m_to - 0.75) / 0.25, 0.0, 1.0) ** 2
-    abs_g = abs_g - 0.8 * near
-    colour = colour + 0.05 * near
-    giant = (mass > m_to) & (mass <= GIANT_MASS_SPAN * m_to)
-    dead = mass > GIANT_MASS_SPAN * m_to
-    n_giant = int(giant.sum())
-    if n_giant:
-        turnoff = sequences.main_sequence(np.array([m_to]))
-        start = (float(turnoff[0][0]) - 0.8, float(turnoff[1][0]) + 0.05)
-        # giants linger low on the branch; 40% sit in the red clump
-        g_mg, g_col = sequences.giant_branch(rng.random(n_giant) ** 2, start)
-        clump = rng.random(n_giant) < 0.4
-        g_mg[clump] = sequences.RED_CLUMP[0] + rng.normal(0.0, 0.1, int(clump.sum()))
-        g_col[clump] = sequences.RED_CLUMP[1] + rng.normal(0.0, 0.03, int(clump.sum()))
-        abs_g[giant], colour[giant] = g_mg, g_col
+    # PARSEC at the cluster's age, the isochrone fit's own physics (ocdec.data.cluster_photometry)
+    abs_g, colour, dead = photometry.absolute_photometry(spec.age_myr, mass)
     if dead.any():
         abs_g[dead], colour[dead] = sequences.white_dwarfs(rng, int(dead.sum()))
     bp_abs, rp_abs = sequences.split_colour(abs_g, colour)
-    # unresolved binaries on the main sequence: add a companion of mass ratio q ~ U(0.1, 1)
-    binary = (~giant & ~dead) & (rng.random(n) < settings.binary_fraction)
+    # unresolved binaries among the living: a companion of mass ratio q ~ U(0.1, 1)
+    binary = ~dead & (rng.random(n) < settings.binary_fraction)
     q_mass = mass * rng.uniform(0.1, 1.0, n)
     binary &= q_mass >= M_MIN
-    c_g, c_col = sequences.main_sequence(q_mass)
+    c_g, c_col, _ = photometry.absolute_photometry(spec.age_myr, q_mass)
     c_bp, c_rp = sequences.split_colour(c_g, c_col)
     none = np.where(binary, 0.0, np.nan)
     abs_g = sequences.add_fluxes(abs_g, c_g + none)
@@ -383,14 +368,9 @@ def _cluster_batch(
     sep, depth = _plummer_offsets(rng, n, spec, radius)
     distance = spec.distance_pc + depth
     modulus = 5.0 * np.log10(distance / 10.0)
-    return {
-        "sep": sep,
-        "pa": rng.uniform(0.0, 360.0, n),
-        "distance": distance,
-        "g": abs_g + modulus + sequences.A_G_PER_AV * spec.a_v,
-        "bp": bp_abs + modulus + sequences.A_BP_PER_AV * spec.a_v,
-        "rp": rp_abs + modulus + sequences.A_RP_PER_AV * spec.a_v,
-    }
+    g, bp, rp = photometry.reddened(abs_g, bp_abs, rp_abs, spec.a_v, modulus)
+    return {"sep": sep, "pa": rng.uniform(0.0, 360.0, n), "distance": distance, "g": g, "bp": bp,
+            "rp": rp}
 
 
 def _plummer_offsets(
