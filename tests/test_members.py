@@ -262,3 +262,32 @@ def test_a_dec_run_that_flips_to_the_field_keeps_the_mixture_answer(field, monke
     assert "DEC flipped to the field" in result.diagnostics["dec_rejected"]
     truth = field["true_member"].to_numpy()
     assert _f1(result.member, truth) > 0.9
+
+
+def test_mixture_terms_match_the_full_3x3_algebra() -> None:
+    from scipy.stats import multivariate_normal
+
+    from ocdec.methods.default import mixture
+
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(50, 3))
+    err2 = rng.uniform(0.01, 0.5, (50, 3)) ** 2
+    a = rng.normal(size=(3, 3))
+    cov = a @ a.T + 0.1 * np.eye(3)
+    mean = np.array([0.1, -0.2, 0.3])
+    logp, terms = mixture._log_gauss(x, mean, cov, err2)
+    totals = cov[None] + np.stack([np.diag(e) for e in err2])
+    expected = [multivariate_normal(mean, t).logpdf(xi) for xi, t in zip(x, totals, strict=True)]
+    np.testing.assert_allclose(logp, expected, rtol=1e-10)
+    inv = np.linalg.inv(totals)
+    np.testing.assert_allclose(terms[:, 6:], np.einsum("nij,nj->ni", inv, x - mean), rtol=1e-9)
+    # the M step against the textbook extreme-deconvolution update (Bovy et al. 2011)
+    r = rng.random(50)
+    new_mean, new_cov = mixture._xd_update(x, r, mean, cov, terms, np.zeros(3))
+    b = mean + np.einsum("ij,njk,nk->ni", cov, inv, x - mean)
+    w = r / r.sum()
+    mu = w @ b
+    big_b = cov - np.einsum("ij,njk,kl->nil", cov, inv, cov)
+    expected_cov = np.einsum("n,ni,nj->ij", w, b - mu, b - mu) + np.einsum("n,nij->ij", w, big_b)
+    np.testing.assert_allclose(new_mean, mu, rtol=1e-10)
+    np.testing.assert_allclose(new_cov, expected_cov, rtol=1e-9, atol=1e-12)
