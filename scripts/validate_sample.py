@@ -132,7 +132,9 @@ def run_field(task: tuple[str, str, str, bool]) -> dict[str, Any]:
                        expected=diag.get("expected_members"),
                        below_field_limit=diag.get("below_field_limit"),
                        bootstrap_cv=diag.get("bootstrap_count_cv"),
-                       bootstrap_jaccard=diag.get("bootstrap_jaccard"))
+                       bootstrap_jaccard=diag.get("bootstrap_jaccard"),
+                       dec_jaccard=diag.get("dec_jaccard_with_mixture"),
+                       dec_rejected=bool(diag.get("dec_rejected")))
     row["runtime_s"] = round(time.perf_counter() - start, 2)
     return row
 
