@@ -105,7 +105,7 @@ def test_resamples_are_searched_on_the_fields_own_grid(monkeypatch) -> None:
 
     def recording(*args, **kwargs):
         out = real(*args, **kwargs)
-        seen.append((kwargs["grid"], out[2][0], out[3][0], out[4]))
+        seen.append((args[4], out[2][0], out[3][0], out[4]))  # args[4]: the grid
         return out
 
     monkeypatch.setattr(peaks, "significance_maps", recording)

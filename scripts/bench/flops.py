@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -460,18 +460,14 @@ def thesis_stars(args: Any) -> tuple[Any, dict[str, Any], int]:
 
 
 def thesis_settings(args: Any) -> Any:
-    """Thesis mode's settings with the benchmark's overrides (epochs, k values, DEC sample)."""
-    from ocdec.methods.thesis import ThesisSettings
+    """Thesis mode's settings with the benchmark's overrides (epochs, k values, DEC sample), as
+    the other modes' jobs get them (:func:`bench.jobs.characterize_config`)."""
+    from bench.jobs import characterize_config
+    from ocdec.characterize import method_settings
 
-    settings = ThesisSettings(dec_max_stars=args.thesis_dec_max_stars)
-    if args.k_values:
-        settings = replace(settings, k_values=tuple(args.k_values))
-    if args.dec_epochs:
-        pre, clu = args.dec_epochs
-        settings = replace(settings, dec=replace(
-            settings.dec, pretrain_epochs=pre, cluster_epochs=clu,
-            min_cluster_epochs=min(settings.dec.min_cluster_epochs, clu)))
-    return settings
+    spec = {"dec_epochs": args.dec_epochs, "k_values": args.k_values, "n_seeds": 1,
+            "thesis_dec_max_stars": args.thesis_dec_max_stars}
+    return method_settings("thesis", characterize_config(spec, "thesis"))
 
 
 def _fraction(rate: float | None, of: float | None) -> float | None:

@@ -51,6 +51,12 @@ def absolute_photometry(age_myr: float, mass: np.ndarray
     return g, c, dead
 
 
+def brightest_g(age_myr: float, a_v: float, modulus: float) -> float:
+    """The apparent G of the brightest star the isochrone of ``age_myr`` has, behind ``a_v``."""
+    _, abs_g, colour, _ = isochrone(age_myr)
+    return float(np.min(abs_g + k_coefficient("G", colour, a_v) * a_v)) + modulus
+
+
 def reddened(abs_g: np.ndarray, bp_abs: np.ndarray, rp_abs: np.ndarray, a_v: float,
              modulus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Apparent G, BP and RP behind ``a_v`` (A_0) at distance ``modulus``: each band's
@@ -68,10 +74,10 @@ def expected_cluster_mass(age_myr: float, a_v: float, distance_pc: float, n_memb
     selection as the simulator."""
     rng = np.random.default_rng(seed)
     m = sequences.kroupa_masses(rng, 400_000, m_min, m_max)
-    mini, abs_g, colour, current = isochrone(age_myr)
-    dead = m > mini[-1]
-    g0 = np.where(dead, WHITE_DWARF_ABS_G, np.interp(m, mini, abs_g))
-    c0 = np.where(dead, 0.0, np.interp(m, mini, colour))
+    abs_g, colour, dead = absolute_photometry(age_myr, m)
+    mini, _, _, current = isochrone(age_myr)
+    g0 = np.where(dead, WHITE_DWARF_ABS_G, abs_g)
+    c0 = np.where(dead, 0.0, colour)
     g = g0 + 5 * math.log10(distance_pc / 10) + k_coefficient("G", c0, a_v) * a_v
     p = galaxy.selection(g, g_limit)
     mass = np.where(dead, WHITE_DWARF_MASS, np.interp(m, mini, current))

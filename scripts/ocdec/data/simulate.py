@@ -306,8 +306,9 @@ def _cluster_stars(
     n = spec.n_members
     if n == 0:
         return {k: np.empty(0) for k in ("ra", "dec", "distance", "g", "bp", "rp", "pmra", "pmdec")}
-    brightest = sequences.RGB_TIP[0] + 5.0 * math.log10(spec.distance_pc / 10.0)
-    if brightest + sequences.A_G_PER_AV * spec.a_v > settings.g_limit + 0.5:
+    # the members' own isochrone (a young cluster's brightest stars outshine an old one's tip)
+    modulus = 5.0 * math.log10(spec.distance_pc / 10.0)
+    if photometry.brightest_g(spec.age_myr, spec.a_v, modulus) > settings.g_limit + 0.5:
         raise OcdecError(
             f"cannot place members brighter than G = {settings.g_limit}: the cluster is too far"
             " or too extinguished"

@@ -19,6 +19,7 @@ from ocdec.methods.priors import ClusterPriors
 #: writing a skipped region's history.tsv does not import JAX.
 HISTORY_COLUMNS = ["seed", "phase", "epoch", "loss", "label_change"]
 
+
 @dataclass
 class MethodResult:
     """One method's answer over a star table (all arrays have one entry per input row).

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ocdec.methods.base import HISTORY_COLUMNS
 from ocdec.methods.default.mixture import ClusterModel
 from ocdec.methods.default.stars import Astrometry, log_error_volume
 from ocdec.methods.default.window import dec_features, whitened_features
@@ -175,9 +176,7 @@ def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSetting
                f"members: DEC needs at least {MIN_DEC_GROUP} of each; the mixture's posterior "
                "is kept")
         log.warning("%s", why)
-        return _mixture_kept(model, settings,
-                             pd.DataFrame(columns=["seed", "phase", "epoch", "loss",
-                                                   "label_change"]),
+        return _mixture_kept(model, settings, pd.DataFrame(columns=HISTORY_COLUMNS),
                              {"dec_skipped": why})
     x = dec_features(ast, model, use)
     dec_settings = settings.dec or default_dec_settings(x.shape[1])

@@ -210,9 +210,8 @@ def pm_grid(pmra: np.ndarray, pmdec: np.ndarray, classes: ErrorClasses, backgrou
 
 
 def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classes: ErrorClasses,
-                      background_cells: int, max_cells: int = 600,
-                      sky_w: np.ndarray | None = None, pm_class_ratio: float = 0.2,
-                      pm_ok: np.ndarray | None = None, grid: PmGrid | None = None
+                      grid: PmGrid, background_cells: int, sky_w: np.ndarray | None = None,
+                      pm_class_ratio: float = 0.2, pm_ok: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float]:
     """Significance of the overdensity at each cell of a proper-motion grid for stars weighted
     ``w``, their errors deconvolved by class (module docstring, :func:`error_classes`): in
@@ -221,10 +220,9 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
     significance, sky significance or None, x edges, y edges, cell). ``pm_ok``: the stars whose
     parallax places them in the slab, the only ones the proper-motion contrast uses (default
     all): stars whose parallax says nothing bring the distant field's narrow hump in proper
-    motion into every slab. ``grid``: the grid to bin on (default :func:`pm_grid` of these
-    stars); a field's resamples are searched on the field's own grid."""
+    motion into every slab. ``grid``: the :func:`pm_grid` to bin on, the field's (its resamples
+    are searched on it too)."""
     s0 = classes.s0
-    grid = grid or pm_grid(pmra, pmdec, classes, background_cells, max_cells)
     nx, ny, cell, field_sd = grid.nx, grid.ny, grid.cell, grid.field_sd
     ex, ey = grid.edges()
     fbar = 0.0

@@ -207,17 +207,17 @@ def _e_step(x: np.ndarray, err2: np.ndarray, fit: MixtureFit, sky: SkyModel | No
     if use_sky:
         ls_c = sky.log_cluster(sky_idx, *fit.sky)  # type: ignore[union-attr, misc, arg-type]
         ls_f = sky.log_field(sky_idx) if sky_f is None else sky_f  # type: ignore[union-attr]
-    logs, tinvs = [], []
+    logs, terms = [], []
     for j, (m, c, w) in enumerate(zip(fit.means, fit.covs, fit.weights, strict=True)):
-        lj, tinv = _log_gauss(x, m, c, err2)
+        lj, t = _log_gauss(x, m, c, err2)
         if use_sky:
             lj = lj + (ls_c if j < fit.n_cluster else ls_f)
         logs.append(math.log(max(w, 1e-300)) + lj)
-        tinvs.append(tinv)
+        terms.append(t)
     stacked = np.stack(logs, axis=1)
     top = stacked.max(axis=1, keepdims=True)
     norm = top[:, 0] + np.log(np.exp(stacked - top).sum(axis=1))
-    return np.exp(stacked - norm[:, None]), float(norm.mean()), tinvs
+    return np.exp(stacked - norm[:, None]), float(norm.mean()), terms
 
 
 def responsibilities(ast: Astrometry, idx: np.ndarray, fit: MixtureFit,
@@ -243,14 +243,14 @@ def initial_fit(x: np.ndarray, mean: np.ndarray, cov: np.ndarray, halo: bool) ->
                       n_cluster=2 if halo else 1)
 
 
-def _m_step(fit: MixtureFit, x: np.ndarray, w: np.ndarray, tinvs: list[np.ndarray],
+def _m_step(fit: MixtureFit, x: np.ndarray, w: np.ndarray, terms: list[np.ndarray],
             sw: np.ndarray) -> None:
     """New weights, means and covariances (in place) from weighted responsibilities ``w``."""
     floor = np.array([1e-6, 1e-6, 1e-8])
     fit.weights = np.clip(w.sum(axis=0) / sw.sum(), 1e-6, None)
     fit.weights /= fit.weights.sum()
     for j in range(len(fit.means)):
-        fit.means[j], fit.covs[j] = _xd_update(x, w[:, j], fit.means[j], fit.covs[j], tinvs[j],
+        fit.means[j], fit.covs[j] = _xd_update(x, w[:, j], fit.means[j], fit.covs[j], terms[j],
                                                floor)
     if fit.n_cluster == 2:
         # The halo shares the core's centre and is at most HALO_SCALE times as wide: free, it
@@ -290,9 +290,9 @@ def fit_mixture(x: np.ndarray, err2: np.ndarray, mean: np.ndarray, cov: np.ndarr
     else:
         fit.sky = None
     for it in range(1, max_iter + 1):  # noqa: B007 (returned: iterations used)
-        resp, ll, tinvs = _e_step(x, err2, fit, sky, sky_idx, sky_f)
+        resp, ll, terms = _e_step(x, err2, fit, sky, sky_idx, sky_f)
         w = sw[:, None] * resp
-        _m_step(fit, x, w, tinvs, sw)
+        _m_step(fit, x, w, terms, sw)
         if fit.sky is not None:
             fit.sky = sky.update(sky_idx, w[:, :nc].sum(axis=1))  # type: ignore[union-attr, arg-type]
         if abs(ll - prev) < tol:

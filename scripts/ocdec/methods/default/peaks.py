@@ -179,9 +179,9 @@ def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = 
     for slab in plan if plan is not None else search_plan(ast, priors, s):
         idx = slab.stars
         maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes,
-                                 s.background_cells, sky_w=None if sky_w is None else sky_w[idx],
-                                 pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok,
-                                 grid=slab.grid)
+                                 slab.grid, s.background_cells,
+                                 sky_w=None if sky_w is None else sky_w[idx],
+                                 pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok)
         peaks.extend(_map_peaks(maps, slab.parallax, slab.half_width, slab.scale, s))
     return _suppress_duplicates(peaks)
 
