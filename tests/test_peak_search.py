@@ -1,6 +1,7 @@
 """The peak search's fast paths give what the plain computations give: histograms by bincount
-against numpy's histogram2d, the coarse classes added onto the fine grid, and the field's
-resamples the same whatever the number of threads that search them."""
+against numpy's histogram2d, the coarse classes added onto the fine grid, local maxima against
+scipy's maximum filter, and the field's resamples the same whatever the number of threads that
+search them."""
 
 from __future__ import annotations
 
@@ -9,11 +10,26 @@ import pytest
 
 from ocdec.methods.default import density
 from ocdec.methods.default.groups import GroupSettings, search_with_nulls
-from ocdec.methods.default.peaks import PeakSettings, find_peaks, search_plan
+from ocdec.methods.default.peaks import PeakSettings, _local_maxima, find_peaks, search_plan
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
 from ocdec.threads import available_threads
 from synthetic_field import synthetic_field
+
+
+def test_local_maxima_match_the_maximum_filter_at_edges_and_ties() -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    sig = rng.gamma(2.0, 2.0, (60, 45)).astype(np.float32)
+    sig[0, 0] = sig[-1, 20] = sig[30, -1] = 40.0  # maxima on the edges and in a corner
+    sig[10, 10] = sig[10, 12] = 30.0  # a tie within one window: both are maxima
+    sig[50, 5] = np.float32(5.0)  # exactly at the threshold: not above it
+    expected = (sig == ndimage.maximum_filter(sig, size=5)) & (sig > 5.0)
+    found = _local_maxima(sig, 5.0)
+    assert found == list(zip(*np.nonzero(expected), strict=True))
+    assert {(0, 0), (59, 20), (30, 44), (10, 10), (10, 12)} <= set(found)
+    assert _local_maxima(np.zeros((8, 8), np.float32), 5.0) == []
 
 
 def test_binner_matches_histogram2d_and_drops_stars_outside() -> None:

@@ -135,7 +135,7 @@ class _PrefixMaps:
 
     def significance(self) -> np.ndarray:
         best = self.best[: self.shape[0], : self.shape[1]]
-        return np.where(np.isfinite(best), best, 0.0).astype(float)
+        return np.where(np.isfinite(best), best, np.float32(0.0))
 
 
 def _pm_contrast(h: np.ndarray, h2: np.ndarray, background_cells: int

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 from ocdec.errors import OcdecError
 from ocdec.methods.default.density import (
@@ -235,9 +234,8 @@ def _map_peaks(maps: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray
     if cell <= 0:
         return []
     sig = sig_pm if sig_sky is None else np.maximum(sig_pm, sig_sky)
-    local_max = (sig == ndimage.maximum_filter(sig, size=5)) & (sig > s.min_significance)
     out = []
-    for i, j in zip(*np.nonzero(local_max), strict=True):
+    for i, j in _local_maxima(sig, s.min_significance):
         out.append(Peak(pmra=float(ex[i] + cell / 2), pmdec=float(ey[j] + cell / 2), parallax=c,
                         pm_scale=scale, plx_half_width=half, significance=float(sig[i, j]),
                         resolution=2 * cell,
@@ -245,6 +243,23 @@ def _map_peaks(maps: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray
                         sky_significance=(math.nan if sig_sky is None
                                           else float(sig_sky[i, j]))))
     return out
+
+
+def _local_maxima(sig: np.ndarray, threshold: float, half: int = 2) -> list[tuple[int, int]]:
+    """The cells above ``threshold`` that hold the maximum of their (2 ``half`` + 1)-cell square
+    (cut at the map's edges), in row-major order: as ``sig == maximum_filter(sig, 5)``, but
+    only the few cells above the threshold are compared (the filter over whole maps was a tenth
+    of the peak search)."""
+    ii, jj = np.nonzero(sig > np.float64(threshold))  # compared in double, as before
+    if ii.size == 0:
+        return []
+    padded = np.pad(sig, half, constant_values=-np.inf)
+    top = np.full(ii.size, -np.inf, sig.dtype)
+    for di in range(2 * half + 1):
+        for dj in range(2 * half + 1):
+            np.maximum(top, padded[ii + di, jj + dj], out=top)
+    keep = sig[ii, jj] == top
+    return list(zip(ii[keep].tolist(), jj[keep].tolist(), strict=True))
 
 
 def _suppress_duplicates(peaks: list[Peak]) -> list[Peak]:
