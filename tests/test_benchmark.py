@@ -97,6 +97,37 @@ def test_affine_projection_of_the_thesis_catalogue(bench):
     assert proj["scaled_to_75M_cpu_s_over_2"] == pytest.approx((169 * 10.0 + 75e6 * 1e-5) / 2)
 
 
+def test_catalogue_wall_model_from_benchmark_files_predicts_another_run(tmp_path):
+    """A catalogue run's model: each region's job seconds from its rules' benchmark files (the
+    simulation apart), fitted as a fixed cost plus a cost per model row, and the packing of the
+    jobs onto the cores; it projects the thesis catalogue and predicts another run's wall."""
+    from bench.catalogue import predicted_wall, region_seconds, wall_model
+
+    rows = {"r1": 50_000.0, "r2": 100_000.0, "r3": 200_000.0}
+    for rule, per_row in (("simulate", 1e-5), ("characterize_default", 4e-5), ("plots", 0.0)):
+        (tmp_path / "benchmarks" / rule).mkdir(parents=True)
+        for rid, n in rows.items():
+            (tmp_path / "benchmarks" / rule / f"{rid}.tsv").write_text(
+                f"s\th:m:s\tmax_rss\n{2.0 + per_row * n}\t0:00:01\t100\n")
+    (tmp_path / "benchmarks" / "summary.tsv").write_text("s\n99\n")  # not a region's
+    seconds = region_seconds(tmp_path, sorted(rows))
+    assert seconds["r3"] == pytest.approx({"simulate": 4.0, "pipeline": 10.0 + 2.0})
+    job_seconds = sum(v["simulate"] + v["pipeline"] for v in seconds.values())
+    counts = {"rows": {**rows, "r4": 1_000_000.0}}
+    model = wall_model(seconds, rows, 1.25 * job_seconds / 2, job_seconds, 2, counts)
+    assert model["packing"] == pytest.approx(1.25)
+    assert model["per_region"]["c"] == pytest.approx(6.0)
+    assert model["per_region"]["s"] == pytest.approx(5e-5)
+    assert model["per_region_pipeline"]["s"] == pytest.approx(4e-5)
+    # the thesis catalogue is downloaded: its projection leaves the simulation out
+    assert model["thesis_catalogue_s"] == pytest.approx(1.25 * (169 * 4.0 + 75e6 * 4e-5) / 2)
+    assert model["simulated_catalogue_s"] == pytest.approx(
+        1.25 * sum(6.0 + 5e-5 * n for n in counts["rows"].values()) / 2)
+    # a run of other regions, predicted by this one's model
+    assert predicted_wall(model, {"x": 400_000.0}, 2) == pytest.approx(1.25 * 26.0 / 2)
+    assert predicted_wall({"packing": 1.0}, {"x": 1.0}, 2) is None
+
+
 def test_projection_sums_fitted_region_times(bench):
     fits = {"default_wall": {"a": 1e-4, "b": 1.0}, "default_cpu": {"a": 2e-4, "b": 1.0}}
     counts = {"rows": {"a": 50_000.0, "b": 150_000.0}}

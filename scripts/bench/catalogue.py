@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from bench import REPO, THESIS_MIN_STARS
-from bench.fits import catalogue_counts
+from bench import REPO, THESIS_MIN_STARS, THESIS_REGIONS, THESIS_STARS
+from bench.fits import affine, catalogue_counts, predict
 from bench.workflow import _job_benchmarks, _snakemake, _star_rows
 
 log = logging.getLogger("benchmark.catalogue")
@@ -93,8 +94,11 @@ def truth_scores(root: Path) -> dict[str, Any]:
 
 
 def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_MIN_STARS,
-                  max_rows: float | None = None, release: str = "dr2") -> dict[str, Any]:
-    """One cold run of the selected regions (module docstring); ``root`` is emptied first."""
+                  max_rows: float | None = None, release: str = "dr2",
+                  previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One cold run of the selected regions (module docstring); ``root`` is emptied first.
+    ``previous``: an earlier catalogue report, whose :func:`wall_model` predicts this run's wall
+    time before it starts (the check that a projection agrees with an actual run)."""
     os.environ.setdefault("PYTHONHASHSEED", "0")
     counts = catalogue_counts(regions, release, min_rows)
     chosen = {k: v for k, v in counts["rows"].items() if max_rows is None or v <= max_rows}
@@ -121,6 +125,10 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     log.info("catalogue run: %d regions (%s to %s model rows), %.1f M model rows, %d cores",
              len(rows), f"{min_rows:,}", "any" if max_rows is None else f"{max_rows:,.0f}",
              sum(chosen.values()) / 1e6, cores)
+    predicted = None
+    if previous is not None and previous.get("model"):
+        predicted = predicted_wall(previous["model"], chosen, cores)
+        log.info("predicted by the earlier run's model: %.1f min", (predicted or 0) / 60)
     start = time.time()
     with MemorySampler() as memory:
         wall = _snakemake(root, configs, cores)
@@ -141,8 +149,78 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
         "catalogue_available": {"regions": counts["n_regions"],
                                 "model_rows": counts["total_rows"]},
     }
+    report["model"] = wall_model(region_seconds(root, ids, start - 1),
+                                 {k: chosen[k] for k in ids}, wall, report["job_seconds"], cores,
+                                 counts)
+    if predicted is not None:
+        report["prediction"] = {"predicted_wall_s": predicted, "actual_wall_s": wall,
+                                "ratio": predicted / wall, "model_from": previous_label(previous)}
     log.info("catalogue run: %.1f min wall, %d summary rows", wall / 60, len(statuses))
     return report
+
+
+def previous_label(report: dict[str, Any] | None) -> str:
+    """An earlier report, in words (its regions, rows, wall)."""
+    if not report:
+        return ""
+    return (f"{report.get('regions')} regions to {report.get('max_rows') or 'any'} model rows, "
+            f"{report.get('wall_s', 0) / 60:.1f} min")
+
+
+# The rule that stands in for the download (a real run downloads instead of simulating).
+SIMULATION_RULE = "simulate"
+
+
+def region_seconds(root: Path, ids: list[str], since: float = 0.0) -> dict[str, dict[str, float]]:
+    """Per region: the job seconds of its per-region rules (``benchmarks/<rule>/<region>.tsv``
+    written after ``since``), the simulation (``simulate``) and the rest (``pipeline``) apart."""
+    out = {rid: {"simulate": 0.0, "pipeline": 0.0} for rid in ids}
+    for rule_dir in sorted(p for p in (root / "benchmarks").iterdir() if p.is_dir()):
+        part = "simulate" if rule_dir.name == SIMULATION_RULE else "pipeline"
+        for rid in ids:
+            path = rule_dir / f"{rid}.tsv"
+            if not path.exists() or path.stat().st_mtime < since:
+                continue
+            with path.open(newline="") as handle:
+                row = next(csv.DictReader(handle, delimiter="\t"), None)
+            if row is not None:
+                out[rid][part] += float(row["s"])
+    return out
+
+
+def wall_model(seconds: dict[str, dict[str, float]], rows: dict[str, float], wall: float,
+               job_seconds: float, cores: int, counts: dict[str, Any]) -> dict[str, Any]:
+    """The run's wall time as a model a later run can be checked against: each region's job
+    seconds fitted as a fixed cost plus a cost per model row (:func:`bench.fits.affine`), with
+    and without the simulation, and the packing of jobs onto the cores that this run achieved
+    (``packing``: wall x cores / all job seconds; 1 would be both cores busy throughout, the
+    catalogue-wide rules and scheduling gaps push it up). Projected: the thesis's catalogue (its
+    169 regions and 75 M stars, downloaded: no simulation) and every region of the simulated
+    catalogue past the gate (simulated, as this run)."""
+    ids = sorted(seconds)
+    n = [rows[r] for r in ids]
+    with_sim = affine(n, [seconds[r]["simulate"] + seconds[r]["pipeline"] for r in ids])
+    pipeline = affine(n, [seconds[r]["pipeline"] for r in ids])
+    packing = wall * cores / job_seconds if job_seconds > 0 else float("nan")
+    out: dict[str, Any] = {"cores": cores, "packing": packing, "per_region": with_sim,
+                           "per_region_pipeline": pipeline}
+    if pipeline is not None:
+        out["thesis_catalogue_s"] = packing * (THESIS_REGIONS * pipeline["c"]
+                                               + THESIS_STARS * pipeline["s"]) / cores
+    if with_sim is not None:
+        every = np.array(list(counts["rows"].values()), dtype=float)
+        out["simulated_catalogue_s"] = packing * float(np.sum(predict(with_sim, every))) / cores
+        out["simulated_catalogue"] = {"regions": int(every.size), "model_rows": float(every.sum())}
+    return out
+
+
+def predicted_wall(model: dict[str, Any], rows: dict[str, float], cores: int) -> float | None:
+    """This run's wall time by an earlier run's :func:`wall_model` (simulation included)."""
+    fit = model.get("per_region")
+    if fit is None:
+        return None
+    n = np.array(list(rows.values()), dtype=float)
+    return float(model["packing"] * np.sum(predict(fit, n)) / cores)
 
 
 def catalogue_text(report: dict[str, Any]) -> str:
@@ -164,6 +242,25 @@ def catalogue_text(report: dict[str, Any]) -> str:
         lines.append(f"  against the simulated truth: {truth['recovered']} of {truth['found']} "
                      f"regions found recover their cluster (members F1 >= 0.5; median F1 "
                      f"{truth['median_f1']:.2f})")
+    model = report.get("model") or {}
+    fit, pipe = model.get("per_region"), model.get("per_region_pipeline")
+    if fit and pipe:
+        lines.append(
+            f"  per region: {fit['c']:.1f} job-s + {fit['s'] * 1e6:.1f} job-s per M model rows "
+            f"({pipe['c']:.1f} + {pipe['s'] * 1e6:.1f} without the simulation); jobs packed "
+            f"onto the {model['cores']} cores at {model['packing']:.2f} x the ideal")
+        lines.append(
+            f"  projected: the thesis catalogue ({THESIS_REGIONS} regions, "
+            f"{THESIS_STARS / 1e6:.0f} M stars, downloaded) "
+            f"{model['thesis_catalogue_s'] / 3600:.2f} h; the whole simulated catalogue "
+            f"({model['simulated_catalogue']['regions']} regions, "
+            f"{model['simulated_catalogue']['model_rows'] / 1e6:.1f} M model rows) "
+            f"{model['simulated_catalogue_s'] / 3600:.2f} h")
+    pred = report.get("prediction")
+    if pred:
+        lines.append(f"  this run predicted by the model of an earlier run ({pred['model_from']}): "
+                     f"{pred['predicted_wall_s'] / 60:.1f} min, measured "
+                     f"{pred['actual_wall_s'] / 60:.1f} min (ratio {pred['ratio']:.2f})")
     for rule, e in sorted(report["rules"].items(), key=lambda kv: -kv[1]["seconds"]):
         lines.append(f"    {rule:<22} {int(e['jobs']):4d} jobs, {e['mean_s']:6.2f} s each, "
                      f"peak {e['max_rss_mb']:,.0f} MB")

@@ -5,6 +5,7 @@ The package docstring says what each measures."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -305,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--min-rows", type=int, default=THESIS_MIN_STARS,
                      help="the gate (default 40,000, the thesis's)")
     cat.add_argument("--cores", type=int, default=2)
+    cat.add_argument("--model", type=Path, default=None,
+                     help="an earlier catalogue run's JSON report: its wall-time model predicts "
+                          "this run's, and the report sets the prediction beside the measurement")
 
     flops = sub.add_parser("flops", parents=[common],
                            help="the FLOP rate thesis mode's DEC achieves against the machine's "
@@ -358,8 +362,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "catalogue":
             from bench.catalogue import run_catalogue
 
+            previous = None
+            if args.model is not None:
+                previous = json.loads(args.model.read_text())
             report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,
-                                   args.min_rows, args.max_rows, args.release)
+                                   args.min_rows, args.max_rows, args.release, previous)
         elif args.mode == "workflow":
             report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
                                   args.methods.split(","), args.regions)
