@@ -121,6 +121,13 @@ def test_catalogue_wall_model_from_benchmark_files_predicts_another_run(tmp_path
     assert model["per_region_pipeline"]["s"] == pytest.approx(4e-5)
     # the thesis catalogue is downloaded: its projection leaves the simulation out
     assert model["thesis_catalogue_s"] == pytest.approx(1.25 * (169 * 4.0 + 75e6 * 4e-5) / 2)
+    # a region the quality gate skipped costs little and is left out of the thesis's fit
+    cheap = {**seconds, "r4": {"simulate": 1.0, "pipeline": 3.0}}
+    statuses = {"r1": "found", "r2": "not_found", "r3": "found", "r4": "skipped"}
+    gated = wall_model(cheap, {**rows, "r4": 1_000_000.0}, 100.0, 100.0, 2, counts, statuses)
+    assert gated["regions_ran"] == 3
+    assert gated["per_region_ran"]["s"] == pytest.approx(4e-5)
+    assert gated["per_region"]["s"] < 1e-5  # the mixed fit is dragged down by the skipped one
     assert model["simulated_catalogue_s"] == pytest.approx(
         1.25 * sum(6.0 + 5e-5 * n for n in counts["rows"].values()) / 2)
     # a run of other regions, predicted by this one's model
