@@ -3,7 +3,8 @@
 Every region of the regions table whose cone holds at least ``--min-rows`` stars by the
 simulator's Galactic model (the thesis's 40,000-star gate) and at most ``--max-rows`` (so that
 the run fits a session; None: all), each simulated at its model star count, through one real
-``snakemake`` run with ``methods: [default]``: simulation, quality, the default method,
+``snakemake`` run with ``methods: [default]`` (or the methods given, e.g. ``default,thesis``
+for the thesis comparison): simulation, quality, the method(s),
 comparison, physical parameters, figures and the catalogue summary. Timed from the
 ``snakemake`` start to ``results/summary.tsv``; each rule's job seconds and peak memory come from
 the rules' benchmark files, the machine's memory in use is sampled every second, and the disk
@@ -95,7 +96,8 @@ def truth_scores(root: Path) -> dict[str, Any]:
 
 def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_MIN_STARS,
                   max_rows: float | None = None, release: str = "dr2",
-                  previous: dict[str, Any] | None = None) -> dict[str, Any]:
+                  previous: dict[str, Any] | None = None,
+                  methods: tuple[str, ...] = ("default",)) -> dict[str, Any]:
     """One cold run of the selected regions (module docstring); ``root`` is emptied first.
     ``previous``: an earlier catalogue report, whose :func:`wall_model` predicts this run's wall
     time before it starts (the check that a projection agrees with an actual run)."""
@@ -117,7 +119,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
         "regions": str(root / "regions.tsv"),
         "source": "simulate",
         "simulate": {"seed": 2023, "release": release},
-        "characterize": {"methods": ["default"]},
+        "characterize": {"methods": list(methods)},
         "reference": {"simbad": False, "table": str(REPO / "config" / "references.tsv")},
     }
     (root / "bench.yaml").write_text(yaml.safe_dump(overlay))
@@ -138,7 +140,8 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     ids = [row["id"] for row in rows]
     jobs = _job_benchmarks(root, start - 1)
     report = {
-        "mode": "catalogue", "regions": len(rows), "min_rows": min_rows, "max_rows": max_rows,
+        "mode": "catalogue", "methods": list(methods), "regions": len(rows),
+        "min_rows": min_rows, "max_rows": max_rows,
         "release": release, "model_rows": sum(chosen.values()), "stars": _star_rows(root, ids),
         "cores": cores, "wall_s": wall, "summary_rows": len(statuses),
         "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
@@ -250,7 +253,8 @@ def catalogue_text(report: dict[str, Any]) -> str:
         f"Simulated catalogue run: {report['regions']} of {available} regions passing the "
         f"{report['min_rows']:,}-star gate"
         + ("" if report["max_rows"] is None else f" (those up to {report['max_rows']:,.0f} stars)")
-        + f", {report['stars']:,} stars, methods [default], {report['cores']} cores: "
+        + f", {report['stars']:,} stars, methods [{', '.join(report.get('methods', ['default']))}]"
+        f", {report['cores']} cores: "
         f"{report['wall_s'] / 60:.1f} min wall from the snakemake start to the last summary row "
         f"({report['summary_rows']} rows: "
         + ", ".join(f"{k or '?'} {v}" for k, v in report["statuses"].items()) + ")",

@@ -306,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--min-rows", type=int, default=THESIS_MIN_STARS,
                      help="the gate (default 40,000, the thesis's)")
     cat.add_argument("--cores", type=int, default=2)
+    cat.add_argument("--methods", default="default",
+                     help="comma-separated methods (default: default; default,thesis for the "
+                          "thesis comparison)")
     cat.add_argument("--model", type=Path, default=None,
                      help="an earlier catalogue run's JSON report: its wall-time model predicts "
                           "this run's, and the report sets the prediction beside the measurement")
@@ -366,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.model is not None:
                 previous = json.loads(args.model.read_text())
             report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,
-                                   args.min_rows, args.max_rows, args.release, previous)
+                                   args.min_rows, args.max_rows, args.release, previous,
+                                   tuple(args.methods.split(",")))
         elif args.mode == "workflow":
             report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
                                   args.methods.split(","), args.regions)
