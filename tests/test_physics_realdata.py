@@ -58,19 +58,25 @@ def test_babusiaux_dr2_members_match_their_table2(shared_data: Path, cluster: st
     assert np.isfinite(v["mass_msun"])
 
 
-def test_cluster_found_by_the_default_method_in_a_real_dr3_field(shared_data: Path) -> None:
-    """NGC 7654 (M52) in a catalogue_sample box: the default method with the Dias priors the
-    workflow's regions carry, then the fit with each member's own DR3 zero point."""
+def found_members(shared_data: Path, field: str, dias_id: str) -> pd.DataFrame:
+    """The default method's members in a catalogue_sample box, with the Dias priors the
+    workflow's regions carry."""
     from ocdec import ClusterPriors, find_members, read_stars
     from ocdec.data.catalogue import read_dias_catalogue, regions_from_catalogue
 
-    stars = read_stars(shared_data / "fields" / "catalogue_sample" / "cluster_rudra_NGC7654.csv.gz")
+    stars = read_stars(shared_data / "fields" / "catalogue_sample" / field)
     assert "nu_eff_used_in_astrometry" in stars  # the zero-point inputs survive the reader
     dias = regions_from_catalogue(read_dias_catalogue(shared_data / "openclust_dias2002"),
                                   min_diameter_arcmin=0.0).set_index("id")
-    priors = ClusterPriors.from_region(dias.loc["NGC_7654"].to_dict())
+    priors = ClusterPriors.from_region(dias.loc[dias_id].to_dict())
     found = find_members(stars, priors=priors, n_seeds=1)
-    members = stars.loc[found.member].assign(p_member=found.p_member[found.member])
+    return stars.loc[found.member].assign(p_member=found.p_member[found.member])
+
+
+def test_cluster_found_by_the_default_method_in_a_real_dr3_field(shared_data: Path) -> None:
+    """NGC 7654 (M52) in a catalogue_sample box: the default method with the Dias priors the
+    workflow's regions carry, then the fit with each member's own DR3 zero point."""
+    members = found_members(shared_data, "cluster_rudra_NGC7654.csv.gz", "NGC_7654")
     v = fit_parameters(members, release="dr3").as_dict()
     assert v["status"] == "ok", v["reason"]
     assert v["parallax_zero_point_method"] != "global"  # Lindegren et al. 2021 per star
@@ -78,3 +84,16 @@ def test_cluster_found_by_the_default_method_in_a_real_dr3_field(shared_data: Pa
     assert abs(v["log_age"] - 7.92) < 0.25
     assert abs(v["av"] - 1.95) < 0.4
     assert abs(v["distance_modulus"] - 10.97) < 0.15
+
+
+def test_young_reddened_cluster_keeps_its_age(shared_data: Path) -> None:
+    """NGC 6649 (A_V ~ 4-5): a coarse pass on single stars alone put it at log age 7.1 with the
+    extinction at the grid's 5 mag limit (a failed fit); the binary band in the coarse pass's
+    second sweep keeps it at 7.6, the literature's."""
+    members = found_members(shared_data, "cluster_rudra_NGC6649.csv.gz", "NGC_6649")
+    v = fit_parameters(members, release="dr3").as_dict()
+    assert v["status"] == "ok", v["reason"]
+    # reference: median of CG2020, Dias 2021, HR23: log age 7.61, A_V 3.90, DM 11.46 (ocdec's
+    # A_V is about 1 mag higher, as with the coarse pass before; docs/physics_validation.md)
+    assert abs(v["log_age"] - 7.61) < 0.25
+    assert abs(v["distance_modulus"] - 11.46) < 0.15

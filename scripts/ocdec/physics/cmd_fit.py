@@ -13,9 +13,9 @@ reddening (a fraction of the extinction). ``f_out / area`` is a uniform field-co
 The distance modulus has a Gaussian prior from the parallax distance; log age and A_0 flat.
 
 The likelihood is evaluated with JAX over the whole grid: a coarse pass over every grid age and
-A_0 in steps of 0.2 mag on every second isochrone point, single stars only (swept again in
-steps of 0.1 mag with the differential reddening of its optimum's extinction, within
-:data:`SECOND_PASS_AV` of it), then a fine box around the best (9 ages 0.045 dex apart,
+A_0 in steps of 0.2 mag on every second isochrone point, single stars only (swept again with
+the binary band in steps of 0.1 mag with the differential reddening of its optimum's extinction,
+within :data:`SECOND_PASS_AV` of it), then a fine box around the best (9 ages 0.045 dex apart,
 interpolating isochrones between grid ages, 9 A_0 0.04 mag apart, 7 distance moduli).
 Percentiles 16/50/84 come from the fine grid's marginal posteriors, widened in quadrature by
 model floors (:data:`SYSTEMATIC_FLOORS`): isochrone sets differ by more than the formal posterior
@@ -39,11 +39,13 @@ BINARY_SHIFTS = ((0.3, 0.15), (0.65, 0.10))  # (mag brighter, extra width) of th
 SYSTEMATIC_FLOORS = {"log_age": 0.05, "av": 0.03, "distance_modulus": 0.02, "feh": 0.1}
 #: Grid metallicities tried when [M/H] is free (open clusters: Netopil et al. 2016).
 FREE_FEH_RANGE = (-1.0, 0.3)
-#: The coarse pass: A_0 in steps of COARSE_AV_STEP (mag), then swept again in steps of 0.1 mag
-#: with the differential reddening of its optimum's extinction, SECOND_PASS_AV either side of it;
-#: on every COARSE_POINT_STEP-th isochrone point.
+#: The coarse pass: A_0 in steps of COARSE_AV_STEP (mag) on single stars, then swept again with
+#: the binary band in steps of 0.1 mag with the differential reddening of its optimum's
+#: extinction, SECOND_PASS_AV either side of it (single stars find the extinction within a few
+#: tenths; 1.0 mag gave the same fits on the 29 Hunt & Reffert and 9 Babusiaux clusters at
+#: twice the cost); on every COARSE_POINT_STEP-th isochrone point.
 COARSE_AV_STEP = 0.2
-SECOND_PASS_AV = 1.0
+SECOND_PASS_AV = 0.5
 COARSE_POINT_STEP = 2
 
 
@@ -311,20 +313,18 @@ def _coarse(stars: dict, grid: IsochroneGrid, mhs: list[float], lo_age: float, h
     # the coarse pass on every COARSE_POINT_STEP-th isochrone point: it only places the fine box
     # (which re-centres where its optimum lands on an edge), at a fraction of the cost
     thin = grid.thinned(COARSE_POINT_STEP)
-    # and on single stars alone: the binary band tripled its cost (half a parameters job) and
-    # moves the optimum by less than the fine box, which carries it (29 Hunt & Reffert clusters:
-    # age, A_V and DM within 0.04 of the fit with it, scatter against the literature unchanged)
     best: dict[str, float] = {"logp": -np.inf}
     for mh in mhs:
+        # the whole extinction range on single stars alone, which only finds its extinction
+        # (the binary band tripled this pass's cost, half a parameters job)
         logp = _loglike(sub, thin, mh, ages, avs, dms, s, binaries=False)
-        # again with the differential-reddening widths of that first optimum's extinction,
-        # within SECOND_PASS_AV of it in steps of 0.1 mag (the widths are a tenth of the
-        # reddening: they move the optimum by a few hundredths of a magnitude)
         first = float(avs[np.unravel_index(np.nanargmax(logp), logp.shape)[1]])
-        near = avs
-        if first > 0:
-            near = _window(first, SECOND_PASS_AV, 0.1, 0.0, s.av_max)
-            logp = _loglike(sub, thin, mh, ages, near, dms, s, binaries=False, av_widths=first)
+        # then, with the binary band and the differential-reddening widths of that extinction,
+        # every age within SECOND_PASS_AV of it in steps of 0.1 mag (the widths are a tenth of
+        # the reddening: they move the optimum by a few hundredths of a magnitude). The age comes
+        # from this pass: single stars alone put NGC 6649 (A_V ~ 4.9) at log age 7.1, not 7.6
+        near = _window(first, SECOND_PASS_AV, 0.1, 0.0, s.av_max)
+        logp = _loglike(sub, thin, mh, ages, near, dms, s, av_widths=first)
         logp += -0.5 * ((dms - mu) / sig) ** 2
         i, j, k = np.unravel_index(np.nanargmax(logp), logp.shape)
         if logp[i, j, k] > best["logp"]:
