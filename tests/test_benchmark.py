@@ -252,7 +252,9 @@ def test_catalogue_truth_scores_and_text(tmp_path):
 
     from bench.catalogue import catalogue_text, truth_scores
 
-    for region, chosen in (("good", [1, 1, 1, 0]), ("flipped", [0, 0, 0, 1]), ("none", None)):
+    # "faint": the bright true members found, the faint one (G = 20) missed
+    for region, chosen in (("good", [1, 1, 1, 0]), ("flipped", [0, 0, 0, 1]),
+                           ("faint", [1, 1, 0, 0]), ("none", None)):
         out = tmp_path / "results" / region / "default"
         out.mkdir(parents=True)
         status = "not_found" if chosen is None else "found"
@@ -260,14 +262,19 @@ def test_catalogue_truth_scores_and_text(tmp_path):
         truth = [True, True, True, False]
         pd.DataFrame({"true_member": truth}).to_parquet(out.parent / "stars.parquet")
         pd.DataFrame({"member": [bool(c) for c in (chosen or [0, 0, 0, 0])],
-                      "true_member": truth}).to_parquet(out / "members.parquet")
+                      "true_member": truth, "phot_g_mean_mag": [12.0, 15.0, 20.0, 16.0]}
+                     ).to_parquet(out / "members.parquet")
     scores = truth_scores(tmp_path)
-    assert scores["found"] == 2 and scores["recovered"] == 1
-    assert scores["f1"] == {"flipped": 0.0, "good": 1.0}
+    assert scores["found"] == 3 and scores["recovered"] == 2
+    assert scores["f1"] == pytest.approx({"flipped": 0.0, "good": 1.0, "faint": 0.8})
+    # brighter than G = 18 the faint region's members are all there
+    assert scores["f1_bright"] == pytest.approx({"flipped": 0.0, "good": 1.0, "faint": 1.0})
+    assert scores["recovered_bright"] == 2
     report = {"regions": 3, "catalogue_available": {"regions": 174}, "min_rows": 40_000,
               "max_rows": 1e5, "stars": 10, "cores": 2, "wall_s": 60.0, "summary_rows": 3,
               "statuses": {"found": 2, "not_found": 1}, "memory_peak_mb": 1.0,
               "disk_mb": {"total": 1.0, "resources": 0.5, "results": 0.5}, "jobs": 9,
               "job_seconds": 90.0, "rules": {}, "truth": scores}
     text = catalogue_text(report)
-    assert "1 of 2 regions found recover their cluster" in text and "1.0 min wall" in text
+    assert "2 of 3 regions found recover their cluster" in text and "1.0 min wall" in text
+    assert "brighter than G = 18" in text
