@@ -82,9 +82,12 @@ def test_affine_fit_separates_fixed_cost_and_clips_negative_slopes(bench):
     n = np.array([1e4, 1e5, 1e6])
     fit = bench.affine(n, 20.0 + n / 50_000.0)
     assert fit["c"] == pytest.approx(20.0) and fit["s"] == pytest.approx(1 / 50_000.0)
-    # a time that falls with n (noise, or a step skipped on large fields) is a fixed cost
+    assert fit["s_err"] == pytest.approx(0.0, abs=1e-12) and not fit["clamped"]
+    # a time that falls with n (noise, or a step skipped on large fields) is a fixed cost; the
+    # slope as fitted and its error stay on record
     flat = bench.affine(n, [30.0, 20.0, 10.0])
-    assert flat["s"] == 0.0 and flat["c"] == pytest.approx(20.0)
+    assert flat["s"] == 0.0 and flat["c"] == pytest.approx(20.0) and flat["clamped"]
+    assert flat["s_fitted"] < 0 and flat["s_err"] > 0
     assert float(bench.predict(flat, 1e7)) == pytest.approx(20.0)
 
 
@@ -125,14 +128,17 @@ def test_catalogue_wall_model_from_benchmark_files_predicts_another_run(tmp_path
     cheap = {**seconds, "r4": {"simulate": 1.0, "pipeline": 3.0}}
     statuses = {"r1": "found", "r2": "not_found", "r3": "found", "r4": "skipped"}
     gated = wall_model(cheap, {**rows, "r4": 1_000_000.0}, 100.0, 100.0, 2, counts, statuses)
-    assert gated["regions_ran"] == 3
+    assert gated["regions_ran"] == 3 and gated["thesis_fit"] == "ran"
     assert gated["per_region_ran"]["s"] == pytest.approx(4e-5)
     assert gated["per_region"]["s"] < 1e-5  # the mixed fit is dragged down by the skipped one
     assert model["simulated_catalogue_s"] == pytest.approx(
         1.25 * sum(6.0 + 5e-5 * n for n in counts["rows"].values()) / 2)
-    # a run of other regions, predicted by this one's model
+    # an exact line: no error on the cost per row
+    assert model["thesis_fit"] == "ran" and abs(model["thesis_catalogue_err_s"]) < 1e-6
+    # a run of other regions, predicted by this one's model (not on other cores)
     assert predicted_wall(model, {"x": 400_000.0}, 2) == pytest.approx(1.25 * 26.0 / 2)
-    assert predicted_wall({"packing": 1.0}, {"x": 1.0}, 2) is None
+    assert predicted_wall(model, {"x": 400_000.0}, 4) is None
+    assert predicted_wall({"packing": 1.0, "cores": 2}, {"x": 1.0}, 2) is None
 
 
 def test_projection_sums_fitted_region_times(bench):
@@ -274,7 +280,27 @@ def test_catalogue_truth_scores_and_text(tmp_path):
               "max_rows": 1e5, "stars": 10, "cores": 2, "wall_s": 60.0, "summary_rows": 3,
               "statuses": {"found": 2, "not_found": 1}, "memory_peak_mb": 1.0,
               "disk_mb": {"total": 1.0, "resources": 0.5, "results": 0.5}, "jobs": 9,
-              "job_seconds": 90.0, "rules": {}, "truth": scores}
+              "job_seconds": 90.0, "rules": {}, "truth": scores,
+              "model": {"cores": 2, "packing": 1.02, "regions_ran": 2,
+                        "per_region": {"c": 5.0, "s": 1e-4},
+                        "per_region_ran": {"c": 30.0, "s": 0.0, "clamped": True},
+                        "thesis_catalogue_s": 3600.0, "thesis_catalogue_err_s": 360.0,
+                        "simulated_catalogue_s": 7200.0,
+                        "simulated_catalogue": {"regions": 174, "model_rows": 1.8e8}}}
     text = catalogue_text(report)
+    assert "1.00 h (+- 0.10 h from the cost per row, whose fitted slope was negative" in text
+    assert "per region whose method ran (2), without the simulation: 30.0 + 0.0" in text
     assert "2 of 3 regions found recover their cluster" in text and "1.0 min wall" in text
     assert "brighter than G = 18" in text
+
+
+def test_catalogue_methods_are_registered_and_include_the_default():
+    """``bench catalogue --methods``: names stripped, unknown ones and a run without the default
+    method (whose products the truth scores and the wall-time model read) refused in one line."""
+    from bench.cli import catalogue_methods
+
+    assert catalogue_methods(" default , thesis") == ("default", "thesis")
+    with pytest.raises(SystemExit, match="unknown nope"):
+        catalogue_methods("default,nope")
+    with pytest.raises(SystemExit, match="default method must be one of them"):
+        catalogue_methods("thesis")

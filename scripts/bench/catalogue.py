@@ -27,7 +27,7 @@ import yaml
 
 from bench import REPO, THESIS_MIN_STARS, THESIS_REGIONS, THESIS_STARS
 from bench.fits import affine, catalogue_counts, predict
-from bench.workflow import _job_benchmarks, _snakemake, _star_rows
+from bench.workflow import _job_benchmarks, _snakemake, _star_rows, read_benchmark
 
 log = logging.getLogger("benchmark.catalogue")
 
@@ -148,7 +148,8 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     predicted = None
     if previous is not None and previous.get("model"):
         predicted = predicted_wall(previous["model"], chosen, cores)
-        log.info("predicted by the earlier run's model: %.1f min", (predicted or 0) / 60)
+        if predicted is not None:
+            log.info("predicted by the earlier run's model: %.1f min", predicted / 60)
     start = time.time()
     with MemorySampler() as memory:
         wall = _snakemake(root, configs, cores)
@@ -199,11 +200,7 @@ def region_seconds(root: Path, ids: list[str], since: float = 0.0) -> dict[str, 
     for rule_dir in sorted(p for p in (root / "benchmarks").iterdir() if p.is_dir()):
         part = "simulate" if rule_dir.name == SIMULATION_RULE else "pipeline"
         for rid in ids:
-            path = rule_dir / f"{rid}.tsv"
-            if not path.exists() or path.stat().st_mtime < since:
-                continue
-            with path.open(newline="") as handle:
-                row = next(csv.DictReader(handle, delimiter="\t"), None)
+            row = read_benchmark(rule_dir / f"{rid}.tsv", since)
             if row is not None:
                 out[rid][part] += float(row["s"])
     return out
@@ -218,7 +215,7 @@ def region_statuses(summary: Path) -> dict[str, str]:
 
 # Regions whose default method ran (the quality gate passed): every region of the thesis's
 # catalogue, which kept only regions of at least 40,000 stars with complete astrometry.
-RAN = ("found", "not_found")
+RAN_STATUSES = ("found", "not_found")
 
 
 def wall_model(seconds: dict[str, dict[str, float]], rows: dict[str, float], wall: float,
@@ -230,25 +227,28 @@ def wall_model(seconds: dict[str, dict[str, float]], rows: dict[str, float], wal
     (``packing``: wall x cores / all job seconds; 1 would be both cores busy throughout, the
     catalogue-wide rules and scheduling gaps push it up). ``per_region`` mixes the regions as
     this run had them (those the quality gate skips cost a few seconds); ``per_region_ran``,
-    without the simulation, only those whose method ran (``statuses``: :data:`RAN`), as every
-    region of the thesis's catalogue would. Projected: the thesis's catalogue (its 169 regions
-    and 75 M stars, downloaded: no simulation, every region run) and every region of the
-    simulated catalogue past the gate (simulated and gated, as this run)."""
+    without the simulation, only those whose method ran (``statuses``:
+    :data:`RAN_STATUSES`), as every region of the thesis's catalogue would. Projected: the
+    thesis's catalogue (its 169 regions and 75 M stars, downloaded: no simulation, every region
+    run; ``thesis_fit`` says which fit) and every region of the simulated catalogue past the gate
+    (simulated and gated, as this run)."""
     ids = sorted(seconds)
     n = [rows[r] for r in ids]
     with_sim = affine(n, [seconds[r]["simulate"] + seconds[r]["pipeline"] for r in ids])
-    pipeline = affine(n, [seconds[r]["pipeline"] for r in ids])
-    ran = [r for r in ids if statuses is None or statuses.get(r) in RAN]
-    pipeline_ran = affine([rows[r] for r in ran], [seconds[r]["pipeline"] for r in ran])
+    mixed = affine(n, [seconds[r]["pipeline"] for r in ids])
+    ran = [r for r in ids if statuses is None or statuses.get(r) in RAN_STATUSES]
+    ran_fit = affine([rows[r] for r in ran], [seconds[r]["pipeline"] for r in ran])
     packing = wall * cores / job_seconds if job_seconds > 0 else float("nan")
     out: dict[str, Any] = {"cores": cores, "packing": packing, "per_region": with_sim,
-                           "per_region_pipeline": pipeline, "per_region_ran": pipeline_ran,
+                           "per_region_pipeline": mixed, "per_region_ran": ran_fit,
                            "regions_ran": len(ran)}
-    if pipeline_ran is not None:
-        pipeline = pipeline_ran
-    if pipeline is not None:
-        out["thesis_catalogue_s"] = packing * (THESIS_REGIONS * pipeline["c"]
-                                               + THESIS_STARS * pipeline["s"]) / cores
+    # the thesis from the regions that ran; from the mix only where fewer than two ran
+    thesis_fit, out["thesis_fit"] = (ran_fit, "ran") if ran_fit is not None else (mixed, "mixed")
+    if thesis_fit is not None:
+        out["thesis_catalogue_s"] = packing * (THESIS_REGIONS * thesis_fit["c"]
+                                               + THESIS_STARS * thesis_fit["s"]) / cores
+        # one standard error of the cost per row, at the thesis's 75 M stars
+        out["thesis_catalogue_err_s"] = packing * THESIS_STARS * thesis_fit["s_err"] / cores
     if with_sim is not None:
         every = np.array(list(counts["rows"].values()), dtype=float)
         out["simulated_catalogue_s"] = packing * float(np.sum(predict(with_sim, every))) / cores
@@ -257,9 +257,14 @@ def wall_model(seconds: dict[str, dict[str, float]], rows: dict[str, float], wal
 
 
 def predicted_wall(model: dict[str, Any], rows: dict[str, float], cores: int) -> float | None:
-    """This run's wall time by an earlier run's :func:`wall_model` (simulation included)."""
+    """This run's wall time by an earlier run's :func:`wall_model` (simulation included); None
+    without a fit, or where the earlier run had other cores (its packing would not hold)."""
     fit = model.get("per_region")
     if fit is None:
+        return None
+    if model.get("cores") != cores:
+        log.warning("the earlier run had %s cores, this one %d: no prediction",
+                    model.get("cores"), cores)
         return None
     n = np.array(list(rows.values()), dtype=float)
     return float(model["packing"] * np.sum(predict(fit, n)) / cores)
@@ -297,10 +302,13 @@ def catalogue_text(report: dict[str, Any]) -> str:
             f"rows; per region whose method ran ({model['regions_ran']}), without the "
             f"simulation: {ran['c']:.1f} + {ran['s'] * 1e6:.1f}; jobs packed onto the "
             f"{model['cores']} cores at {model['packing']:.2f} x the ideal")
+        err = model.get("thesis_catalogue_err_s", float("nan"))
+        clamped = ", whose fitted slope was negative and set to 0" if ran.get("clamped") else ""
         lines.append(
             f"  projected: the thesis catalogue ({THESIS_REGIONS} regions, "
             f"{THESIS_STARS / 1e6:.0f} M stars, downloaded) "
-            f"{model['thesis_catalogue_s'] / 3600:.2f} h; the whole simulated catalogue "
+            f"{model['thesis_catalogue_s'] / 3600:.2f} h (+- {err / 3600:.2f} h from the cost "
+            f"per row{clamped}); the whole simulated catalogue "
             f"({model['simulated_catalogue']['regions']} regions, "
             f"{model['simulated_catalogue']['model_rows'] / 1e6:.1f} M model rows) "
             f"{model['simulated_catalogue_s'] / 3600:.2f} h")

@@ -332,6 +332,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def catalogue_methods(text: str) -> tuple[str, ...]:
+    """The catalogue mode's ``--methods``: registered names, the default method among them (the
+    scores against the truth and the wall-time model read its products)."""
+    from ocdec.methods.registry import method_names
+
+    methods = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in methods if m not in method_names()]
+    if unknown or "default" not in methods:
+        raise SystemExit(f"bench catalogue: --methods {text!r}: "
+                         + (f"unknown {', '.join(unknown)} (known: {', '.join(method_names())})"
+                            if unknown else "the default method must be one of them"))
+    return methods
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["report"]:
@@ -370,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 previous = json.loads(args.model.read_text())
             report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,
                                    args.min_rows, args.max_rows, args.release, previous,
-                                   tuple(args.methods.split(",")))
+                                   catalogue_methods(args.methods))
         elif args.mode == "workflow":
             report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
                                   args.methods.split(","), args.regions)

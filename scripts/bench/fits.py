@@ -37,20 +37,29 @@ def power_law(n: Sequence[float], t: Sequence[float]) -> dict[str, float] | None
             "rms_log": float(np.sqrt(np.mean(resid**2)))}
 
 
-def affine(n: Sequence[float], t: Sequence[float]) -> dict[str, float] | None:
+def affine(n: Sequence[float], t: Sequence[float]) -> dict[str, Any] | None:
     """Least squares of t = c + s n (a fixed cost per region plus a cost per star), with s >= 0
     (a negative slope, which noise or a step such as DEC being skipped on large fields can give,
-    becomes s = 0, c = mean). None with fewer than two usable points."""
+    becomes s = 0, c = mean). ``s_fitted`` and ``s_err``: the unconstrained slope and its
+    standard error (NaN with fewer than three points), so a projection can say how well the cost
+    per star is known; ``clamped``: the slope or the fixed cost was set to 0. None with fewer than
+    two usable points."""
     pts = [(x, y) for x, y in zip(n, t, strict=True) if x > 0 and y is not None and y > 0]
     if len(pts) < 2:
         return None
     x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
     slope, intercept = np.polyfit(x, y, 1)
+    fitted, err = float(slope), math.nan
+    if len(pts) > 2 and np.ptp(x) > 0:
+        resid = y - (intercept + slope * x)
+        err = float(np.sqrt(np.sum(resid**2) / (len(pts) - 2) / np.sum((x - x.mean()) ** 2)))
+    clamped = False
     if slope < 0:
-        slope, intercept = 0.0, float(y.mean())
+        slope, intercept, clamped = 0.0, float(y.mean()), True
     if intercept < 0:
-        slope, intercept = float((x * y).sum() / (x * x).sum()), 0.0
-    return {"c": float(intercept), "s": float(slope), "points": len(pts)}
+        slope, intercept, clamped = float((x * y).sum() / (x * x).sum()), 0.0, True
+    return {"c": float(intercept), "s": float(slope), "points": len(pts), "s_fitted": fitted,
+            "s_err": err, "clamped": clamped}
 
 
 def predict(fit: dict[str, float] | None, n: np.ndarray | float) -> Any:

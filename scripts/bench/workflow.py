@@ -60,15 +60,21 @@ def _snakemake(work: Path, configs: Sequence[Path], cores: int, *extra: str) -> 
     return wall
 
 
+def read_benchmark(path: Path, since: float = 0.0) -> dict[str, str] | None:
+    """The row of one Snakemake ``benchmark:`` file, None where it is missing, empty or older
+    than ``since``."""
+    if not path.exists() or path.stat().st_mtime < since:
+        return None
+    with path.open(newline="") as handle:
+        return next(csv.DictReader(handle, delimiter="\t"), None)
+
+
 def _job_benchmarks(work: Path, since: float) -> dict[str, dict[str, float]]:
     """Per rule: jobs, total and mean seconds, peak max_rss (MB), from the benchmark files written
     after ``since`` (the rerun's jobs only)."""
     out: dict[str, dict[str, float]] = {}
     for path in sorted((work / "benchmarks").glob("*/*.tsv")):
-        if path.stat().st_mtime < since:
-            continue
-        with path.open(newline="") as handle:
-            row = next(csv.DictReader(handle, delimiter="\t"), None)
+        row = read_benchmark(path, since)
         if row is None:
             continue
         rule = path.parent.name
