@@ -30,6 +30,10 @@ def test_local_maxima_match_the_maximum_filter_at_edges_and_ties() -> None:
     assert found == list(zip(*np.nonzero(expected), strict=True))
     assert {(0, 0), (59, 20), (30, 44), (10, 10), (10, 12)} <= set(found)
     assert _local_maxima(np.zeros((8, 8), np.float32), 5.0) == []
+    # a threshold float32 cannot hold is compared in double: float32(0.1) is just above 0.1
+    tenth = np.zeros((5, 5), np.float32)
+    tenth[2, 2] = np.float32(0.1)
+    assert _local_maxima(tenth, 0.1) == [(2, 2)]
 
 
 def test_binner_matches_histogram2d_and_drops_stars_outside() -> None:

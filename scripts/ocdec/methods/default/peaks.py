@@ -247,10 +247,13 @@ def _map_peaks(maps: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray
 
 def _local_maxima(sig: np.ndarray, threshold: float, half: int = 2) -> list[tuple[int, int]]:
     """The cells above ``threshold`` that hold the maximum of their (2 ``half`` + 1)-cell square
-    (cut at the map's edges), in row-major order: as ``sig == maximum_filter(sig, 5)``, but
-    only the few cells above the threshold are compared (the filter over whole maps was a tenth
-    of the peak search)."""
-    ii, jj = np.nonzero(sig > np.float64(threshold))  # compared in double, as before
+    (cut at the map's edges), in row-major order, of a finite map: as
+    ``sig == maximum_filter(sig, 5)``, but only the few cells above the threshold are compared
+    (the filter over whole maps was a tenth of the peak search)."""
+    # compared in double, as the float64 maps were (numpy 1.x would compare a float32 map with
+    # a float64 scalar in float32)
+    above = np.greater(sig, threshold, signature=(np.float64, np.float64, np.bool_))
+    ii, jj = np.nonzero(above)
     if ii.size == 0:
         return []
     padded = np.pad(sig, half, constant_values=-np.inf)
