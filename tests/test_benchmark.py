@@ -296,11 +296,15 @@ def test_catalogue_truth_scores_and_text(tmp_path):
 
 def test_catalogue_methods_are_registered_and_include_the_default():
     """``bench catalogue --methods``: names stripped, unknown ones and a run without the default
-    method (whose products the truth scores and the wall-time model read) refused in one line."""
-    from bench.cli import catalogue_methods
+    method (whose products the truth scores and the wall-time model read) refused in one line;
+    the workflow mode checks its names the same way."""
+    from bench.cli import methods_arg
 
-    assert catalogue_methods(" default , thesis") == ("default", "thesis")
+    assert methods_arg(" default , thesis", "catalogue", ("default",)) == ("default", "thesis")
     with pytest.raises(SystemExit, match="unknown nope"):
-        catalogue_methods("default,nope")
-    with pytest.raises(SystemExit, match="default method must be one of them"):
-        catalogue_methods("thesis")
+        methods_arg("default,nope", "catalogue", ("default",))
+    with pytest.raises(SystemExit, match="default must be one of them"):
+        methods_arg("thesis", "catalogue", ("default",))
+    assert methods_arg("thesis", "workflow") == ("thesis",)
+    with pytest.raises(SystemExit, match="bench workflow: --methods 'thesis,nope': unknown nope"):
+        methods_arg("thesis,nope", "workflow")

@@ -27,6 +27,7 @@ import yaml
 
 from bench import REPO, THESIS_MIN_STARS, THESIS_REGIONS, THESIS_STARS
 from bench.fits import affine, catalogue_counts, predict
+from bench.jobs import f1_scores
 from bench.workflow import _job_benchmarks, _snakemake, _star_rows, read_benchmark
 
 log = logging.getLogger("benchmark.catalogue")
@@ -77,11 +78,6 @@ def _disk_mb(root: Path) -> dict[str, float]:
 TRUTH_G_LIMIT = 18.0
 
 
-def _f1(member: np.ndarray, truth: np.ndarray) -> float:
-    n = int(member.sum()) + int(truth.sum())
-    return 2 * int((member & truth).sum()) / n if n else 0.0
-
-
 def truth_scores(root: Path) -> dict[str, Any]:
     """How the regions found compare with the simulated truth (the stars' ``true_member``): per
     region F1 of the members, over every star and over those brighter than
@@ -101,9 +97,9 @@ def truth_scores(root: Path) -> dict[str, Any]:
         member = table["member"].to_numpy(bool)
         truth = table["true_member"].to_numpy(bool)
         rid = summary.parents[1].name
-        per_region[rid] = _f1(member, truth)
+        per_region[rid] = f1_scores(member, truth)["f1"]
         keep = table["phot_g_mean_mag"].to_numpy(float) < TRUTH_G_LIMIT
-        bright[rid] = _f1(member[keep], truth[keep])
+        bright[rid] = f1_scores(member[keep], truth[keep])["f1"]
     f1, f1_bright = np.array(list(per_region.values())), np.array(list(bright.values()))
     return {"found": len(per_region), "recovered": int((f1 >= 0.5).sum()),
             "median_f1": float(np.median(f1)) if f1.size else None, "f1": per_region,
@@ -153,9 +149,8 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     start = time.time()
     with MemorySampler() as memory:
         wall = _snakemake(root, configs, cores)
-    summary = root / "results" / "summary.tsv"
-    with summary.open(newline="") as handle:
-        statuses = [row.get("status", "") for row in csv.DictReader(handle, delimiter="\t")]
+    status_of = region_statuses(root / "results" / "summary.tsv")
+    statuses = list(status_of.values())
     ids = [row["id"] for row in rows]
     jobs = _job_benchmarks(root, start - 1)
     report = {
@@ -173,7 +168,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     }
     report["model"] = wall_model(region_seconds(root, ids, start - 1),
                                  {k: chosen[k] for k in ids}, wall, report["job_seconds"], cores,
-                                 counts, region_statuses(summary))
+                                 counts, status_of)
     if predicted is not None:
         report["prediction"] = {"predicted_wall_s": predicted, "actual_wall_s": wall,
                                 "ratio": predicted / wall, "model_from": previous_label(previous)}

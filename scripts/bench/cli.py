@@ -332,17 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def catalogue_methods(text: str) -> tuple[str, ...]:
-    """The catalogue mode's ``--methods``: registered names, the default method among them (the
-    scores against the truth and the wall-time model read its products)."""
+def methods_arg(text: str, mode: str, required: Sequence[str] = ()) -> tuple[str, ...]:
+    """A mode's ``--methods``: comma-separated registered names, ``required`` among them (the
+    catalogue mode's scores against the truth and wall-time model read the default method's
+    products); a one-line error otherwise."""
     from ocdec.methods.registry import method_names
 
     methods = tuple(m.strip() for m in text.split(",") if m.strip())
     unknown = [m for m in methods if m not in method_names()]
-    if unknown or "default" not in methods:
-        raise SystemExit(f"bench catalogue: --methods {text!r}: "
+    missing = [m for m in required if m not in methods]
+    if unknown or missing:
+        raise SystemExit(f"bench {mode}: --methods {text!r}: "
                          + (f"unknown {', '.join(unknown)} (known: {', '.join(method_names())})"
-                            if unknown else "the default method must be one of them"))
+                            if unknown else f"{', '.join(missing)} must be one of them"))
     return methods
 
 
@@ -384,10 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 previous = json.loads(args.model.read_text())
             report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,
                                    args.min_rows, args.max_rows, args.release, previous,
-                                   catalogue_methods(args.methods))
+                                   methods_arg(args.methods, "catalogue", ("default",)))
         elif args.mode == "workflow":
             report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
-                                  args.methods.split(","), args.regions)
+                                  methods_arg(args.methods, "workflow"), args.regions)
         elif args.mode == "region":
             report = run_region(args)
         else:

@@ -47,12 +47,13 @@ def affine(n: Sequence[float], t: Sequence[float]) -> dict[str, Any] | None:
     pts = [(x, y) for x, y in zip(n, t, strict=True) if x > 0 and y is not None and y > 0]
     if len(pts) < 2:
         return None
+    from scipy.stats import linregress
+
     x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-    slope, intercept = np.polyfit(x, y, 1)
-    fitted, err = float(slope), math.nan
-    if len(pts) > 2 and np.ptp(x) > 0:
-        resid = y - (intercept + slope * x)
-        err = float(np.sqrt(np.sum(resid**2) / (len(pts) - 2) / np.sum((x - x.mean()) ** 2)))
+    line = linregress(x, y)
+    slope, intercept = line.slope, line.intercept
+    fitted = float(slope)
+    err = float(line.stderr) if len(pts) > 2 else math.nan
     clamped = False
     if slope < 0:
         slope, intercept, clamped = 0.0, float(y.mean()), True
