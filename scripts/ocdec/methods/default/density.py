@@ -21,16 +21,6 @@ only for classes much narrower than the field's motions, where a smooth local fi
 from a cluster) and **on the sky** (the same stars weighted by nearness to the centre against all
 of them times the mean weight: the field's own humps in proper motion, which faint classes cannot
 tell from a cluster, have no sky concentration and cancel; a compact cluster does not).
-
-The sky contrast is **confirmed** where it would make a peak (:func:`confirmed_sky`): the field's
-stars of one motion can lie unevenly on the sky too. Toward the Galactic centre an extinction
-gradient across the cone thins the faint distant stars of some motions less at the centre than at
-the edges: a bowl across the whole cone, a few per cent deep, that a hump of thousands of field
-stars turns into 9 sigma (simulated NGC 6514, l = 7 deg, b = -0.3 deg: the field's hump taken for
-the cluster). Any smooth radial profile is to leading order a + b r^2, so the same contrast is
-measured with the sky weight less its fit by a + b r^2 over the slab's stars, blind to such a
-bowl; it keeps a third to a half of a cluster's significance (more for a compact one), and the
-sky significance counts up to :data:`SKY_CONFIRM_FACTOR` times it.
 """
 
 from __future__ import annotations
@@ -47,11 +37,6 @@ from scipy import ndimage
 _SIGMA_CELLS = 2.0
 _APERTURE = 2 * math.pi * _SIGMA_CELLS**2
 QUANTILE_STARS = 50_000
-# The sky significance counts up to this many times its compensated value (confirmed_sky):
-# simulated clusters that the sky contrast finds keep 0.30-0.55 of it when compensated (Loden
-# 1409, Loden 1378, Alessi 31, ASCC 58, NGC 6871 of the simulated thesis catalogue), NGC 6514's
-# bowl 0.01 where it peaked and under 1/3 over most of its field.
-SKY_CONFIRM_FACTOR = 3.0
 
 
 class FieldParallax:
@@ -224,51 +209,9 @@ def pm_grid(pmra: np.ndarray, pmdec: np.ndarray, classes: ErrorClasses, backgrou
     return PmGrid(float(q[0, 0] - pad), float(q[0, 1] - pad), cell, nx, ny, field_sd)
 
 
-def _mean_removed(sky_w: np.ndarray, w: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The sky weight less its ``w``-weighted mean over the stars ``keep``."""
-    return sky_w - float(np.sum(w[keep] * sky_w[keep]) / max(np.sum(w[keep]), 1e-300))
-
-
-def _bowl_removed(sky_w: np.ndarray, r2: np.ndarray, w: np.ndarray, keep: np.ndarray
-                  ) -> np.ndarray:
-    """The sky weight less its ``w``-weighted least-squares fit by a + b ``r2`` over the stars
-    ``keep`` (``r2``: each star's squared distance from the centre, in any unit)."""
-    wk, x, y = w[keep], r2[keep], sky_w[keep]
-    total = max(float(wk.sum()), 1e-300)
-    mx, my = float(wk @ x) / total, float(wk @ y) / total
-    vxx = float(wk @ (x - mx) ** 2) / total
-    b = float(wk @ ((x - mx) * (y - my))) / total / vxx if vxx > 0 else 0.0
-    return sky_w - my - b * (r2 - mx)
-
-
-ClassBinner = tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, int]
-
-
-def _sky_maps(binners: list[ClassBinner], w: np.ndarray, template: np.ndarray, nx: int, ny: int,
-              factors: list[int]) -> np.ndarray:
-    """The best prefix's sky significance of the stars weighted ``w`` x ``template`` (their
-    nearness to the centre, less what the field's smooth share of it is), class by class."""
-    sky = _PrefixMaps(nx, ny, factors)
-    for hist, sel, factor in binners:
-        a = w[sel] * template[sel]
-        sky.add(_aperture(hist(a)), _aperture_variance(hist(a * a)), factor)
-    return sky.significance()
-
-
-def confirmed_sky(sky: np.ndarray, binners: list[ClassBinner], w: np.ndarray,
-                  sky_w: np.ndarray, r2: np.ndarray, keep: np.ndarray, nx: int, ny: int,
-                  factors: list[int]) -> np.ndarray:
-    """The sky significance ``sky`` capped at :data:`SKY_CONFIRM_FACTOR` times the same contrast
-    blind to a smooth radial profile of the field (module docstring): a cluster, concentrated
-    within the cone, keeps its value; a bowl across the cone does not."""
-    bowl_free = _sky_maps(binners, w, _bowl_removed(sky_w, r2, w, keep), nx, ny, factors)
-    return np.minimum(sky, np.float32(SKY_CONFIRM_FACTOR) * bowl_free)
-
-
 def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classes: ErrorClasses,
                       grid: PmGrid, background_cells: int, sky_w: np.ndarray | None = None,
-                      pm_class_ratio: float = 0.2, pm_ok: np.ndarray | None = None,
-                      sky_r2: np.ndarray | None = None, confirm_above: float | None = None
+                      pm_class_ratio: float = 0.2, pm_ok: np.ndarray | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float]:
     """Significance of the overdensity at each cell of a proper-motion grid for stars weighted
     ``w``, their errors deconvolved by class (module docstring, :func:`error_classes`): in
@@ -278,16 +221,17 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
     parallax places them in the slab, the only ones the proper-motion contrast uses (default
     all): stars whose parallax says nothing bring the distant field's narrow hump in proper
     motion into every slab. ``grid``: the :func:`pm_grid` to bin on, the field's (its resamples
-    are searched on it too). ``sky_r2`` (squared distances from the centre) and
-    ``confirm_above``: where the sky significance exceeds this, it is confirmed
-    (:func:`confirmed_sky`)."""
+    are searched on it too)."""
     s0 = classes.s0
     nx, ny, cell, field_sd = grid.nx, grid.ny, grid.cell, grid.field_sd
     ex, ey = grid.edges()
+    fbar = 0.0
+    if sky_w is not None:
+        keep = classes.every
+        fbar = float(np.sum(w[keep] * sky_w[keep]) / max(np.sum(w[keep]), 1e-300))
     factors = [max(1, int(round(s0 * 2.0 ** (k + 0.5) / 2.0 / cell)))
                for k in range(len(classes.members))]
-    pm = _PrefixMaps(nx, ny, factors)
-    binners: list[ClassBinner] = []
+    pm, sky = _PrefixMaps(nx, ny, factors), _PrefixMaps(nx, ny, factors)
     for k, (factor, sel) in enumerate(zip(factors, classes.members, strict=True)):
         if sel.size < 3:
             continue
@@ -299,12 +243,9 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
         if k == 0 or s_k <= pm_class_ratio * field_sd:
             wp = wk if pm_ok is None else wk * pm_ok[sel]
             pm.add(*_pm_contrast(hist(wp), hist(wp * wp), background_cells), factor)
-        binners.append((hist, sel, factor))
+        if sky_w is not None:
+            a = wk * (sky_w[sel] - fbar)
+            sky.add(_aperture(hist(a)), _aperture_variance(hist(a * a)), factor)
     best_pm = pm.significance()
-    if sky_w is None:
-        return best_pm, None, ex, ey, cell
-    keep = classes.every
-    best_sky = _sky_maps(binners, w, _mean_removed(sky_w, w, keep), nx, ny, factors)
-    if sky_r2 is not None and confirm_above is not None and best_sky.max() > confirm_above:
-        best_sky = confirmed_sky(best_sky, binners, w, sky_w, sky_r2, keep, nx, ny, factors)
+    best_sky = sky.significance() if sky_w is not None else None
     return best_pm, best_sky, ex, ey, cell

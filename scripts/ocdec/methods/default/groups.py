@@ -8,10 +8,10 @@ parallax. Here each becomes one or more *groups*:
   groups (the Orion Nebula Cluster and NGC 1977 share one motion and parallax 0.6 deg apart).
 - **False-alarm probability** (:func:`false_alarm`): the detection statistic (significance x
   clipped sky concentration, the peak score without priors) of the field's best peak when it has
-  no cluster, from a handful of resamples of the field itself: each proper motion jittered by a
-  few cluster widths (no clump in motion; the field's large-scale shape kept), each position
-  kept (so the field's own sky structure at each motion stays in them). A Gumbel law fitted to
-  the resamples' maxima gives how often such a field reaches a group's statistic.
+  no cluster, from a handful of resamples of the field itself: positions shuffled against the
+  astrometry (no sky clustering) and each proper motion jittered by a few cluster widths (no
+  clump in motion; the field's large-scale shape kept). A Gumbel law fitted to the resamples'
+  maxima gives how often such a field reaches a group's statistic.
 - **Target** (:func:`choose_target`): among believable groups compatible with the catalogue
   (:mod:`ocdec.verdict`), the one nearest it; without a catalogue value, the best score. None:
   the cluster is not found.
@@ -201,24 +201,21 @@ def describe_groups(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
 
 def _resamples(ast: Astrometry, peak_settings: PeakSettings, s: GroupSettings
                ) -> list[Astrometry]:
-    """``n_resamples`` cluster-free versions of the field: proper motions jittered by
-    ``jitter_widths`` cluster widths (drawn in turn from ``seed``: the same resamples however
-    many threads search them), positions kept.
-
-    Positions are kept, not shuffled against the astrometry as they once were: the field's stars
-    of one motion can lie unevenly on the sky (an extinction gradient across a cone in the plane
-    thins the faint distant stars of some motions more at the edges), and the sky contrast sees
-    that as a concentration which shuffled resamples never show, so any such group was
-    believable (simulated NGC 6514: the field's hump at 9 sigma, false-alarm probability 2e-6,
-    taken for the cluster; docs/detection.md). A cluster's members, spread over (2 x 3)^2 times
-    their area in motion, keep a tenth of their excess there."""
+    """``n_resamples`` cluster-free versions of the field: positions shuffled against the
+    astrometry, proper motions jittered by ``jitter_widths`` cluster widths (drawn in turn from
+    ``seed``: the same resamples however many threads search them)."""
     rng = np.random.default_rng(s.seed)
     # a cluster's width at each star's parallax, as the peak search's cell
     speed = np.clip(ast.parallax, 0.0, None) / KMS_PER_MASYR_KPC * peak_settings.sigma_v_kms
     width = np.hypot(speed, np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2))
-    return [replace(ast, pmra=ast.pmra + s.jitter_widths * width * rng.standard_normal(len(ast)),
-                    pmdec=ast.pmdec + s.jitter_widths * width * rng.standard_normal(len(ast)))
-            for _ in range(s.n_resamples)]
+    nulls = []
+    for _ in range(s.n_resamples):
+        perm = rng.permutation(len(ast))
+        nulls.append(replace(
+            ast, pmra=ast.pmra + s.jitter_widths * width * rng.standard_normal(len(ast)),
+            pmdec=ast.pmdec + s.jitter_widths * width * rng.standard_normal(len(ast)),
+            ra=ast.ra[perm], dec=ast.dec[perm]))
+    return nulls
 
 
 def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: PeakSettings,

@@ -173,17 +173,14 @@ def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = 
     significance is the larger of the two (both are kept on the peak). ``plan``: the
     :func:`search_plan` of these stars' parallaxes and errors (made here when None)."""
     s = s or PeakSettings()
-    sky = _sky_weights(ast, priors)
-    sky_w, sky_r2 = (None, None) if sky is None else sky
+    sky_w = _sky_weights(ast, priors)
     peaks: list[Peak] = []
     for slab in plan if plan is not None else search_plan(ast, priors, s):
         idx = slab.stars
         maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes,
                                  slab.grid, s.background_cells,
                                  sky_w=None if sky_w is None else sky_w[idx],
-                                 pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok,
-                                 sky_r2=None if sky_r2 is None else sky_r2[idx],
-                                 confirm_above=s.min_significance)
+                                 pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok)
         peaks.extend(_map_peaks(maps, slab.parallax, slab.half_width, slab.scale, s))
     return _suppress_duplicates(peaks)
 
@@ -212,10 +209,9 @@ def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None 
     return peaks
 
 
-def _sky_weights(ast: Astrometry, priors: ClusterPriors
-                 ) -> tuple[np.ndarray, np.ndarray] | None:
+def _sky_weights(ast: Astrometry, priors: ClusterPriors) -> np.ndarray | None:
     """1 / (1 + (r / a)^2) about the catalogue's centre (else the field's), a the catalogue's
-    cluster radius (the cone radius / 1.5) or a quarter of the field's extent; and (r / a)^2."""
+    cluster radius (the cone radius / 1.5) or a quarter of the field's extent."""
     if not ast.has_sky:
         return None
     if priors.has_centre:
@@ -229,8 +225,7 @@ def _sky_weights(ast: Astrometry, priors: ClusterPriors
     extent = float(np.quantile(r, 0.9))
     a = priors.radius_deg / 1.5 if priors.radius_deg is not None else extent / 4
     a = min(max(a, extent * SKY_MIN_SCALE), extent)
-    u = (r / max(a, 1e-6)) ** 2
-    return 1.0 / (1.0 + u), u
+    return 1.0 / (1.0 + (r / max(a, 1e-6)) ** 2)
 
 
 def _map_peaks(maps: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float],
