@@ -122,6 +122,9 @@ def test_king_profile_is_astropys_projected_king() -> None:
         np.testing.assert_allclose(structure.king_profile(r, rc, rt), expected, rtol=1e-12,
                                    atol=1e-15)
         assert structure.king_profile(np.array([rt, rt + 0.1]), rc, rt).tolist() == [0.0, 0.0]
+    # degenerate radii from an optimizer's extreme steps give no profile instead of an error
+    assert not structure.king_profile(r, 0.0, 1.0).any()
+    assert np.isfinite(structure.king_profile(r, 1e-300, 1e300)).all()
 
 
 def test_king_fit_on_plummer_members() -> None:

@@ -54,8 +54,10 @@ class StructureResult:
 def king_profile(r: np.ndarray, r_core: float, r_tide: float) -> np.ndarray:
     """King (1962) projected surface density with unit amplitude (zero beyond ``r_tide``)."""
     r = np.asarray(r, dtype=float)
-    edge = 1.0 / math.sqrt(1.0 + (r_tide / r_core) ** 2)
-    inner = 1.0 / np.sqrt(1.0 + (r / r_core) ** 2) - edge
+    if not r_core > 0:  # an optimizer's step can underflow exp(log r_c): no profile, no crash
+        return np.zeros_like(r)
+    edge = 1.0 / math.hypot(1.0, r_tide / r_core)
+    inner = 1.0 / np.hypot(1.0, r / r_core) - edge
     return np.where(r < r_tide, inner * inner, 0.0)
 
 
