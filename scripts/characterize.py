@@ -4,6 +4,10 @@ A region the quality gate skipped gets the same files, marked skipped with the g
 others end found or not_found, their groups named from reference.cluster_tables.
 """
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 import os
 from pathlib import Path
 from typing import Any
@@ -11,10 +15,10 @@ from typing import Any
 # Several DEC jobs may share one GPU: allocate memory as needed, not 75 % up front.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from ocdec.characterize import characterize_region  # noqa: E402
-from ocdec.logs import configure_logging  # noqa: E402
-from ocdec.runner import run_rule  # noqa: E402
-from ocdec.tables import export_members  # noqa: E402
+from ocdec.characterize import characterize_region
+from ocdec.logs import configure_logging
+from ocdec.runner import run_rule
+from ocdec.tables import export_members
 
 
 def main(smk: Any) -> None:

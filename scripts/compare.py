@@ -1,5 +1,9 @@
 """Rule adapter (compare): the per-region comparison table, references against each method."""
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from typing import Any
 
 from ocdec.logs import configure_logging

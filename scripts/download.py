@@ -1,6 +1,10 @@
 """Rule adapter (download): one region's cone from the Gaia archive (async TAP jobs, chunked,
 resumable: chunks finished by an interrupted run are kept and reused)."""
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from typing import Any
 
 from ocdec.data.gaia import GaiaSettings, download_cone

@@ -5,6 +5,10 @@ Writes the check's record (JSON) to ``output[0]``; the download rule can take it
 that a mistyped ``gaia.table`` stops the run in seconds instead of failing every region.
 """
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from typing import Any
 
 from ocdec.data.gaia import GaiaSettings, check_query

@@ -1,14 +1,18 @@
 """Rule adapters (parameters, parameters_catalogue): one region's physical parameters from a
 method's members, or the catalogue of every region's (ocdec.physics.region)."""
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 import os
 from typing import Any
 
 # Several parameters jobs may share one GPU: allocate memory as needed, not 75 % up front.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from ocdec.logs import configure_logging  # noqa: E402
-from ocdec.runner import run_rule  # noqa: E402
+from ocdec.logs import configure_logging
+from ocdec.runner import run_rule
 
 
 def main(smk: Any) -> None:

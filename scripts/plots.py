@@ -1,5 +1,9 @@
 """Rule adapter (plots): the per-region figures; a skipped region's figures say why."""
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from pathlib import Path
 from typing import Any
 

@@ -4,6 +4,10 @@ Writes the kept stars and a status record; a region with too few usable stars is
 an error, and both files are still written.
 """
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from typing import Any
 
 from ocdec.data.quality import quality_region

@@ -1,6 +1,10 @@
 """Rule adapter (read_local): normalise a user's star file for one region to the canonical
 columns and units, and keep it as Parquet with provenance."""
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from typing import Any
 
 from ocdec.data.local import local_to_parquet

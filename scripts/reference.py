@@ -1,6 +1,10 @@
 """Rule adapter (reference): the reference values of one region, SIMBAD first (when enabled and
 reachable; cached), then the offline table, then each published cluster table that lists it."""
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from collections.abc import Mapping
 from typing import Any
 

@@ -1,6 +1,10 @@
 """Rule adapter (simulate): a synthetic Gaia-like cone around one region with its members known
 (the ``true_member`` column)."""
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from typing import Any
 
 from ocdec.data.simulate import simulate_region

@@ -1,6 +1,10 @@
 """Rule adapter (summary): the catalogue-wide table (one row per region: found, not_found, skipped
 or failed, and why) and the catalogue figures."""
 
+from ocdec.warm import delegate
+
+delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+
 from typing import Any
 
 from ocdec.logs import configure_logging

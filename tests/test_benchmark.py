@@ -141,6 +141,27 @@ def test_catalogue_wall_model_from_benchmark_files_predicts_another_run(tmp_path
     assert predicted_wall({"packing": 1.0, "cores": 2}, {"x": 1.0}, 2) is None
 
 
+
+def test_catalogue_reads_the_warm_interpreters_jobs(tmp_path):
+    """The jobs forked from the warm interpreter, per rule script, from its log (their benchmark
+    files count only the adapter's memory); no log: none."""
+    from bench.catalogue import warm_jobs
+
+    log = tmp_path / "warm.log"
+    log.write_text(
+        "2026-12-01 18:20:43,251 ocdec.warm: job 1 started: tmp6cdasgw2.compare.py\n"
+        "2026-12-01 18:20:43,409 ocdec.warm: job 1 ended: tmp6cdasgw2.compare.py, status 0, "
+        "0.2 s, peak memory 610 MB\n"
+        "2026-12-01 18:20:47,040 ocdec.warm: job 2 ended: tmpw_j60zfo.characterize.py, status 0,"
+        " 11.4 s, peak memory 1450 MB\n"
+        "2026-12-01 18:20:50,861 ocdec.warm: job 3 ended: tmpmih28t50.characterize.py, status 1,"
+        " 3.0 s, peak memory 900 MB\n")
+    jobs = warm_jobs(log)
+    assert jobs["characterize"] == {"jobs": 2, "seconds": pytest.approx(14.4),
+                                    "max_rss_mb": 1450.0}
+    assert jobs["compare"]["jobs"] == 1 and jobs["compare"]["max_rss_mb"] == 610.0
+    assert warm_jobs(tmp_path / "none.log") == {}
+
 def test_projection_sums_fitted_region_times(bench):
     fits = {"default_wall": {"a": 1e-4, "b": 1.0}, "default_cpu": {"a": 2e-4, "b": 1.0}}
     counts = {"rows": {"a": 50_000.0, "b": 150_000.0}}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -111,10 +112,11 @@ def truth_scores(root: Path) -> dict[str, Any]:
 def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_MIN_STARS,
                   max_rows: float | None = None, release: str = "dr2",
                   previous: dict[str, Any] | None = None,
-                  methods: tuple[str, ...] = ("default",)) -> dict[str, Any]:
+                  methods: tuple[str, ...] = ("default",), warm: bool = True) -> dict[str, Any]:
     """One cold run of the selected regions (module docstring); ``root`` is emptied first.
     ``previous``: an earlier catalogue report, whose :func:`wall_model` predicts this run's wall
-    time before it starts (the check that a projection agrees with an actual run)."""
+    time before it starts (the check that a projection agrees with an actual run). ``warm``:
+    the workflow's ``warm_interpreter`` (False: every job a fresh Python, as before it)."""
     os.environ.setdefault("PYTHONHASHSEED", "0")
     counts = catalogue_counts(regions, release, min_rows)
     chosen = {k: v for k, v in counts["rows"].items() if max_rows is None or v <= max_rows}
@@ -135,6 +137,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
         "simulate": {"seed": 2023, "release": release},
         "characterize": {"methods": list(methods)},
         "reference": {"simbad": False, "table": str(REPO / "config" / "references.tsv")},
+        "warm_interpreter": warm,
     }
     (root / "bench.yaml").write_text(yaml.safe_dump(overlay))
     configs = [REPO / "config" / "config.yaml", root / "bench.yaml"]
@@ -165,6 +168,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
         "job_seconds": sum(e["seconds"] for e in jobs.values()), "rules": jobs,
         "catalogue_available": {"regions": counts["n_regions"],
                                 "model_rows": counts["total_rows"]},
+        "warm_interpreter": warm, "warm_jobs": warm_jobs(root / "logs" / "warm.log"),
     }
     report["model"] = wall_model(region_seconds(root, ids, start - 1),
                                  {k: chosen[k] for k in ids}, wall, report["job_seconds"], cores,
@@ -174,6 +178,26 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
                                 "ratio": predicted / wall, "model_from": previous_label(previous)}
     log.info("catalogue run: %.1f min wall, %d summary rows", wall / 60, len(statuses))
     return report
+
+
+_WARM_JOB = re.compile(r"job \d+ ended: tmp\w+\.(\w+)\.py, status (-?\d+), ([\d.]+) s, "
+                       r"peak memory (\d+) MB")
+
+
+def warm_jobs(path: Path) -> dict[str, dict[str, float]]:
+    """The jobs the warm interpreter ran (ocdec.warm's log), per rule script: how many, their
+    seconds and largest peak memory (the rules' benchmark files count only each job's adapter
+    process for these)."""
+    out: dict[str, dict[str, float]] = {}
+    if not path.is_file():
+        return out
+    for found in _WARM_JOB.finditer(path.read_text()):
+        script, seconds, peak = found.group(1), float(found.group(3)), float(found.group(4))
+        e = out.setdefault(script, {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
+        e["jobs"] += 1
+        e["seconds"] += seconds
+        e["max_rss_mb"] = max(e["max_rss_mb"], peak)
+    return out
 
 
 def previous_label(report: dict[str, Any] | None) -> str:
@@ -312,7 +336,14 @@ def catalogue_text(report: dict[str, Any]) -> str:
         lines.append(f"  this run predicted by the model of an earlier run ({pred['model_from']}): "
                      f"{pred['predicted_wall_s'] / 60:.1f} min, measured "
                      f"{pred['actual_wall_s'] / 60:.1f} min (ratio {pred['ratio']:.2f})")
+    warm = report.get("warm_jobs") or {}
+    lines.append(f"  warm interpreter: {sum(int(e['jobs']) for e in warm.values())} of "
+                 f"{report['jobs']} jobs forked from it" if report.get("warm_interpreter", False)
+                 else "  warm interpreter off: every job a fresh Python")
     for rule, e in sorted(report["rules"].items(), key=lambda kv: -kv[1]["seconds"]):
         lines.append(f"    {rule:<22} {int(e['jobs']):4d} jobs, {e['mean_s']:6.2f} s each, "
-                     f"peak {e['max_rss_mb']:,.0f} MB")
+                     f"peak {e['max_rss_mb']:,.0f} MB (benchmark file)")
+    for script, e in sorted(warm.items()):
+        lines.append(f"    forked {script + '.py':<15} {int(e['jobs']):4d} jobs, peak "
+                     f"{e['max_rss_mb']:,.0f} MB (the warm interpreter's log)")
     return "\n".join(lines)

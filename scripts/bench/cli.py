@@ -309,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     cat.add_argument("--methods", default="default",
                      help="comma-separated methods (default: default; default,thesis for the "
                           "thesis comparison)")
+    cat.add_argument("--no-warm", action="store_true",
+                     help="warm_interpreter: false (every job a fresh Python, for before/after)")
     cat.add_argument("--model", type=Path, default=None,
                      help="an earlier catalogue run's JSON report: its wall-time model predicts "
                           "this run's, and the report sets the prediction beside the measurement")
@@ -386,7 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 previous = json.loads(args.model.read_text())
             report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,
                                    args.min_rows, args.max_rows, args.release, previous,
-                                   methods_arg(args.methods, "catalogue", ("default",)))
+                                   methods_arg(args.methods, "catalogue", ("default",)),
+                                   warm=not args.no_warm)
         elif args.mode == "workflow":
             report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
                                   methods_arg(args.methods, "workflow"), args.regions)

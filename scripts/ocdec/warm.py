@@ -1,0 +1,452 @@
+"""Rule jobs forked from a warm interpreter: a local workflow run pays the imports once.
+
+A local run (``snakemake --cores N``) starts several short Python jobs per region, and each fresh
+interpreter spends 0.5-3.5 s importing pandas, astropy, matplotlib, scikit-learn, JAX and Flax
+before its work (docs/performance.md): about 9 of the 35 job-seconds of a found region. The
+workflow's ``onstart`` (:func:`start`) launches one server (:func:`serve`) that imports those
+libraries once, without starting JAX's backend, and listens on a Unix socket in a private
+temporary directory; ``OCDEC_WARM`` names it to the jobs.
+
+Each rule adapter calls :func:`delegate` before its own imports. Where the server is listening
+and was started by this same interpreter with this same environment (apart from the per-job
+thread counts and temporary directory Snakemake sets), the server forks a child that runs the
+job's script with the adapter's own standard streams, working directory, environment and
+arguments, and the adapter exits with the child's status. Snakemake still starts, times, logs
+and, on cancel, kills one process per job (the server kills a child whose adapter is gone), so
+every rule can still be seen and rerun on its own. In every other case (no server yet, a SLURM
+job on another node, a conda environment, ``warm_interpreter: false``) :func:`delegate` returns
+and the job runs in its own process as before. The child runs the same code on the same inputs,
+so the outputs are the same (tests/test_warm.py compares them).
+
+Forking is safe here because the server never starts a JAX backend, a compilation or a thread
+of its own; the libraries' import-time threads (OpenBLAS, Arrow) handle a fork as they do under
+:mod:`multiprocessing`, and each child sets OpenBLAS to its job's ``threads``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pickle
+import selectors
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ENV = "OCDEC_WARM"  # the server's socket path, set for the jobs by start()
+CHILD_ENV = "OCDEC_WARM_CHILD"  # set in a forked job: its delegate() returns at once
+
+# Environment variables Snakemake sets per job (shell.py: `threads`, the `tmpdir` resource):
+# they may differ from the server's; any other difference means another configuration and the
+# job runs in its own process.
+PER_JOB_ENV = frozenset({
+    "OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "TMPDIR", "TMP", "TEMPDIR", "TEMP", CHILD_ENV,
+    # set by the shell Snakemake runs each job's command in
+    "_", "SHLVL", "PWD", "OLDPWD",
+})
+
+# What the rule adapters import (directly or on first use), heaviest first. Importing is all the
+# server does with them: no JAX backend, no compilation, no thread pool is started before a fork.
+PRELOAD = (
+    "jax", "jax.numpy", "flax.nnx", "optax",
+    "sklearn.cluster", "sklearn.metrics", "scipy.stats", "scipy.optimize", "scipy.ndimage",
+    "pandas", "pyarrow.parquet",
+    "matplotlib", "matplotlib.pyplot", "matplotlib.figure", "matplotlib.backends.backend_agg",
+    "astropy.table", "astropy.units", "astropy.coordinates", "astropy.io.votable",
+    "astropy.io.fits", "astropy.modeling.functional_models",
+    "snakemake.iocontainers", "snakemake.logging",
+    "ocdec.characterize", "ocdec.methods.dec", "ocdec.methods.default.method",
+    "ocdec.methods.thesis", "ocdec.physics.parameters", "ocdec.physics.figures",
+    "ocdec.results.figures", "ocdec.results.comparison", "ocdec.results.summary",
+    "ocdec.data.quality", "ocdec.data.simulate", "ocdec.tables",
+)
+
+_server: Any = None  # the subprocess.Popen of start()
+_HEADER = struct.Struct("!Q")  # length of the pickled request that follows
+_STATUS = struct.Struct("!i")  # the child's exit status (negative: killed by that signal)
+STARTED, REFUSED = b"S", b"R"
+
+
+def _identity() -> dict[str, str]:
+    """What must match between a job and the server: the interpreter and where ocdec lives."""
+    return {"executable": os.path.realpath(sys.executable),
+            "ocdec": os.path.realpath(Path(__file__).parent)}
+
+
+# ------------------------------------------------------------------------------------ the job side
+
+def delegate() -> None:
+    """Run this job's script in a child of the warm server and exit with its status; return
+    (run here, as before) where there is no compatible server. Call it first in an adapter."""
+    path = os.environ.get(ENV)
+    if not path or os.environ.get(CHILD_ENV):
+        return
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+    except OSError:
+        return  # not listening (yet, or on this node): run here
+    request = pickle.dumps({
+        "identity": _identity(), "script": os.path.abspath(sys.argv[0]), "argv": sys.argv,
+        "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path,
+    })
+    try:
+        socket.send_fds(sock, [_HEADER.pack(len(request))], [0, 1, 2])
+        sock.sendall(request)
+        answer = sock.recv(1)
+    except OSError:
+        answer = b""
+    if answer != STARTED:
+        sock.close()
+        return  # refused (another interpreter or environment) or gone before it started: run here
+    data = b""
+    while len(data) < _STATUS.size:
+        chunk = sock.recv(_STATUS.size - len(data))
+        if not chunk:
+            print("ocdec: error: the warm interpreter stopped while running this job",
+                  file=sys.stderr)
+            raise SystemExit(1)
+        data += chunk
+    (status,) = _STATUS.unpack(data)
+    if status < 0:
+        print(f"ocdec: error: the job's process was killed by signal {-status}", file=sys.stderr)
+        raise SystemExit(128 - status)
+    raise SystemExit(status)
+
+
+# ------------------------------------------------------------------------------ the server side
+
+def _preload(modules: tuple[str, ...]) -> None:
+    t0 = time.perf_counter()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # an optional extra missing: the job imports what it needs
+            log.info("not preloaded: %s (%s)", name, err)
+    log.info("preloaded %d modules in %.1f s", len(modules), time.perf_counter() - t0)
+
+
+def _run_child(request: dict[str, Any], fds: list[int], imports_set: dict[str, str]) -> None:
+    """In the forked child: become the job's process and run its script; never returns."""
+    status = 1
+    try:
+        for fd, target in zip(fds, (0, 1, 2), strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        for key, value in imports_set.items():
+            os.environ.setdefault(key, value)
+        os.environ[CHILD_ENV] = "1"
+        tempfile.tempdir = None  # re-read TMPDIR (Snakemake's tmpdir resource)
+        sys.argv = list(request["argv"])
+        sys.path[:] = request["path"]
+        threads = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", ""))
+        if threads.isdigit() and int(threads) > 0:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(int(threads))  # as a fresh process would start OpenBLAS
+        import runpy
+
+        runpy.run_path(request["script"], run_name="__main__")
+        status = 0
+    except SystemExit as done:
+        code = done.code
+        if code is None:
+            status = 0
+        elif isinstance(code, int):
+            status = code
+        else:
+            print(code, file=sys.stderr)
+            status = 1
+    except KeyboardInterrupt:
+        status = 130
+    except BaseException as err:  # as the interpreter would: the traceback on stderr, status 1
+        tb = err.__traceback__  # from the script's own frames, as a fresh process shows it
+        while tb is not None and tb.tb_frame.f_code.co_filename != request["script"]:
+            tb = tb.tb_next
+        if tb is not None:
+            err.__traceback__ = tb  # the hook prints the exception's own
+        sys.excepthook(type(err), err, err.__traceback__)
+        status = 1
+    finally:
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()  # what a fresh interpreter runs as it exits
+        except BaseException:  # as at an interpreter's exit: the status stands
+            pass
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed stream: nothing left to flush
+                pass
+        os._exit(status)
+
+
+class _Server:
+    def __init__(self, listener: socket.socket, parent: int | None, env: dict[str, str]
+                 ) -> None:
+        self.listener = listener
+        self.parent = parent
+        self.identity = _identity()
+        self.env = env  # before the imports, which set a few variables of their own
+        # ... which a fresh job's imports would set too (JAX's TF_CPP_MIN_LOG_LEVEL, ...)
+        self.imports_set = {k: v for k, v in os.environ.items() if k not in env}
+        self.jobs: dict[int, socket.socket] = {}  # child pid -> its adapter's connection
+        self.started: dict[int, tuple[str, float]] = {}  # child pid -> (script, start time)
+        self.stopping = False
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+        os.set_blocking(self.wake_r, False)
+
+    def run(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the loop through the pipe
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        while not self.stopping:
+            for key, _ in self.selector.select(timeout=1.0):
+                if key.data == "accept":
+                    self._accept()
+                elif key.data == "wake":
+                    try:
+                        os.read(self.wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                else:  # an adapter's connection readable: it is gone (it only waits)
+                    self._adapter_gone(key.data, key.fileobj)  # type: ignore[arg-type]
+            self._reap()
+            if self.parent is not None and os.getppid() != self.parent:
+                log.info("the workflow that started the server has ended")
+                break
+        self._shutdown()
+
+    def _stop(self, *_: Any) -> None:
+        self.stopping = True
+
+    def _accept(self) -> None:
+        conn, _ = self.listener.accept()
+        fds: list[int] = []
+        try:
+            conn.settimeout(10.0)
+            head, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
+            (size,) = _HEADER.unpack(head)
+            data = b""
+            while len(data) < size:
+                chunk = conn.recv(min(size - len(data), 1 << 20))
+                if not chunk:
+                    raise OSError("request cut short")
+                data += chunk
+            request = pickle.loads(data)
+            differ = sorted(k for k in set(request["env"]) | set(self.env)
+                            if k not in PER_JOB_ENV and request["env"].get(k) != self.env.get(k))
+            if len(fds) != 3 or request["identity"] != self.identity or differ:
+                conn.sendall(REFUSED)
+                raise OSError(f"refused: another interpreter or ocdec ({request['identity']}), "
+                              f"or environment variables {differ}")
+        except (OSError, ValueError, KeyError, pickle.UnpicklingError, struct.error) as err:
+            log.info("job not taken: %s", err)
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # else the child would write the server's buffered lines again
+        pid = os.fork()
+        if pid == 0:
+            self._in_child()
+            _run_child(request, fds, self.imports_set)
+        for fd in fds:
+            os.close(fd)
+        conn.sendall(STARTED)
+        conn.setblocking(False)
+        self.jobs[pid] = conn
+        self.started[pid] = (Path(request["script"]).name, time.monotonic())
+        log.info("job %d started: %s", pid, self.started[pid][0])
+        self.selector.register(conn, selectors.EVENT_READ, pid)
+
+    def _in_child(self) -> None:
+        """Drop the server's signal handlers, wake-up pipe and sockets in a fresh child."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        self.selector.close()
+        for conn in self.jobs.values():
+            conn.close()
+        self.listener.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        root = logging.getLogger()  # the job configures its own logging, as in a fresh process
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+        root.setLevel(logging.WARNING)
+
+    def _reap(self) -> None:
+        while self.jobs:
+            try:
+                pid, raw, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.jobs.pop(pid, None)
+            if conn is None:
+                continue
+            status = os.waitstatus_to_exitcode(raw)
+            script, t0 = self.started.pop(pid, ("?", time.monotonic()))
+            # the job's peak memory (with the pages it shares with this process, as a fresh
+            # process counts its imports): its benchmark file sees only the adapter
+            log.info("job %d ended: %s, status %d, %.1f s, peak memory %.0f MB", pid, script,
+                     status, time.monotonic() - t0, usage.ru_maxrss / 1024)
+            self.selector.unregister(conn)
+            try:
+                conn.setblocking(True)
+                conn.sendall(_STATUS.pack(status))
+            except OSError:
+                pass
+            conn.close()
+
+    def _adapter_gone(self, pid: int, conn: socket.socket) -> None:
+        """The adapter closed its end (Snakemake cancelled the job): end the child too."""
+        try:
+            if conn.recv(1):
+                return
+        except BlockingIOError:
+            return
+        except OSError:
+            pass
+        log.info("job %d: its adapter is gone; stopping it", pid)
+        self.selector.unregister(conn)
+        conn.close()
+        self.jobs.pop(pid, None)
+        self.started.pop(pid, None)
+        _terminate(pid)
+
+    def _shutdown(self) -> None:
+        for pid in list(self.jobs):
+            _terminate(pid)
+        self.listener.close()
+
+
+def _terminate(pid: int, grace_s: float = 5.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def serve(path: str | Path, parent: int | None = None,
+          modules: tuple[str, ...] = PRELOAD) -> None:
+    """Import ``modules``, then run jobs sent to the Unix socket ``path`` until SIGTERM or until
+    the process ``parent`` (the workflow) is gone. The socket appears only once the imports are
+    done (bound under a temporary name, then renamed), so no job waits for them."""
+    path = Path(path)
+    env = dict(os.environ)
+    _preload(modules)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp))
+    listener.listen(64)
+    os.replace(tmp, path)
+    log.info("warm interpreter listening on %s", path)
+    try:
+        _Server(listener, parent, env).run()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def start(log_file: str | Path | None = None) -> Path | None:
+    """Launch the server for this process's jobs (the workflow's ``onstart``): a detached
+    ``python -m ocdec.warm`` that exits with this process; sets ``OCDEC_WARM`` for the jobs.
+    Returns the socket's path (None where it could not start: the jobs then run as before)."""
+    global _server
+    import subprocess
+
+    directory = Path(tempfile.mkdtemp(prefix="ocdec-warm-"))  # mode 0700: this user only
+    path = directory / "socket"
+    # set first: the server compares each job's environment with its own
+    os.environ[ENV] = str(path)
+    # this ocdec (not one installed elsewhere), without a changed PYTHONPATH in its environment
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r}); "
+            "from ocdec.warm import main; main()")
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        _server = subprocess.Popen(
+            [sys.executable, "-c", code, str(path), "--parent", str(os.getpid())],
+            # os.environ, as Snakemake passes to each job (a library's C-level setenv, such as
+            # curses' COLUMNS, would otherwise reach the server and no job)
+            env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True)
+    except OSError as err:
+        del os.environ[ENV]
+        log.warning("warm interpreter not started (%s): every job imports its own", err)
+        return None
+    finally:
+        if out is not subprocess.DEVNULL:
+            out.close()  # type: ignore[union-attr]
+    return path
+
+
+def stop() -> None:
+    """End the server :func:`start` launched (the workflow's ``onsuccess`` and ``onerror``);
+    jobs still running in it are stopped. Without it the server ends within a second of the
+    workflow's process."""
+    global _server
+    os.environ.pop(ENV, None)
+    if _server is not None:
+        _server.terminate()
+        import subprocess
+
+        try:
+            _server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # still stopping its jobs: it exits by itself
+            pass
+        _server = None
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ocdec.warm",
+                                     description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("socket", help="Unix socket path to listen on")
+    parser.add_argument("--parent", type=int, default=None,
+                        help="exit when this process (the workflow) has ended")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s ocdec.warm: %(message)s")
+    try:
+        serve(args.socket, args.parent)
+    finally:
+        if Path(args.socket).parent.name.startswith("ocdec-warm-"):
+            try:
+                Path(args.socket).parent.rmdir()  # start()'s directory, once empty
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    main()

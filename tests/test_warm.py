@@ -1,0 +1,195 @@
+"""Rule jobs forked from the warm interpreter (ocdec.warm): a job runs in a child of the server
+with its own streams, directory, arguments, environment and exit status; a job the server cannot
+take (no server, another environment) runs in its own process; a cancelled job's child ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ocdec import warm
+
+JOB = '''
+from ocdec.warm import delegate
+
+delegate()
+
+import json, os, sys, time
+
+from threadpoolctl import threadpool_info
+
+blas = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
+print(json.dumps({"child": os.environ.get("OCDEC_WARM_CHILD"), "pid": os.getpid(),
+                  "cwd": os.getcwd(), "argv": sys.argv[1:], "jax": "jax" in sys.modules,
+                  "blas": blas, "tmpdir": os.environ.get("TMPDIR")}))
+print("a line on stderr", file=sys.stderr)
+mode = sys.argv[1]
+if mode == "fail":
+    raise ValueError("boom")
+if mode == "exit":
+    raise SystemExit(3)
+if mode == "sleep":
+    with open(sys.argv[2], "w") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(120)
+'''
+
+
+@dataclass
+class Server:
+    log: Path
+    env: dict[str, str]  # the environment it started in, as Snakemake's jobs share theirs
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("warm") / "warm.log"
+    path = warm.start(log_file=log)
+    assert path is not None
+    env = dict(os.environ)  # pytest's per-test variables change later: a job sends this one
+    try:
+        deadline = time.monotonic() + 120
+        while not path.exists():  # it listens once its imports are done
+            assert time.monotonic() < deadline, f"the server never listened: {log.read_text()}"
+            time.sleep(0.2)
+        yield Server(log, env)
+    finally:
+        warm.stop()
+    assert not path.exists(), "the server left its socket behind"
+
+
+def run_job(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    return subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, text=True,
+                          capture_output=True, env=env, timeout=120)
+
+
+def info(proc: subprocess.CompletedProcess[str]) -> dict:
+    return json.loads(proc.stdout.splitlines()[0])
+
+
+def test_a_job_runs_forked_with_its_own_streams_arguments_and_status(server: Server,
+                                                                     tmp_path: Path) -> None:
+    proc = run_job(tmp_path, "ok", "second", env=server.env)
+    got = info(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert got["child"] == "1" and got["jax"], "the job did not run in the warm interpreter"
+    assert got["pid"] != os.getpid()
+    assert got["cwd"] == str(tmp_path) and got["argv"] == ["ok", "second"]
+    assert proc.stderr.strip() == "a line on stderr"
+    assert "job.py, status 0" in server.log.read_text()
+
+    exited = run_job(tmp_path, "exit", env=server.env)
+    assert info(exited)["child"] == "1" and exited.returncode == 3
+    failed = run_job(tmp_path, "fail", env=server.env)
+    assert info(failed)["child"] == "1" and failed.returncode == 1
+    assert "ValueError: boom" in failed.stderr
+    assert "warm.py" not in failed.stderr  # the traceback starts at the job's script
+
+
+def test_per_job_threads_and_tmpdir_are_the_jobs_own(server: Server, tmp_path: Path) -> None:
+    """Snakemake sets the thread counts and TMPDIR per job: the child takes them (OpenBLAS
+    started in the server with every core is set to the job's threads, as a fresh process)."""
+    env = {**server.env, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "TMPDIR": str(tmp_path)}
+    got = info(run_job(tmp_path, "ok", env=env))
+    assert got["child"] == "1"
+    assert set(got["blas"]) <= {1}  # numpy's and scipy's OpenBLAS
+    assert got["tmpdir"] == str(tmp_path)
+
+
+def test_another_environment_or_no_server_runs_in_its_own_process(server: Server,
+                                                                  tmp_path: Path) -> None:
+    other = run_job(tmp_path, "ok", env={**server.env, "JAX_ENABLE_X64": "1"})
+    assert other.returncode == 0 and info(other)["child"] is None
+    assert "JAX_ENABLE_X64" in server.log.read_text()  # the server says why it refused
+    alone = run_job(tmp_path, "fail", env={**server.env, warm.ENV: str(tmp_path / "none")})
+    assert info(alone)["child"] is None and alone.returncode == 1
+    assert "ValueError: boom" in alone.stderr
+
+
+def test_a_cancelled_job_ends_its_child(server: Server, tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    pid_file = tmp_path / "pid"
+    adapter = subprocess.Popen([sys.executable, str(script), "sleep", str(pid_file)],
+                               cwd=tmp_path, env=server.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    assert child != adapter.pid
+    adapter.send_signal(signal.SIGKILL)  # as Snakemake cancelling the job
+    adapter.wait()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child}").exists():
+        assert time.monotonic() < deadline, "the cancelled job's child is still running"
+        time.sleep(0.1)
+    assert "its adapter is gone" in server.log.read_text()
+
+
+# --- through the workflow ------------------------------------------------------------------------
+
+
+def _products(work: Path) -> dict[str, bytes]:
+    """Every product of the run, the fields that record a time set aside."""
+    out = {}
+    for path in sorted((work / "results").rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".json":
+            record = json.loads(data)
+            record.pop("runtime_s", None)
+            record.pop("stages", None)  # each stage's seconds
+            data = json.dumps(record, sort_keys=True).encode()
+        elif path.name == "summary.tsv":  # its runtime column
+            continue
+        out[str(path.relative_to(work))] = data
+    return out
+
+
+@pytest.mark.slow
+def test_the_workflow_forks_its_jobs_and_its_products_are_unchanged(tmp_path: Path) -> None:
+    """A local run forks its jobs from the warm interpreter (logs/warm.log), and a rerun with
+    warm_interpreter: false, every job in its own process, writes the same products."""
+    from test_workflow import REPO, small_config, snakemake
+
+    work = tmp_path / "work"
+    work.mkdir()
+    overlay = small_config(tmp_path)
+    args = ("--cores", "2", "--directory", str(work), "--configfile",
+            str(REPO / "config" / "config.yaml"), str(REPO / "config" / "offline.yaml"),
+            str(overlay))
+    snakemake(*args, cwd=work)
+    served = (work / "logs" / "warm.log").read_text()
+    for script in ("characterize.py", "parameters.py", "plots.py", "summary.py"):
+        assert f"{script}, status 0" in served, f"no {script} job ran in the warm interpreter"
+    warm_products = _products(work)
+    assert any(name.endswith("members.parquet") for name in warm_products)
+    socket_path = Path(served.split("listening on ")[1].split()[0])
+    deadline = time.monotonic() + 10  # the server ends with the workflow
+    while socket_path.parent.exists():
+        assert time.monotonic() < deadline, f"the server left {socket_path.parent} behind"
+        time.sleep(0.1)
+
+    (work / "logs" / "warm.log").unlink()
+    snakemake(*args, "--forcerun", "quality", "--config", "warm_interpreter=False", cwd=work)
+    assert not (work / "logs" / "warm.log").exists(), "warm_interpreter: false started a server"
+    fresh_products = _products(work)
+    assert fresh_products.keys() == warm_products.keys()
+    differ = [name for name in warm_products if warm_products[name] != fresh_products[name]]
+    assert not differ, f"products differ between the warm interpreter and fresh processes: {differ}"
+
