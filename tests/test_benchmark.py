@@ -141,7 +141,6 @@ def test_catalogue_wall_model_from_benchmark_files_predicts_another_run(tmp_path
     assert predicted_wall({"packing": 1.0, "cores": 2}, {"x": 1.0}, 2) is None
 
 
-
 def test_catalogue_reads_the_warm_interpreters_jobs(tmp_path):
     """The jobs forked from the warm interpreter, per rule script, from its log (their benchmark
     files count only the adapter's memory); no log: none."""
@@ -161,6 +160,7 @@ def test_catalogue_reads_the_warm_interpreters_jobs(tmp_path):
                                     "max_rss_mb": 1450.0}
     assert jobs["compare"]["jobs"] == 1 and jobs["compare"]["max_rss_mb"] == 610.0
     assert warm_jobs(tmp_path / "none.log") == {}
+
 
 def test_projection_sums_fitted_region_times(bench):
     fits = {"default_wall": {"a": 1e-4, "b": 1.0}, "default_cpu": {"a": 2e-4, "b": 1.0}}

@@ -37,10 +37,25 @@ if mode == "fail":
     raise ValueError("boom")
 if mode == "exit":
     raise SystemExit(3)
+if mode == "bigexit":
+    raise SystemExit(2**31 + 3)  # the OS keeps the low 8 bits: 3
+if mode == "thread":  # a fresh interpreter joins its non-daemon threads before it exits
+    import threading
+
+    def late():
+        time.sleep(0.5)
+        with open(sys.argv[2], "w") as handle:
+            handle.write("joined")
+
+    threading.Thread(target=late).start()
 if mode == "sleep":
-    with open(sys.argv[2], "w") as handle:
-        handle.write(str(os.getpid()))
-    time.sleep(120)
+    try:
+        with open(sys.argv[2], "w") as handle:
+            handle.write(str(os.getpid()))
+        time.sleep(120)
+    finally:  # a cancelled job cleans up, as on Ctrl-C in a fresh process
+        with open(sys.argv[2] + ".cleaned", "w") as handle:
+            handle.write("cleaned")
 '''
 
 
@@ -95,6 +110,14 @@ def test_a_job_runs_forked_with_its_own_streams_arguments_and_status(server: Ser
     assert info(failed)["child"] == "1" and failed.returncode == 1
     assert "ValueError: boom" in failed.stderr
     assert "warm.py" not in failed.stderr  # the traceback starts at the job's script
+    big = run_job(tmp_path, "bigexit", env=server.env)
+    assert info(big)["child"] == "1" and big.returncode == 3
+    joined = tmp_path / "joined"
+    threaded = run_job(tmp_path, "thread", str(joined), env=server.env)
+    assert info(threaded)["child"] == "1" and threaded.returncode == 0
+    assert joined.read_text() == "joined"
+    # the server is still there for the next job
+    assert info(run_job(tmp_path, "ok", env=server.env))["child"] == "1"
 
 
 def test_per_job_threads_and_tmpdir_are_the_jobs_own(server: Server, tmp_path: Path) -> None:
@@ -133,11 +156,45 @@ def test_a_cancelled_job_ends_its_child(server: Server, tmp_path: Path) -> None:
     assert child != adapter.pid
     adapter.send_signal(signal.SIGKILL)  # as Snakemake cancelling the job
     adapter.wait()
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{child}").exists():
-        assert time.monotonic() < deadline, "the cancelled job's child is still running"
-        time.sleep(0.1)
+    wait_gone(child)
     assert "its adapter is gone" in server.log.read_text()
+    assert Path(f"{pid_file}.cleaned").read_text() == "cleaned", "its cleanup did not run"
+
+
+def wait_gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"process {pid} is still running"
+        time.sleep(0.1)
+
+
+def test_an_adapter_gone_before_its_answer_leaves_the_server_serving(server: Server,
+                                                                     tmp_path: Path) -> None:
+    """A request whose adapter closes at once (Ctrl-C as the job starts): its child is stopped,
+    and the server goes on serving the next jobs."""
+    import pickle
+    import socket
+
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    pid_file = tmp_path / "pid"
+    request = pickle.dumps({
+        "identity": warm._identity(), "script": str(script),
+        "argv": [str(script), "sleep", str(pid_file)], "cwd": str(tmp_path),
+        "env": server.env, "path": sys.path})
+    with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as out:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(server.env[warm.ENV])
+        socket.send_fds(sock, [warm._HEADER.pack(len(request))],
+                        [stdin.fileno(), out.fileno(), out.fileno()])
+        sock.sendall(request)
+        sock.close()
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, f"the job never started: {server.log.read_text()}"
+        time.sleep(0.1)
+    wait_gone(int(pid_file.read_text()))
+    assert info(run_job(tmp_path, "ok", env=server.env))["child"] == "1"
 
 
 # --- through the workflow ------------------------------------------------------------------------
@@ -146,7 +203,7 @@ def test_a_cancelled_job_ends_its_child(server: Server, tmp_path: Path) -> None:
 def _products(work: Path) -> dict[str, bytes]:
     """Every product of the run, the fields that record a time set aside."""
     out = {}
-    for path in sorted((work / "results").rglob("*")):
+    for path in sorted([*(work / "results").rglob("*"), *(work / "resources").rglob("*")]):
         if not path.is_file():
             continue
         data = path.read_bytes()
@@ -186,7 +243,7 @@ def test_the_workflow_forks_its_jobs_and_its_products_are_unchanged(tmp_path: Pa
         time.sleep(0.1)
 
     (work / "logs" / "warm.log").unlink()
-    snakemake(*args, "--forcerun", "quality", "--config", "warm_interpreter=False", cwd=work)
+    snakemake(*args, "--forcerun", "simulate", "--config", "warm_interpreter=False", cwd=work)
     assert not (work / "logs" / "warm.log").exists(), "warm_interpreter: false started a server"
     fresh_products = _products(work)
     assert fresh_products.keys() == warm_products.keys()

@@ -2,25 +2,26 @@
 
 A local run (``snakemake --cores N``) starts several short Python jobs per region, and each fresh
 interpreter spends 0.5-3.5 s importing pandas, astropy, matplotlib, scikit-learn, JAX and Flax
-before its work (docs/performance.md): about 9 of the 35 job-seconds of a found region. The
-workflow's ``onstart`` (:func:`start`) launches one server (:func:`serve`) that imports those
-libraries once, without starting JAX's backend, and listens on a Unix socket in a private
-temporary directory; ``OCDEC_WARM`` names it to the jobs.
+before its work (docs/performance.md). The workflow's ``onstart`` (:func:`start`) launches one
+server (:func:`serve`) that imports those libraries once, without starting JAX's backend, and
+listens on a Unix socket in a private temporary directory; ``OCDEC_WARM`` names it to the jobs.
 
 Each rule adapter calls :func:`delegate` before its own imports. Where the server is listening
-and was started by this same interpreter with this same environment (apart from the per-job
-thread counts and temporary directory Snakemake sets), the server forks a child that runs the
-job's script with the adapter's own standard streams, working directory, environment and
-arguments, and the adapter exits with the child's status. Snakemake still starts, times, logs
-and, on cancel, kills one process per job (the server kills a child whose adapter is gone), so
-every rule can still be seen and rerun on its own. In every other case (no server yet, a SLURM
-job on another node, a conda environment, ``warm_interpreter: false``) :func:`delegate` returns
-and the job runs in its own process as before. The child runs the same code on the same inputs,
-so the outputs are the same (tests/test_warm.py compares them).
+and runs this same interpreter, environment and ocdec (apart from the per-job thread counts and
+temporary directory Snakemake sets), the server forks a child that runs the job's script with
+the adapter's own standard streams, working directory, environment and arguments, exits as a
+fresh interpreter would (threads joined, atexit run), and the adapter exits with its status.
+Snakemake still starts, times, logs and cancels one process per job, so every rule can still be
+seen and rerun on its own: when an adapter goes away, the server asks its child to stop as
+Ctrl-C would (its cleanup runs), then terminates and kills it. In every other case (no server
+yet, a SLURM job on another node, a conda environment, ``warm_interpreter: false``, not Linux)
+:func:`delegate` returns and the job runs in its own process as before. The child runs the same
+code on the same inputs, so the outputs are the same (tests/test_warm.py compares them).
 
 Forking is safe here because the server never starts a JAX backend, a compilation or a thread
 of its own; the libraries' import-time threads (OpenBLAS, Arrow) handle a fork as they do under
-:mod:`multiprocessing`, and each child sets OpenBLAS to its job's ``threads``.
+:mod:`multiprocessing`, and each child sets OpenBLAS to its job's ``threads``. The server keeps
+serving whatever one job does, and its children die with it.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ STARTED, REFUSED = b"S", b"R"
 
 
 def _identity() -> dict[str, str]:
-    """What must match between a job and the server: the interpreter and where ocdec lives."""
-    return {"executable": os.path.realpath(sys.executable),
+    """What must match between a job and the server: the interpreter and its environment (a
+    virtual environment's python resolves to its base's, hence the prefix), and this ocdec."""
+    return {"executable": os.path.abspath(sys.executable), "prefix": sys.prefix,
             "ocdec": os.path.realpath(Path(__file__).parent)}
 
 
@@ -88,10 +90,11 @@ def delegate() -> None:
     """Run this job's script in a child of the warm server and exit with its status; return
     (run here, as before) where there is no compatible server. Call it first in an adapter."""
     path = os.environ.get(ENV)
-    if not path or os.environ.get(CHILD_ENV):
+    if not path or os.environ.get(CHILD_ENV) or not hasattr(socket, "send_fds"):
         return
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(30.0)  # a server that does not answer: run here
         sock.connect(path)
     except OSError:
         return  # not listening (yet, or on this node): run here
@@ -108,14 +111,18 @@ def delegate() -> None:
     if answer != STARTED:
         sock.close()
         return  # refused (another interpreter or environment) or gone before it started: run here
+    sock.settimeout(None)
     data = b""
-    while len(data) < _STATUS.size:
-        chunk = sock.recv(_STATUS.size - len(data))
-        if not chunk:
-            print("ocdec: error: the warm interpreter stopped while running this job",
-                  file=sys.stderr)
-            raise SystemExit(1)
-        data += chunk
+    try:
+        while len(data) < _STATUS.size:
+            chunk = sock.recv(_STATUS.size - len(data))
+            if not chunk:
+                print("ocdec: error: the warm interpreter stopped while running this job",
+                      file=sys.stderr)
+                raise SystemExit(1)
+            data += chunk
+    except KeyboardInterrupt:  # Ctrl-C: closing the connection stops the job's process too
+        raise SystemExit(130) from None
     (status,) = _STATUS.unpack(data)
     if status < 0:
         print(f"ocdec: error: the job's process was killed by signal {-status}", file=sys.stderr)
@@ -135,42 +142,63 @@ def _preload(modules: tuple[str, ...]) -> None:
     log.info("preloaded %d modules in %.1f s", len(modules), time.perf_counter() - t0)
 
 
-def _run_child(request: dict[str, Any], fds: list[int], imports_set: dict[str, str]) -> None:
-    """In the forked child: become the job's process and run its script; never returns."""
-    status = 1
+def _exit_status(code: object) -> int:
+    """The exit status a fresh interpreter gives ``raise SystemExit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF  # what the OS keeps of exit()'s argument
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _finish_as_interpreter() -> None:
+    """What a fresh interpreter does as it exits: join non-daemon threads, run the atexit
+    functions, free the script's objects (an unclosed file is flushed), flush the streams."""
+    import atexit
+    import gc
+    import threading
+
+    for step in (getattr(threading, "_shutdown", None), atexit._run_exitfuncs, gc.collect,
+                 logging.shutdown, sys.stdout.flush, sys.stderr.flush):
+        if step is None:
+            continue
+        try:
+            step()
+        except BaseException:  # as at an interpreter's exit: the job's status stands
+            pass
+
+
+def _run_child(request: dict[str, Any], fds: list[int], imports_set: dict[str, str]) -> int:
+    """In the forked child: become the job's process, run its script, return its status."""
+    for fd, target in zip(fds, (0, 1, 2), strict=True):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    for key, value in imports_set.items():
+        os.environ.setdefault(key, value)
+    os.environ[CHILD_ENV] = "1"
+    tempfile.tempdir = None  # re-read TMPDIR (Snakemake's tmpdir resource)
+    sys.argv = list(request["argv"])
+    sys.path[:] = request["path"]
+    if hasattr(sys.stdout, "reconfigure"):  # line-buffered on a terminal, as a fresh process
+        sys.stdout.reconfigure(line_buffering=os.isatty(1))
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", ""))
+    if threads.isdigit() and int(threads) > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(threads))  # as a fresh process would start OpenBLAS
+    import runpy
+
     try:
-        for fd, target in zip(fds, (0, 1, 2), strict=True):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        for key, value in imports_set.items():
-            os.environ.setdefault(key, value)
-        os.environ[CHILD_ENV] = "1"
-        tempfile.tempdir = None  # re-read TMPDIR (Snakemake's tmpdir resource)
-        sys.argv = list(request["argv"])
-        sys.path[:] = request["path"]
-        threads = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", ""))
-        if threads.isdigit() and int(threads) > 0:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(int(threads))  # as a fresh process would start OpenBLAS
-        import runpy
-
         runpy.run_path(request["script"], run_name="__main__")
-        status = 0
+        return 0
     except SystemExit as done:
-        code = done.code
-        if code is None:
-            status = 0
-        elif isinstance(code, int):
-            status = code
-        else:
-            print(code, file=sys.stderr)
-            status = 1
+        return _exit_status(done.code)
     except KeyboardInterrupt:
-        status = 130
+        return 130
     except BaseException as err:  # as the interpreter would: the traceback on stderr, status 1
         tb = err.__traceback__  # from the script's own frames, as a fresh process shows it
         while tb is not None and tb.tb_frame.f_code.co_filename != request["script"]:
@@ -178,21 +206,26 @@ def _run_child(request: dict[str, Any], fds: list[int], imports_set: dict[str, s
         if tb is not None:
             err.__traceback__ = tb  # the hook prints the exception's own
         sys.excepthook(type(err), err, err.__traceback__)
-        status = 1
-    finally:
-        try:
-            import atexit
+        return 1
 
-            atexit._run_exitfuncs()  # what a fresh interpreter runs as it exits
-        except BaseException:  # as at an interpreter's exit: the status stands
-            pass
-        logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed stream: nothing left to flush
-                pass
-        os._exit(status)
+
+def _die_with_parent(server: int) -> None:
+    """Linux: the kernel kills this child if the server dies (its adapter would wait forever)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != server:  # it died before the call
+        os._exit(1)
+
+
+# A cancelled job is asked to stop as Ctrl-C asks a fresh process (KeyboardInterrupt: its
+# cleanup and atexit run), then told (SIGTERM), then killed, GRACE_S apart.
+CANCEL_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+GRACE_S = 5.0
 
 
 class _Server:
@@ -200,12 +233,14 @@ class _Server:
                  ) -> None:
         self.listener = listener
         self.parent = parent
+        self.pid = os.getpid()
         self.identity = _identity()
         self.env = env  # before the imports, which set a few variables of their own
         # ... which a fresh job's imports would set too (JAX's TF_CPP_MIN_LOG_LEVEL, ...)
         self.imports_set = {k: v for k, v in os.environ.items() if k not in env}
         self.jobs: dict[int, socket.socket] = {}  # child pid -> its adapter's connection
         self.started: dict[int, tuple[str, float]] = {}  # child pid -> (script, start time)
+        self.cancelling: dict[int, tuple[int, float]] = {}  # pid -> (signals sent, last at)
         self.stopping = False
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
@@ -219,22 +254,31 @@ class _Server:
         signal.signal(signal.SIGINT, self._stop)
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
-        while not self.stopping:
-            for key, _ in self.selector.select(timeout=1.0):
-                if key.data == "accept":
-                    self._accept()
-                elif key.data == "wake":
+        try:
+            while not self.stopping:
+                for key, _ in self.selector.select(timeout=0.2 if self.cancelling else 1.0):
                     try:
-                        os.read(self.wake_r, 512)
-                    except BlockingIOError:
-                        pass
-                else:  # an adapter's connection readable: it is gone (it only waits)
-                    self._adapter_gone(key.data, key.fileobj)  # type: ignore[arg-type]
-            self._reap()
-            if self.parent is not None and os.getppid() != self.parent:
-                log.info("the workflow that started the server has ended")
-                break
-        self._shutdown()
+                        self._event(key)
+                    except Exception:  # one job's trouble must not end the others'
+                        log.exception("while serving a job")
+                self._reap()
+                self._escalate()
+                if self.parent is not None and os.getppid() != self.parent:
+                    log.info("the workflow that started the server has ended")
+                    break
+        finally:
+            self._shutdown()
+
+    def _event(self, key: selectors.SelectorKey) -> None:
+        if key.data == "accept":
+            self._accept()
+        elif key.data == "wake":
+            try:
+                os.read(self.wake_r, 512)
+            except BlockingIOError:
+                pass
+        else:  # an adapter's connection readable: it is gone (it only waits)
+            self._adapter_gone(key.data, key.fileobj)  # type: ignore[arg-type]
 
     def _stop(self, *_: Any) -> None:
         self.stopping = True
@@ -256,38 +300,53 @@ class _Server:
             differ = sorted(k for k in set(request["env"]) | set(self.env)
                             if k not in PER_JOB_ENV and request["env"].get(k) != self.env.get(k))
             if len(fds) != 3 or request["identity"] != self.identity or differ:
-                conn.sendall(REFUSED)
-                raise OSError(f"refused: another interpreter or ocdec ({request['identity']}), "
-                              f"or environment variables {differ}")
-        except (OSError, ValueError, KeyError, pickle.UnpicklingError, struct.error) as err:
+                raise ValueError(f"refused: another interpreter or ocdec "
+                                 f"({request['identity']}), or environment variables {differ}")
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()  # else the child would write the server's buffered lines again
+            pid = os.fork()
+        except Exception as err:  # refused, unreadable, or no fork: the job runs on its own
             log.info("job not taken: %s", err)
+            try:
+                conn.sendall(REFUSED)
+            except OSError:
+                pass
             for fd in fds:
                 os.close(fd)
             conn.close()
             return
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()  # else the child would write the server's buffered lines again
-        pid = os.fork()
-        if pid == 0:
-            self._in_child()
-            _run_child(request, fds, self.imports_set)
+        if pid == 0:  # the child: never back into the server's code, whatever happens
+            status = 1
+            try:
+                self._in_child(conn)
+                status = _run_child(request, fds, self.imports_set)
+            finally:
+                _finish_as_interpreter()
+                os._exit(status)
         for fd in fds:
             os.close(fd)
-        conn.sendall(STARTED)
+        self.started[pid] = (Path(request["script"]).name, time.monotonic())
+        try:
+            conn.sendall(STARTED)
+        except OSError:  # the adapter is already gone
+            conn.close()
+            self._cancel(pid)
+            return
         conn.setblocking(False)
         self.jobs[pid] = conn
-        self.started[pid] = (Path(request["script"]).name, time.monotonic())
-        log.info("job %d started: %s", pid, self.started[pid][0])
         self.selector.register(conn, selectors.EVENT_READ, pid)
+        log.info("job %d started: %s", pid, self.started[pid][0])
 
-    def _in_child(self) -> None:
+    def _in_child(self, conn: socket.socket) -> None:
         """Drop the server's signal handlers, wake-up pipe and sockets in a fresh child."""
+        _die_with_parent(self.pid)
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a fresh Python's
         self.selector.close()
-        for conn in self.jobs.values():
-            conn.close()
+        for other in (conn, *self.jobs.values()):
+            other.close()
         self.listener.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
@@ -297,22 +356,23 @@ class _Server:
         root.setLevel(logging.WARNING)
 
     def _reap(self) -> None:
-        while self.jobs:
+        while True:
             try:
                 pid, raw, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            conn = self.jobs.pop(pid, None)
-            if conn is None:
-                continue
-            status = os.waitstatus_to_exitcode(raw)
+            self.cancelling.pop(pid, None)
             script, t0 = self.started.pop(pid, ("?", time.monotonic()))
+            status = os.waitstatus_to_exitcode(raw)
             # the job's peak memory (with the pages it shares with this process, as a fresh
             # process counts its imports): its benchmark file sees only the adapter
             log.info("job %d ended: %s, status %d, %.1f s, peak memory %.0f MB", pid, script,
                      status, time.monotonic() - t0, usage.ru_maxrss / 1024)
+            conn = self.jobs.pop(pid, None)
+            if conn is None:
+                continue
             self.selector.unregister(conn)
             try:
                 conn.setblocking(True)
@@ -322,7 +382,7 @@ class _Server:
             conn.close()
 
     def _adapter_gone(self, pid: int, conn: socket.socket) -> None:
-        """The adapter closed its end (Snakemake cancelled the job): end the child too."""
+        """The adapter closed its end (Snakemake cancelled the job): stop the child too."""
         try:
             if conn.recv(1):
                 return
@@ -334,27 +394,35 @@ class _Server:
         self.selector.unregister(conn)
         conn.close()
         self.jobs.pop(pid, None)
-        self.started.pop(pid, None)
-        _terminate(pid)
+        self._cancel(pid)
+
+    def _cancel(self, pid: int) -> None:
+        if pid not in self.cancelling:
+            self._signal(pid, 0)
+
+    def _signal(self, pid: int, step: int) -> None:
+        try:
+            os.kill(pid, CANCEL_SIGNALS[step])
+        except ProcessLookupError:
+            return
+        self.cancelling[pid] = (step, time.monotonic())
+
+    def _escalate(self) -> None:
+        now = time.monotonic()
+        for pid, (step, at) in list(self.cancelling.items()):
+            if now - at > GRACE_S and step + 1 < len(CANCEL_SIGNALS):
+                self._signal(pid, step + 1)
 
     def _shutdown(self) -> None:
+        """Stop every job still running (as cancelled ones), waiting for them a bounded time."""
         for pid in list(self.jobs):
-            _terminate(pid)
-        self.listener.close()
-
-
-def _terminate(pid: int, grace_s: float = 5.0) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                return
+            self._cancel(pid)
+        deadline = time.monotonic() + len(CANCEL_SIGNALS) * GRACE_S
+        while self.started and time.monotonic() < deadline:
+            self._reap()
+            self._escalate()
             time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
+        self.listener.close()
 
 
 def serve(path: str | Path, parent: int | None = None,
@@ -371,10 +439,12 @@ def serve(path: str | Path, parent: int | None = None,
     listener.listen(64)
     os.replace(tmp, path)
     log.info("warm interpreter listening on %s", path)
+    owner = os.getpid()
     try:
         _Server(listener, parent, env).run()
     finally:
-        path.unlink(missing_ok=True)
+        if os.getpid() == owner:  # never a forked job's
+            path.unlink(missing_ok=True)
 
 
 def start(log_file: str | Path | None = None) -> Path | None:
@@ -384,6 +454,8 @@ def start(log_file: str | Path | None = None) -> Path | None:
     global _server
     import subprocess
 
+    if not sys.platform.startswith("linux"):  # fork without exec is unsafe on macOS
+        return None
     directory = Path(tempfile.mkdtemp(prefix="ocdec-warm-"))  # mode 0700: this user only
     path = directory / "socket"
     # set first: the server compares each job's environment with its own
@@ -416,16 +488,25 @@ def stop() -> None:
     jobs still running in it are stopped. Without it the server ends within a second of the
     workflow's process."""
     global _server
-    os.environ.pop(ENV, None)
+    path = os.environ.pop(ENV, None)
     if _server is not None:
         _server.terminate()
         import subprocess
 
-        try:
-            _server.wait(timeout=10)
+        try:  # its jobs get GRACE_S per signal
+            _server.wait(timeout=len(CANCEL_SIGNALS) * GRACE_S + 5)
         except subprocess.TimeoutExpired:  # still stopping its jobs: it exits by itself
             pass
+        else:  # gone (even if stopped before it could tidy up): its directory too
+            import shutil
+
+            if path and Path(path).parent.name.startswith("ocdec-warm-"):
+                shutil.rmtree(Path(path).parent, ignore_errors=True)
         _server = None
+
+
+def _stopped_while_importing(*_: Any) -> None:
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -438,10 +519,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="exit when this process (the workflow) has ended")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ocdec.warm: %(message)s")
+    signal.signal(signal.SIGTERM, _stopped_while_importing)  # stop() during the imports
+    owner = os.getpid()
     try:
         serve(args.socket, args.parent)
     finally:
-        if Path(args.socket).parent.name.startswith("ocdec-warm-"):
+        if os.getpid() == owner and Path(args.socket).parent.name.startswith("ocdec-warm-"):
             try:
                 Path(args.socket).parent.rmdir()  # start()'s directory, once empty
             except OSError:
