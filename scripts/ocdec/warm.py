@@ -465,7 +465,8 @@ def start(log_file: str | Path | None = None) -> Path | None:
             "from ocdec.warm import main; main()")
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    # this run's jobs only, as each rule's log holds its last job's
+    out = open(log_file, "wb") if log_file else subprocess.DEVNULL  # noqa: SIM115
     try:
         _server = subprocess.Popen(
             [sys.executable, "-c", code, str(path), "--parent", str(os.getpid())],
