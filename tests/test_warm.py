@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,28 +173,29 @@ def test_an_adapter_gone_before_its_answer_leaves_the_server_serving(server: Ser
                                                                      tmp_path: Path) -> None:
     """A request whose adapter closes at once (Ctrl-C as the job starts): its child is stopped,
     and the server goes on serving the next jobs."""
-    import pickle
     import socket
 
     script = tmp_path / "job.py"
     script.write_text(JOB)
     pid_file = tmp_path / "pid"
-    request = pickle.dumps({
-        "identity": warm._identity(), "script": str(script),
-        "argv": [str(script), "sleep", str(pid_file)], "cwd": str(tmp_path),
-        "env": server.env, "path": sys.path})
+    seen = len(server.log.read_text())
+    request = {"identity": warm._identity(), "script": str(script),
+               "argv": [str(script), "sleep", str(pid_file)], "cwd": str(tmp_path),
+               "env": server.env, "path": sys.path}
     with open(os.devnull, "rb") as stdin, open(os.devnull, "wb") as out:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(server.env[warm.ENV])
-        socket.send_fds(sock, [warm._HEADER.pack(len(request))],
-                        [stdin.fileno(), out.fileno(), out.fileno()])
-        sock.sendall(request)
+        warm.send_request(sock, request, [stdin.fileno(), out.fileno(), out.fileno()])
         sock.close()
+    # the child may be stopped before its script has even begun: the server's log names it
     deadline = time.monotonic() + 60
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline, f"the job never started: {server.log.read_text()}"
+    stopped = re.compile(r"job (\d+): its adapter is gone")
+    while not (gone := stopped.findall(server.log.read_text()[seen:])):
+        assert time.monotonic() < deadline, f"the job was not stopped: {server.log.read_text()}"
         time.sleep(0.1)
-    wait_gone(int(pid_file.read_text()))
+    child = int(gone[0])
+    wait_gone(child)
+    assert f"job {child} ended" in server.log.read_text()
     assert info(run_job(tmp_path, "ok", env=server.env))["child"] == "1"
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -180,23 +179,20 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     return report
 
 
-_WARM_JOB = re.compile(r"job \d+ ended: tmp\w+\.(\w+)\.py, status (-?\d+), ([\d.]+) s, "
-                       r"peak memory (\d+) MB")
-
-
 def warm_jobs(path: Path) -> dict[str, dict[str, float]]:
-    """The jobs the warm interpreter ran (ocdec.warm's log), per rule script: how many, their
-    seconds and largest peak memory (the rules' benchmark files count only each job's adapter
-    process for these)."""
+    """The jobs the warm interpreter ran (:func:`ocdec.warm.ended_jobs`), per rule script: how
+    many, their seconds and largest peak memory (the rules' benchmark files count only each
+    job's adapter process for these)."""
+    from ocdec.warm import ended_jobs
+
     out: dict[str, dict[str, float]] = {}
-    if not path.is_file():
-        return out
-    for found in _WARM_JOB.finditer(path.read_text()):
-        script, seconds, peak = found.group(1), float(found.group(3)), float(found.group(4))
+    for job in ended_jobs(path):
+        # Snakemake runs each rule's script as .snakemake/scripts/tmpXXXX.<script>.py
+        script = job["script"].removesuffix(".py").rsplit(".", 1)[-1]
         e = out.setdefault(script, {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
         e["jobs"] += 1
-        e["seconds"] += seconds
-        e["max_rss_mb"] = max(e["max_rss_mb"], peak)
+        e["seconds"] += job["seconds"]
+        e["max_rss_mb"] = max(e["max_rss_mb"], job["peak_mb"])
     return out
 
 

@@ -30,6 +30,7 @@ import importlib
 import logging
 import os
 import pickle
+import re
 import selectors
 import signal
 import socket
@@ -72,6 +73,10 @@ PRELOAD = (
 )
 
 _server: Any = None  # the subprocess.Popen of start()
+# The log line of each job the server ran, and how ended_jobs() reads it back.
+JOB_ENDED = "job %d ended: %s, status %d, %.1f s, peak memory %.0f MB"
+_JOB_ENDED_RE = re.compile(r"job \d+ ended: (\S+), status (-?\d+), ([\d.]+) s, "
+                           r"peak memory (\d+) MB")
 _HEADER = struct.Struct("!Q")  # length of the pickled request that follows
 _STATUS = struct.Struct("!i")  # the child's exit status (negative: killed by that signal)
 STARTED, REFUSED = b"S", b"R"
@@ -86,6 +91,14 @@ def _identity() -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------ the job side
 
+def send_request(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    """A job's request (script, argv, cwd, env, path and the identity) and its stdin, stdout and
+    stderr ``fds``, as the server reads them."""
+    data = pickle.dumps(request)
+    socket.send_fds(sock, [_HEADER.pack(len(data))], fds)
+    sock.sendall(data)
+
+
 def delegate() -> None:
     """Run this job's script in a child of the warm server and exit with its status; return
     (run here, as before) where there is no compatible server. Call it first in an adapter."""
@@ -98,13 +111,10 @@ def delegate() -> None:
         sock.connect(path)
     except OSError:
         return  # not listening (yet, or on this node): run here
-    request = pickle.dumps({
-        "identity": _identity(), "script": os.path.abspath(sys.argv[0]), "argv": sys.argv,
-        "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path,
-    })
+    request = {"identity": _identity(), "script": os.path.abspath(sys.argv[0]),
+               "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path}
     try:
-        socket.send_fds(sock, [_HEADER.pack(len(request))], [0, 1, 2])
-        sock.sendall(request)
+        send_request(sock, request, [0, 1, 2])
         answer = sock.recv(1)
     except OSError:
         answer = b""
@@ -140,6 +150,16 @@ def _preload(modules: tuple[str, ...]) -> None:
         except Exception as err:  # an optional extra missing: the job imports what it needs
             log.info("not preloaded: %s (%s)", name, err)
     log.info("preloaded %d modules in %.1f s", len(modules), time.perf_counter() - t0)
+
+
+def ended_jobs(log_file: str | Path) -> list[dict[str, Any]]:
+    """The jobs a server's log (``logs/warm.log``) says it ran: script, status, seconds and peak
+    memory (MB) each; none where there is no log."""
+    path = Path(log_file)
+    if not path.is_file():
+        return []
+    return [{"script": m.group(1), "status": int(m.group(2)), "seconds": float(m.group(3)),
+             "peak_mb": float(m.group(4))} for m in _JOB_ENDED_RE.finditer(path.read_text())]
 
 
 def _exit_status(code: object) -> int:
@@ -185,11 +205,12 @@ def _run_child(request: dict[str, Any], fds: list[int], imports_set: dict[str, s
     sys.path[:] = request["path"]
     if hasattr(sys.stdout, "reconfigure"):  # line-buffered on a terminal, as a fresh process
         sys.stdout.reconfigure(line_buffering=os.isatty(1))
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", ""))
-    if threads.isdigit() and int(threads) > 0:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        threadpool_limits(int(threads))  # as a fresh process would start OpenBLAS
+    from ocdec.threads import available_threads
+
+    # OpenBLAS and OpenMP started in the server with its threads: the job's, as a fresh process
+    threadpool_limits(available_threads())
     import runpy
 
     try:
@@ -329,6 +350,7 @@ class _Server:
         try:
             conn.sendall(STARTED)
         except OSError:  # the adapter is already gone
+            log.info("job %d: its adapter is gone; stopping it", pid)
             conn.close()
             self._cancel(pid)
             return
@@ -368,8 +390,8 @@ class _Server:
             status = os.waitstatus_to_exitcode(raw)
             # the job's peak memory (with the pages it shares with this process, as a fresh
             # process counts its imports): its benchmark file sees only the adapter
-            log.info("job %d ended: %s, status %d, %.1f s, peak memory %.0f MB", pid, script,
-                     status, time.monotonic() - t0, usage.ru_maxrss / 1024)
+            log.info(JOB_ENDED, pid, script, status, time.monotonic() - t0,
+                     usage.ru_maxrss / 1024)
             conn = self.jobs.pop(pid, None)
             if conn is None:
                 continue
