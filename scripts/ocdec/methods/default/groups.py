@@ -226,17 +226,20 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     without the catalogue's weight.
 
     The searches share one plan (the resamples keep parallaxes and errors) and run side by side
-    in threads: numpy and scipy.ndimage release the GIL, and :func:`ocdec.threads.available_threads`
-    keeps a Snakemake job to its ``threads``."""
-    plans = search_plans(ast, priors, peak_settings)
+    in threads, as do the plan's slabs and the drawing of the resamples: numpy and scipy.ndimage
+    release the GIL, and :func:`ocdec.threads.available_threads` keeps a Snakemake job to its
+    ``threads``. The results are the same with one thread or many."""
     centre = priors.centre_only()
+    with ThreadPoolExecutor(max(1, min(available_threads(), s.n_resamples + 1))) as pool:
+        # the resamples are drawn (one generator, in turn) while the slabs are planned
+        nulls = pool.submit(_resamples, ast, peak_settings, s)
+        plans = search_plans(ast, priors, peak_settings, pool.map)
 
-    def search(i: int, stars: Astrometry) -> list[Peak]:
-        return score_peaks(stars, search_peaks(stars, priors, peak_settings, plans),
-                           priors if i == 0 else centre, peak_settings)
+        def search(i: int, stars: Astrometry) -> list[Peak]:
+            return score_peaks(stars, search_peaks(stars, priors, peak_settings, plans),
+                               priors if i == 0 else centre, peak_settings)
 
-    fields = [ast, *_resamples(ast, peak_settings, s)]
-    with ThreadPoolExecutor(max(1, min(available_threads(), len(fields)))) as pool:
+        fields = [ast, *nulls.result()]
         found = list(pool.map(search, range(len(fields)), fields))
     maxima = [max((statistic(p) for p in peaks), default=0.0) for peaks in found[1:]]
     return found[0], np.asarray(maxima, float)

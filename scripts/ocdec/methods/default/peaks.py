@@ -13,7 +13,9 @@ weight's square root): never by a literature answer. docs/detection.md has the m
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,6 +120,10 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
     return lo * s.slab_ratio ** np.arange(n)
 
 
+# map(function, items): the builtin, or a thread pool's
+MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
+
+
 @dataclass(frozen=True)
 class SlabPlan:
     """One parallax slab at one cell scale: the stars, their weights and error classes (from
@@ -136,29 +142,34 @@ class SlabPlan:
     grid: PmGrid
 
 
-def search_plan(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None
-                ) -> list[SlabPlan]:
-    """The slabs and cell scales :func:`find_peaks` searches, with their stars and weights."""
+def search_plan(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
+                map_fn: MapFn = map) -> list[SlabPlan]:
+    """The slabs and cell scales :func:`find_peaks` searches, with their stars and weights.
+    ``map_fn``: how the slabs are planned (a thread pool's ``map`` plans them side by side; each
+    slab's plan is the same however it runs)."""
     s = s or PeakSettings()
     field = FieldParallax(ast.parallax, ast.e_plx)
     e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
-    plan = []
-    for c in _slab_centres(ast, priors, s):
+
+    def slab(c: float) -> list[SlabPlan]:
         half = max(c * s.slab_half_width, MIN_HALF_WIDTH)
         w = slab_weights(ast.parallax, ast.e_plx, field.density, c, half)
         idx = np.flatnonzero(w > MIN_WEIGHT)
         if w[idx].sum() < 20:
-            continue
+            return []
         precise = idx[w[idx] > 0.5]
         pm_ok = (ast.e_plx[idx] < max(half, PM_CONTRAST_MAX_PLX_ERROR)).astype(float)
         e_med = float(np.median(e_pm[precise])) if precise.size else float(np.median(e_pm[idx]))
+        plans = []
         for factor in s.scale_factors:
             intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
             classes = error_classes(e_pm[idx], intrinsic, ERROR_CLASSES)
             grid = pm_grid(ast.pmra[idx], ast.pmdec[idx], classes, s.background_cells)
-            plan.append(SlabPlan(c, half, math.hypot(intrinsic, e_med), idx, w[idx],
-                                 pm_ok, classes, grid))
-    return plan
+            plans.append(SlabPlan(c, half, math.hypot(intrinsic, e_med), idx, w[idx],
+                                  pm_ok, classes, grid))
+        return plans
+
+    return [plan for plans in map_fn(slab, _slab_centres(ast, priors, s)) for plan in plans]
 
 
 def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
@@ -188,12 +199,12 @@ def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = 
 SearchPlans = tuple[list[SlabPlan], list[SlabPlan] | None]
 
 
-def search_plans(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None
-                 ) -> SearchPlans:
+def search_plans(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
+                 map_fn: MapFn = map) -> SearchPlans:
     """The plans of :func:`search_peaks`' two searches (every parallax; the catalogue's bracket,
-    None without a catalogue parallax)."""
-    return (search_plan(ast, priors.centre_only(), s),
-            search_plan(ast, priors, s) if priors.parallax is not None else None)
+    None without a catalogue parallax); ``map_fn`` as :func:`search_plan`'s."""
+    return (search_plan(ast, priors.centre_only(), s, map_fn),
+            search_plan(ast, priors, s, map_fn) if priors.parallax is not None else None)
 
 
 def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
