@@ -79,7 +79,8 @@ def test_resamples_do_not_depend_on_the_threads(monkeypatch) -> None:
     runs = []
     for threads in ("1", "3"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
-        peaks, maxima = search_with_nulls(ast, ClusterPriors(), PeakSettings(),
+        # with a catalogue parallax: both search plans are made (in threads, slab by slab)
+        peaks, maxima = search_with_nulls(ast, ClusterPriors(parallax=1.0), PeakSettings(),
                                           GroupSettings(n_resamples=3))
         runs.append(([p.as_dict() for p in peaks], maxima.tolist()))
     assert runs[0] == runs[1]

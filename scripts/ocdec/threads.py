@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+# map(function, items): the builtin, or a thread pool's
+MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 
 
 def available_threads() -> int:
@@ -15,3 +22,15 @@ def available_threads() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def thread_map(workers: int) -> Iterator[MapFn]:
+    """A ``map`` that runs over ``workers`` threads (results in the items' order); for one
+    worker, the builtin ``map`` in this thread, so a single-threaded job keeps its work (and its
+    interrupts, tracebacks and progress bars) on the main thread."""
+    if workers <= 1:
+        yield map
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        yield pool.map

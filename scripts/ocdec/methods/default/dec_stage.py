@@ -32,7 +32,6 @@ field groups' density instead (the factor whitening hides) was measured worse on
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +42,7 @@ from ocdec.methods.base import HISTORY_COLUMNS
 from ocdec.methods.default.mixture import ClusterModel
 from ocdec.methods.default.stars import Astrometry, log_error_volume
 from ocdec.methods.default.window import dec_features, whitened_features
-from ocdec.threads import available_threads
+from ocdec.threads import available_threads, thread_map
 
 if TYPE_CHECKING:
     from ocdec.methods.dec import DecResult, DecSettings
@@ -194,8 +193,8 @@ def dec_membership(ast: Astrometry, model: ClusterModel, settings: MemberSetting
 
     # The seeds train side by side where the job has threads (XLA releases the GIL; each seed's
     # result is the same as when run alone); their results are taken in the seeds' order.
-    with ThreadPoolExecutor(max(1, min(available_threads(), len(settings.seeds)))) as pool:
-        for res in pool.map(fit, settings.seeds):
+    with thread_map(min(available_threads(), len(settings.seeds))) as tmap:
+        for res in tmap(fit, settings.seeds):
             # Group 0 started on the members; check that it still holds the cluster centre.
             cl = int(np.argmax(res.q[core].mean(axis=0)))
             qs.append(res.q[:, cl].astype(np.float64))

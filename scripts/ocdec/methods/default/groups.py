@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -39,7 +38,7 @@ from ocdec.methods.default.peaks import (
 from ocdec.methods.default.sky import tangent_plane
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
-from ocdec.threads import available_threads
+from ocdec.threads import available_threads, thread_map
 
 log = logging.getLogger(__name__)
 
@@ -226,21 +225,19 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     without the catalogue's weight.
 
     The searches share one plan (the resamples keep parallaxes and errors) and run side by side
-    in threads, as do the plan's slabs and the drawing of the resamples: numpy and scipy.ndimage
+    in threads, as do the plan's slabs: numpy and scipy.ndimage
     release the GIL, and :func:`ocdec.threads.available_threads` keeps a Snakemake job to its
     ``threads``. The results are the same with one thread or many."""
     centre = priors.centre_only()
-    with ThreadPoolExecutor(max(1, min(available_threads(), s.n_resamples + 1))) as pool:
-        # the resamples are drawn (one generator, in turn) while the slabs are planned
-        nulls = pool.submit(_resamples, ast, peak_settings, s)
-        plans = search_plans(ast, priors, peak_settings, pool.map)
+    fields = [ast, *_resamples(ast, peak_settings, s)]
+    with thread_map(min(available_threads(), len(fields))) as tmap:
+        plans = search_plans(ast, priors, peak_settings, tmap)
 
         def search(i: int, stars: Astrometry) -> list[Peak]:
             return score_peaks(stars, search_peaks(stars, priors, peak_settings, plans),
                                priors if i == 0 else centre, peak_settings)
 
-        fields = [ast, *nulls.result()]
-        found = list(pool.map(search, range(len(fields)), fields))
+        found = list(tmap(search, range(len(fields)), fields))
     maxima = [max((statistic(p) for p in peaks), default=0.0) for peaks in found[1:]]
     return found[0], np.asarray(maxima, float)
 

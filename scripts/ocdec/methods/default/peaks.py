@@ -13,9 +13,7 @@ weight's square root): never by a literature answer. docs/detection.md has the m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +31,7 @@ from ocdec.methods.default.density import (
 from ocdec.methods.default.sky import angular_separation_deg
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
+from ocdec.threads import MapFn
 
 # 4.74047 km/s is 1 AU/yr: v_t [km/s] = 4.74 * pm [mas/yr] / parallax [mas].
 KMS_PER_MASYR_KPC = 4.74047
@@ -118,10 +117,6 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
         hi = lo * s.slab_ratio
     n = int(math.ceil(math.log(hi / lo) / math.log(s.slab_ratio))) + 1
     return lo * s.slab_ratio ** np.arange(n)
-
-
-# map(function, items): the builtin, or a thread pool's
-MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 
 
 @dataclass(frozen=True)
