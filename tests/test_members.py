@@ -48,6 +48,40 @@ def test_no_prior_finds_the_cluster_with_calibrated_probabilities(field) -> None
     assert res.model["parallax"] == pytest.approx(1.0, abs=0.01)
 
 
+def test_a_mixture_that_leaves_its_group_is_not_found(field, monkeypatch, tmp_path) -> None:
+    """The mixture starts on the target's peak; where its cluster settles on another clump of the
+    field (two wide, dense simulated cones), the region is not found instead of reporting that
+    clump's stars as the cluster's members."""
+    from dataclasses import replace
+
+    from ocdec.methods.default import method
+
+    real = method.fit_cluster_model
+
+    def walked_off(ast, peak, *args, **kwargs):
+        model = real(ast, peak, *args, **kwargs)
+        shift = np.array([shift_spreads * peak.pm_scale, 0.0, 0.0])
+        return replace(model, mean=model.mean + shift)
+
+    monkeypatch.setattr(method, "fit_cluster_model", walked_off)
+    shift_spreads = method.MAX_MEMBERSHIP_DRIFT + 0.3  # the unshifted fit moved 0.2 at most
+    res = run_default(field, None, FAST)
+    assert res.target is None and not res.member.any()
+    assert "left the group it started from" in res.reason and res.groups
+    assert res.diagnostics["membership_drift"] > method.MAX_MEMBERSHIP_DRIFT
+    # through the whole run: summary.json says why and keeps the evidence, nobody is a member
+    from ocdec.characterize import characterize
+
+    summary = characterize(field, tmp_path, settings=FAST)
+    assert summary["status"] == "not_found" and "left the group" in summary["reason"]
+    assert summary["diagnostics"]["rejected_peak"]["pm_scale"] > 0
+    assert not pd.read_parquet(tmp_path / "members.parquet")["member"].any()
+    assert not pd.read_csv(tmp_path / "groups.tsv", sep="\t")["target"].any()
+    shift_spreads = method.MAX_MEMBERSHIP_DRIFT - 0.5  # within the limit: found as before
+    res = run_default(field, None, FAST)
+    assert res.target is not None and res.member.sum() > 50
+
+
 def test_catalogue_priors_choose_between_two_equal_clusters(two_clusters) -> None:
     truth = two_clusters["true_member"].to_numpy()
     # Dias-like priors: pm 2 mas/yr off, distance 15% off, centre and radius of the region.
@@ -128,10 +162,10 @@ def test_dec_seeds_side_by_side_give_the_same_members_as_one_at_a_time(field, mo
     quick = DecSettings(**{**base.__dict__, "pretrain_epochs": 5, "cluster_epochs": 4})
     s = MemberSettings(seeds=(3, 1, 2), dec=quick)
     runs = []
-    for threads in ("1", "3"):
+    for threads in ("3", "1"):  # threaded first: its programs are traced side by side
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
         runs.append(run_default(field, None, s))
-    one, side = runs
+    side, one = runs
     assert np.array_equal(one.p_member, side.p_member)
     assert one.diagnostics["dec_seed_members"] == side.diagnostics["dec_seed_members"]
     pd.testing.assert_frame_equal(one.history, side.history)
