@@ -151,28 +151,6 @@ def test_dec_is_the_membership_model_and_reproducible(field) -> None:
 
 
 @pytest.mark.slow  # JAX compilation
-def test_dec_seeds_side_by_side_give_the_same_members_as_one_at_a_time(field, monkeypatch
-                                                                        ) -> None:
-    """The seeds train in threads where the job has more than one: bitwise the same result,
-    history in the seeds' order."""
-    from ocdec.methods.dec import DecSettings
-    from ocdec.methods.default.method import default_dec_settings
-
-    base = default_dec_settings(5)
-    quick = DecSettings(**{**base.__dict__, "pretrain_epochs": 5, "cluster_epochs": 4})
-    s = MemberSettings(seeds=(3, 1, 2), dec=quick)
-    runs = []
-    for threads in ("3", "1"):  # threaded first: its programs are traced side by side
-        monkeypatch.setenv("OMP_NUM_THREADS", threads)
-        runs.append(run_default(field, None, s))
-    side, one = runs
-    assert np.array_equal(one.p_member, side.p_member)
-    assert one.diagnostics["dec_seed_members"] == side.diagnostics["dec_seed_members"]
-    pd.testing.assert_frame_equal(one.history, side.history)
-    assert list(dict.fromkeys(side.history["seed"])) == [3, 1, 2]
-
-
-@pytest.mark.slow  # JAX compilation
 def test_stars_whose_errors_swamp_the_cluster_keep_the_mixture_posterior(field) -> None:
     """Whitening by each star's own errors squeezes a very uncertain star onto the cluster
     whatever its motion; such stars get the deconvolved mixture's posterior, not DEC's q."""

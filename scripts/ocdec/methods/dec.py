@@ -58,7 +58,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -73,7 +72,7 @@ from flax import nnx
 
 from ocdec.errors import OcdecError
 from ocdec.methods.base import HISTORY_COLUMNS
-from ocdec.progress import Progress, choose_mode
+from ocdec.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -498,12 +497,8 @@ def _cluster_change_rows(epoch: int, before: np.ndarray, after: np.ndarray, k: i
 def _progress(settings: DecSettings, seed: int, phase: str, total: int) -> Progress:
     """Epochs of one DEC phase: a bar on a terminal (gone when done: the seed's summary line
     stays), a log line every ``log_every_s`` otherwise."""
-    mode = choose_mode()
-    if mode == "bar" and threading.current_thread() is not threading.main_thread():
-        # seeds trained side by side (ocdec.threads.thread_map): bars would overwrite each other
-        mode = "log"
     return Progress(f"DEC seed {seed} {phase}", total, unit="epoch",
-                    every_s=settings.log_every_s, logger=log, leave=False, mode=mode)
+                    every_s=settings.log_every_s, logger=log, leave=False)
 
 
 # ---------------------------------------------------------------------------------- training
