@@ -77,10 +77,11 @@ log = logging.getLogger(__name__)
 LOCAL_FRAME_MIN_ROTATION = 0.05  # rad: the turn of the frame across the cluster that needs it
 # The mixture starts on the target group's peak; where its cluster ends farther than this many
 # member spreads (the peak's pm_scale, the search's proper-motion cell) from it, the members
-# would describe another clump of the field, so the region is not found. In the simulated thesis catalogue to 5 M rows, the 102
-# regions found on their simulated cluster moved 0-0.8 spreads (NGC 6514's wrong group 1.3); in
-# the two wide, dense cones where the EM walked off (Collinder 173: 1.7 M candidates, 13.6 mas/yr;
-# Collinder 359: 7.3 mas/yr) 7.6 and 2.7, with F1 0 against the simulated cluster.
+# would describe another clump of the field, so the region is not found. In the simulated thesis
+# catalogue to 5 M rows, the 102 regions found on their simulated cluster moved 0-0.8 spreads
+# (NGC 6514's wrong group 1.3); in the two wide, dense cones where the EM walked off (Collinder
+# 173: 1.7 M candidates, 13.6 mas/yr; Collinder 359: 7.3 mas/yr) 7.6 and 2.7, with F1 0 against
+# the simulated cluster.
 MAX_MEMBERSHIP_DRIFT = 1.5
 STABILITY_BOOTSTRAPS = 3  # field-bootstrap refits measuring stability (DEC path)
 
