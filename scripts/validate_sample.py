@@ -134,6 +134,7 @@ def run_field(task: tuple[str, str, str, bool]) -> dict[str, Any]:
                        bootstrap_cv=diag.get("bootstrap_count_cv"),
                        bootstrap_jaccard=diag.get("bootstrap_jaccard"),
                        dec_jaccard=diag.get("dec_jaccard_with_mixture"),
+                       membership_drift=diag.get("membership_drift"),
                        dec_rejected=bool(diag.get("dec_rejected")))
     row["runtime_s"] = round(time.perf_counter() - start, 2)
     return row

@@ -80,6 +80,7 @@ def test_a_mixture_that_leaves_its_group_is_not_found(field, monkeypatch, tmp_pa
     shift_spreads = method.MAX_MEMBERSHIP_DRIFT - 0.5  # within the limit: found as before
     res = run_default(field, None, FAST)
     assert res.target is not None and res.member.sum() > 50
+    assert res.diagnostics["membership_drift"] < method.MAX_MEMBERSHIP_DRIFT
 
 
 def test_catalogue_priors_choose_between_two_equal_clusters(two_clusters) -> None:

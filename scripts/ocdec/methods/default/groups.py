@@ -225,9 +225,9 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     without the catalogue's weight.
 
     The searches share one plan (the resamples keep parallaxes and errors) and run side by side
-    in threads, as do the plan's slabs: numpy and scipy.ndimage
-    release the GIL, and :func:`ocdec.threads.available_threads` keeps a Snakemake job to its
-    ``threads``. The results are the same with one thread or many."""
+    in threads, as do the plan's slabs: numpy and scipy.ndimage release the GIL, and
+    :func:`ocdec.threads.available_threads` keeps a Snakemake job to its ``threads``. The
+    results are the same with one thread or many."""
     centre = priors.centre_only()
     fields = [ast, *_resamples(ast, peak_settings, s)]
     with thread_map(min(available_threads(), len(fields))) as tmap:

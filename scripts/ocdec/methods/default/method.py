@@ -224,7 +224,8 @@ def run_default(stars: pd.DataFrame, priors: ClusterPriors | None = None,
         stages["ensemble"] = time.perf_counter() - t0
         history = pd.DataFrame(columns=["seed", "phase", "epoch", "loss", "label_change"])
     t0 = time.perf_counter()
-    diagnostics = {"n_candidates": int(model.candidates.size), **diagnostics,
+    diagnostics = {"n_candidates": int(model.candidates.size), "membership_drift": drift,
+                   **diagnostics,
                    **_count_diagnostics(ast, model, used, p_cand, per_seed, settings)}
     stages["counts"] = time.perf_counter() - t0
     p_member = np.zeros(len(stars))
