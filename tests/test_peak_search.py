@@ -136,3 +136,29 @@ def test_resamples_are_searched_on_the_fields_own_grid(monkeypatch) -> None:
     assert len(seen) == 3 * len(grids)  # each slab's grid served the field and both resamples
     for grid, x0, y0, cell in seen:
         assert (x0, y0, cell) == (grid.x0, grid.y0, grid.cell)
+
+
+@pytest.mark.parametrize("parallax", [0.05, 1.0, 8.0])
+def test_the_bracket_searches_only_where_the_first_search_does_not_reach(parallax) -> None:
+    """Distant (below the 0.15 mas floor), within the field's parallaxes, and nearby: 30 stars
+    at 8 mas among 40,000, above the field's 99.9 % quantile, where only the bracket reaches."""
+    from ocdec.methods.default.peaks import search_plans
+
+    stars = synthetic_field(n_field=40_000, n_cluster=30, seed=9, second=(20.0, -10.0, 8.0))
+    ast = Astrometry.from_stars(stars)
+    s = PeakSettings()
+    every, bracket = search_plans(ast, ClusterPriors(parallax=parallax), s)
+    # the first search is the catalogue-free one, whatever the catalogue's parallax
+    assert [p.parallax for p in every] == [p.parallax for p in search_plan(ast, ClusterPriors(),
+                                                                           s)]
+    centres = sorted({p.parallax for p in every})
+    step = np.sqrt(s.slab_ratio)
+    full = sorted({p.parallax for p in search_plan(ast, ClusterPriors(parallax=parallax), s)})
+    kept = sorted({p.parallax for p in bracket})
+    # the bracket keeps exactly its own slabs that lie beyond the first search's, half a step out
+    assert kept == [c for c in full if c < centres[0] / step or c > centres[-1] * step]
+    if parallax == 1.0:  # inside the field's parallaxes: nothing left to add
+        assert kept == []
+    else:  # a distant (below the 0.15 mas floor) or a nearby cluster: the bracket reaches it
+        assert kept and min(abs(np.log(np.array(kept) / parallax))) < np.log(s.slab_ratio)
+    assert search_plans(ast, ClusterPriors(), s)[1] is None
