@@ -206,9 +206,10 @@ def search_plans(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None 
     :func:`search_plan`'s.
 
     The bracket searches only the slabs the first search does not reach (half a slab step
-    beyond its first and last centres): within that range a bracket slab is one of the first
-    search's shifted by less than a step, with the same stars, weights and errors, so it found
-    the same groups again, at up to two fifths of the search's cost (docs/performance.md)."""
+    beyond its first and last centres): within that range a bracket slab lies within half a
+    step (6 %) of one of the first search's, with the same sky weights and nearly the same stars
+    and weights, so it found the same groups again, at up to about 43 % of the search's grid
+    work (docs/performance.md)."""
     s = s or PeakSettings()
     every = search_plan(ast, priors.centre_only(), s, map_fn)
     if priors.parallax is None:
