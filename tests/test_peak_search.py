@@ -152,11 +152,11 @@ def test_the_bracket_searches_only_where_the_first_search_does_not_reach(paralla
     assert [p.parallax for p in every] == [p.parallax for p in search_plan(ast, ClusterPriors(),
                                                                            s)]
     centres = sorted({p.parallax for p in every})
-    step = np.sqrt(s.slab_ratio)
+    half_step = np.sqrt(s.slab_ratio)
     full = sorted({p.parallax for p in search_plan(ast, ClusterPriors(parallax=parallax), s)})
     kept = sorted({p.parallax for p in bracket})
     # the bracket keeps exactly its own slabs that lie beyond the first search's, half a step out
-    assert kept == [c for c in full if c < centres[0] / step or c > centres[-1] * step]
+    assert kept == [c for c in full if c < centres[0] / half_step or c > centres[-1] * half_step]
     if parallax == 1.0:  # inside the field's parallaxes: nothing left to add
         assert kept == []
     else:  # a distant (below the 0.15 mas floor) or a nearby cluster: the bracket reaches it
