@@ -10,7 +10,13 @@ import pytest
 
 from ocdec.methods.default import density
 from ocdec.methods.default.groups import GroupSettings, search_with_nulls
-from ocdec.methods.default.peaks import PeakSettings, _local_maxima, find_peaks, search_plan
+from ocdec.methods.default.peaks import (
+    PeakSettings,
+    _local_maxima,
+    find_peaks,
+    search_plan,
+    search_plans,
+)
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
 from ocdec.threads import available_threads
@@ -79,8 +85,11 @@ def test_resamples_do_not_depend_on_the_threads(monkeypatch) -> None:
     runs = []
     for threads in ("1", "3"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
-        # with a catalogue parallax: both search plans are made (in threads, slab by slab)
-        peaks, maxima = search_with_nulls(ast, ClusterPriors(parallax=1.0), PeakSettings(),
+        # a catalogue parallax below the first search's floor: both search plans are made (in
+        # threads, slab by slab); one inside the field's parallaxes would leave the bracket empty
+        priors = ClusterPriors(parallax=0.1)
+        assert search_plans(ast, priors, PeakSettings())[1]
+        peaks, maxima = search_with_nulls(ast, priors, PeakSettings(),
                                           GroupSettings(n_resamples=3))
         runs.append(([p.as_dict() for p in peaks], maxima.tolist()))
     assert runs[0] == runs[1]
@@ -142,8 +151,6 @@ def test_resamples_are_searched_on_the_fields_own_grid(monkeypatch) -> None:
 def test_the_bracket_searches_only_where_the_first_search_does_not_reach(parallax) -> None:
     """Distant (below the 0.15 mas floor), within the field's parallaxes, and nearby: 30 stars
     at 8 mas among 40,000, above the field's 99.9 % quantile, where only the bracket reaches."""
-    from ocdec.methods.default.peaks import search_plans
-
     stars = synthetic_field(n_field=40_000, n_cluster=30, seed=9, second=(20.0, -10.0, 8.0))
     ast = Astrometry.from_stars(stars)
     s = PeakSettings()
