@@ -24,14 +24,15 @@ from ocdec.warm import delegate
 
 delegate()
 
-import json, os, sys, time
+import gc, json, os, sys, time
 
 from threadpoolctl import threadpool_info
 
 blas = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
 print(json.dumps({"child": os.environ.get("OCDEC_WARM_CHILD"), "pid": os.getpid(),
                   "cwd": os.getcwd(), "argv": sys.argv[1:], "jax": "jax" in sys.modules,
-                  "blas": blas, "tmpdir": os.environ.get("TMPDIR")}))
+                  "blas": blas, "tmpdir": os.environ.get("TMPDIR"),
+                  "frozen": gc.get_freeze_count()}))
 print("a line on stderr", file=sys.stderr)
 mode = sys.argv[1]
 if mode == "fail":
@@ -49,6 +50,15 @@ if mode == "thread":  # a fresh interpreter joins its non-daemon threads before 
             handle.write("joined")
 
     threading.Thread(target=late).start()
+if mode == "cycle":  # garbage in a reference cycle: collected as the job exits
+    class Node:
+        def __del__(self):
+            with open(sys.argv[2], "w") as handle:
+                handle.write("collected")
+
+    node = Node()
+    node.self = node
+    del node
 if mode == "sleep":
     try:
         with open(sys.argv[2], "w") as handle:
@@ -117,6 +127,13 @@ def test_a_job_runs_forked_with_its_own_streams_arguments_and_status(server: Ser
     threaded = run_job(tmp_path, "thread", str(joined), env=server.env)
     assert info(threaded)["child"] == "1" and threaded.returncode == 0
     assert joined.read_text() == "joined"
+    # the imports are out of the collector's reach (a job's collections do not walk them), but
+    # the job's own garbage is still collected as it exits
+    assert got["frozen"] > 10_000
+    collected = tmp_path / "collected"
+    cycle = run_job(tmp_path, "cycle", str(collected), env=server.env)
+    assert info(cycle)["child"] == "1" and cycle.returncode == 0, cycle.stderr
+    assert collected.read_text() == "collected"
     # the server is still there for the next job
     assert info(run_job(tmp_path, "ok", env=server.env))["child"] == "1"
 
