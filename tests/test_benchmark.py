@@ -313,6 +313,10 @@ def test_catalogue_truth_scores_and_text(tmp_path):
     assert "per region whose method ran (2), without the simulation: 30.0 + 0.0" in text
     assert "2 of 3 regions found recover their cluster" in text and "1.0 min wall" in text
     assert "brighter than G = 18" in text
+    assert "--resources mem_mb" not in text
+    # a run whose jobs side by side were held within a memory budget says so
+    assert "2 cores, --resources mem_mb=20000: 1.0 min wall" in catalogue_text(
+        {**report, "mem_mb": 20000})
 
 
 def test_catalogue_methods_are_registered_and_include_the_default():

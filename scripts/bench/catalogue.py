@@ -111,11 +111,14 @@ def truth_scores(root: Path) -> dict[str, Any]:
 def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_MIN_STARS,
                   max_rows: float | None = None, release: str = "dr2",
                   previous: dict[str, Any] | None = None,
-                  methods: tuple[str, ...] = ("default",), warm: bool = True) -> dict[str, Any]:
+                  methods: tuple[str, ...] = ("default",), warm: bool = True,
+                  mem_mb: int | None = None) -> dict[str, Any]:
     """One cold run of the selected regions (module docstring); ``root`` is emptied first.
     ``previous``: an earlier catalogue report, whose :func:`wall_model` predicts this run's wall
     time before it starts (the check that a projection agrees with an actual run). ``warm``:
-    the workflow's ``warm_interpreter`` (False: every job a fresh Python, as before it)."""
+    the workflow's ``warm_interpreter`` (False: every job a fresh Python, as before it).
+    ``mem_mb``: Snakemake's ``--resources mem_mb`` (the jobs side by side stay within the rules'
+    memory requests; a job asking for more runs with the whole of it, alone)."""
     os.environ.setdefault("PYTHONHASHSEED", "0")
     counts = catalogue_counts(regions, release, min_rows)
     chosen = {k: v for k, v in counts["rows"].items() if max_rows is None or v <= max_rows}
@@ -150,7 +153,8 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
             log.info("predicted by the earlier run's model: %.1f min", predicted / 60)
     start = time.time()
     with MemorySampler() as memory:
-        wall = _snakemake(root, configs, cores)
+        extra = () if mem_mb is None else ("--resources", f"mem_mb={mem_mb}")
+        wall = _snakemake(root, configs, cores, *extra)
     status_of = region_statuses(root / "results" / "summary.tsv")
     statuses = list(status_of.values())
     ids = [row["id"] for row in rows]
@@ -159,7 +163,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
         "mode": "catalogue", "methods": list(methods), "regions": len(rows),
         "min_rows": min_rows, "max_rows": max_rows,
         "release": release, "model_rows": sum(chosen.values()), "stars": _star_rows(root, ids),
-        "cores": cores, "wall_s": wall, "summary_rows": len(statuses),
+        "cores": cores, "mem_mb": mem_mb, "wall_s": wall, "summary_rows": len(statuses),
         "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
         "memory_peak_mb": memory.peak_mb - memory.base_mb, "disk_mb": _disk_mb(root),
         "truth": truth_scores(root),
@@ -292,7 +296,9 @@ def catalogue_text(report: dict[str, Any]) -> str:
         f"{report['min_rows']:,}-star gate"
         + ("" if report["max_rows"] is None else f" (those up to {report['max_rows']:,.0f} stars)")
         + f", {report['stars']:,} stars, methods [{', '.join(report.get('methods', ['default']))}]"
-        f", {report['cores']} cores: "
+        f", {report['cores']} cores"
+        + ("" if report.get("mem_mb") is None else f", --resources mem_mb={report['mem_mb']}")
+        + ": "
         f"{report['wall_s'] / 60:.1f} min wall from the snakemake start to the last summary row "
         f"({report['summary_rows']} rows: "
         + ", ".join(f"{k or '?'} {v}" for k, v in report["statuses"].items()) + ")",

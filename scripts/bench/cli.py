@@ -311,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "thesis comparison)")
     cat.add_argument("--no-warm", action="store_true",
                      help="warm_interpreter: false (every job a fresh Python, for before/after)")
+    cat.add_argument("--mem-mb", type=int, default=None,
+                     help="Snakemake's --resources mem_mb: memory the jobs side by side may ask "
+                          "for in all (default: no limit); size it to the machine for regions "
+                          "of millions of stars")
     cat.add_argument("--model", type=Path, default=None,
                      help="an earlier catalogue run's JSON report: its wall-time model predicts "
                           "this run's, and the report sets the prediction beside the measurement")
@@ -389,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,
                                    args.min_rows, args.max_rows, args.release, previous,
                                    methods_arg(args.methods, "catalogue", ("default",)),
-                                   warm=not args.no_warm)
+                                   warm=not args.no_warm, mem_mb=args.mem_mb)
         elif args.mode == "workflow":
             report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
                                   methods_arg(args.methods, "workflow"), args.regions)
