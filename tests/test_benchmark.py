@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -100,7 +101,7 @@ def test_affine_projection_of_the_thesis_catalogue(bench):
     assert proj["scaled_to_75M_cpu_s_over_2"] == pytest.approx((169 * 10.0 + 75e6 * 1e-5) / 2)
 
 
-def test_catalogue_wall_model_from_benchmark_files_predicts_another_run(tmp_path):
+def test_catalogue_wall_model_from_benchmark_files_predicts_another_run(tmp_path, caplog):
     """A catalogue run's model: each region's job seconds from its rules' benchmark files (the
     simulation apart), fitted as a fixed cost plus a cost per model row, and the packing of the
     jobs onto the cores; it projects the thesis catalogue and predicts another run's wall."""
@@ -138,6 +139,10 @@ def test_catalogue_wall_model_from_benchmark_files_predicts_another_run(tmp_path
     # a run of other regions, predicted by this one's model (not on other cores)
     assert predicted_wall(model, {"x": 400_000.0}, 2) == pytest.approx(1.25 * 26.0 / 2)
     assert predicted_wall(model, {"x": 400_000.0}, 4) is None
+    # another memory budget: predicted all the same, with a warning that the packing may differ
+    with caplog.at_level(logging.WARNING, logger="benchmark.catalogue"):
+        assert predicted_wall(model, {"x": 400_000.0}, 2, 20_000) == pytest.approx(1.25 * 13.0)
+    assert "memory budget was None MB, this one's 20000 MB" in caplog.text
     assert predicted_wall({"packing": 1.0, "cores": 2}, {"x": 1.0}, 2) is None
 
 
@@ -317,6 +322,20 @@ def test_catalogue_truth_scores_and_text(tmp_path):
     # a run whose jobs side by side were held within a memory budget says so
     assert "2 cores, --resources mem_mb=20000: 1.0 min wall" in catalogue_text(
         {**report, "mem_mb": 20000})
+
+
+def test_catalogue_memory_budget_is_one_positive_integer(capsys):
+    """``bench catalogue --mem-mb``: a budget of 0 would cap every request to nothing, i.e. no
+    limit at all, so only a positive number of MB is taken."""
+    from bench.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["catalogue", "--mem-mb", "20000"]).mem_mb == 20_000
+    assert parser.parse_args(["catalogue"]).mem_mb is None
+    for bad in ("0", "-5", "1,2", "lots"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["catalogue", "--mem-mb", bad])
+        assert "--mem-mb: expected" in capsys.readouterr().err
 
 
 def test_catalogue_methods_are_registered_and_include_the_default():

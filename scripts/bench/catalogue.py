@@ -117,8 +117,11 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     ``previous``: an earlier catalogue report, whose :func:`wall_model` predicts this run's wall
     time before it starts (the check that a projection agrees with an actual run). ``warm``:
     the workflow's ``warm_interpreter`` (False: every job a fresh Python, as before it).
-    ``mem_mb``: Snakemake's ``--resources mem_mb`` (the jobs side by side stay within the rules'
-    memory requests; a job asking for more runs with the whole of it, alone)."""
+    ``mem_mb``: Snakemake's ``--resources mem_mb``: the jobs side by side stay within the rules'
+    memory requests, and a job asking for more has its request cut to the budget, so it runs
+    beside none that asks for memory (the warm interpreter's own is not counted). On the command
+    line it replaces the workstation profile's ``resources`` list (the archive throttles, which a
+    simulated run does not use)."""
     os.environ.setdefault("PYTHONHASHSEED", "0")
     counts = catalogue_counts(regions, release, min_rows)
     chosen = {k: v for k, v in counts["rows"].items() if max_rows is None or v <= max_rows}
@@ -148,7 +151,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
              sum(chosen.values()) / 1e6, cores)
     predicted = None
     if previous is not None and previous.get("model"):
-        predicted = predicted_wall(previous["model"], chosen, cores)
+        predicted = predicted_wall(previous["model"], chosen, cores, mem_mb)
         if predicted is not None:
             log.info("predicted by the earlier run's model: %.1f min", predicted / 60)
     start = time.time()
@@ -176,6 +179,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     report["model"] = wall_model(region_seconds(root, ids, start - 1),
                                  {k: chosen[k] for k in ids}, wall, report["job_seconds"], cores,
                                  counts, status_of)
+    report["model"]["mem_mb"] = mem_mb
     if predicted is not None:
         report["prediction"] = {"predicted_wall_s": predicted, "actual_wall_s": wall,
                                 "ratio": predicted / wall, "model_from": previous_label(previous)}
@@ -275,9 +279,12 @@ def wall_model(seconds: dict[str, dict[str, float]], rows: dict[str, float], wal
     return out
 
 
-def predicted_wall(model: dict[str, Any], rows: dict[str, float], cores: int) -> float | None:
+def predicted_wall(model: dict[str, Any], rows: dict[str, float], cores: int,
+                   mem_mb: int | None = None) -> float | None:
     """This run's wall time by an earlier run's :func:`wall_model` (simulation included); None
-    without a fit, or where the earlier run had other cores (its packing would not hold)."""
+    without a fit, or where the earlier run had other cores (its packing would not hold). A
+    memory budget other than the earlier run's is only warned of: it holds back the largest
+    regions' jobs, so the packing may differ."""
     fit = model.get("per_region")
     if fit is None:
         return None
@@ -285,6 +292,9 @@ def predicted_wall(model: dict[str, Any], rows: dict[str, float], cores: int) ->
         log.warning("the earlier run had %s cores, this one %d: no prediction",
                     model.get("cores"), cores)
         return None
+    if model.get("mem_mb") != mem_mb:
+        log.warning("the earlier run's memory budget was %s MB, this one's %s MB: its packing "
+                    "may not hold", model.get("mem_mb"), mem_mb)
     n = np.array(list(rows.values()), dtype=float)
     return float(model["packing"] * np.sum(predict(fit, n)) / cores)
 

@@ -210,6 +210,13 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- command line
 
 
+def _positive_int(text: str) -> int:
+    values = _ints(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one positive integer, got {text!r}")
+    return values[0]
+
+
 def _ints(text: str) -> list[int]:
     try:
         values = [int(float(v)) for v in text.split(",") if v.strip()]
@@ -311,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "thesis comparison)")
     cat.add_argument("--no-warm", action="store_true",
                      help="warm_interpreter: false (every job a fresh Python, for before/after)")
-    cat.add_argument("--mem-mb", type=int, default=None,
+    cat.add_argument("--mem-mb", type=_positive_int, default=None,
                      help="Snakemake's --resources mem_mb: memory the jobs side by side may ask "
                           "for in all (default: no limit); size it to the machine for regions "
                           "of millions of stars")
