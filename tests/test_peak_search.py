@@ -5,6 +5,8 @@ search them."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -169,3 +171,50 @@ def test_the_bracket_searches_only_where_the_first_search_does_not_reach(paralla
     else:  # a distant (below the 0.15 mas floor) or a nearby cluster: the bracket reaches it
         assert kept and min(abs(np.log(np.array(kept) / parallax))) < np.log(s.slab_ratio)
     assert search_plans(ast, ClusterPriors(), s)[1] is None
+
+
+def test_the_most_precise_stars_are_in_the_first_error_class() -> None:
+    """The stars below the 2 % quantile of member spread belong to class 0, not to none."""
+    e_pm = np.concatenate([np.full(50, 0.01), np.geomspace(0.5, 3.0, 5000)])
+    classes = density.error_classes(e_pm, intrinsic=0.05)
+    in_a_class = np.concatenate(classes.members)
+    assert np.isin(np.arange(50), classes.members[0]).all()
+    # every star within the classes' span is counted once
+    assert np.array_equal(np.sort(in_a_class), classes.every)
+
+
+def test_a_nearby_cluster_in_a_deep_field_is_found() -> None:
+    """A deep field's faint stars set the error classes' floor above the bright stars' errors:
+    the cluster's bright members, and every star whose parallax places it in the slab, are the
+    most precise. They once fell below the first class and out of every map, and the search
+    found nothing (the simulated IC 4756 and NGC 6475 of the thesis catalogue)."""
+    rng = np.random.default_rng(11)
+    n_cl, n_bright, n_faint = 150, 1500, 60_000
+    g = np.concatenate([rng.uniform(12, 16, n_cl), rng.uniform(12, 17, n_bright),
+                        rng.uniform(19.5, 21, n_faint)])
+    n = g.size
+    true_pm = np.concatenate([np.array([[1.0, -5.0]]) + 0.15 * rng.standard_normal((n_cl, 2)),
+                              rng.normal([-2.0, 0.0], 5.0, (n_bright + n_faint, 2))])
+    true_plx = np.concatenate([2.0 + 0.03 * rng.standard_normal(n_cl),
+                               np.abs(rng.normal(0.8, 0.6, n_bright)) + 0.05,
+                               np.abs(rng.normal(0.5, 0.4, n_faint)) + 0.05])
+    e_plx = 0.02 + 0.3 * np.exp((g - 19) / 1.2)
+    e_pm = 1.3 * e_plx
+    r, phi = np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
+    r[:n_cl] *= 0.2  # the cluster concentrated about the centre
+    frame = synthetic_field(n_field=10, n_cluster=3).iloc[:0].reindex(range(n))
+    frame["source_id"] = np.arange(n, dtype=np.int64) + 10**15
+    frame["ra"], frame["dec"] = 120.0 + r * np.cos(phi) / np.cos(np.radians(30)), \
+        -30.0 + r * np.sin(phi)
+    frame["pmra"] = true_pm[:, 0] + e_pm * rng.standard_normal(n)
+    frame["pmdec"] = true_pm[:, 1] + e_pm * rng.standard_normal(n)
+    frame["parallax"] = true_plx + e_plx * rng.standard_normal(n)
+    frame["parallax_error"], frame["pmra_error"], frame["pmdec_error"] = e_plx, e_pm, e_pm
+    frame["phot_g_mean_mag"] = g
+    ast = Astrometry.from_stars(frame)
+    priors = ClusterPriors(ra=120.0, dec=-30.0, radius_deg=1.0, pmra=1.0, pmdec=-5.0,
+                           parallax=2.0)
+    peaks = find_peaks(ast, priors)
+    near = [p for p in peaks if math.hypot(p.pmra - 1.0, p.pmdec + 5.0) < 0.5
+            and abs(p.parallax / 2.0 - 1.0) < 0.25]
+    assert near and near[0].significance > 10.0, [p.as_dict() for p in peaks[:3]]
