@@ -3,6 +3,7 @@ distant clusters, honest counts for small clusters. Mixture path (no DEC) to sta
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -131,19 +132,20 @@ def test_small_injected_cluster_is_not_inflated(shared_data: Path, n: int) -> No
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_deep_shared_field_distant_cluster_is_not_found_rather_than_misnamed(
-        shared_data: Path) -> None:
+def test_deep_shared_field_distant_cluster_is_found_not_misnamed(shared_data: Path) -> None:
     """Berkeley 73 (Hunt & Reffert 2023: pm (0.214, 1.012), parallax 0.122, 136 members) in an
-    18' EDR3 box to G = 21 with only its Dias entry as priors. Its members are faint, their
-    parallaxes say little, and the proper-motion contrast counts only stars whose parallax places
-    them in the slab (the faint stars' contrast passed the distant field's own hump off as the
-    cluster in half the simulated thesis catalogue): it is reported not found, with the reason,
-    and no other group is taken for it."""
+    18' EDR3 box to G = 21 with only its Dias entry as priors (pm 3.5 mas/yr off). Its members
+    are faint, and the proper-motion contrast counts only stars whose parallax places them in the
+    slab (the faint stars' contrast passed the distant field's own hump off as the cluster in half
+    the simulated thesis catalogue). Those stars are the slab's most precise; while they fell
+    below the first error class it was reported not found. Now the group found is the cluster,
+    within the catalogue sample's tolerances of Hunt & Reffert's values, and no other."""
     path = shared_data / "fields" / "catalogue_sample" / "cluster_distant_clusters_ber73.csv.gz"
     stars = read_stars(path)
     priors = ClusterPriors(ra=95.5, dec=-6.35, radius_deg=0.025, pmra=3.47, pmdec=-1.72,
                            parallax=1000.0 / 9800.0)
     result = run_default(stars, priors, FAST)
-    assert result.target is None and result.peak is None
-    assert not result.member.any()
-    assert "stands out of the field" in result.reason or "believable" in result.reason
+    assert result.target is not None and result.member.sum() >= 50
+    found = result.model  # the mixture's cluster (its means deconvolved of the stars' errors)
+    assert math.hypot(found["pmra"] - 0.214, found["pmdec"] - 1.012) < 0.3
+    assert abs(found["parallax"] - 0.122) < 0.07

@@ -149,7 +149,8 @@ def _pm_contrast(h: np.ndarray, h2: np.ndarray, background_cells: int
 @dataclass(frozen=True)
 class ErrorClasses:
     """A slab's stars grouped by member spread (the cluster's width and their error added) in
-    factors of 2 from ``s0``: they depend on errors alone, so a field's resamples share them."""
+    factors of 2 from ``s0`` (class 0 also holds every star below it): they depend on errors
+    alone, so a field's resamples share them."""
 
     s0: float
     every: np.ndarray  # the stars of every class
