@@ -11,10 +11,14 @@ from ocdec.data.columns import CANONICAL_COLUMNS
 def synthetic_field(n_field: int = 6000, n_cluster: int = 300, seed: int = 7,
                     cluster: tuple[float, float, float] = (-5.0, 3.0, 1.0),
                     second: tuple[float, float, float] | None = None,
-                    centre: tuple[float, float] = (120.0, -30.0)) -> pd.DataFrame:
+                    centre: tuple[float, float] = (120.0, -30.0),
+                    cluster_g: tuple[float, float] = (11.0, 19.0), n_faint: int = 0
+                    ) -> pd.DataFrame:
     """Field: broad proper motions and parallaxes, uniform in a 1 deg cone. Cluster(s): Gaussian in
     (pmra, pmdec, parallax) with 0.15 mas/yr and 0.03 mas intrinsic widths plus G-dependent
-    errors, Plummer-like on the sky (r50 0.15 deg). ``true_member`` marks the first cluster."""
+    errors, Plummer-like on the sky (r50 0.15 deg), G uniform in ``cluster_g``. ``n_faint``: more
+    field stars at G 19.5-21, mostly distant, as in a deep DR2 cone. ``true_member`` marks the
+    first cluster."""
     rng = np.random.default_rng(seed)
     ra0, dec0 = centre
 
@@ -30,7 +34,7 @@ def synthetic_field(n_field: int = 6000, n_cluster: int = 300, seed: int = 7,
     parts = []
     specs = [(cluster, True)] + ([(second, False)] if second is not None else [])
     for (pmra, pmdec, plx), truth in specs:
-        g = rng.uniform(11, 19, n_cluster)
+        g = rng.uniform(*cluster_g, n_cluster)
         ra, dec = sky(n_cluster, 0.15)
         parts.append(dict(ra=ra, dec=dec, g=g, pmra=pmra + 0.15 * rng.standard_normal(n_cluster),
                           pmdec=pmdec + 0.15 * rng.standard_normal(n_cluster),
@@ -42,6 +46,12 @@ def synthetic_field(n_field: int = 6000, n_cluster: int = 300, seed: int = 7,
                       pmdec=rng.normal(0, 5, n_field),
                       parallax=np.abs(rng.normal(0.8, 0.6, n_field)) + 0.05,
                       truth=np.zeros(n_field, bool)))
+    if n_faint:
+        ra, dec = sky(n_faint, None)
+        parts.append(dict(ra=ra, dec=dec, g=rng.uniform(19.5, 21, n_faint),
+                          pmra=rng.normal(-2, 5, n_faint), pmdec=rng.normal(0, 5, n_faint),
+                          parallax=np.abs(rng.normal(0.5, 0.4, n_faint)) + 0.05,
+                          truth=np.zeros(n_faint, bool)))
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     n = cat["ra"].size
     e_plx = 0.02 + 0.3 * np.exp((cat["g"] - 19) / 1.2)

@@ -188,30 +188,9 @@ def test_a_nearby_cluster_in_a_deep_field_is_found() -> None:
     the cluster's bright members, and every star whose parallax places it in the slab, are the
     most precise. They once fell below the first class and out of every map, and the search
     found nothing (the simulated IC 4756 and NGC 6475 of the thesis catalogue)."""
-    rng = np.random.default_rng(11)
-    n_cl, n_bright, n_faint = 150, 1500, 60_000
-    g = np.concatenate([rng.uniform(12, 16, n_cl), rng.uniform(12, 17, n_bright),
-                        rng.uniform(19.5, 21, n_faint)])
-    n = g.size
-    true_pm = np.concatenate([np.array([[1.0, -5.0]]) + 0.15 * rng.standard_normal((n_cl, 2)),
-                              rng.normal([-2.0, 0.0], 5.0, (n_bright + n_faint, 2))])
-    true_plx = np.concatenate([2.0 + 0.03 * rng.standard_normal(n_cl),
-                               np.abs(rng.normal(0.8, 0.6, n_bright)) + 0.05,
-                               np.abs(rng.normal(0.5, 0.4, n_faint)) + 0.05])
-    e_plx = 0.02 + 0.3 * np.exp((g - 19) / 1.2)
-    e_pm = 1.3 * e_plx
-    r, phi = np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
-    r[:n_cl] *= 0.2  # the cluster concentrated about the centre
-    frame = synthetic_field(n_field=10, n_cluster=3).iloc[:0].reindex(range(n))
-    frame["source_id"] = np.arange(n, dtype=np.int64) + 10**15
-    frame["ra"], frame["dec"] = 120.0 + r * np.cos(phi) / np.cos(np.radians(30)), \
-        -30.0 + r * np.sin(phi)
-    frame["pmra"] = true_pm[:, 0] + e_pm * rng.standard_normal(n)
-    frame["pmdec"] = true_pm[:, 1] + e_pm * rng.standard_normal(n)
-    frame["parallax"] = true_plx + e_plx * rng.standard_normal(n)
-    frame["parallax_error"], frame["pmra_error"], frame["pmdec_error"] = e_plx, e_pm, e_pm
-    frame["phot_g_mean_mag"] = g
-    ast = Astrometry.from_stars(frame)
+    stars = synthetic_field(n_field=1500, n_cluster=150, seed=11, cluster=(1.0, -5.0, 2.0),
+                            cluster_g=(12.0, 16.0), n_faint=60_000)
+    ast = Astrometry.from_stars(stars)
     priors = ClusterPriors(ra=120.0, dec=-30.0, radius_deg=1.0, pmra=1.0, pmdec=-5.0,
                            parallax=2.0)
     peaks = find_peaks(ast, priors)
