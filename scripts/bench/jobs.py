@@ -204,7 +204,11 @@ JOBS: dict[str, Callable[[dict[str, Any], StageClock], dict[str, Any]]] = {
 
 
 def child_main(spec_path: str, result_path: str) -> int:
-    """The job process: run the job its spec names, write its stages and info as JSON."""
+    """The job process: run the job its spec names, write its stages and info as JSON. Its
+    allocator is set as a rule job's (ocdec.allocator)."""
+    from ocdec.allocator import keep_freed_memory
+
+    keep_freed_memory()
     spec = json.loads(Path(spec_path).read_text())
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     clock = StageClock()

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ocdec.allocator import keep_freed_memory
 from ocdec.errors import OcdecError
 from ocdec.io import describe_os_error
 
@@ -35,7 +36,9 @@ def error_line(err: BaseException) -> str:
 
 
 def run_rule(main: Callable[[Any], Any], smk: Any) -> None:
-    """Call ``main(smk)``; on :class:`OcdecError` or :class:`OSError`, log one line and exit."""
+    """Call ``main(smk)``; on :class:`OcdecError` or :class:`OSError`, log one line and exit.
+    The job's allocator keeps freed memory for reuse first (:mod:`ocdec.allocator`)."""
+    keep_freed_memory()
     try:
         main(smk)
     except (OcdecError, OSError) as err:

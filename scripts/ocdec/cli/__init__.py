@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ocdec import __version__
+from ocdec.allocator import keep_freed_memory
 from ocdec.errors import OcdecError
 from ocdec.io import describe_os_error
 from ocdec.logs import configure_logging
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_file, logging.DEBUG if args.verbose else logging.INFO)
+    keep_freed_memory()  # the peak search's grids reuse memory (ocdec.allocator)
     try:
         return int(args.func(args) or 0)
     except OcdecError as err:

@@ -1,0 +1,49 @@
+"""glibc's allocator told to keep freed memory for reuse, in ocdec's own processes.
+
+The peak search allocates and frees thousands of grids of 0.1-2 MB per region. With glibc's
+defaults a freed block of that size is often handed back to the kernel (its dynamic mmap
+threshold, and the heap trimmed above 128 KB of free memory at its top), so the next grid is
+fresh pages that the kernel zeroes one fault at a time: about 4 million page faults and a third
+of the search's time on a 41,000-star region (docs/performance.md, tenth session). Fixed
+thresholds keep blocks below :data:`MMAP_THRESHOLD` in the heap and up to :data:`TRIM_THRESHOLD`
+of free memory at its top, so the memory is reused; larger arrays (a region's star columns)
+still come from and go back to the kernel directly.
+
+It changes where memory comes from, never a result. The command line and every rule adapter
+call :func:`keep_freed_memory` first; a library user's process is left as it is. glibc's own
+``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` variables, where set, win.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+
+log = logging.getLogger(__name__)
+
+MMAP_THRESHOLD = 32 * 1024 * 1024  # bytes: glibc's own ceiling for its dynamic threshold
+TRIM_THRESHOLD = 64 * 1024 * 1024  # bytes of free memory the heap keeps at its top
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+USER_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
+def keep_freed_memory() -> bool:
+    """Set glibc's mmap and trim thresholds for this process (and the children it forks). True
+    where set; False on another C library or platform, or where the user set either variable."""
+    if not sys.platform.startswith("linux") or any(v in os.environ for v in USER_VARIABLES):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    # mallopt returns 1 on success; musl's is a stub that returns 0
+    done = (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+    if not done:
+        log.debug("mallopt not available: the allocator keeps its defaults")
+    return done
