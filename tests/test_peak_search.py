@@ -1,7 +1,7 @@
 """The peak search's fast paths give what the plain computations give: histograms by bincount
 against numpy's histogram2d, the coarse classes added onto the fine grid, local maxima against
-scipy's maximum filter, and the field's resamples the same whatever the number of threads that
-search them."""
+scipy's maximum filter, the field's resamples the same whatever the number of threads that
+search them, and the search made a few slabs at a time the same as over its whole plans."""
 
 from __future__ import annotations
 
@@ -11,17 +11,19 @@ import numpy as np
 import pytest
 
 from ocdec.methods.default import density
-from ocdec.methods.default.groups import GroupSettings, search_with_nulls
+from ocdec.methods.default.groups import GroupSettings, _resamples, search_with_nulls
 from ocdec.methods.default.peaks import (
     PeakSettings,
     _local_maxima,
+    _suppress_duplicates,
     find_peaks,
+    search_fields,
     search_plan,
     search_plans,
 )
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
-from ocdec.threads import available_threads
+from ocdec.threads import available_threads, thread_map
 from synthetic_field import synthetic_field
 
 
@@ -197,3 +199,68 @@ def test_a_nearby_cluster_in_a_deep_field_is_found() -> None:
     near = [p for p in peaks if math.hypot(p.pmra - 1.0, p.pmdec + 5.0) < 0.5
             and abs(p.parallax / 2.0 - 1.0) < 0.25]
     assert near and near[0].significance > 10.0, [p.as_dict() for p in peaks[:3]]
+
+
+def _whole_plan_search(ast: Astrometry, fields: list[Astrometry], priors: ClusterPriors,
+                       s: PeakSettings) -> list[list[dict]]:
+    """Each field's peaks as the search made them before it went slab by slab: both searches'
+    plans made whole, then each field searched over them (search_peaks)."""
+    every, bracket = search_plans(ast, priors, s)
+    out = []
+    for field in fields:
+        peaks = find_peaks(field, priors.centre_only(), s, every)
+        if bracket is not None:
+            peaks = _suppress_duplicates(find_peaks(field, priors, s, bracket) + peaks)
+        out.append([p.as_dict() for p in peaks])
+    return out
+
+
+@pytest.mark.parametrize("parallax", [None, 0.1])
+def test_searching_slab_by_slab_finds_what_the_whole_plans_find(parallax) -> None:
+    """A field and its resamples searched a few slabs at a time, in one thread or in three: the
+    same peaks, in the same order, as over the whole plans (with a catalogue parallax below the
+    floor, the bracket search too)."""
+    stars = synthetic_field(n_field=5000, n_cluster=120, seed=11)
+    ast = Astrometry.from_stars(stars)
+    fields = [ast, *_resamples(ast, PeakSettings(), GroupSettings(n_resamples=2))]
+    priors = ClusterPriors(parallax=parallax)
+    s = PeakSettings()
+    expected = _whole_plan_search(ast, fields, priors, s)
+    assert expected[0]
+    for workers in (1, 3):
+        with thread_map(workers) as tmap:
+            found = search_fields(fields, priors, s, tmap)
+        np.testing.assert_equal([[p.as_dict() for p in peaks] for peaks in found], expected)
+
+
+def test_the_search_holds_only_a_few_slabs_plans_at_once(monkeypatch) -> None:
+    """The plans of a whole search (most of the default method's memory) are never all alive:
+    at most SLABS_AT_ONCE slabs' (two cell scales each) while their maps are made."""
+    import weakref
+
+    from ocdec.methods.default import peaks as peaks_module
+
+    alive, most, made = [0], [0], [0]
+
+    def dropped() -> None:
+        alive[0] -= 1
+
+    planner = peaks_module._SlabPlanner.__call__
+
+    def counted(self, c: float) -> list:
+        plans = planner(self, c)
+        for plan in plans:
+            weakref.finalize(plan, dropped)
+        alive[0] += len(plans)
+        made[0] += len(plans)
+        most[0] = max(most[0], alive[0])
+        return plans
+
+    monkeypatch.setattr(peaks_module._SlabPlanner, "__call__", counted)
+    stars = synthetic_field(n_field=5000, n_cluster=120, seed=11)
+    ast = Astrometry.from_stars(stars)
+    search_fields([ast, ast], ClusterPriors(parallax=0.1), PeakSettings())
+    scales = len(PeakSettings().scale_factors)
+    assert made[0] > 3 * peaks_module.SLABS_AT_ONCE * scales
+    assert most[0] <= peaks_module.SLABS_AT_ONCE * scales
+    assert alive[0] == 0

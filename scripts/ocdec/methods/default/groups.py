@@ -32,8 +32,7 @@ from ocdec.methods.default.peaks import (
     Peak,
     PeakSettings,
     score_peaks,
-    search_peaks,
-    search_plans,
+    search_fields,
 )
 from ocdec.methods.default.sky import tangent_plane
 from ocdec.methods.default.stars import Astrometry
@@ -224,20 +223,20 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     each cluster-free resample (:func:`_resamples`; 0: no peak at all), searched alike and scored
     without the catalogue's weight.
 
-    The searches share one plan (the resamples keep parallaxes and errors) and run side by side
-    in threads, as do the plan's slabs: numpy and scipy.ndimage release the GIL, and
+    The searches share each slab's plan (the resamples keep parallaxes and errors: made once,
+    searched in every field, then dropped, :func:`~ocdec.methods.default.peaks.search_fields`)
+    and run side by side in threads: numpy and scipy.ndimage release the GIL, and
     :func:`ocdec.threads.available_threads` keeps a Snakemake job to its ``threads``. The
     results are the same with one thread or many."""
     centre = priors.centre_only()
     fields = [ast, *_resamples(ast, peak_settings, s)]
     with thread_map(min(available_threads(), len(fields))) as tmap:
-        plans = search_plans(ast, priors, peak_settings, tmap)
+        peaks = search_fields(fields, priors, peak_settings, tmap)
 
-        def search(i: int, stars: Astrometry) -> list[Peak]:
-            return score_peaks(stars, search_peaks(stars, priors, peak_settings, plans),
-                               priors if i == 0 else centre, peak_settings)
+        def score(i: int, stars: Astrometry, field_peaks: list[Peak]) -> list[Peak]:
+            return score_peaks(stars, field_peaks, priors if i == 0 else centre, peak_settings)
 
-        found = list(tmap(search, range(len(fields)), fields))
+        found = list(tmap(score, range(len(fields)), fields, peaks))
     maxima = [max((statistic(p) for p in peaks), default=0.0) for peaks in found[1:]]
     return found[0], np.asarray(maxima, float)
 

@@ -137,6 +137,57 @@ class SlabPlan:
     grid: PmGrid
 
 
+class _SlabPlanner:
+    """Makes the :class:`SlabPlan` of each parallax slab of one set of parallaxes and errors (a
+    field's, and so its resamples')."""
+
+    def __init__(self, ast: Astrometry, s: PeakSettings) -> None:
+        self.ast, self.s = ast, s
+        self.field = FieldParallax(ast.parallax, ast.e_plx)
+        self.e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
+
+    def __call__(self, c: float) -> list[SlabPlan]:
+        """The slab at parallax ``c`` at each cell scale (none where it holds too few stars)."""
+        ast, s = self.ast, self.s
+        half = max(c * s.slab_half_width, MIN_HALF_WIDTH)
+        w = slab_weights(ast.parallax, ast.e_plx, self.field.density, c, half)
+        idx = np.flatnonzero(w > MIN_WEIGHT)
+        weight = w[idx]
+        if weight.sum() < 20:
+            return []
+        precise = idx[weight > 0.5]
+        pm_ok = (ast.e_plx[idx] < max(half, PM_CONTRAST_MAX_PLX_ERROR)).astype(float)
+        e_pm = self.e_pm
+        e_med = float(np.median(e_pm[precise])) if precise.size else float(np.median(e_pm[idx]))
+        plans = []
+        for factor in s.scale_factors:
+            intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
+            classes = error_classes(e_pm[idx], intrinsic, ERROR_CLASSES)
+            grid = pm_grid(ast.pmra[idx], ast.pmdec[idx], classes, s.background_cells)
+            plans.append(SlabPlan(c, half, math.hypot(intrinsic, e_med), idx, weight, pm_ok,
+                                  classes, grid))
+        return plans
+
+
+def _centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings,
+             beyond: tuple[float, float] | None = None) -> np.ndarray:
+    """The slab centres of a search; with ``beyond`` = (lo, hi), only those below lo or above
+    hi."""
+    centres = _slab_centres(ast, priors, s)
+    if beyond is not None:
+        centres = centres[(centres < beyond[0]) | (centres > beyond[1])]
+    return centres
+
+
+def _bracket_beyond(planned: list[float], s: PeakSettings) -> tuple[float, float] | None:
+    """The range the every-parallax search covers (its planned slab centres ``planned``, half a
+    slab step out), which the catalogue bracket leaves out; None where it planned nothing."""
+    if not planned:
+        return None
+    half_step = math.sqrt(s.slab_ratio)
+    return min(planned) / half_step, max(planned) * half_step
+
+
 def search_plan(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
                 map_fn: MapFn = map, beyond: tuple[float, float] | None = None
                 ) -> list[SlabPlan]:
@@ -145,31 +196,20 @@ def search_plan(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None =
     slab's plan is the same however it runs). ``beyond`` = (lo, hi): only the slabs centred
     below lo or above hi (another search covers the rest)."""
     s = s or PeakSettings()
-    field = FieldParallax(ast.parallax, ast.e_plx)
-    e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
+    planner = _SlabPlanner(ast, s)
+    return [plan for plans in map_fn(planner, _centres(ast, priors, s, beyond))
+            for plan in plans]
 
-    def slab(c: float) -> list[SlabPlan]:
-        half = max(c * s.slab_half_width, MIN_HALF_WIDTH)
-        w = slab_weights(ast.parallax, ast.e_plx, field.density, c, half)
-        idx = np.flatnonzero(w > MIN_WEIGHT)
-        if w[idx].sum() < 20:
-            return []
-        precise = idx[w[idx] > 0.5]
-        pm_ok = (ast.e_plx[idx] < max(half, PM_CONTRAST_MAX_PLX_ERROR)).astype(float)
-        e_med = float(np.median(e_pm[precise])) if precise.size else float(np.median(e_pm[idx]))
-        plans = []
-        for factor in s.scale_factors:
-            intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
-            classes = error_classes(e_pm[idx], intrinsic, ERROR_CLASSES)
-            grid = pm_grid(ast.pmra[idx], ast.pmdec[idx], classes, s.background_cells)
-            plans.append(SlabPlan(c, half, math.hypot(intrinsic, e_med), idx, w[idx],
-                                  pm_ok, classes, grid))
-        return plans
 
-    centres = _slab_centres(ast, priors, s)
-    if beyond is not None:
-        centres = centres[(centres < beyond[0]) | (centres > beyond[1])]
-    return [plan for plans in map_fn(slab, centres) for plan in plans]
+def _slab_peaks(ast: Astrometry, sky_w: np.ndarray | None, slab: SlabPlan, s: PeakSettings
+                ) -> list[Peak]:
+    """The peaks of one slab's maps for the stars ``ast`` (sky weights ``sky_w``)."""
+    idx = slab.stars
+    maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes,
+                             slab.grid, s.background_cells,
+                             sky_w=None if sky_w is None else sky_w[idx],
+                             pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok)
+    return _map_peaks(maps, slab.parallax, slab.half_width, slab.scale, s)
 
 
 def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
@@ -187,12 +227,7 @@ def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = 
     sky_w = _sky_weights(ast, priors)
     peaks: list[Peak] = []
     for slab in plan if plan is not None else search_plan(ast, priors, s):
-        idx = slab.stars
-        maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes,
-                                 slab.grid, s.background_cells,
-                                 sky_w=None if sky_w is None else sky_w[idx],
-                                 pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok)
-        peaks.extend(_map_peaks(maps, slab.parallax, slab.half_width, slab.scale, s))
+        peaks.extend(_slab_peaks(ast, sky_w, slab, s))
     return _suppress_duplicates(peaks)
 
 
@@ -214,25 +249,64 @@ def search_plans(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None 
     every = search_plan(ast, priors.centre_only(), s, map_fn)
     if priors.parallax is None:
         return every, None
-    beyond = None
-    if every:
-        half_step = math.sqrt(s.slab_ratio)
-        beyond = (min(p.parallax for p in every) / half_step,
-                  max(p.parallax for p in every) * half_step)
+    beyond = _bracket_beyond([p.parallax for p in every], s)
     return every, search_plan(ast, priors, s, map_fn, beyond)
 
 
-def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
-                 plans: SearchPlans | None = None) -> list[Peak]:
+# Slabs planned and searched together by search_fields: their plans are all it holds at once.
+SLABS_AT_ONCE = 4
+
+
+def _search_slabs(fields: list[Astrometry], sky: list[np.ndarray | None],
+                  planner: _SlabPlanner, centres: np.ndarray, s: PeakSettings, map_fn: MapFn
+                  ) -> tuple[list[list[Peak]], list[float]]:
+    """Each field's peaks over the slabs ``centres`` in slab order (not yet merged), and the
+    centres that were planned; SLABS_AT_ONCE slabs at a time, their plans then dropped."""
+    peaks: list[list[Peak]] = [[] for _ in fields]
+    planned: list[float] = []
+    for start in range(0, len(centres), SLABS_AT_ONCE):
+        plans = [p for ps in map_fn(planner, centres[start:start + SLABS_AT_ONCE]) for p in ps]
+        planned.extend(p.parallax for p in plans)
+        pairs = [(i, plan) for plan in plans for i in range(len(fields))]
+        found = map_fn(lambda pair: _slab_peaks(fields[pair[0]], sky[pair[0]], pair[1], s),
+                       pairs)
+        for k, slab_peaks in enumerate(found):
+            peaks[pairs[k][0]].extend(slab_peaks)
+        del plans, pairs, found  # before the next group's are made
+    return peaks, planned
+
+
+def search_fields(fields: list[Astrometry], priors: ClusterPriors,
+                  s: PeakSettings | None = None, map_fn: MapFn = map) -> list[list[Peak]]:
+    """:func:`search_peaks` of each of ``fields``, which share their parallaxes and errors (a
+    field and its resamples: one plan serves them all), as :func:`search_plans`' two searches.
+
+    The slabs are planned and searched a few at a time (SLABS_AT_ONCE), in every field, and
+    their plans dropped: the plans of a whole search, held for the six fields' searches, were
+    most of the default method's memory (about 1 KB per star, docs/performance.md). ``map_fn``
+    runs a group's plans, then its (field, slab) maps, side by side; the peaks are the same
+    however it runs, and as :func:`search_peaks` finds them field by field."""
+    s = s or PeakSettings()
+    planner = _SlabPlanner(fields[0], s)
+    sky = [_sky_weights(f, priors) for f in fields]
+    every, planned = _search_slabs(fields, sky, planner,
+                                   _centres(fields[0], priors.centre_only(), s), s, map_fn)
+    found = [_suppress_duplicates(p) for p in every]
+    if priors.parallax is None:
+        return found
+    centres = _centres(fields[0], priors, s, _bracket_beyond(planned, s))
+    bracket, _ = _search_slabs(fields, sky, planner, centres, s, map_fn)
+    return [_suppress_duplicates(_suppress_duplicates(b) + f)
+            for b, f in zip(bracket, found, strict=True)]
+
+
+def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None
+                 ) -> list[Peak]:
     """Every group of the cone: the search over every parallax (centre and radius only), and with
     a catalogue parallax also the search of its bracket where that reaches farther (down to
     0.02 mas for a distant cluster, above the field's 99.9 % quantile for a nearby one of few
-    stars); one peak per group. ``plans``: their :func:`search_plans` (made here when None)."""
-    every, bracket = plans if plans is not None else search_plans(ast, priors, s)
-    peaks = find_peaks(ast, priors.centre_only(), s, every)
-    if bracket is not None:
-        peaks = _suppress_duplicates(find_peaks(ast, priors, s, bracket) + peaks)
-    return peaks
+    stars); one peak per group (:func:`search_fields` of this one field)."""
+    return search_fields([ast], priors, s)[0]
 
 
 def _sky_weights(ast: Astrometry, priors: ClusterPriors) -> np.ndarray | None:
