@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import subprocess
 import sys
@@ -255,6 +256,38 @@ def test_resource_requests_grow_with_stars_and_attempt() -> None:
     assert gpu("default") == 1 and gpu("thesis") == 1
     assert gpu("hdbscan") == 0  # no JAX: a GPU would sit idle
 
+
+
+def test_requests_follow_the_stars_a_job_reads(tmp_path) -> None:
+    """Once a job's star table is written its rows size the request, not the sky-density
+    estimate (up to four times short in the plane); before (a dry run), the estimate."""
+    import pandas as pd
+
+    regions = {"plane": {"ra": 246.53, "dec": -26.25, "radius_deg": 6.25, "expected_stars": None}}
+    helpers = resource_helpers(merged_config(), regions)
+    estimate = helpers["EXPECTED_STARS"]["plane"]
+    rows = estimate // 250  # far from the estimate: the request must follow the table
+    stars = tmp_path / "stars.parquet"
+    pd.DataFrame({"source_id": range(rows)}).to_parquet(stars)
+
+    class Wildcards:
+        region = "plane"
+
+    class Input(dict):  # a job's named inputs, as Snakemake's Namedlist gives them
+        pass
+
+    base, per = helpers["RESOURCE_MODEL"]["quality"][:2]
+    mem = helpers["mem_mb_for"]("quality")
+    written = Input(stars=str(stars), status=str(tmp_path / "status.json"))
+    assert mem(Wildcards(), 1, input=written) == math.ceil(base + per * rows / 1000)
+    not_yet = Input(stars=str(tmp_path / "missing.parquet"))
+    assert mem(Wildcards(), 1, input=not_yet) == mem(Wildcards(), 1) == math.ceil(
+        base + per * estimate / 1000)
+    # a figure job reads a method's members table
+    plots = helpers["mem_mb_for"]("plots")
+    base, per = helpers["RESOURCE_MODEL"]["plots"][:2]
+    assert plots(Wildcards(), 2, input=Input(default_members=str(stars))) == math.ceil(
+        2 * (base + per * rows / 1000))
 
 # --- errors -------------------------------------------------------------------------------------
 
