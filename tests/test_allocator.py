@@ -39,7 +39,10 @@ def _faults(mode: str, env: dict[str, str]) -> int:
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in allocator.USER_VARIABLES}
+    """This environment without what would change the allocator (its variables and tunables,
+    a preloaded one)."""
+    drop = {*allocator.USER_VARIABLES, "GLIBC_TUNABLES", "LD_PRELOAD"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
@@ -54,6 +57,12 @@ def test_freed_grids_are_reused_instead_of_faulted_in_again() -> None:
     assert kept * 4 < default
 
 
-def test_the_users_own_allocator_variables_win(monkeypatch) -> None:
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+@pytest.mark.parametrize(("name", "value"), [
+    ("MALLOC_TRIM_THRESHOLD_", "131072"),
+    ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536"),
+])
+def test_the_users_own_allocator_settings_win(monkeypatch, name, value) -> None:
+    for other in (*allocator.USER_VARIABLES, "GLIBC_TUNABLES"):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, value)
     assert allocator.keep_freed_memory() is False
