@@ -230,13 +230,14 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     results are the same with one thread or many."""
     centre = priors.centre_only()
     fields = [ast, *_resamples(ast, peak_settings, s)]
-    with thread_map(min(available_threads(), len(fields))) as tmap:
-        peaks = search_fields(fields, priors, peak_settings, tmap)
+    # the (field, slab) maps use every thread the job has, the scoring one per field
+    with thread_map(available_threads()) as tmap:
+        raw = search_fields(fields, priors, peak_settings, tmap)
 
         def score(i: int, stars: Astrometry, field_peaks: list[Peak]) -> list[Peak]:
             return score_peaks(stars, field_peaks, priors if i == 0 else centre, peak_settings)
 
-        found = list(tmap(score, range(len(fields)), fields, peaks))
+        found = list(tmap(score, range(len(fields)), fields, raw))
     maxima = [max((statistic(p) for p in peaks), default=0.0) for peaks in found[1:]]
     return found[0], np.asarray(maxima, float)
 

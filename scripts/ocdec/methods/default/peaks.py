@@ -236,9 +236,10 @@ SearchPlans = tuple[list[SlabPlan], list[SlabPlan] | None]
 
 def search_plans(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
                  map_fn: MapFn = map) -> SearchPlans:
-    """The plans of :func:`search_peaks`' two searches (every parallax; the catalogue's bracket
-    where it reaches beyond those, None without a catalogue parallax); ``map_fn`` as
-    :func:`search_plan`'s.
+    """The plans of the two searches (every parallax; the catalogue's bracket where it reaches
+    beyond those, None without a catalogue parallax), made whole; ``map_fn`` as
+    :func:`search_plan`'s. :func:`search_fields` makes the same plans a few slabs at a time (it is
+    tested against the search over these).
 
     The bracket searches only the slabs the first search does not reach (half a slab step
     beyond its first and last centres): within that range a bracket slab lies within half a
@@ -278,8 +279,10 @@ def _search_slabs(fields: list[Astrometry], sky: list[np.ndarray | None],
 
 def search_fields(fields: list[Astrometry], priors: ClusterPriors,
                   s: PeakSettings | None = None, map_fn: MapFn = map) -> list[list[Peak]]:
-    """:func:`search_peaks` of each of ``fields``, which share their parallaxes and errors (a
-    field and its resamples: one plan serves them all), as :func:`search_plans`' two searches.
+    """Every group of each of ``fields``, which share their parallaxes and errors (a field and
+    its resamples: one plan serves them all): :func:`find_peaks` over the slabs of every
+    parallax (centre and radius only), and with a catalogue parallax also over the slabs of its
+    bracket that lie beyond those (:func:`search_plans`), merged into one peak per group.
 
     The slabs are planned and searched a few at a time (SLABS_AT_ONCE), in every field, and
     their plans dropped: the plans of a whole search, held for the six fields' searches, were
