@@ -257,7 +257,6 @@ def test_resource_requests_grow_with_stars_and_attempt() -> None:
     assert gpu("hdbscan") == 0  # no JAX: a GPU would sit idle
 
 
-
 def test_requests_follow_the_stars_a_job_reads(tmp_path) -> None:
     """Once a job's star table is written its rows size the request, not the sky-density
     estimate (up to four times short in the plane); before (a dry run), the estimate."""
@@ -273,8 +272,10 @@ def test_requests_follow_the_stars_a_job_reads(tmp_path) -> None:
     class Wildcards:
         region = "plane"
 
-    class Input(dict):  # a job's named inputs, as Snakemake's Namedlist gives them
-        pass
+    from snakemake.iocontainers import InputFiles
+
+    def Input(**named: str) -> InputFiles:  # noqa: N802 (a job's named inputs, as Snakemake's)
+        return InputFiles(fromdict=named)
 
     base, per = helpers["RESOURCE_MODEL"]["quality"][:2]
     mem = helpers["mem_mb_for"]("quality")
