@@ -204,7 +204,7 @@ def test_a_nearby_cluster_in_a_deep_field_is_found() -> None:
 def _whole_plan_search(ast: Astrometry, fields: list[Astrometry], priors: ClusterPriors,
                        s: PeakSettings) -> list[list[dict]]:
     """Each field's peaks as the search made them before it went slab by slab: both searches'
-    plans made whole, then each field searched over them (search_peaks)."""
+    plans made whole, then each field searched over them."""
     every, bracket = search_plans(ast, priors, s)
     out = []
     for field in fields:

@@ -288,7 +288,8 @@ def search_fields(fields: list[Astrometry], priors: ClusterPriors,
     their plans dropped: the plans of a whole search, held for the six fields' searches, were
     most of the default method's memory (about 1 KB per star, docs/performance.md). ``map_fn``
     runs a group's plans, then its (field, slab) maps, side by side; the peaks are the same
-    however it runs, and as :func:`search_peaks` finds them field by field."""
+    however it runs, and the same as :func:`find_peaks` over the whole :func:`search_plans`
+    finds them field by field."""
     s = s or PeakSettings()
     planner = _SlabPlanner(fields[0], s)
     sky = [_sky_weights(f, priors) for f in fields]
