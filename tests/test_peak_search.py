@@ -1,5 +1,6 @@
 """The peak search's fast paths give what the plain computations give: histograms by bincount
-against numpy's histogram2d, the coarse classes added onto the fine grid, local maxima against
+against numpy's histogram2d, the coarse classes added onto the fine grid, the maps made only
+where the threshold can be passed against the whole grid's, local maxima against
 scipy's maximum filter, the field's resamples the same whatever the number of threads that
 search them, and the search made a few slabs at a time the same as over its whole plans."""
 
@@ -58,20 +59,69 @@ def test_binner_matches_histogram2d_and_drops_stars_outside() -> None:
     assert hist(np.ones_like(w)).sum() < 5000  # stars outside are dropped, not clipped in
 
 
-def test_prefix_maps_add_coarse_classes_block_by_block() -> None:
+def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
+    """A coarse class's cells are repeated onto the fine cells they cover, on the whole grid and
+    on a region cut out of it; a fine class's maps on a region equal the whole grid's there."""
     rng = np.random.default_rng(4)
-    nx, ny = 23, 17
-    maps = density._PrefixMaps(nx, ny, [1, 3, 6])
-    fine_ex, fine_var = rng.normal(size=(nx, ny)), rng.random((nx, ny))
-    coarse_ex, coarse_var = rng.normal(size=(8, 6)), rng.random((8, 6))
-    maps.add(fine_ex.astype(np.float32), fine_var.astype(np.float32), 1)
+    nx, ny, bc = 43, 37, 21
+    shape = (nx, ny)
+    h = rng.poisson(0.3, shape).astype(np.float32)
+    h2 = (h * rng.random(shape)).astype(np.float32)
+    coarse_ex, coarse_var = rng.normal(size=(15, 13)), rng.random((15, 13))
+    parts = [density._Part("sky", 1, h, h2),
+             density._Part("sky", 3, coarse_ex.astype(np.float32),
+                           coarse_var.astype(np.float32))]
+    fine_ex, fine_var = (m.astype(float) for m in density._contrast("sky", h, h2, bc))
     first = fine_ex / np.sqrt(fine_var + 1)
-    maps.add(coarse_ex.astype(np.float32), coarse_var.astype(np.float32), 3)
     up = np.kron(coarse_ex, np.ones((3, 3)))[:nx, :ny]
     up_var = np.kron(coarse_var, np.ones((3, 3)))[:nx, :ny]
     second = (fine_ex + up) / np.sqrt(fine_var + up_var + 1)
-    np.testing.assert_allclose(maps.significance(), np.maximum(first, second), rtol=1e-5,
-                               atol=1e-6)
+    whole = density._prefix_significance(parts, (slice(0, nx), slice(0, ny)), shape, bc)
+    np.testing.assert_allclose(whole, np.maximum(first, second), rtol=1e-5, atol=1e-6)
+    region = (slice(13, 29), slice(4, 36))  # starts inside a coarse cell; within the margin
+    np.testing.assert_array_equal(
+        density._prefix_significance(parts, region, shape, bc), whole[region])
+    for kind in ("pm", "sky"):  # a fine class alone, filtered over the region and a margin
+        alone = [density._Part(kind, 1, h, h2)]
+        np.testing.assert_allclose(
+            density._prefix_significance(alone, region, shape, bc),
+            density._prefix_significance(alone, (slice(0, nx), slice(0, ny)), shape,
+                                         bc)[region], rtol=1e-6, atol=1e-6)
+
+
+def test_maps_are_made_only_where_the_threshold_can_be_passed() -> None:
+    """With a threshold the maps are made only in the regions where a significance could pass
+    it: there they are the whole grid's, every cell of the whole grid above the threshold lies
+    in them, the peaks are the same, and most of the grid is left out."""
+    from ocdec.methods.default.peaks import _map_peaks, _sky_weights
+
+    stars = synthetic_field(n_field=20000, n_cluster=200, seed=12)
+    ast = Astrometry.from_stars(stars)
+    priors = ClusterPriors(ra=120.0, dec=-30.0, radius_deg=1.5)
+    s = PeakSettings()
+    sky_w = _sky_weights(ast, priors)
+    assert sky_w is not None
+    computed = cells = above = 0
+    for slab in search_plan(ast, priors, s):
+        idx = slab.stars
+        args = (ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes, slab.grid,
+                s.background_cells)
+        kw = dict(sky_w=sky_w[idx], pm_class_ratio=0.2, pm_ok=slab.pm_ok)
+        whole = density.significance_maps(*args, **kw)
+        cut = density.significance_maps(*args, **kw, threshold=s.min_significance)
+        for full, part in zip(whole[:2], cut[:2], strict=True):
+            inside = part != 0
+            np.testing.assert_allclose(part[inside], full[inside], rtol=1e-6, atol=1e-6)
+            assert np.all(full[~inside] <= s.min_significance)  # nothing lost outside
+            computed += int(inside.sum())
+            cells += full.size
+            above += int((full > s.min_significance).sum())
+        np.testing.assert_equal(
+            [p.as_dict() for p in _map_peaks(cut, slab.parallax, slab.half_width, slab.scale, s)],
+            [p.as_dict() for p in _map_peaks(whole, slab.parallax, slab.half_width, slab.scale,
+                                             s)])
+    assert above > 0  # the cluster and the field's humps pass the threshold somewhere
+    assert computed < 0.5 * cells
 
 
 def test_a_shared_plan_gives_the_same_peaks() -> None:

@@ -26,7 +26,6 @@ tell from a cluster, have no sky concentration and cancel; a compact cluster doe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,23 +74,33 @@ def slab_weights(plx: np.ndarray, e_plx: np.ndarray, field: np.ndarray, c: float
 
 
 
-def _binner(x: np.ndarray, y: np.ndarray, bx: np.ndarray, by: np.ndarray
-            ) -> Callable[[np.ndarray], np.ndarray]:
+class _Binner:
     """Weighted 2-d histograms of (x, y) on the uniform edges ``bx``, ``by`` (values outside
     dropped, as :func:`numpy.histogram2d`): each star's cell is found once and every histogram
     of the same stars is one :func:`numpy.bincount` (histogram2d searches the edges for every
     call: three quarters of the peak search's time at 400,000 stars)."""
-    nx, ny = bx.size - 1, by.size - 1
-    ix = np.floor((x - bx[0]) / (bx[1] - bx[0])).astype(np.int64)
-    iy = np.floor((y - by[0]) / (by[1] - by[0])).astype(np.int64)
-    inside = np.flatnonzero((ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny))
-    flat = ix[inside] * ny + iy[inside]
 
-    def hist(weights: np.ndarray) -> np.ndarray:
-        h = np.bincount(flat, weights[inside], minlength=nx * ny).reshape(nx, ny)
-        return h.astype(np.float32)
+    def __init__(self, x: np.ndarray, y: np.ndarray, bx: np.ndarray, by: np.ndarray) -> None:
+        self.nx, self.ny = bx.size - 1, by.size - 1
+        ix = np.floor((x - bx[0]) / (bx[1] - bx[0])).astype(np.int64)
+        iy = np.floor((y - by[0]) / (by[1] - by[0])).astype(np.int64)
+        self.inside = np.flatnonzero((ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny))
+        self.ix, self.iy = ix[self.inside], iy[self.inside]
+        self.flat = self.ix * self.ny + self.iy
 
-    return hist
+    def __call__(self, weights: np.ndarray) -> np.ndarray:
+        h = np.bincount(self.flat, weights[self.inside], minlength=self.nx * self.ny)
+        return h.reshape(self.nx, self.ny).astype(np.float32)
+
+    def blocks(self, weights: np.ndarray, block: int) -> np.ndarray:
+        """The histogram's sums over blocks of ``block`` cells a side (float64), made from the
+        stars rather than the grid."""
+        nbx, nby = -(-self.nx // block), -(-self.ny // block)
+        flat = (self.ix // block) * nby + self.iy // block
+        return np.bincount(flat, weights[self.inside], minlength=nbx * nby).reshape(nbx, nby)
+
+
+_binner = _Binner
 
 
 def _aperture(h: np.ndarray) -> np.ndarray:
@@ -105,37 +114,138 @@ def _aperture_variance(hv: np.ndarray) -> np.ndarray:
     return np.maximum(smooth, 0.0) * math.pi * _SIGMA_CELLS**2
 
 
-class _PrefixMaps:
-    """The excess and its variance summed over the classes so far on the fine grid (a coarse
-    class repeated onto blocks of ``factor`` cells), and the best significance over
-    those prefixes. float32: the grids' passes are the peak search's main cost, and counts
-    need no more than 7 digits."""
+# The threshold's bound (:func:`_candidate_regions`) is taken on blocks of this many cells a side.
+BOUND_BLOCK = 8
+# An aperture's largest weight (the Gaussian truncated at 4 sigma, scaled to 1 at its centre, is
+# 1.0003 there after scipy normalises the truncated kernel), with room for float32 rounding.
+_APERTURE_MAX_WEIGHT = 1.01
 
-    def __init__(self, nx: int, ny: int, factors: list[int]) -> None:
-        self.shape = (nx, ny)
-        # padded so that every class's coarse grid covers whole blocks
-        px = max(-(-nx // f) * f for f in factors)
-        py = max(-(-ny // f) * f for f in factors)
-        self.ex = np.zeros((px, py), np.float32)
-        self.var = np.zeros((px, py), np.float32)
-        self.best = np.full((px, py), -np.inf, np.float32)
-        self.tmp = np.empty((px, py), np.float32)
 
-    def add(self, ex: np.ndarray, var: np.ndarray, factor: int) -> None:
-        for acc, part in ((self.ex, ex), (self.var, var)):
-            if factor == 1:
-                acc[: part.shape[0], : part.shape[1]] += part
-            else:  # repeated onto the fine cells (a broadcast onto 4-d blocks is slower)
-                up = np.repeat(np.repeat(part, factor, axis=0), factor, axis=1)
-                acc[: up.shape[0], : up.shape[1]] += up
-        np.add(self.var, 1.0, out=self.tmp)
-        np.sqrt(self.tmp, out=self.tmp)
-        np.divide(self.ex, self.tmp, out=self.tmp)
-        np.maximum(self.best, self.tmp, out=self.best)
+def _gauss_radius(sigma: float) -> int:
+    """Cells a Gaussian filter reaches (scipy's truncate of 4 sigma)."""
+    return int(4.0 * sigma + 0.5)
 
-    def significance(self) -> np.ndarray:
-        best = self.best[: self.shape[0], : self.shape[1]]
-        return np.where(np.isfinite(best), best, np.float32(0.0))
+
+@dataclass(frozen=True)
+class _Part:
+    """One error class's share of one contrast. On the fine grid (factor 1) its histograms,
+    made into maps only where the threshold may be passed (``positive``: the block sums of its
+    positive weights, for the bound); on a coarser grid (factor > 1, a fraction of the cells)
+    its maps, the excess and its variance."""
+
+    kind: str  # "pm" or "sky"
+    factor: int
+    first: np.ndarray  # fine: histogram of the weights; coarse: the excess
+    second: np.ndarray  # fine: histogram of the squared weights; coarse: the variance
+    positive: np.ndarray | None = None  # fine: the positive weights' BOUND_BLOCK block sums
+
+
+def _part(kind: str, factor: int, h: np.ndarray, h2: np.ndarray, background_cells: int,
+          positive: np.ndarray | None) -> _Part:
+    if factor == 1:
+        return _Part(kind, 1, h, h2, positive)
+    return _Part(kind, factor, *_contrast(kind, h, h2, background_cells))
+
+
+def _contrast(kind: str, h: np.ndarray, h2: np.ndarray, background_cells: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A class's excess and its variance from its histograms of weights and squared weights."""
+    if kind == "pm":
+        return _pm_contrast(h, h2, background_cells)
+    return _aperture(h), _aperture_variance(h2)
+
+
+Region = tuple[slice, slice]
+
+
+def _part_maps(part: _Part, region: Region, shape: tuple[int, int], background_cells: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A class's excess and variance on the fine cells of ``region``. A fine class is filtered
+    over the region and a margin as wide as its filters reach, cut at the grid's edges as the
+    whole grid is, so the region's values are those of the whole grid's maps; a coarse class's
+    cells are repeated onto the fine cells they cover."""
+    rx, ry = region
+    if part.factor > 1:
+        f = part.factor
+        cx, cy = slice(rx.start // f, (rx.stop - 1) // f + 1), slice(ry.start // f,
+                                                                    (ry.stop - 1) // f + 1)
+        inner = (slice(rx.start % f, rx.start % f + rx.stop - rx.start),
+                 slice(ry.start % f, ry.start % f + ry.stop - ry.start))
+        # repeated block by block (a broadcast onto 4-d blocks is slower, as is a gather)
+        return tuple(np.repeat(np.repeat(m[cx, cy], f, axis=0), f, axis=1)[inner]
+                     for m in (part.first, part.second))  # type: ignore[return-value]
+    margin = max(_gauss_radius(_SIGMA_CELLS), background_cells // 2) + 1
+    x0, y0 = max(rx.start - margin, 0), max(ry.start - margin, 0)
+    x1, y1 = min(rx.stop + margin, shape[0]), min(ry.stop + margin, shape[1])
+    ex, var = _contrast(part.kind, part.first[x0:x1, y0:y1], part.second[x0:x1, y0:y1],
+                        background_cells)
+    inner = (slice(rx.start - x0, rx.stop - x0), slice(ry.start - y0, ry.stop - y0))
+    return ex[inner], var[inner]
+
+
+def _prefix_significance(parts: list[_Part], region: Region, shape: tuple[int, int],
+                         background_cells: int) -> np.ndarray:
+    """The best significance over the prefixes of classes (precise first) on ``region``: each
+    prefix's summed excess over the square root of its summed variance plus one (0 where no
+    class counts). float32: the grids' passes are the peak search's main cost, and counts need
+    no more than 7 digits."""
+    rx, ry = region
+    size = (rx.stop - rx.start, ry.stop - ry.start)
+    ex_sum, var_sum = np.zeros(size, np.float32), np.zeros(size, np.float32)
+    best, tmp = np.full(size, -np.inf, np.float32), np.empty(size, np.float32)
+    for part in parts:
+        ex, var = _part_maps(part, region, shape, background_cells)
+        ex_sum += ex
+        var_sum += var
+        np.add(var_sum, 1.0, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(ex_sum, tmp, out=tmp)
+        np.maximum(best, tmp, out=best)
+    return np.where(np.isfinite(best), best, np.float32(0.0))
+
+
+def _block_max(m: np.ndarray, factor: int, block: int, nb: tuple[int, int]) -> np.ndarray:
+    """The largest value of a coarse map (``factor`` fine cells a side) over each block's fine
+    cells (a block's cells span coarse cells lo..hi; lo..next lo, and hi, cover them)."""
+    for axis, n in enumerate(nb):
+        first = block * np.arange(n)
+        lo = np.minimum(first // factor, m.shape[axis] - 1)
+        hi = np.minimum((first + block - 1) // factor, m.shape[axis] - 1)
+        m = np.maximum(np.maximum.reduceat(m, lo, axis=axis), np.take(m, hi, axis=axis))
+    return m
+
+
+def _candidate_regions(contrasts: list[list[_Part]], shape: tuple[int, int], threshold: float
+                       ) -> list[Region]:
+    """The regions of the fine grid where a significance could pass ``threshold``: outside them
+    every prefix's is below it, so no peak lies there, nor a neighbour that could outrank one.
+
+    A prefix's significance is at most its summed excess (the variance adds to one under the
+    root), so at most the sum over its classes of their positive excesses: for a coarse class
+    its map's largest over the block, for a fine class its aperture's reach (its positive
+    weights within the Gaussian's 4 sigma, each counted at most once) taken from block sums of
+    its histogram. In a field most cells of a slab's grid hold no star, and the aperture counts
+    that could reach the threshold lie in a fifth of them or less."""
+    block = BOUND_BLOCK
+    nb = (-(-shape[0] // block), -(-shape[1] // block))
+    reach = -(-_gauss_radius(_SIGMA_CELLS) // block)  # blocks a fine aperture reaches
+    candidate = np.zeros(nb, bool)
+    for parts in contrasts:
+        if not parts:
+            continue
+        bound = np.zeros(nb)
+        for part in parts:
+            if part.factor == 1:
+                window = ndimage.uniform_filter(part.positive, 2 * reach + 1, mode="constant")
+                bound += _APERTURE_MAX_WEIGHT * (2 * reach + 1) ** 2 * window
+            else:
+                bound += _block_max(np.maximum(part.first, 0.0), part.factor, block, nb)
+        # float32 sums and roots may round a little above the bound's float64 arithmetic
+        candidate |= bound >= threshold * (1.0 - 1e-4)
+    labels, _ = ndimage.label(candidate, structure=np.ones((3, 3)))
+    return [(slice(sx.start * block, min(sx.stop * block, shape[0])),
+             slice(sy.start * block, min(sy.stop * block, shape[1])))
+            for sx, sy in ndimage.find_objects(labels)]
 
 
 def _pm_contrast(h: np.ndarray, h2: np.ndarray, background_cells: int
@@ -217,7 +327,8 @@ def pm_grid(pmra: np.ndarray, pmdec: np.ndarray, classes: ErrorClasses, backgrou
 
 def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classes: ErrorClasses,
                       grid: PmGrid, background_cells: int, sky_w: np.ndarray | None = None,
-                      pm_class_ratio: float = 0.2, pm_ok: np.ndarray | None = None
+                      pm_class_ratio: float = 0.2, pm_ok: np.ndarray | None = None,
+                      threshold: float | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float]:
     """Significance of the overdensity at each cell of a proper-motion grid for stars weighted
     ``w``, their errors deconvolved by class (module docstring, :func:`error_classes`): in
@@ -227,7 +338,9 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
     parallax places them in the slab, the only ones the proper-motion contrast uses (default
     all): stars whose parallax says nothing bring the distant field's narrow hump in proper
     motion into every slab. ``grid``: the :func:`pm_grid` to bin on, the field's (its resamples
-    are searched on it too)."""
+    are searched on it too). ``threshold``: the maps are made only where a significance could
+    pass it (:func:`_candidate_regions`), 0 elsewhere: the same peaks above it, at a fraction of
+    the filtering; None, the whole grid."""
     s0 = classes.s0
     nx, ny, cell, field_sd = grid.nx, grid.ny, grid.cell, grid.field_sd
     ex, ey = grid.edges()
@@ -237,7 +350,8 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
         fbar = float(np.sum(w[keep] * sky_w[keep]) / max(np.sum(w[keep]), 1e-300))
     factors = [max(1, int(round(s0 * 2.0 ** (k + 0.5) / 2.0 / cell)))
                for k in range(len(classes.members))]
-    pm, sky = _PrefixMaps(nx, ny, factors), _PrefixMaps(nx, ny, factors)
+    pm: list[_Part] = []
+    sky: list[_Part] = []
     for k, (factor, sel) in enumerate(zip(factors, classes.members, strict=True)):
         if sel.size < 3:
             continue
@@ -248,10 +362,21 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
         hist = _binner(pmra[sel], pmdec[sel], bx, by)
         if k == 0 or s_k <= pm_class_ratio * field_sd:
             wp = wk if pm_ok is None else wk * pm_ok[sel]
-            pm.add(*_pm_contrast(hist(wp), hist(wp * wp), background_cells), factor)
+            bound = factor == 1 and threshold is not None
+            positive = hist.blocks(wp, BOUND_BLOCK) if bound else None  # weights >= 0
+            pm.append(_part("pm", factor, hist(wp), hist(wp * wp), background_cells, positive))
         if sky_w is not None:
             a = wk * (sky_w[sel] - fbar)
-            sky.add(_aperture(hist(a)), _aperture_variance(hist(a * a)), factor)
-    best_pm = pm.significance()
-    best_sky = sky.significance() if sky_w is not None else None
+            positive = (hist.blocks(np.maximum(a, 0.0), BOUND_BLOCK)
+                        if factor == 1 and threshold is not None else None)
+            sky.append(_part("sky", factor, hist(a), hist(a * a), background_cells, positive))
+    shape = (nx, ny)
+    regions = ([(slice(0, nx), slice(0, ny))] if threshold is None
+               else _candidate_regions([pm, sky], shape, threshold))
+    best_pm = np.zeros(shape, np.float32)
+    best_sky = np.zeros(shape, np.float32) if sky_w is not None else None
+    for region in regions:
+        best_pm[region] = _prefix_significance(pm, region, shape, background_cells)
+        if best_sky is not None:
+            best_sky[region] = _prefix_significance(sky, region, shape, background_cells)
     return best_pm, best_sky, ex, ey, cell

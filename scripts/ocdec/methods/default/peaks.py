@@ -208,7 +208,8 @@ def _slab_peaks(ast: Astrometry, sky_w: np.ndarray | None, slab: SlabPlan, s: Pe
     maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes,
                              slab.grid, s.background_cells,
                              sky_w=None if sky_w is None else sky_w[idx],
-                             pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok)
+                             pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok,
+                             threshold=s.min_significance)
     return _map_peaks(maps, slab.parallax, slab.half_width, slab.scale, s)
 
 
