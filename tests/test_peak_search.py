@@ -52,7 +52,7 @@ def test_binner_matches_histogram2d_and_drops_stars_outside() -> None:
     x, y = rng.normal(0, 2, 5000), rng.normal(1, 3, 5000)  # many outside the edges
     w = rng.random(5000)
     bx, by = -3 + 0.25 * np.arange(25), -2 + 0.5 * np.arange(13)
-    hist = density._binner(x, y, bx, by)
+    hist = density._Binner(x, y, bx, by)
     for weights in (w, w * w, np.ones_like(w)):
         expected = np.histogram2d(x, y, bins=(bx, by), weights=weights)[0]
         np.testing.assert_allclose(hist(weights), expected, rtol=1e-6, atol=1e-4)
@@ -61,32 +61,68 @@ def test_binner_matches_histogram2d_and_drops_stars_outside() -> None:
 
 def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
     """A coarse class's cells are repeated onto the fine cells they cover, on the whole grid and
-    on a region cut out of it; a fine class's maps on a region equal the whole grid's there."""
+    on a region cut out of it; a fine class's maps on a region are the whole grid's there, bit
+    for bit (its apertures made over the region and a margin, its box filters over the grid)."""
     rng = np.random.default_rng(4)
     nx, ny, bc = 43, 37, 21
-    shape = (nx, ny)
+    shape, whole_grid = (nx, ny), (slice(0, nx), slice(0, ny))
     h = rng.poisson(0.3, shape).astype(np.float32)
     h2 = (h * rng.random(shape)).astype(np.float32)
     coarse_ex, coarse_var = rng.normal(size=(15, 13)), rng.random((15, 13))
-    parts = [density._Part("sky", 1, h, h2),
+    parts = [density._part("sky", 1, h, h2, bc, None),
              density._Part("sky", 3, coarse_ex.astype(np.float32),
                            coarse_var.astype(np.float32))]
-    fine_ex, fine_var = (m.astype(float) for m in density._contrast("sky", h, h2, bc))
+    fine_ex = density._aperture(h).astype(float)
+    fine_var = density._aperture_variance(h2).astype(float)
     first = fine_ex / np.sqrt(fine_var + 1)
     up = np.kron(coarse_ex, np.ones((3, 3)))[:nx, :ny]
     up_var = np.kron(coarse_var, np.ones((3, 3)))[:nx, :ny]
     second = (fine_ex + up) / np.sqrt(fine_var + up_var + 1)
-    whole = density._prefix_significance(parts, (slice(0, nx), slice(0, ny)), shape, bc)
+    whole = density._prefix_significance(parts, whole_grid, shape)
     np.testing.assert_allclose(whole, np.maximum(first, second), rtol=1e-5, atol=1e-6)
     region = (slice(13, 29), slice(4, 36))  # starts inside a coarse cell; within the margin
-    np.testing.assert_array_equal(
-        density._prefix_significance(parts, region, shape, bc), whole[region])
-    for kind in ("pm", "sky"):  # a fine class alone, filtered over the region and a margin
-        alone = [density._Part(kind, 1, h, h2)]
-        np.testing.assert_allclose(
-            density._prefix_significance(alone, region, shape, bc),
-            density._prefix_significance(alone, (slice(0, nx), slice(0, ny)), shape,
-                                         bc)[region], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(density._prefix_significance(parts, region, shape),
+                                  whole[region])
+    for kind in ("pm", "sky"):  # a fine class alone
+        alone = [density._part(kind, 1, h, h2, bc, None)]
+        np.testing.assert_array_equal(
+            density._prefix_significance(alone, region, shape),
+            density._prefix_significance(alone, whole_grid, shape)[region])
+
+
+@pytest.mark.parametrize("kind", ["pm", "sky"])
+def test_the_bound_holds_every_positive_excess_of_a_block(kind) -> None:
+    """Over each block the bound is at least every cell's positive excess: for a lone star of
+    weight 1 (on the sky, tight to the aperture's largest weight: a smaller constant or a shorter
+    reach would fail), for a crowd and for a coarse class."""
+    rng = np.random.default_rng(8)
+    nx, ny, bc, block = 61, 45, 21, density.BOUND_BLOCK
+    nb = (-(-nx // block), -(-ny // block))
+
+    def block_max(m: np.ndarray) -> np.ndarray:
+        padded = np.zeros((nb[0] * block, nb[1] * block))
+        padded[:nx, :ny] = m
+        return padded.reshape(nb[0], block, nb[1], block).max(axis=(1, 3))
+
+    edges = np.arange(nx + 1.0), np.arange(ny + 1.0)
+    lone = (np.array([30.5]), np.array([20.5]), np.array([1.0]))
+    crowd = (rng.uniform(0, nx, 3000), rng.normal(22, 6, 3000),
+             rng.random(3000) * (1 if kind == "pm" else rng.choice([-1, 1], 3000)))
+    for x, y, w in (lone, crowd):
+        hist = density._Binner(x, y, *edges)
+        part = density._part(kind, 1, hist(w), hist(w * w), bc,
+                             hist.blocks(np.maximum(w, 0.0), block))
+        ex, _ = density._part_maps(part, (slice(0, nx), slice(0, ny)), (nx, ny))
+        exact = block_max(np.maximum(ex, 0.0))
+        bound = density._bound([part], nb)
+        assert np.all(bound >= exact)
+        if x.size == 1 and kind == "sky":  # the proper-motion excess is less its field's mean
+            assert bound.max() <= 1.02 * exact.max()
+    coarse_edges = (3.0 * np.arange(-(-nx // 3) + 1), 3.0 * np.arange(-(-ny // 3) + 1))
+    hist = density._Binner(*crowd[:2], *coarse_edges)
+    coarse = density._part(kind, 3, hist(crowd[2]), hist(crowd[2] ** 2), bc, None)
+    ex, _ = density._part_maps(coarse, (slice(0, nx), slice(0, ny)), (nx, ny))
+    assert np.all(density._bound([coarse], nb) >= block_max(np.maximum(ex, 0.0)))
 
 
 def test_maps_are_made_only_where_the_threshold_can_be_passed() -> None:

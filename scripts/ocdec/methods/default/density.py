@@ -100,8 +100,6 @@ class _Binner:
         return np.bincount(flat, weights[self.inside], minlength=nbx * nby).reshape(nbx, nby)
 
 
-_binner = _Binner
-
 
 def _aperture(h: np.ndarray) -> np.ndarray:
     """Counts in a Gaussian aperture of sigma 2 cells (weight 1 at its centre)."""
@@ -117,7 +115,7 @@ def _aperture_variance(hv: np.ndarray) -> np.ndarray:
 # The threshold's bound (:func:`_candidate_regions`) is taken on blocks of this many cells a side.
 BOUND_BLOCK = 8
 # An aperture's largest weight (the Gaussian truncated at 4 sigma, scaled to 1 at its centre, is
-# 1.0003 there after scipy normalises the truncated kernel), with room for float32 rounding.
+# 1.00004 there after scipy normalises the truncated kernel), with room for float32 rounding.
 _APERTURE_MAX_WEIGHT = 1.01
 
 
@@ -128,63 +126,80 @@ def _gauss_radius(sigma: float) -> int:
 
 @dataclass(frozen=True)
 class _Part:
-    """One error class's share of one contrast. On the fine grid (factor 1) its histograms,
-    made into maps only where the threshold may be passed (``positive``: the block sums of its
-    positive weights, for the bound); on a coarser grid (factor > 1, a fraction of the cells)
-    its maps, the excess and its variance."""
+    """One error class's share of one contrast. On a coarser grid than the fine one (factor > 1,
+    a fraction of its cells) its maps: the excess and its variance. On the fine grid (factor 1)
+    its histogram of weights, smoothed into the aperture only where the threshold may be passed,
+    and: for the proper-motion contrast the local field's mean and the variance over the whole
+    grid (box filters, whose running sums cost the same whatever their width, and give each cell
+    the same value only when run over the whole line); for the sky contrast the histogram of
+    squared weights. ``positive``: the block sums of the positive weights, for the bound."""
 
     kind: str  # "pm" or "sky"
     factor: int
-    first: np.ndarray  # fine: histogram of the weights; coarse: the excess
-    second: np.ndarray  # fine: histogram of the squared weights; coarse: the variance
-    positive: np.ndarray | None = None  # fine: the positive weights' BOUND_BLOCK block sums
+    first: np.ndarray  # coarse: the excess; fine: the histogram of weights
+    second: np.ndarray  # the variance, except for a fine sky class: histogram of squared weights
+    background: np.ndarray | None = None  # a fine proper-motion class: the local field's mean
+    positive: np.ndarray | None = None  # a fine class: its positive weights' BOUND_BLOCK sums
 
 
 def _part(kind: str, factor: int, h: np.ndarray, h2: np.ndarray, background_cells: int,
           positive: np.ndarray | None) -> _Part:
-    if factor == 1:
-        return _Part(kind, 1, h, h2, positive)
-    return _Part(kind, factor, *_contrast(kind, h, h2, background_cells))
-
-
-def _contrast(kind: str, h: np.ndarray, h2: np.ndarray, background_cells: int
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """A class's excess and its variance from its histograms of weights and squared weights."""
+    if factor > 1:
+        if kind == "pm":
+            bg, var = _pm_background(h, h2, background_cells)
+            return _Part(kind, factor, _aperture(h) - bg, var)
+        return _Part(kind, factor, _aperture(h), _aperture_variance(h2))
     if kind == "pm":
-        return _pm_contrast(h, h2, background_cells)
-    return _aperture(h), _aperture_variance(h2)
+        bg, var = _pm_background(h, h2, background_cells)
+        return _Part(kind, 1, h, var, bg, positive)
+    return _Part(kind, 1, h, h2, None, positive)
 
 
 Region = tuple[slice, slice]
 
+# Cells a fine class's aperture and its variance reach: a region's maps need its histograms this
+# far beyond it.
+_MARGIN = _gauss_radius(_SIGMA_CELLS) + 1
 
-def _part_maps(part: _Part, region: Region, shape: tuple[int, int], background_cells: int
+
+def _crop(region: Region, shape: tuple[int, int]) -> tuple[Region, Region]:
+    """The cells a region's apertures read (the region and _MARGIN, cut at the grid's edges as
+    the whole grid's filters are), and the region within them."""
+    (rx, ry), m = region, _MARGIN
+    x0, y0 = max(rx.start - m, 0), max(ry.start - m, 0)
+    outer = (slice(x0, min(rx.stop + m, shape[0])), slice(y0, min(ry.stop + m, shape[1])))
+    return outer, (slice(rx.start - x0, rx.stop - x0), slice(ry.start - y0, ry.stop - y0))
+
+
+def _part_maps(part: _Part, region: Region, shape: tuple[int, int]
                ) -> tuple[np.ndarray, np.ndarray]:
-    """A class's excess and variance on the fine cells of ``region``. A fine class is filtered
-    over the region and a margin as wide as its filters reach, cut at the grid's edges as the
-    whole grid is, so the region's values are those of the whole grid's maps; a coarse class's
-    cells are repeated onto the fine cells they cover."""
+    """A class's excess and variance on the fine cells of ``region``, the same values as on the
+    whole grid. A coarse class's cells are repeated onto the fine cells they cover. A fine
+    class's Gaussian apertures are made over the region and a margin as wide as they reach
+    (scipy's Gaussian filter gives each cell the same operations on the same values there); its
+    box filters were made over the whole grid."""
     rx, ry = region
     if part.factor > 1:
         f = part.factor
-        cx, cy = slice(rx.start // f, (rx.stop - 1) // f + 1), slice(ry.start // f,
-                                                                    (ry.stop - 1) // f + 1)
+        cx = slice(rx.start // f, (rx.stop - 1) // f + 1)
+        cy = slice(ry.start // f, (ry.stop - 1) // f + 1)
         inner = (slice(rx.start % f, rx.start % f + rx.stop - rx.start),
                  slice(ry.start % f, ry.start % f + ry.stop - ry.start))
-        # repeated block by block (a broadcast onto 4-d blocks is slower, as is a gather)
-        return tuple(np.repeat(np.repeat(m[cx, cy], f, axis=0), f, axis=1)[inner]
-                     for m in (part.first, part.second))  # type: ignore[return-value]
-    margin = max(_gauss_radius(_SIGMA_CELLS), background_cells // 2) + 1
-    x0, y0 = max(rx.start - margin, 0), max(ry.start - margin, 0)
-    x1, y1 = min(rx.stop + margin, shape[0]), min(ry.stop + margin, shape[1])
-    ex, var = _contrast(part.kind, part.first[x0:x1, y0:y1], part.second[x0:x1, y0:y1],
-                        background_cells)
-    inner = (slice(rx.start - x0, rx.stop - x0), slice(ry.start - y0, ry.stop - y0))
-    return ex[inner], var[inner]
+
+        def repeated(m: np.ndarray) -> np.ndarray:
+            # block by block (a broadcast onto 4-d blocks is slower, as is a gather)
+            return np.repeat(np.repeat(m[cx, cy], f, axis=0), f, axis=1)[inner]
+
+        return repeated(part.first), repeated(part.second)
+    outer, inner = _crop(region, shape)
+    aperture = _aperture(part.first[outer])[inner]
+    if part.kind == "pm":
+        return aperture - part.background[region], part.second[region]  # type: ignore[index]
+    return aperture, _aperture_variance(part.second[outer])[inner]
 
 
-def _prefix_significance(parts: list[_Part], region: Region, shape: tuple[int, int],
-                         background_cells: int) -> np.ndarray:
+def _prefix_significance(parts: list[_Part], region: Region, shape: tuple[int, int]
+                         ) -> np.ndarray:
     """The best significance over the prefixes of classes (precise first) on ``region``: each
     prefix's summed excess over the square root of its summed variance plus one (0 where no
     class counts). float32: the grids' passes are the peak search's main cost, and counts need
@@ -194,7 +209,7 @@ def _prefix_significance(parts: list[_Part], region: Region, shape: tuple[int, i
     ex_sum, var_sum = np.zeros(size, np.float32), np.zeros(size, np.float32)
     best, tmp = np.full(size, -np.inf, np.float32), np.empty(size, np.float32)
     for part in parts:
-        ex, var = _part_maps(part, region, shape, background_cells)
+        ex, var = _part_maps(part, region, shape)
         ex_sum += ex
         var_sum += var
         np.add(var_sum, 1.0, out=tmp)
@@ -215,45 +230,55 @@ def _block_max(m: np.ndarray, factor: int, block: int, nb: tuple[int, int]) -> n
     return m
 
 
+def _bound(parts: list[_Part], nb: tuple[int, int]) -> np.ndarray:
+    """Over each block of BOUND_BLOCK fine cells a side, at least every prefix's significance
+    of one contrast: the sum over its classes of their positive excesses (a prefix's excess is
+    at most that, and the variance adds to the one under the root). A coarse class's is its map's
+    largest over the block; a fine class's its positive weights within its aperture's reach (the
+    aperture weighs a star at most _APERTURE_MAX_WEIGHT), from block sums of its stars."""
+    reach = -(-_gauss_radius(_SIGMA_CELLS) // BOUND_BLOCK)  # blocks a fine aperture reaches
+    bound = np.zeros(nb)
+    for part in parts:
+        if part.factor == 1:
+            assert part.positive is not None, "a fine class without its block sums"
+            window = ndimage.uniform_filter(part.positive, 2 * reach + 1, mode="constant")
+            bound += _APERTURE_MAX_WEIGHT * (2 * reach + 1) ** 2 * window
+        else:
+            bound += _block_max(np.maximum(part.first, 0.0), part.factor, BOUND_BLOCK, nb)
+    return bound
+
+
 def _candidate_regions(contrasts: list[list[_Part]], shape: tuple[int, int], threshold: float
                        ) -> list[Region]:
-    """The regions of the fine grid where a significance could pass ``threshold``: outside them
-    every prefix's is below it, so no peak lies there, nor a neighbour that could outrank one.
-
-    A prefix's significance is at most its summed excess (the variance adds to one under the
-    root), so at most the sum over its classes of their positive excesses: for a coarse class
-    its map's largest over the block, for a fine class its aperture's reach (its positive
-    weights within the Gaussian's 4 sigma, each counted at most once) taken from block sums of
-    its histogram. In a field most cells of a slab's grid hold no star, and the aperture counts
-    that could reach the threshold lie in a fifth of them or less."""
-    block = BOUND_BLOCK
-    nb = (-(-shape[0] // block), -(-shape[1] // block))
-    reach = -(-_gauss_radius(_SIGMA_CELLS) // block)  # blocks a fine aperture reaches
+    """The regions of the fine grid where a significance could pass ``threshold``
+    (:func:`_bound`): outside them every prefix's is below it, so no peak lies there, nor a
+    neighbour that could outrank one. In a field most cells of a slab's grid hold no star, and
+    the aperture counts that could reach the threshold lie in a fifth of them or less. The whole
+    grid where the regions' crops would cover more cells than it has."""
+    nb = (-(-shape[0] // BOUND_BLOCK), -(-shape[1] // BOUND_BLOCK))
     candidate = np.zeros(nb, bool)
     for parts in contrasts:
-        if not parts:
-            continue
-        bound = np.zeros(nb)
-        for part in parts:
-            if part.factor == 1:
-                window = ndimage.uniform_filter(part.positive, 2 * reach + 1, mode="constant")
-                bound += _APERTURE_MAX_WEIGHT * (2 * reach + 1) ** 2 * window
-            else:
-                bound += _block_max(np.maximum(part.first, 0.0), part.factor, block, nb)
-        # float32 sums and roots may round a little above the bound's float64 arithmetic
-        candidate |= bound >= threshold * (1.0 - 1e-4)
+        if parts:
+            # float32 sums and roots may round a little above the bound's float64 arithmetic
+            candidate |= _bound(parts, nb) >= threshold * (1.0 - 1e-4)
     labels, _ = ndimage.label(candidate, structure=np.ones((3, 3)))
-    return [(slice(sx.start * block, min(sx.stop * block, shape[0])),
-             slice(sy.start * block, min(sy.stop * block, shape[1])))
-            for sx, sy in ndimage.find_objects(labels)]
+    regions = [(slice(sx.start * BOUND_BLOCK, min(sx.stop * BOUND_BLOCK, shape[0])),
+                slice(sy.start * BOUND_BLOCK, min(sy.stop * BOUND_BLOCK, shape[1])))
+               for sx, sy in ndimage.find_objects(labels)]
+    crops = sum((o[0].stop - o[0].start) * (o[1].stop - o[1].start)
+                for o, _ in (_crop(r, shape) for r in regions))
+    if crops >= shape[0] * shape[1]:
+        return [(slice(0, shape[0]), slice(0, shape[1]))]
+    return regions
 
 
-def _pm_contrast(h: np.ndarray, h2: np.ndarray, background_cells: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Excess over the class's own field (its local mean about the cell) and its variance."""
+def _pm_background(h: np.ndarray, h2: np.ndarray, background_cells: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A class's own field about each cell (its local mean over the box, in aperture counts) and
+    the variance of its excess over it: the excess is the aperture's counts less the first."""
     bg = ndimage.uniform_filter(h, size=background_cells, mode="constant") * _APERTURE
     var = np.maximum(ndimage.uniform_filter(h2, size=background_cells, mode="constant"), 0.0)
-    return _aperture(h) - bg, var * _APERTURE
+    return bg, var * _APERTURE
 
 
 @dataclass(frozen=True)
@@ -350,6 +375,7 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
         fbar = float(np.sum(w[keep] * sky_w[keep]) / max(np.sum(w[keep]), 1e-300))
     factors = [max(1, int(round(s0 * 2.0 ** (k + 0.5) / 2.0 / cell)))
                for k in range(len(classes.members))]
+    need_bound = [f == 1 and threshold is not None for f in factors]
     pm: list[_Part] = []
     sky: list[_Part] = []
     for k, (factor, sel) in enumerate(zip(factors, classes.members, strict=True)):
@@ -359,16 +385,15 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
         bx = ex[0] + cell * factor * np.arange(-(-nx // factor) + 1)
         by = ey[0] + cell * factor * np.arange(-(-ny // factor) + 1)
         wk = w[sel]
-        hist = _binner(pmra[sel], pmdec[sel], bx, by)
+        hist = _Binner(pmra[sel], pmdec[sel], bx, by)
         if k == 0 or s_k <= pm_class_ratio * field_sd:
             wp = wk if pm_ok is None else wk * pm_ok[sel]
-            bound = factor == 1 and threshold is not None
-            positive = hist.blocks(wp, BOUND_BLOCK) if bound else None  # weights >= 0
+            positive = (hist.blocks(np.maximum(wp, 0.0), BOUND_BLOCK) if need_bound[k]
+                        else None)
             pm.append(_part("pm", factor, hist(wp), hist(wp * wp), background_cells, positive))
         if sky_w is not None:
             a = wk * (sky_w[sel] - fbar)
-            positive = (hist.blocks(np.maximum(a, 0.0), BOUND_BLOCK)
-                        if factor == 1 and threshold is not None else None)
+            positive = hist.blocks(np.maximum(a, 0.0), BOUND_BLOCK) if need_bound[k] else None
             sky.append(_part("sky", factor, hist(a), hist(a * a), background_cells, positive))
     shape = (nx, ny)
     regions = ([(slice(0, nx), slice(0, ny))] if threshold is None
@@ -376,7 +401,7 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
     best_pm = np.zeros(shape, np.float32)
     best_sky = np.zeros(shape, np.float32) if sky_w is not None else None
     for region in regions:
-        best_pm[region] = _prefix_significance(pm, region, shape, background_cells)
+        best_pm[region] = _prefix_significance(pm, region, shape)
         if best_sky is not None:
-            best_sky[region] = _prefix_significance(sky, region, shape, background_cells)
+            best_sky[region] = _prefix_significance(sky, region, shape)
     return best_pm, best_sky, ex, ey, cell
