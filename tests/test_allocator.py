@@ -66,3 +66,36 @@ def test_the_users_own_allocator_settings_win(monkeypatch, name, value) -> None:
         monkeypatch.delenv(other, raising=False)
     monkeypatch.setenv(name, value)
     assert allocator.keep_freed_memory() is False
+
+
+# A process with the allocator set that frees 240 MB of 4 MB blocks held below a live one (so
+# the heap cannot trim them from its top), and prints its anonymous memory in MB before and
+# after release_freed_memory.
+RELEASE = """
+import numpy as np
+from ocdec.allocator import keep_freed_memory, release_freed_memory
+assert keep_freed_memory()
+def anon():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) // 1024
+blocks = [np.ones(500_000) for _ in range(60)]
+top = np.ones(1000)
+del blocks
+before = anon()
+release_freed_memory()
+print(before, anon())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim: Linux only")
+def test_freed_memory_goes_back_to_the_kernel_when_released() -> None:
+    env = _env()
+    if subprocess.run([sys.executable, "-c", "from ocdec.allocator import keep_freed_memory;"
+                       "raise SystemExit(0 if keep_freed_memory() else 1)"],
+                      env=env).returncode:
+        pytest.skip("this C library has no mallopt (not glibc)")
+    out = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True,
+                         env=env, check=True)
+    before, after = (int(v) for v in out.stdout.split())
+    assert before - after > 200  # the 240 MB kept for reuse, handed back

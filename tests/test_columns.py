@@ -373,3 +373,23 @@ def test_binary_file_without_a_telling_suffix_is_one_line(tmp_path: Path) -> Non
     path.write_bytes(b"\x00\x01\x02 binary")
     with pytest.raises(OcdecError, match="stars.dat: cannot tell the format"):
         read_stars(path)
+
+
+def test_normalising_never_writes_into_the_callers_table() -> None:
+    """The canonical frame takes the columns it made as they are (one copy of the table), but a
+    column that is still the caller's is copied: filling BP-RP from the magnitudes leaves the
+    caller's table as it was."""
+    import numpy as np
+    import pandas as pd
+
+    from ocdec.data.columns import normalise
+
+    n = 50
+    table = pd.DataFrame({"source_id": np.arange(1, n + 1), "parallax": np.full(n, 1.0),
+                          "pmra": np.zeros(n), "pmdec": np.zeros(n),
+                          "phot_bp_mean_mag": np.full(n, 15.0),
+                          "phot_rp_mean_mag": np.full(n, 14.0), "bp_rp": np.full(n, np.nan)})
+    before = table.copy()
+    frame = normalise(table, "caller")
+    np.testing.assert_array_equal(frame["bp_rp"].to_numpy(), np.full(n, 1.0))
+    pd.testing.assert_frame_equal(table, before)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ocdec.allocator import release_freed_memory
 from ocdec.errors import OcdecError
 
 if TYPE_CHECKING:  # astropy is imported where a file carries units: a second of start-up
@@ -150,9 +151,14 @@ def read_stars(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise OcdecError(f"{path}: the file is empty")
     fmt = detect_format(path)
     data = _read_raw(path, fmt)
+    # the file's decompressed pages (and Arrow table), freed, must not stay counted in the job's
+    # memory while it makes its next copies (ocdec.allocator)
+    release_freed_memory()
     if len(data) == 0:
         raise OcdecError(f"{path}: the file holds no rows")
     frame = normalise(data, origin=str(path))
+    del data
+    release_freed_memory()
     log.info("read %d stars from %s (%s)", len(frame), path, fmt)
     return frame
 
@@ -277,8 +283,11 @@ def _read_raw(path: Path, fmt: str) -> pd.DataFrame | Table:
         if fmt in ("tsv", "psv", "whitespace"):
             return _read_delimited(path, fmt)
         if fmt == "parquet" and not _astropy_parquet(path):
-            # no astropy units in the file: pandas reads it faster and without astropy's import
-            return pd.read_parquet(path)
+            # no astropy units in the file: pyarrow reads it faster and without astropy's import;
+            # each column's Arrow memory is freed as soon as it is converted (self_destruct)
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
         from astropy.table import Table
 
         astropy_format = {"fits": "fits", "votable": "votable", "ecsv": "ascii.ecsv",
@@ -340,7 +349,12 @@ def normalise(data: pd.DataFrame | Table, origin: str) -> pd.DataFrame:
             out[canonical] = np.full(n_rows, np.nan)
         else:
             out[canonical] = _values(data, name, canonical, origin)
-    frame = pd.DataFrame(out)
+    # The frame takes columns that own their memory as they are: one copy of the table, not a
+    # second one made while the first is alive (a quality job on 18 M rows held both). A column
+    # that is a view of ``data`` (a caller's table) is copied, so the frame never writes into it.
+    frame = pd.DataFrame({k: v if v.flags.owndata else v.copy() for k, v in out.items()},
+                         copy=False)
+    del out
 
     if matched["parallax_error"] is None:
         ratio = _first_match(names, _PARALLAX_OVER_ERROR)

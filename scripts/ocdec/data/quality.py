@@ -69,6 +69,7 @@ def quality_region(
     """The quality rule: filter ``stars_path`` (any star table :func:`read_stars` reads), write
     the kept stars (Parquet, the input's provenance plus the status) and the status record
     (JSON); returns the status. ``config`` is the ``quality`` section or a settings instance."""
+    from ocdec.allocator import release_freed_memory
     from ocdec.data.columns import read_stars
     from ocdec.io import check_writable, read_provenance, write_json, write_parquet
 
@@ -80,6 +81,8 @@ def quality_region(
     provenance = read_provenance(stars_path)
     provenance.setdefault("source_id_is_row", bool(frame.attrs.get("source_id_is_row", False)))
     provenance["quality"] = status
+    del frame  # the input, before the kept stars' Arrow copy is made
+    release_freed_memory()
     write_parquet(out_stars, clean, provenance)
     write_json(out_status, status)
     return status
