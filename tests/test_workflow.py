@@ -252,6 +252,17 @@ def test_resource_requests_grow_with_stars_and_attempt() -> None:
                               regions)
     assert capped["EXPECTED_STARS"]["hyades"] == 5000
     assert capped["gpu_request"]("default") == 0
+    # HDBSCAN's request grows as n^2.1: capped at max_runtime_min, attempts included
+    hdbscan = helpers["runtime_for"]("characterize_hdbscan")
+    assert hdbscan(Wildcards("hyades"), 1) < helpers["MAX_RUNTIME_MIN"] == 2880
+    uncapped = resource_helpers(merged_config({"max_runtime_min": None}), regions)
+    huge = {"huge": {"ra": 246.53, "dec": -26.25, "radius_deg": 6.25,
+                     "expected_stars": 10_000_000}}
+    assert resource_helpers(merged_config(), huge)["runtime_for"]("characterize_hdbscan")(
+        Wildcards("huge"), 2) == 2880
+    assert resource_helpers(merged_config({"max_runtime_min": None}), huge)["runtime_for"](
+        "characterize_hdbscan")(Wildcards("huge"), 1) > 7 * 24 * 60
+    assert uncapped["MAX_RUNTIME_MIN"] is None
     gpu = resource_helpers(merged_config({"characterize": {"gpu": True}}), regions)["gpu_request"]
     assert gpu("default") == 1 and gpu("thesis") == 1
     assert gpu("hdbscan") == 0  # no JAX: a GPU would sit idle

@@ -217,6 +217,10 @@ for _name, _spec in REGISTRY.items():
     RUNTIME_POWER[f"characterize_{_name}"] = _spec.runtime[2]
 
 
+# minutes: no runtime request exceeds it (null: none is capped)
+MAX_RUNTIME_MIN = config.get("max_runtime_min")
+
+
 def input_rows(input):
     """Rows of the region's star table among a job's named inputs (``stars``, ``members``, or a
     method's ``<method>_members``), read from the Parquet footer, not the data; None where there
@@ -254,7 +258,10 @@ def _scaled(rule_name, wildcards, attempt, index, input=None):
     if index == 0:
         return int(math.ceil((base + per * n / 1_000) * attempt))
     power = RUNTIME_POWER.get(rule_name, 1.0)
-    return int(math.ceil((base + per * (n / 100_000) ** power) * attempt))
+    minutes = int(math.ceil((base + per * (n / 100_000) ** power) * attempt))
+    # a request beyond a scheduler's longest allowed is refused outright (HDBSCAN's n^2.1 asks
+    # for weeks at 10 M stars): capped, the job at least runs for as long as a job may
+    return min(minutes, MAX_RUNTIME_MIN) if MAX_RUNTIME_MIN else minutes
 
 
 def mem_mb_for(rule_name):
