@@ -312,3 +312,23 @@ def test_the_isochrone_fit_recovers_a_simulated_clusters_age_and_extinction() ->
     assert abs(fitted["log_age"] - 9.0) < 0.1
     assert abs(fitted["av"] - 0.2) < 0.08
     assert abs(fitted["distance_modulus"] - (5 * np.log10(600.0) - 5)) < 0.1
+
+
+def test_field_motions_are_the_same_transformed_in_chunks(monkeypatch) -> None:
+    """The field's motions are transformed a chunk of stars at a time (astropy's temporaries, about
+    340 bytes a star, were most of a large cone's simulation memory): each star's motion depends
+    on its own position and velocity alone, so any chunk size gives the same values, bit for
+    bit, from the same draws."""
+    from ocdec.data import galactic_model
+
+    rng = np.random.default_rng(5)
+    n = 1000
+    ra, dec = rng.uniform(0, 360, n), rng.uniform(-80, 80, n)
+    distance, component = rng.uniform(50, 5000, n), rng.integers(0, 3, n)
+    whole = galactic_model.proper_motions(np.random.default_rng(1), ra, dec, distance, component)
+    monkeypatch.setattr(galactic_model, "TRANSFORM_CHUNK", 37)
+    chunked = galactic_model.proper_motions(np.random.default_rng(1), ra, dec, distance,
+                                            component)
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.ptp(whole[0]) > 1.0  # real motions, not a constant
