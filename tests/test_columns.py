@@ -393,3 +393,28 @@ def test_normalising_never_writes_into_the_callers_table() -> None:
     frame = normalise(table, "caller")
     np.testing.assert_array_equal(frame["bp_rp"].to_numpy(), np.full(n, 1.0))
     pd.testing.assert_frame_equal(table, before)
+
+
+def test_a_parquet_table_reads_as_pandas_reads_it(tmp_path) -> None:
+    """read_stars reads Parquet with pyarrow, freeing each column as it converts it: the canonical
+    table is the one from pandas' own reader, and read_table (all the file's columns, for the
+    caller to use) stays pandas' frame, writable."""
+    import numpy as np
+    import pandas as pd
+
+    from ocdec.data import columns
+
+    n = 40
+    table = pd.DataFrame({"source_id": np.arange(1, n + 1), "parallax": np.linspace(1, 2, n),
+                          "pmra": np.zeros(n), "pmdec": np.ones(n), "name": ["star"] * n,
+                          "kind": pd.Categorical(["a", "b"] * (n // 2)),
+                          "flag": pd.array([1, None] * (n // 2), dtype="Int64")},
+                         index=pd.Index(np.arange(n) * 3, name="row"))
+    path = tmp_path / "stars.parquet"
+    table.to_parquet(path, index=True)
+    expected = columns.normalise(pd.read_parquet(path), str(path))
+    pd.testing.assert_frame_equal(columns.read_stars(path), expected)
+    raw = columns.read_table(path)
+    pd.testing.assert_frame_equal(raw, pd.read_parquet(path))
+    raw.loc[raw.index[0], "parallax"] = 5.0  # the caller's to change
+    assert raw["parallax"].iloc[0] == 5.0

@@ -324,7 +324,8 @@ def test_field_motions_are_the_same_transformed_in_chunks(monkeypatch) -> None:
     rng = np.random.default_rng(5)
     n = 1000
     ra, dec = rng.uniform(0, 360, n), rng.uniform(-80, 80, n)
-    distance, component = rng.uniform(50, 5000, n), rng.integers(0, 3, n)
+    distance = rng.uniform(50, 5000, n)
+    component = rng.integers(0, len(galactic_model.COMPONENTS), n)
     whole = galactic_model.proper_motions(np.random.default_rng(1), ra, dec, distance, component)
     monkeypatch.setattr(galactic_model, "TRANSFORM_CHUNK", 37)
     chunked = galactic_model.proper_motions(np.random.default_rng(1), ra, dec, distance,

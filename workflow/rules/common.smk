@@ -218,7 +218,7 @@ for _name, _spec in REGISTRY.items():
 
 
 # minutes: no runtime request exceeds it (null: none is capped)
-MAX_RUNTIME_MIN = config.get("max_runtime_min")
+MAX_RUNTIME_MIN = config.get("max_runtime_min", 2880)
 
 
 def input_rows(input):
@@ -261,7 +261,7 @@ def _scaled(rule_name, wildcards, attempt, index, input=None):
     minutes = int(math.ceil((base + per * (n / 100_000) ** power) * attempt))
     # a request beyond a scheduler's longest allowed is refused outright (HDBSCAN's n^2.1 asks
     # for weeks at 10 M stars): capped, the job at least runs for as long as a job may
-    return min(minutes, MAX_RUNTIME_MIN) if MAX_RUNTIME_MIN else minutes
+    return minutes if MAX_RUNTIME_MIN is None else min(minutes, MAX_RUNTIME_MIN)
 
 
 def mem_mb_for(rule_name):

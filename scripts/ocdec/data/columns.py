@@ -150,7 +150,7 @@ def read_stars(path: str | os.PathLike[str]) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise OcdecError(f"{path}: the file is empty")
     fmt = detect_format(path)
-    data = _read_raw(path, fmt)
+    data = _read_raw(path, fmt, own=True)
     # the file's decompressed pages (and Arrow table), freed, must not stay counted in the job's
     # memory while it makes its next copies (ocdec.allocator)
     release_freed_memory()
@@ -268,7 +268,9 @@ def _read_delimited(path: Path, fmt: str) -> pd.DataFrame:
     return frame
 
 
-def _read_raw(path: Path, fmt: str) -> pd.DataFrame | Table:
+def _read_raw(path: Path, fmt: str, own: bool = False) -> pd.DataFrame | Table:
+    """The file's table as read. ``own``: only this module sees it (a Parquet file's columns
+    may then be pyarrow's read-only buffers, each freed as soon as it is converted)."""
     try:
         if fmt == "csv":
             # pandas is much faster than astropy on the 250,000-row exports and reads .gz itself.
@@ -283,8 +285,10 @@ def _read_raw(path: Path, fmt: str) -> pd.DataFrame | Table:
         if fmt in ("tsv", "psv", "whitespace"):
             return _read_delimited(path, fmt)
         if fmt == "parquet" and not _astropy_parquet(path):
-            # no astropy units in the file: pyarrow reads it faster and without astropy's import;
-            # each column's Arrow memory is freed as soon as it is converted (self_destruct)
+            # no astropy units in the file: pandas reads it faster and without astropy's import
+            if not own:
+                return pd.read_parquet(path)
+            # each column's Arrow memory freed as soon as it is converted (self_destruct)
             import pyarrow.parquet as pq
 
             return pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
@@ -349,9 +353,9 @@ def normalise(data: pd.DataFrame | Table, origin: str) -> pd.DataFrame:
             out[canonical] = np.full(n_rows, np.nan)
         else:
             out[canonical] = _values(data, name, canonical, origin)
-    # The frame takes columns that own their memory as they are: one copy of the table, not a
-    # second one made while the first is alive (a quality job on 18 M rows held both). A column
-    # that is a view of ``data`` (a caller's table) is copied, so the frame never writes into it.
+    # The frame takes the columns as they are (each its own copy, _float_values): one copy of the
+    # table, not a second one made while the first is alive (a quality job on 18 M rows held
+    # both). A column that is still a view (of a caller's table) is copied.
     frame = pd.DataFrame({k: v if v.flags.owndata else v.copy() for k, v in out.items()},
                          copy=False)
     del out
@@ -467,7 +471,10 @@ def _plain(data: pd.DataFrame | Table, name: str) -> np.ndarray:
 def _float_values(data: pd.DataFrame | Table, name: str, origin: str) -> np.ndarray:
     values = _plain(data, name)
     try:
-        return pd.to_numeric(pd.Series(values), errors="raise").to_numpy(dtype=np.float64)
+        # one copy, the column's own and writable (pandas 3 copies into a Series by default, and
+        # a float column's to_numpy is a read-only view of it: two copies where one will do)
+        return pd.to_numeric(pd.Series(values, copy=False), errors="raise").to_numpy(
+            dtype=np.float64, copy=True)
     except (ValueError, TypeError) as err:
         raise OcdecError(f"{origin}: column {name!r} is not numeric ({err})") from err
 
