@@ -45,13 +45,19 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
-def test_freed_grids_are_reused_instead_of_faulted_in_again() -> None:
+def _glibc_env() -> dict[str, str]:
+    """:func:`_env`, or a skip where this C library has no mallopt (not glibc)."""
     env = _env()
     if subprocess.run([sys.executable, "-c", "from ocdec.allocator import keep_freed_memory;"
                        "raise SystemExit(0 if keep_freed_memory() else 1)"],
                       env=env).returncode:
         pytest.skip("this C library has no mallopt (not glibc)")
+    return env
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+def test_freed_grids_are_reused_instead_of_faulted_in_again() -> None:
+    env = _glibc_env()
     default, kept = _faults("default", env), _faults("keep", env)
     # about 92,000 faults with glibc's defaults against 7,000 (measured)
     assert kept * 4 < default
@@ -90,11 +96,7 @@ print(before, anon())
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim: Linux only")
 def test_freed_memory_goes_back_to_the_kernel_when_released() -> None:
-    env = _env()
-    if subprocess.run([sys.executable, "-c", "from ocdec.allocator import keep_freed_memory;"
-                       "raise SystemExit(0 if keep_freed_memory() else 1)"],
-                      env=env).returncode:
-        pytest.skip("this C library has no mallopt (not glibc)")
+    env = _glibc_env()
     out = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True,
                          env=env, check=True)
     before, after = (int(v) for v in out.stdout.split())

@@ -144,18 +144,21 @@ class _Part:
 
 def _part(kind: str, factor: int, h: np.ndarray, h2: np.ndarray, background_cells: int,
           positive: np.ndarray | None) -> _Part:
-    if factor > 1:
-        if kind == "pm":
-            bg, var = _pm_background(h, h2, background_cells)
-            return _Part(kind, factor, _aperture(h) - bg, var)
-        return _Part(kind, factor, _aperture(h), _aperture_variance(h2))
     if kind == "pm":
         bg, var = _pm_background(h, h2, background_cells)
+        if factor > 1:
+            return _Part(kind, factor, _aperture(h) - bg, var)
         return _Part(kind, 1, h, var, bg, positive)
+    if factor > 1:
+        return _Part(kind, factor, _aperture(h), _aperture_variance(h2))
     return _Part(kind, 1, h, h2, None, positive)
 
 
 Region = tuple[slice, slice]
+
+
+def _whole(shape: tuple[int, int]) -> Region:
+    return slice(0, shape[0]), slice(0, shape[1])
 
 # Cells a fine class's aperture and its variance reach: a region's maps need its histograms this
 # far beyond it.
@@ -267,9 +270,7 @@ def _candidate_regions(contrasts: list[list[_Part]], shape: tuple[int, int], thr
                for sx, sy in ndimage.find_objects(labels)]
     crops = sum((o[0].stop - o[0].start) * (o[1].stop - o[1].start)
                 for o, _ in (_crop(r, shape) for r in regions))
-    if crops >= shape[0] * shape[1]:
-        return [(slice(0, shape[0]), slice(0, shape[1]))]
-    return regions
+    return [_whole(shape)] if crops >= shape[0] * shape[1] else regions
 
 
 def _pm_background(h: np.ndarray, h2: np.ndarray, background_cells: int
@@ -396,7 +397,7 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classe
             positive = hist.blocks(np.maximum(a, 0.0), BOUND_BLOCK) if need_bound[k] else None
             sky.append(_part("sky", factor, hist(a), hist(a * a), background_cells, positive))
     shape = (nx, ny)
-    regions = ([(slice(0, nx), slice(0, ny))] if threshold is None
+    regions = ([_whole(shape)] if threshold is None
                else _candidate_regions([pm, sky], shape, threshold))
     best_pm = np.zeros(shape, np.float32)
     best_sky = np.zeros(shape, np.float32) if sky_w is not None else None
