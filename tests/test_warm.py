@@ -79,14 +79,12 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("warm") / "warm.log"
-    path = warm.start(log_file=log)
+    path = warm.start(log_file=log, wait_s=120)
     assert path is not None
     env = dict(os.environ)  # pytest's per-test variables change later: a job sends this one
     try:
-        deadline = time.monotonic() + 120
-        while not path.exists():  # it listens once its imports are done
-            assert time.monotonic() < deadline, f"the server never listened: {log.read_text()}"
-            time.sleep(0.2)
+        # start() returns once the server listens (its imports done), so no job runs cold
+        assert path.exists(), f"the server never listened: {log.read_text()}"
         yield Server(log, env)
     finally:
         warm.stop()
@@ -214,6 +212,27 @@ def test_an_adapter_gone_before_its_answer_leaves_the_server_serving(server: Ser
     wait_gone(child)
     assert f"job {child} ended" in server.log.read_text()
     assert info(run_job(tmp_path, "ok", env=server.env))["child"] == "1"
+
+def test_start_waits_for_the_server_only_while_it_can_still_listen(tmp_path: Path) -> None:
+    """start() waits for the socket; a server that exited, or one past the wait, is not waited
+    for (its jobs then run in their own processes)."""
+    path = tmp_path / "socket"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    t0 = time.monotonic()
+    assert not warm._wait_listening(path, gone, wait_s=60)
+    assert time.monotonic() - t0 < 5  # not the whole minute
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        t0 = time.monotonic()
+        assert not warm._wait_listening(path, slow, wait_s=0.3)
+        assert 0.3 <= time.monotonic() - t0 < 5
+        path.touch()  # it listens
+        assert warm._wait_listening(path, slow, wait_s=0.3)
+    finally:
+        slow.kill()
+        slow.wait()
+
 
 
 # --- through the workflow ------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.Co
 
 
 def dry_run_jobs(*args: str) -> list[dict[str, str]]:
-    """Jobs of a dry run as dicts: rule, output, wildcards, resources (as printed)."""
+    """Jobs of a dry run as dicts: rule, output, wildcards, priority, resources (as printed)."""
     out = snakemake("-n", "--cores", "1", *args).stdout
     jobs = []
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
@@ -53,7 +53,7 @@ def dry_run_jobs(*args: str) -> list[dict[str, str]]:
         if not head:
             continue
         job = {"rule": head.group(1)}
-        for key in ("input", "output", "wildcards", "resources"):
+        for key in ("input", "output", "wildcards", "priority", "resources"):
             found = re.search(rf"^\s+{key}: (.*)$", block, re.MULTILINE)
             if found:
                 job[key] = found.group(1)
@@ -121,6 +121,12 @@ def test_dry_run_of_offline_default_simulates_the_five_thesis_clusters() -> None
                             f"results/{r}/default/parameters.png" for r in expected)
     catalogue = [j["output"] for j in jobs if j["rule"] == "parameters_catalogue"]
     assert len(catalogue) == 1
+    # among ready jobs, the stages others wait on first: each region's long characterization
+    # starts early and the short jobs fill the cores around it
+    priority = {j["rule"]: int(j.get("priority", 0)) for j in jobs}
+    assert (priority["simulate"] > priority["quality"] > priority["characterize_default"]
+            == priority["characterize_thesis"] > priority["parameters"]
+            > max(priority["plots"], priority["compare"], priority["summary"]))
     for name in ("catalogue.fits", "catalogue.vot", "age_radius.png",
                  "parameters_literature.png"):
         assert f"results/{name}" in catalogue[0]

@@ -74,6 +74,10 @@ PRELOAD = (
 )
 
 _server: Any = None  # the subprocess.Popen of start()
+#: How long start() waits for the imports (3.5-5 s): the jobs that start before them run in
+#: fresh processes that import everything themselves, 1-3 s more each on cores the imports
+#: also use, so on 2 cores the offline rerun took longer without the wait (36-37 s) than with.
+READY_WAIT_S = 60.0
 # The log line of each job the server ran, and how ended_jobs() reads it back.
 JOB_ENDED = "job %d ended: %s, status %d, %.1f s, peak memory %.0f MB"
 _JOB_ENDED_RE = re.compile(r"job \d+ ended: (\S+), status (-?\d+), ([\d.]+) s, "
@@ -474,10 +478,11 @@ def serve(path: str | Path, parent: int | None = None,
             path.unlink(missing_ok=True)
 
 
-def start(log_file: str | Path | None = None) -> Path | None:
+def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> Path | None:
     """Launch the server for this process's jobs (the workflow's ``onstart``): a detached
     ``python -m ocdec.warm`` that exits with this process; sets ``OCDEC_WARM`` for the jobs.
-    Returns the socket's path (None where it could not start: the jobs then run as before)."""
+    Waits up to ``wait_s`` for it to listen (see :data:`READY_WAIT_S`). Returns the socket's
+    path (None where it could not start: the jobs then run as before)."""
     global _server
     import subprocess
 
@@ -508,7 +513,20 @@ def start(log_file: str | Path | None = None) -> Path | None:
     finally:
         if out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
+    _wait_listening(path, _server, wait_s)
     return path
+
+
+def _wait_listening(path: Path, server: Any, wait_s: float) -> bool:
+    """Whether the server listens at ``path`` within ``wait_s`` (False at once if it exited)."""
+    deadline = time.monotonic() + wait_s
+    while not path.exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            log.warning("warm interpreter not listening after %.0f s: jobs start without it",
+                        wait_s)
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def stop() -> None:

@@ -217,6 +217,13 @@ for _name, _spec in REGISTRY.items():
     RUNTIME_POWER[f"characterize_{_name}"] = _spec.runtime[2]
 
 
+# Snakemake's priority among the jobs that are ready: the stages that other jobs wait on first, so
+# every region's long characterization starts early and the short figure, comparison and
+# parameter jobs fill the cores around them (by input size within a stage: the largest regions
+# first). Without it a small region's whole chain could wait to the end and run alone.
+PRIORITY = {"stars": 40, "quality": 30, "characterize": 20, "parameters": 10}
+
+
 # minutes: no runtime request exceeds it (null: none is capped)
 MAX_RUNTIME_MIN = config.get("max_runtime_min", 2880)
 

@@ -29,6 +29,7 @@ rule download:
         "logs/download/{region}.log",
     benchmark:
         "benchmarks/download/{region}.tsv"
+    priority: PRIORITY["stars"]
     retries: 3
     localrule: True
     conda:
@@ -55,6 +56,7 @@ rule read_local:
         "logs/read_local/{region}.log",
     benchmark:
         "benchmarks/read_local/{region}.tsv"
+    priority: PRIORITY["stars"]
     localrule: True
     conda:
         "../../envs/gaia.yaml"
@@ -73,6 +75,7 @@ rule simulate:
         "logs/simulate/{region}.log",
     benchmark:
         "benchmarks/simulate/{region}.tsv"
+    priority: PRIORITY["stars"]
     conda:
         "../../envs/gaia.yaml"
     resources:

@@ -12,6 +12,7 @@ rule quality:
         "logs/quality/{region}.log",
     benchmark:
         "benchmarks/quality/{region}.tsv"
+    priority: PRIORITY["quality"]
     conda:
         "../../envs/gaia.yaml"
     resources:
