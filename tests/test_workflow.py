@@ -122,11 +122,17 @@ def test_dry_run_of_offline_default_simulates_the_five_thesis_clusters() -> None
     catalogue = [j["output"] for j in jobs if j["rule"] == "parameters_catalogue"]
     assert len(catalogue) == 1
     # among ready jobs, the stages others wait on first: each region's long characterization
-    # starts early and the short jobs fill the cores around it
-    priority = {j["rule"]: int(j.get("priority", 0)) for j in jobs}
-    assert (priority["simulate"] > priority["quality"] > priority["characterize_default"]
-            == priority["characterize_thesis"] > priority["parameters"]
-            > max(priority["plots"], priority["compare"], priority["summary"]))
+    # starts early and the short jobs fill the cores around it; within a stage, the largest
+    # regions first
+    priority = {(j["rule"], re.sub(r".*region=", "", j.get("wildcards", ""))):
+                float(j.get("priority", 0)) for j in jobs}
+    stage = {rule: int(p) for (rule, _), p in priority.items()}
+    assert (stage["simulate"] > stage["quality"] > stage["characterize_default"]
+            == stage["characterize_thesis"] > stage["parameters"]
+            > max(stage["plots"], stage["compare"], stage["summary"]))
+    assert (priority["characterize_default", "Melotte_25"]
+            > priority["characterize_default", "NGC_2516"]
+            > priority["characterize_default", "NGC_2682"])
     for name in ("catalogue.fits", "catalogue.vot", "age_radius.png",
                  "parameters_literature.png"):
         assert f"results/{name}" in catalogue[0]

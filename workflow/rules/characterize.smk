@@ -18,7 +18,7 @@ for method in METHODS:
             f"logs/characterize_{method}/{{region}}.log",
         benchmark:
             f"benchmarks/characterize_{method}/{{region}}.tsv"
-        priority: PRIORITY["characterize"]
+        priority: priority_for("characterize")
         conda:
             "../../envs/ml.yaml"
         threads: characterize_threads()

@@ -219,9 +219,20 @@ for _name, _spec in REGISTRY.items():
 
 # Snakemake's priority among the jobs that are ready: the stages that other jobs wait on first, so
 # every region's long characterization starts early and the short figure, comparison and
-# parameter jobs fill the cores around them (by input size within a stage: the largest regions
-# first). Without it a small region's whole chain could wait to the end and run alone.
+# parameter jobs fill the cores around them; within a stage the regions expected to hold the
+# most stars first, so that the run does not end on one large region alone. Without it a small
+# region's whole chain could wait to the end and run alone.
 PRIORITY = {"stars": 40, "quality": 30, "characterize": 20, "parameters": 10}
+_MOST_STARS = max(EXPECTED_STARS.values(), default=0) + 1
+
+
+def priority_for(stage):
+    """The stage's PRIORITY plus the region's expected stars as a fraction below 1."""
+
+    def priority(wildcards):
+        return PRIORITY[stage] + EXPECTED_STARS[wildcards.region] / _MOST_STARS
+
+    return priority
 
 
 # minutes: no runtime request exceeds it (null: none is capped)

@@ -29,7 +29,7 @@ rule download:
         "logs/download/{region}.log",
     benchmark:
         "benchmarks/download/{region}.tsv"
-    priority: PRIORITY["stars"]
+    priority: priority_for("stars")
     retries: 3
     localrule: True
     conda:
@@ -56,7 +56,7 @@ rule read_local:
         "logs/read_local/{region}.log",
     benchmark:
         "benchmarks/read_local/{region}.tsv"
-    priority: PRIORITY["stars"]
+    priority: priority_for("stars")
     localrule: True
     conda:
         "../../envs/gaia.yaml"
@@ -75,7 +75,7 @@ rule simulate:
         "logs/simulate/{region}.log",
     benchmark:
         "benchmarks/simulate/{region}.tsv"
-    priority: PRIORITY["stars"]
+    priority: priority_for("stars")
     conda:
         "../../envs/gaia.yaml"
     resources:

@@ -21,7 +21,7 @@ rule parameters:
         "logs/parameters/{region}.log",
     benchmark:
         "benchmarks/parameters/{region}.tsv"
-    priority: PRIORITY["parameters"]
+    priority: priority_for("parameters")
     conda:
         "../../envs/ml.yaml"
     threads: 1

@@ -12,7 +12,7 @@ rule quality:
         "logs/quality/{region}.log",
     benchmark:
         "benchmarks/quality/{region}.tsv"
-    priority: PRIORITY["quality"]
+    priority: priority_for("quality")
     conda:
         "../../envs/gaia.yaml"
     resources:
