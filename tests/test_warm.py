@@ -59,6 +59,17 @@ if mode == "cycle":  # garbage in a reference cycle: collected as the job exits
     node = Node()
     node.self = node
     del node
+if mode == "atexit":  # its own exit functions run; the libraries' cache clearers do not
+    import atexit
+
+    import jax._src.api
+
+    def mark(name):
+        with open(sys.argv[2] + name, "w") as handle:
+            handle.write(name)
+
+    atexit.register(mark, ".own")
+    jax._src.api.clear_caches = lambda: mark(".jax")  # what jax's clean_up calls
 if mode == "sleep":
     try:
         with open(sys.argv[2], "w") as handle:
@@ -132,6 +143,11 @@ def test_a_job_runs_forked_with_its_own_streams_arguments_and_status(server: Ser
     cycle = run_job(tmp_path, "cycle", str(collected), env=server.env)
     assert info(cycle)["child"] == "1" and cycle.returncode == 0, cycle.stderr
     assert collected.read_text() == "collected"
+    # the job's own exit functions run, not the libraries' that only empty their caches
+    ended = tmp_path / "ended"
+    exits = run_job(tmp_path, "atexit", str(ended), env=server.env)
+    assert info(exits)["child"] == "1" and exits.returncode == 0, exits.stderr
+    assert (tmp_path / "ended.own").is_file() and not (tmp_path / "ended.jax").exists()
     # the server is still there for the next job
     assert info(run_job(tmp_path, "ok", env=server.env))["child"] == "1"
 
@@ -212,6 +228,17 @@ def test_an_adapter_gone_before_its_answer_leaves_the_server_serving(server: Ser
     wait_gone(child)
     assert f"job {child} ended" in server.log.read_text()
     assert info(run_job(tmp_path, "ok", env=server.env))["child"] == "1"
+
+def test_the_cache_clearers_are_jax_and_nanobinds_exit_functions() -> None:
+    """What _preload records of the imports' exit functions: JAX's clean_up and nanobind's typing
+    cache clearer are found (a fresh process: this one imported JAX long ago)."""
+    code = ("from ocdec import warm; warm._preload(('jax',)); import jax._src.api as api; "
+            "found = warm._cache_clearers(); "
+            "print(len(found), api.clean_up in found, len(warm._IMPORT_EXIT_FUNCS) > len(found))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["2", "True", "True"]
+
 
 def test_start_waits_for_the_server_only_while_it_can_still_listen(tmp_path: Path) -> None:
     """start() waits for the socket; a server that exited, or one past the wait, is not waited

@@ -147,13 +147,41 @@ def delegate() -> None:
 
 # ------------------------------------------------------------------------------ the server side
 
+def _thread_pools() -> Any:
+    """threadpoolctl's controller of the loaded BLAS and OpenMP libraries, found once (in the
+    server, after its imports): finding them in each child was 0.02 s of every job."""
+    global _POOLS
+    if _POOLS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _POOLS = ThreadpoolController()
+    return _POOLS
+
+
+_POOLS: Any = None
+# The exit functions the preloaded modules registered (_preload), for _cache_clearers.
+_IMPORT_EXIT_FUNCS: list[Any] = []
+
+
 def _preload(modules: tuple[str, ...]) -> None:
+    import atexit
+
     t0 = time.perf_counter()
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except Exception as err:  # an optional extra missing: the job imports what it needs
-            log.info("not preloaded: %s (%s)", name, err)
+    register = atexit.register
+
+    def recorded(func: Any, *args: Any, **kwargs: Any) -> Any:
+        _IMPORT_EXIT_FUNCS.append(func)
+        return register(func, *args, **kwargs)
+
+    atexit.register = recorded  # type: ignore[assignment]
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception as err:  # an optional extra missing: the job imports what it needs
+                log.info("not preloaded: %s (%s)", name, err)
+    finally:
+        atexit.register = register  # type: ignore[assignment]
     log.info("preloaded %d modules in %.1f s", len(modules), time.perf_counter() - t0)
 
 
@@ -177,12 +205,33 @@ def _exit_status(code: object) -> int:
     return 1
 
 
+def _cache_clearers() -> list[Any]:
+    """The exit functions the preloaded libraries registered only to empty in-memory caches
+    before the interpreter tears itself down: JAX's ``clean_up`` (its caches, and its backends
+    so that their destruction does not race the interpreter's) and nanobind's, which empties
+    ``typing``'s caches. A job's child never tears down (it ends with ``os._exit``), and
+    emptying caches that the child shares with the server writes to their pages, copying them:
+    0.1 s of every job, most of a small job's end."""
+    found = []
+    api = sys.modules.get("jax._src.api")
+    if api is not None and callable(getattr(api, "clean_up", None)):
+        found.append(api.clean_up)
+    # nanobind's is a function "cleanup" of no module that runs typing._cleanups; atexit's list
+    # cannot be read, so _preload records what the imports register
+    found += [f for f in _IMPORT_EXIT_FUNCS if getattr(f, "__name__", "") == "cleanup"
+              and "_cleanups" in getattr(getattr(f, "__code__", None), "co_consts", ())]
+    return found
+
+
 def _finish_as_interpreter() -> None:
     """What a fresh interpreter does as it exits: join non-daemon threads, run the atexit
-    functions, free the script's objects (an unclosed file is flushed), flush the streams."""
+    functions (less the libraries' cache clearers, :func:`_cache_clearers`), free the script's
+    objects (an unclosed file is flushed), flush the streams."""
     import atexit
     import threading
 
+    for func in _cache_clearers():
+        atexit.unregister(func)
     for step in (getattr(threading, "_shutdown", None), atexit._run_exitfuncs, gc.collect,
                  logging.shutdown, sys.stdout.flush, sys.stderr.flush):
         if step is None:
@@ -209,12 +258,10 @@ def _run_child(request: dict[str, Any], fds: list[int], imports_set: dict[str, s
     sys.path[:] = request["path"]
     if hasattr(sys.stdout, "reconfigure"):  # line-buffered on a terminal, as a fresh process
         sys.stdout.reconfigure(line_buffering=os.isatty(1))
-    from threadpoolctl import threadpool_limits
-
     from ocdec.threads import available_threads
 
     # OpenBLAS and OpenMP started in the server with its threads: the job's, as a fresh process
-    threadpool_limits(available_threads())
+    _thread_pools().limit(limits=available_threads())
     import runpy
 
     try:
@@ -459,6 +506,7 @@ def serve(path: str | Path, parent: int | None = None,
     path = Path(path)
     env = dict(os.environ)
     _preload(modules)
+    _thread_pools()
     # The imports' objects, hundreds of thousands, will never be freed: out of the collector's
     # reach, a job's collections (the one at its exit too) no longer walk them, which touched
     # every page the child shares with the server and copied it (0.2 s of a trivial job).
