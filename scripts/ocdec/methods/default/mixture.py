@@ -116,49 +116,68 @@ class ClusterModel:
 
 
 # A star's total covariance T_i = V + diag(err2_i) is kept as the six distinct entries of its
-# inverse, (n, 6) in the order 00 01 02 11 12 22: EM needs only T_i^-1 d_i and the weighted sum of
+# inverse, in the order 00 01 02 11 12 22: EM needs only T_i^-1 d_i and the weighted sum of
 # T_i^-1, and forming (n, 3, 3) stacks and batched 3x3 products cost most of the mixture's time.
+# The elementwise work runs on contiguous columns (_columns: strided columns and reductions along
+# rows of three were most of what was left); the arithmetic, its order included, is that of the
+# (n, 3) form, so the fits are the same to the bit (tests/test_members.py).
 _SYM = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])
+Columns = tuple[np.ndarray, ...]
+# A component's E-step terms for its M step: T_i^-1's distinct entries (n, 6) and T_i^-1 d_i
+# (n, 3), at the component's mean.
+Terms = tuple[np.ndarray, np.ndarray]
 
 
-def _precisions(cov: np.ndarray, err2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct entries of (cov + diag(err2_i))^-1 for every star (n, 6) and the log
+def _columns(a: np.ndarray | Columns) -> Columns:
+    """The columns of an (n, k) array, each contiguous (columns are passed through)."""
+    if isinstance(a, tuple):
+        return a
+    return tuple(np.ascontiguousarray(np.asarray(a, dtype=float).T))
+
+
+def _precisions(cov: np.ndarray, err2: np.ndarray | Columns) -> tuple[list[np.ndarray],
+                                                                       np.ndarray]:
+    """The distinct entries of (cov + diag(err2_i))^-1 for every star (six arrays) and the log
     determinants, by the adjugate (the errors are diagonal: only the diagonal varies)."""
-    a = cov[0, 0] + err2[:, 0]
-    d = cov[1, 1] + err2[:, 1]
-    f = cov[2, 2] + err2[:, 2]
+    e2 = _columns(err2)
+    a = cov[0, 0] + e2[0]
+    d = cov[1, 1] + e2[1]
+    f = cov[2, 2] + e2[2]
     b, c, e = cov[0, 1], cov[0, 2], cov[1, 2]
     c00 = d * f - e * e
     c01 = c * e - b * f
     c02 = b * e - c * d
     det = a * c00 + b * c01 + c * c02
-    prec = np.stack([c00, c01, c02, a * f - c * c, b * c - a * e, a * d - b * b], axis=1)
-    prec /= det[:, None]
+    prec = [c00, c01, c02, a * f - c * c, b * c - a * e, a * d - b * b]
+    for entry in prec:
+        entry /= det
     return prec, np.log(det)
 
 
-def _times(prec: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """T_i^-1 d_i for every star (n, 3)."""
-    return np.stack([prec[:, 0] * d[:, 0] + prec[:, 1] * d[:, 1] + prec[:, 2] * d[:, 2],
-                     prec[:, 1] * d[:, 0] + prec[:, 3] * d[:, 1] + prec[:, 4] * d[:, 2],
-                     prec[:, 2] * d[:, 0] + prec[:, 4] * d[:, 1] + prec[:, 5] * d[:, 2]], axis=1)
+def _times(prec: list[np.ndarray], d: Columns) -> list[np.ndarray]:
+    """T_i^-1 d_i for every star (three arrays)."""
+    return [prec[0] * d[0] + prec[1] * d[1] + prec[2] * d[2],
+            prec[1] * d[0] + prec[3] * d[1] + prec[4] * d[2],
+            prec[2] * d[0] + prec[4] * d[1] + prec[5] * d[2]]
 
 
-def _log_gauss(x: np.ndarray, mean: np.ndarray, cov: np.ndarray, err2: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """log N(x_i | mean, cov + diag(err2_i)) and T_i^-1 (x_i - mean) for every star."""
+def _log_gauss(x: np.ndarray | Columns, mean: np.ndarray, cov: np.ndarray,
+               err2: np.ndarray | Columns) -> tuple[np.ndarray, Terms]:
+    """log N(x_i | mean, cov + diag(err2_i)) and the M step's terms (:data:`Terms`) for every
+    star; ``x`` and ``err2`` (n, 3), or their :func:`_columns`."""
     prec, logdet = _precisions(cov, err2)
-    u = _times(prec, x - mean)
-    maha = np.sum((x - mean) * u, axis=1)
-    return -0.5 * (maha + logdet + x.shape[1] * math.log(2 * math.pi)), np.concatenate(
-        [prec, u], axis=1)
+    d = tuple(col - m for col, m in zip(_columns(x), mean, strict=True))
+    u = _times(prec, d)
+    maha = d[0] * u[0] + d[1] * u[1] + d[2] * u[2]
+    return (-0.5 * (maha + logdet + len(d) * math.log(2 * math.pi)),
+            (np.stack(prec, axis=1), np.stack(u, axis=1)))
 
 
-def _xd_update(x: np.ndarray, r: np.ndarray, mean: np.ndarray, cov: np.ndarray,
-               terms: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The extreme-deconvolution M step of one component from the E step's ``terms`` (n, 9):
-    T_i^-1's distinct entries and T_i^-1 (x_i - mean), at this same mean."""
-    prec, u = terms[:, :6], terms[:, 6:]
+def _xd_update(r: np.ndarray, mean: np.ndarray, cov: np.ndarray, terms: Terms,
+               floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The extreme-deconvolution M step of one component from the E step's ``terms``, at this
+    same mean."""
+    prec, u = terms
     b = mean + u @ cov  # V T_i^-1 d_i (V symmetric)
     w = r / max(r.sum(), 1e-300)
     new_mean = w @ b
@@ -198,15 +217,16 @@ def at_most_physical(cov: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return cov * np.outer(shrink, shrink)
 
 
-def _e_step(x: np.ndarray, err2: np.ndarray, fit: MixtureFit, sky: SkyModel | None,
-            sky_idx: np.ndarray | None, sky_f: np.ndarray | None = None
-            ) -> tuple[np.ndarray, float, list[np.ndarray]]:
+def _e_step(x: np.ndarray | Columns, err2: np.ndarray | Columns, fit: MixtureFit,
+            sky: SkyModel | None, sky_idx: np.ndarray | None, sky_f: np.ndarray | None = None
+            ) -> tuple[np.ndarray, float, list[Terms]]:
     """Per-component responsibilities (n, K), mean log-likelihood, and each component's
     :func:`_log_gauss` terms for the M step."""
     use_sky = fit.sky is not None and sky is not None and sky_idx is not None
     if use_sky:
         ls_c = sky.log_cluster(sky_idx, *fit.sky)  # type: ignore[union-attr, misc, arg-type]
         ls_f = sky.log_field(sky_idx) if sky_f is None else sky_f  # type: ignore[union-attr]
+    x, err2 = _columns(x), _columns(err2)
     logs, terms = [], []
     for j, (m, c, w) in enumerate(zip(fit.means, fit.covs, fit.weights, strict=True)):
         lj, t = _log_gauss(x, m, c, err2)
@@ -214,10 +234,15 @@ def _e_step(x: np.ndarray, err2: np.ndarray, fit: MixtureFit, sky: SkyModel | No
             lj = lj + (ls_c if j < fit.n_cluster else ls_f)
         logs.append(math.log(max(w, 1e-300)) + lj)
         terms.append(t)
-    stacked = np.stack(logs, axis=1)
-    top = stacked.max(axis=1, keepdims=True)
-    norm = top[:, 0] + np.log(np.exp(stacked - top).sum(axis=1))
-    return np.exp(stacked - norm[:, None]), float(norm.mean()), terms
+    # the log-sum-exp over components, column by column (as the rows' max and sum reduce)
+    top = logs[0]
+    for lj in logs[1:]:
+        top = np.maximum(top, lj)
+    total = np.exp(logs[0] - top)
+    for lj in logs[1:]:
+        total = total + np.exp(lj - top)
+    norm = top + np.log(total)
+    return np.stack([np.exp(lj - norm) for lj in logs], axis=1), float(norm.mean()), terms
 
 
 def responsibilities(ast: Astrometry, idx: np.ndarray, fit: MixtureFit,
@@ -243,14 +268,13 @@ def initial_fit(x: np.ndarray, mean: np.ndarray, cov: np.ndarray, halo: bool) ->
                       n_cluster=2 if halo else 1)
 
 
-def _m_step(fit: MixtureFit, x: np.ndarray, w: np.ndarray, terms: list[np.ndarray],
-            sw: np.ndarray) -> None:
+def _m_step(fit: MixtureFit, w: np.ndarray, terms: list[Terms], sw: np.ndarray) -> None:
     """New weights, means and covariances (in place) from weighted responsibilities ``w``."""
     floor = np.array([1e-6, 1e-6, 1e-8])
     fit.weights = np.clip(w.sum(axis=0) / sw.sum(), 1e-6, None)
     fit.weights /= fit.weights.sum()
     for j in range(len(fit.means)):
-        fit.means[j], fit.covs[j] = _xd_update(x, w[:, j], fit.means[j], fit.covs[j], terms[j],
+        fit.means[j], fit.covs[j] = _xd_update(w[:, j], fit.means[j], fit.covs[j], terms[j],
                                                floor)
     if fit.n_cluster == 2:
         # The halo shares the core's centre and is at most HALO_SCALE times as wide: free, it
@@ -289,10 +313,11 @@ def fit_mixture(x: np.ndarray, err2: np.ndarray, mean: np.ndarray, cov: np.ndarr
             fit.sky = sky.update(sky_idx, core.astype(float))
     else:
         fit.sky = None
+    columns, err2_columns = _columns(x), _columns(err2)
     for it in range(1, max_iter + 1):  # noqa: B007 (returned: iterations used)
-        resp, ll, terms = _e_step(x, err2, fit, sky, sky_idx, sky_f)
+        resp, ll, terms = _e_step(columns, err2_columns, fit, sky, sky_idx, sky_f)
         w = sw[:, None] * resp
-        _m_step(fit, x, w, terms, sw)
+        _m_step(fit, w, terms, sw)
         if fit.sky is not None:
             fit.sky = sky.update(sky_idx, w[:, :nc].sum(axis=1))  # type: ignore[union-attr, arg-type]
         if abs(ll - prev) < tol:
