@@ -224,6 +224,31 @@ def test_catalogue_writes_fits_and_votable_with_units(fitted, tmp_path) -> None:
     assert age_radius_figure(table).axes and literature_figure(table).axes
 
 
+def test_parameters_figure_has_fixed_panels_that_do_not_overlap(fitted) -> None:
+    """Fixed margins (no layout engine's extra draw): the CMD, its colour bar and the radial
+    profile lie side by side inside the figure, with plain-text log ticks and the fit in the
+    title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ocdec.physics.figures import parameters_figure
+
+    fig = parameters_figure(fitted, "Pleiades-like")
+    assert fig.get_layout_engine() is None
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    cmd, bar, radial = sorted(fig.axes, key=lambda ax: ax.get_position().x0)
+    assert bar.get_ylabel() == "p_member" and radial.get_yscale() == "log"
+    boxes = [ax.get_tightbbox(renderer) for ax in (cmd, bar, radial)]
+    width, height = fig.bbox.width, fig.bbox.height
+    for box in boxes:  # labels and ticks inside the figure
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height
+    for left, right in zip(boxes, boxes[1:], strict=False):  # and clear of each other
+        assert left.x1 <= right.x0
+    labels = [t.get_text() for t in radial.get_yticklabels() if t.get_text()]
+    assert labels and not any("$" in t for t in labels)
+    assert "log age" in fig.get_suptitle()
+
+
 def test_command_writes_json_and_png(pleiades_like, tmp_path) -> None:
     from ocdec.cli import main
 

@@ -34,8 +34,14 @@ def save(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
 def parameters_figure(result: ParametersResult, title: str = "") -> Figure:
     """CMD (members coloured by p_member, best isochrone, its age band, the equal-mass binary
     sequence) and the radial profile with the King fit."""
-    fig = Figure(figsize=(11, 5.2), layout="constrained")
-    ax_cmd, ax_rad = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.1]})
+    from ocdec.results.figures.style import fixed_grid
+
+    # fixed margins in inches, not constrained layout: its extra draw measuring every label was
+    # most of the figure's time (as for the region figures, ocdec.results.figures.style)
+    fig = Figure(figsize=(11, 5.2))
+    grid = fixed_grid(fig, 1, 2, left=0.75, right=0.15, top=0.4, bottom=0.6, wgap=0.95,
+                      width_ratios=[1, 1.1])
+    ax_cmd, ax_rad = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     v = result.values
     members = result.members
     if members is not None and len(members):
@@ -123,7 +129,10 @@ def _radial_panel(ax: Any, result: ParametersResult) -> None:
         ax.plot(rr, model, color="crimson", label=f"King: r_c {st.rc_deg:.3f}, "
                 f"r_t {st.rt_deg:.3f} deg")
         ax.axvline(st.r50_deg, color="grey", ls=":", label=f"r50 {st.r50_deg:.3f} deg")
+    from ocdec.results.figures.style import plain_log_ticks
+
     ax.set_yscale("log")
+    plain_log_ticks(ax)  # plain-text labels: the default mathtext ones are slow to lay out
     ax.set_xlabel("radius (deg)")
     ax.set_ylabel("members per deg$^2$")
     ax.legend(fontsize=8)
