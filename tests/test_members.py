@@ -337,9 +337,17 @@ def test_mixture_e_step_on_columns_is_the_row_form_to_the_bit() -> None:
     err2 = rng.uniform(0.01, 0.6, (n, 3)) ** 2
     fit = mixture.initial_fit(x, np.array([1.0, -2.0, 0.6]), np.diag([0.05, 0.05, 0.02]) ** 2,
                               halo=True)
-    resp, ll, _ = mixture._e_step(x, err2, fit, None, None)
+    resp, ll, terms = mixture._e_step(x, err2, fit, None, None)
     ref_resp, ref_ll = _rowwise_e_step(x, err2, fit)
     assert np.array_equal(resp, ref_resp) and ll == ref_ll
+    # the M step's products take the terms as contiguous arrays, where they were slices of one
+    # (n, 9) array: the same numbers
+    joined = np.concatenate(terms[0], axis=1)
+    floor = np.array([1e-6, 1e-6, 1e-8])
+    new = mixture._xd_update(resp[:, 0], fit.means[0], fit.covs[0], terms[0], floor)
+    old = mixture._xd_update(resp[:, 0], fit.means[0], fit.covs[0],
+                             (joined[:, :6], joined[:, 6:]), floor)
+    assert all(np.array_equal(a, b) for a, b in zip(new, old, strict=True))
 
 
 def test_mixture_terms_match_the_full_3x3_algebra() -> None:

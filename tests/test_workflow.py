@@ -123,19 +123,22 @@ def test_dry_run_of_offline_default_simulates_the_five_thesis_clusters() -> None
     assert len(catalogue) == 1
     # among ready jobs, the stages others wait on first: each region's long characterization
     # starts early and the short jobs fill the cores around it; within a stage, the largest
-    # regions first
+    # regions first. The stages lie 100 times apart: the ilp scheduler maximises the sum of the
+    # priorities it starts, which dozens of lower-stage jobs must not outweigh.
     priority = {(j["rule"], re.sub(r".*region=", "", j.get("wildcards", ""))):
                 float(j.get("priority", 0)) for j in jobs}
-    stage = {rule: int(p) for (rule, _), p in priority.items()}
-    assert (stage["simulate"] > stage["quality"] > stage["characterize_default"]
-            == stage["characterize_thesis"] > stage["parameters"]
-            > max(stage["plots"], stage["compare"], stage["summary"]))
+    by_rule: dict[str, list[float]] = {}
+    for (rule, _), value in priority.items():
+        by_rule.setdefault(rule, []).append(value)
+    order = ["simulate", "quality", "characterize_default", "parameters", "plots"]
+    for above, below in zip(order, order[1:], strict=False):
+        assert min(by_rule[above]) > 50 * max(by_rule[below]), (above, below)
+    assert max(by_rule["compare"]) == max(by_rule["summary"]) == 0
+    for region in expected:
+        assert priority["characterize_default", region] == priority["characterize_thesis", region]
     assert (priority["characterize_default", "Melotte_25"]
             > priority["characterize_default", "NGC_2516"]
             > priority["characterize_default", "NGC_2682"])
-    for name in ("catalogue.fits", "catalogue.vot", "age_radius.png",
-                 "parameters_literature.png"):
-        assert f"results/{name}" in catalogue[0]
 
 
 def test_parameters_method_must_be_a_configured_method(tmp_path: Path) -> None:

@@ -206,15 +206,18 @@ def _exit_status(code: object) -> int:
 
 
 def _cache_clearers() -> list[Any]:
-    """The exit functions the preloaded libraries registered only to empty in-memory caches
-    before the interpreter tears itself down: JAX's ``clean_up`` (its caches, and its backends
-    so that their destruction does not race the interpreter's) and nanobind's, which empties
-    ``typing``'s caches. A job's child never tears down (it ends with ``os._exit``), and
-    emptying caches that the child shares with the server writes to their pages, copying them:
-    0.1 s of every job, most of a small job's end."""
+    """The exit functions of the preloaded libraries that a job's child can skip: JAX's
+    ``clean_up`` (it empties JAX's caches and destroys the backends before the interpreter tears
+    itself down, and shuts down ``jax.distributed``: kept where that runs) and nanobind's, which
+    empties ``typing``'s caches. A job's child never tears down (it ends with ``os._exit``, and
+    the OS frees its devices), and emptying caches that the child shares with the server writes
+    to their pages, copying them: 0.1 s of every job, most of a small job's end."""
     found = []
     api = sys.modules.get("jax._src.api")
-    if api is not None and callable(getattr(api, "clean_up", None)):
+    distributed = sys.modules.get("jax._src.distributed")
+    state = getattr(distributed, "global_state", None)
+    if (api is not None and callable(getattr(api, "clean_up", None))
+            and getattr(state, "client", None) is None):
         found.append(api.clean_up)
     # nanobind's is a function "cleanup" of no module that runs typing._cleanups; atexit's list
     # cannot be read, so _preload records what the imports register
@@ -561,7 +564,10 @@ def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> P
     finally:
         if out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
-    _wait_listening(path, _server, wait_s)
+    if not _wait_listening(path, _server, wait_s) and _server.poll() is not None:
+        del os.environ[ENV]  # gone: no job looks for it
+        _server = None
+        return None
     return path
 
 
@@ -569,9 +575,13 @@ def _wait_listening(path: Path, server: Any, wait_s: float) -> bool:
     """Whether the server listens at ``path`` within ``wait_s`` (False at once if it exited)."""
     deadline = time.monotonic() + wait_s
     while not path.exists():
-        if server.poll() is not None or time.monotonic() > deadline:
-            log.warning("warm interpreter not listening after %.0f s: jobs start without it",
-                        wait_s)
+        if server.poll() is not None:
+            log.warning("warm interpreter exited (status %s) before listening: every job "
+                        "imports its own", server.returncode)
+            return False
+        if time.monotonic() > deadline:
+            log.warning("warm interpreter not listening after %.0f s: the jobs that start "
+                        "before it import their own", wait_s)
             return False
         time.sleep(0.02)
     return True

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.rules import Rule as _SnakemakeRule
 from snakemake.utils import validate
 
 # The library lives in scripts/ (installed with pip, but usable from a plain checkout too).
@@ -220,17 +221,23 @@ for _name, _spec in REGISTRY.items():
 # Snakemake's priority among the jobs that are ready: the stages that other jobs wait on first, so
 # every region's long characterization starts early and the short figure, comparison and
 # parameter jobs fill the cores around them; within a stage the regions expected to hold the
-# most stars first, so that the run does not end on one large region alone. Without it a small
-# region's whole chain could wait to the end and run alone.
-PRIORITY = {"stars": 40, "quality": 30, "characterize": 20, "parameters": 10}
+# most stars first, so that the run does not end on one large region alone. The stages are 100
+# times apart because the default (ilp) scheduler maximises the sum of the priorities it starts:
+# dozens of lower-stage jobs must not outweigh one job of the stage above.
+PRIORITY = {"stars": 1_000_000, "quality": 10_000, "characterize": 100, "parameters": 1}
 _MOST_STARS = max(EXPECTED_STARS.values(), default=0) + 1
+# A priority function (per region) needs a Snakemake that expands it; older ones take numbers.
+_PRIORITY_FUNCTIONS = hasattr(_SnakemakeRule, "expand_priority")
 
 
 def priority_for(stage):
-    """The stage's PRIORITY plus the region's expected stars as a fraction below 1."""
+    """The stage's PRIORITY, raised by up to half for the regions expected to hold most stars."""
+    if not _PRIORITY_FUNCTIONS:
+        return PRIORITY[stage]
 
     def priority(wildcards):
-        return PRIORITY[stage] + EXPECTED_STARS[wildcards.region] / _MOST_STARS
+        share = EXPECTED_STARS.get(wildcards.region, 0) / _MOST_STARS
+        return PRIORITY[stage] * (1.0 + 0.5 * share)
 
     return priority
 
