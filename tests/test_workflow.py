@@ -121,16 +121,16 @@ def test_dry_run_of_offline_default_simulates_the_five_thesis_clusters() -> None
                             f"results/{r}/default/parameters.png" for r in expected)
     catalogue = [j["output"] for j in jobs if j["rule"] == "parameters_catalogue"]
     assert len(catalogue) == 1
-    # among ready jobs, the stages others wait on first: each region's long characterization
-    # starts early and the short jobs fill the cores around it; within a stage, the largest
-    # regions first. The stages lie 100 times apart: the ilp scheduler maximises the sum of the
-    # priorities it starts, which dozens of lower-stage jobs must not outweigh.
+    # among ready jobs, a region's next stage first (depth first), the figures, comparison and
+    # references in the gaps; within a stage, the largest regions first. The stages lie 100
+    # times apart: the ilp scheduler maximises the sum of the priorities it starts, which dozens
+    # of lower-stage jobs must not outweigh.
     priority = {(j["rule"], re.sub(r".*region=", "", j.get("wildcards", ""))):
                 float(j.get("priority", 0)) for j in jobs}
     by_rule: dict[str, list[float]] = {}
     for (rule, _), value in priority.items():
         by_rule.setdefault(rule, []).append(value)
-    order = ["simulate", "quality", "characterize_default", "parameters", "plots"]
+    order = ["parameters", "characterize_default", "quality", "simulate", "plots"]
     for above, below in zip(order, order[1:], strict=False):
         assert min(by_rule[above]) > 50 * max(by_rule[below]), (above, below)
     assert max(by_rule["compare"]) == max(by_rule["summary"]) == 0

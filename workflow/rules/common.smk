@@ -218,13 +218,16 @@ for _name, _spec in REGISTRY.items():
     RUNTIME_POWER[f"characterize_{_name}"] = _spec.runtime[2]
 
 
-# Snakemake's priority among the jobs that are ready: the stages that other jobs wait on first, so
-# every region's long characterization starts early and the short figure, comparison and
-# parameter jobs fill the cores around them; within a stage the regions expected to hold the
-# most stars first, so that the run does not end on one large region alone. The stages are 100
-# times apart because the default (ilp) scheduler maximises the sum of the priorities it starts:
-# dozens of lower-stage jobs must not outweigh one job of the stage above.
-PRIORITY = {"stars": 1_000_000, "quality": 10_000, "characterize": 100, "parameters": 1}
+# Snakemake's priority among the jobs that are ready: a region's next stage first (parameters,
+# then characterization, quality, stars), so each region goes through its chain as soon as it
+# can and the short figure, comparison and reference jobs fill the gaps; within a stage, the
+# regions expected to hold the most stars first, so that the run does not end on one large
+# region alone. Depth first, the parameters' isochrone fit (JAX, on every core) runs beside
+# another region's characterization rather than beside another fit, whose threads would
+# contend with its own (breadth first, the regions' fits all ran at the end, two at a time). The
+# stages are 100 times apart because the default (ilp) scheduler maximises the sum of the
+# priorities it starts: dozens of lower-stage jobs must not outweigh one job of the stage above.
+PRIORITY = {"parameters": 1_000_000, "characterize": 10_000, "quality": 100, "stars": 1}
 _MOST_STARS = max(EXPECTED_STARS.values(), default=0) + 1
 # A priority function (per region) needs a Snakemake that expands it; older ones take numbers.
 _PRIORITY_FUNCTIONS = hasattr(_SnakemakeRule, "expand_priority")
