@@ -255,6 +255,10 @@ def test_resource_requests_grow_with_stars_and_attempt() -> None:
         def __init__(self, region: str) -> None:
             self.region = region
 
+    # scheduling: a region's next stage first, the largest regions first within a stage
+    priority = helpers["priority_for"]
+    assert priority("characterize")(Wildcards("hyades")) > priority("characterize")(
+        Wildcards("small")) > 50 * priority("quality")(Wildcards("hyades"))
     for rule in ("download", "quality", "characterize_thesis", "plots", "parameters"):
         mem, runtime = helpers["mem_mb_for"](rule), helpers["runtime_for"](rule)
         big, small = Wildcards("hyades"), Wildcards("small")

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.rules import Rule as _SnakemakeRule
 from snakemake.utils import validate
 
 # The library lives in scripts/ (installed with pip, but usable from a plain checkout too).
@@ -230,6 +229,8 @@ for _name, _spec in REGISTRY.items():
 PRIORITY = {"parameters": 1_000_000, "characterize": 10_000, "quality": 100, "stars": 1}
 _MOST_STARS = max(EXPECTED_STARS.values(), default=0) + 1
 # A priority function (per region) needs a Snakemake that expands it; older ones take numbers.
+from snakemake.rules import Rule as _SnakemakeRule
+
 _PRIORITY_FUNCTIONS = hasattr(_SnakemakeRule, "expand_priority")
 
 
