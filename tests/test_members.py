@@ -361,7 +361,7 @@ def test_mixture_terms_match_the_full_3x3_algebra() -> None:
     a = rng.normal(size=(3, 3))
     cov = a @ a.T + 0.1 * np.eye(3)
     mean = np.array([0.1, -0.2, 0.3])
-    logp, terms = mixture._log_gauss(x, mean, cov, err2)
+    logp, terms = mixture._log_gauss(mixture._columns(x), mean, cov, mixture._columns(err2))
     totals = cov[None] + np.stack([np.diag(e) for e in err2])
     expected = [multivariate_normal(mean, t).logpdf(xi) for xi, t in zip(x, totals, strict=True)]
     np.testing.assert_allclose(logp, expected, rtol=1e-10)

@@ -26,6 +26,7 @@ serving whatever one job does, and its children die with it.
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import logging
@@ -147,18 +148,15 @@ def delegate() -> None:
 
 # ------------------------------------------------------------------------------ the server side
 
+@functools.cache
 def _thread_pools() -> Any:
     """threadpoolctl's controller of the loaded BLAS and OpenMP libraries, found once (in the
     server, after its imports): finding them in each child was 0.02 s of every job."""
-    global _POOLS
-    if _POOLS is None:
-        from threadpoolctl import ThreadpoolController
+    from threadpoolctl import ThreadpoolController
 
-        _POOLS = ThreadpoolController()
-    return _POOLS
+    return ThreadpoolController()
 
 
-_POOLS: Any = None
 # The exit functions the preloaded modules registered (_preload), for _cache_clearers.
 _IMPORT_EXIT_FUNCS: list[Any] = []
 

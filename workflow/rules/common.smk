@@ -229,6 +229,7 @@ for _name, _spec in REGISTRY.items():
 PRIORITY = {"parameters": 1_000_000, "characterize": 10_000, "quality": 100, "stars": 1}
 _MOST_STARS = max(EXPECTED_STARS.values(), default=0) + 1
 # A priority function (per region) needs a Snakemake that expands it; older ones take numbers.
+# (Imported here: tests/test_workflow.py runs this resources section on its own.)
 from snakemake.rules import Rule as _SnakemakeRule
 
 _PRIORITY_FUNCTIONS = hasattr(_SnakemakeRule, "expand_priority")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ocdec.figure_layout import fixed_grid, plain_log_ticks
 from ocdec.io import atomic_path
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ def save(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
 def parameters_figure(result: ParametersResult, title: str = "") -> Figure:
     """CMD (members coloured by p_member, best isochrone, its age band, the equal-mass binary
     sequence) and the radial profile with the King fit."""
-    from ocdec.figure_layout import fixed_grid
-
     # fixed margins in inches, not constrained layout: its extra draw measuring every label was
     # most of the figure's time (as for the region figures, ocdec.results.figures.style)
     fig = Figure(figsize=(11, 5.2))
@@ -129,8 +128,6 @@ def _radial_panel(ax: Any, result: ParametersResult) -> None:
         ax.plot(rr, model, color="crimson", label=f"King: r_c {st.rc_deg:.3f}, "
                 f"r_t {st.rt_deg:.3f} deg")
         ax.axvline(st.r50_deg, color="grey", ls=":", label=f"r50 {st.r50_deg:.3f} deg")
-    from ocdec.figure_layout import plain_log_ticks
-
     ax.set_yscale("log")
     plain_log_ticks(ax)  # plain-text labels: the default mathtext ones are slow to lay out
     ax.set_xlabel("radius (deg)")

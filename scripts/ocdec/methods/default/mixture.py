@@ -135,14 +135,12 @@ def _columns(a: np.ndarray | Columns) -> Columns:
     return tuple(np.ascontiguousarray(np.asarray(a, dtype=float).T))
 
 
-def _precisions(cov: np.ndarray, err2: np.ndarray | Columns) -> tuple[list[np.ndarray],
-                                                                       np.ndarray]:
+def _precisions(cov: np.ndarray, err2: Columns) -> tuple[list[np.ndarray], np.ndarray]:
     """The distinct entries of (cov + diag(err2_i))^-1 for every star (six arrays) and the log
     determinants, by the adjugate (the errors are diagonal: only the diagonal varies)."""
-    e2 = _columns(err2)
-    a = cov[0, 0] + e2[0]
-    d = cov[1, 1] + e2[1]
-    f = cov[2, 2] + e2[2]
+    a = cov[0, 0] + err2[0]
+    d = cov[1, 1] + err2[1]
+    f = cov[2, 2] + err2[2]
     b, c, e = cov[0, 1], cov[0, 2], cov[1, 2]
     c00 = d * f - e * e
     c01 = c * e - b * f
@@ -161,12 +159,12 @@ def _times(prec: list[np.ndarray], d: Columns) -> list[np.ndarray]:
             prec[2] * d[0] + prec[4] * d[1] + prec[5] * d[2]]
 
 
-def _log_gauss(x: np.ndarray | Columns, mean: np.ndarray, cov: np.ndarray,
-               err2: np.ndarray | Columns) -> tuple[np.ndarray, Terms]:
+def _log_gauss(x: Columns, mean: np.ndarray, cov: np.ndarray, err2: Columns
+               ) -> tuple[np.ndarray, Terms]:
     """log N(x_i | mean, cov + diag(err2_i)) and the M step's terms (:data:`Terms`) for every
-    star; ``x`` and ``err2`` (n, 3), or their :func:`_columns`."""
+    star; ``x`` and ``err2`` as :func:`_columns`."""
     prec, logdet = _precisions(cov, err2)
-    d = tuple(col - m for col, m in zip(_columns(x), mean, strict=True))
+    d = tuple(col - m for col, m in zip(x, mean, strict=True))
     u = _times(prec, d)
     maha = d[0] * u[0] + d[1] * u[1] + d[2] * u[2]
     return (-0.5 * (maha + logdet + len(d) * math.log(2 * math.pi)),

@@ -17,6 +17,7 @@ Methods are known only through :mod:`ocdec.methods.registry`, file names through
 :mod:`ocdec.products`.
 """
 
+from ocdec.figure_layout import fixed_grid, plain_log_ticks, plain_number
 from ocdec.results.figure_inputs import (
     RegionInputs,
     Selection,
@@ -59,10 +60,7 @@ from ocdec.results.figures.style import (
     STYLE,
     figure_axes,
     find_axes,
-    fixed_grid,
     message_figure,
-    plain_log_ticks,
-    plain_number,
     save_figure,
     skipped_figure,
 )

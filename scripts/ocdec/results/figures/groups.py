@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ocdec.figure_layout import fixed_grid
 from ocdec.results.figures.style import (
     FIELD_COLOR,
     LABEL_PLX,
@@ -21,7 +22,6 @@ from ocdec.results.figures.style import (
     MEMBER_COLOR,
     REFERENCE_COLOR,
     STYLE,
-    fixed_grid,
     message_figure,
     note,
     region_title,

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Ellipse
 
+from ocdec.figure_layout import plain_log_ticks
 from ocdec.results.figure_inputs import Selection
 from ocdec.results.figures.style import (
     FIELD_COLOR,
@@ -32,7 +33,6 @@ from ocdec.results.figures.style import (
     MEMBER_COLOR,
     REFERENCE_COLOR,
     note,
-    plain_log_ticks,
 )
 
 MAX_FIELD_POINTS = 30_000

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ocdec.figure_layout import fixed_grid, plain_log_ticks
 from ocdec.results.figure_inputs import Selection
 from ocdec.results.figures.panels import (
     DISPLAY_SEED,
@@ -38,10 +39,8 @@ from ocdec.results.figures.style import (
     REFERENCE_COLOR,
     STYLE,
     TITLE_Y,
-    fixed_grid,
     message_figure,
     note,
-    plain_log_ticks,
     region_title,
 )
 

@@ -17,10 +17,7 @@ from typing import Any
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-# re-exported: the region figures take their layout from here
-from ocdec.figure_layout import fixed_grid as fixed_grid
-from ocdec.figure_layout import plain_log_ticks as plain_log_ticks
-from ocdec.figure_layout import plain_number as plain_number
+from ocdec.figure_layout import fixed_grid
 from ocdec.io import atomic_path
 
 STYLE: dict[str, Any] = {
