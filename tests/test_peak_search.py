@@ -1,6 +1,7 @@
 """The peak search's fast paths give what the plain computations give: histograms by bincount
 against numpy's histogram2d, the coarse classes added onto the fine grid, the maps made only
-where the threshold can be passed against the whole grid's, local maxima against
+where the threshold can be passed against the whole grid's (bit for bit), the filters against
+scipy's, local maxima against
 scipy's maximum filter, the field's resamples the same whatever the number of threads that
 search them, and the search made a few slabs at a time the same as over its whole plans."""
 
@@ -68,10 +69,12 @@ def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
     shape, whole_grid = (nx, ny), (slice(0, nx), slice(0, ny))
     h = rng.poisson(0.3, shape).astype(np.float32)
     h2 = (h * rng.random(shape)).astype(np.float32)
-    coarse_ex, coarse_var = rng.normal(size=(15, 13)), rng.random((15, 13))
+    # a coarse sky class: its excess, and its histogram of squared weights
+    coarse_ex, coarse_h2 = rng.normal(size=(15, 13)), rng.random((15, 13))
+    coarse_var = density._aperture_variance(coarse_h2.astype(np.float32)).astype(float)
     parts = [density._part("sky", 1, h, h2, bc, None),
              density._Part("sky", 3, coarse_ex.astype(np.float32),
-                           coarse_var.astype(np.float32))]
+                           coarse_h2.astype(np.float32))]
     fine_ex = density._aperture(h).astype(float)
     fine_var = density._aperture_variance(h2).astype(float)
     first = fine_ex / np.sqrt(fine_var + 1)
@@ -84,10 +87,65 @@ def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
     np.testing.assert_array_equal(density._prefix_significance(parts, region, shape),
                                   whole[region])
     for kind in ("pm", "sky"):  # a fine class alone
-        alone = [density._part(kind, 1, h, h2, bc, None)]
+        part = density._part(kind, 1, h, h2, bc, None)
+        # a proper-motion class's box filters over the region's rows only, and over all rows
+        at_region, at_whole = part, part
+        if kind == "pm":
+            at_region = density._pm_rows(part, (13, 29), bc)
+            at_whole = density._pm_rows(part, (0, nx), bc)
+            assert at_region.background.shape == (16, ny)
         np.testing.assert_array_equal(
-            density._prefix_significance(alone, region, shape),
-            density._prefix_significance(alone, whole_grid, shape)[region])
+            density._prefix_significance([at_region], region, shape),
+            density._prefix_significance([at_whole], whole_grid, shape)[region])
+    # a coarse sky class's variance made on a crop around the region's coarse cells
+    sky_coarse = density._part("sky", 3, coarse_ex.astype(np.float32),
+                               coarse_h2.astype(np.float32), bc, None)
+    np.testing.assert_array_equal(
+        density._prefix_significance([sky_coarse], region, shape),
+        density._prefix_significance([sky_coarse], whole_grid, shape)[region])
+
+
+def test_a_coarse_sky_class_variance_on_a_crop_is_the_whole_grids() -> None:
+    """A coarse sky class's variance is made on a crop of its grid around a region's coarse cells
+    (much smaller than the grid here): the region's maps are the whole grid's, to the bit."""
+    rng = np.random.default_rng(6)
+    nx, ny, f = 150, 121, 3
+    coarse = (-(-nx // f), -(-ny // f))
+    ex = rng.normal(size=coarse).astype(np.float32)
+    h2 = (rng.poisson(0.5, coarse) * rng.random(coarse)).astype(np.float32)
+    part = density._part("sky", f, ex, h2, 21, None)
+    whole = density._part_maps(part, (slice(0, nx), slice(0, ny)), (nx, ny))
+    for region in ((slice(70, 83), slice(61, 64)), (slice(0, 5), slice(110, 121))):
+        for cut, full in zip(density._part_maps(part, region, (nx, ny)), whole, strict=True):
+            np.testing.assert_array_equal(cut, full[region])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (40, 17), (230, 190)])
+def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
+    """The peak search's own Gaussian and box filters (kernels made once, the 1-d passes called
+    directly) give what scipy's gaussian_filter and uniform_filter give, to the bit; and a
+    proper-motion class's local field on a band of rows is the whole grid's there."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        h = (rng.poisson(0.4, shape) * rng.random(shape)).astype(dtype)
+        for sigma in (density._SIGMA_CELLS, density._SIGMA_CELLS / math.sqrt(2)):
+            want = ndimage.gaussian_filter(h, sigma, mode="constant")
+            got = density._gaussian(h, sigma)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+        for size in (21, 5):
+            np.testing.assert_array_equal(density._box(h, size),
+                                          ndimage.uniform_filter(h, size, mode="constant"))
+    h = rng.poisson(0.4, shape).astype(np.float32)
+    h2 = (h * rng.random(shape)).astype(np.float32)
+    bg, var = density._pm_background(h, h2, 21)
+    part = density._part("pm", 1, h, h2, 21, None)
+    for rows in ((0, shape[0]), (shape[0] // 3, shape[0] // 2 + 1), (shape[0] - 1, shape[0])):
+        band = density._pm_rows(part, rows, 21)
+        np.testing.assert_array_equal(band.background, bg[rows[0]:rows[1]])
+        np.testing.assert_array_equal(band.second, var[rows[0]:rows[1]])
 
 
 @pytest.mark.parametrize("kind", ["pm", "sky"])
@@ -112,7 +170,8 @@ def test_the_bound_holds_every_positive_excess_of_a_block(kind) -> None:
         hist = density._Binner(x, y, *edges)
         part = density._part(kind, 1, hist(w), hist(w * w), bc,
                              hist.blocks(np.maximum(w, 0.0), block))
-        ex, _ = density._part_maps(part, (slice(0, nx), slice(0, ny)), (nx, ny))
+        maps = density._pm_rows(part, (0, nx), bc) if kind == "pm" else part
+        ex, _ = density._part_maps(maps, (slice(0, nx), slice(0, ny)), (nx, ny))
         exact = block_max(np.maximum(ex, 0.0))
         bound = density._bound([part], nb)
         assert np.all(bound >= exact)
@@ -147,7 +206,7 @@ def test_maps_are_made_only_where_the_threshold_can_be_passed() -> None:
         cut = density.significance_maps(*args, **kw, threshold=s.min_significance)
         for full, part in zip(whole[:2], cut[:2], strict=True):
             inside = part != 0
-            np.testing.assert_allclose(part[inside], full[inside], rtol=1e-6, atol=1e-6)
+            np.testing.assert_array_equal(part[inside], full[inside])  # to the bit
             assert np.all(full[~inside] <= s.min_significance)  # nothing lost outside
             computed += int(inside.sum())
             cells += full.size
