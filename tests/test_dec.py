@@ -227,3 +227,42 @@ def test_weighted_mixture_layer_keeps_a_small_compact_cluster_and_pads():
         fit_dec(x, 2, s, seed=0, init_assignment=init, pad_to=100)
     with pytest.raises(OcdecError, match="initial assignment"):
         fit_dec(x, 2, s, seed=0, init_assignment=init[:, :1], pad_to=2048)
+
+
+def test_keys_and_shuffles_are_the_eager_ones_bit_for_bit():
+    """The seed's keys (split in one program) and each epoch's shuffle (the epoch folded in
+    inside the shuffle's program) are what the eager calls they replace give."""
+    import jax
+
+    for seed in (0, 7, 2**31 - 1):
+        keys = dec.SeedKeys.from_seed(seed)
+        eager = jax.random.split(jax.random.key(seed), 3)
+        for got, want in zip((keys.init, keys.pretrain, keys.cluster), eager, strict=True):
+            np.testing.assert_array_equal(jax.random.key_data(got), jax.random.key_data(want))
+    key = dec.SeedKeys.from_seed(3).pretrain
+    for epoch in (1, 2, 40):
+        want = jax.random.permutation(jax.random.fold_in(key, epoch), 1203)[:1152]
+        got = dec._epoch_batches(key, epoch, n=1203, batch_size=64)
+        np.testing.assert_array_equal(np.asarray(got).ravel(), np.asarray(want))
+
+
+def test_a_fit_runs_no_eager_programs(caplog):
+    """A mixture-layer fit (padded, whitened) compiles only its own programs: no identity,
+    conversion, broadcast or random-key program of eager JAX calls (each is traced, lowered and
+    loaded once per process: a dozen of the 26 a default-method job ran)."""
+    import jax
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 3)).astype(np.float32)
+    init = np.stack([np.r_[np.ones(50), np.zeros(250)], np.r_[np.zeros(50), np.ones(250)]], 1)
+    s = DecSettings(hidden=(3,), pretrain_epochs=2, cluster_epochs=2, batch_size=64,
+                    min_cluster_epochs=1, mixture=True, whiten_cluster=0, train_encoder=False)
+    jax.clear_caches()
+    with jax.log_compiles(True), caplog.at_level("WARNING", logger="jax"):
+        fit_dec(x, 2, s, seed=0, init_assignment=init, pad_to=512)
+    compiled = {r.getMessage().split("jit(")[1].split(")")[0] for r in caplog.records
+                if r.getMessage().startswith("Compiling jit(")}
+    assert {"_scan_batches", "_predict"} <= compiled
+    eager = compiled - {"_new_autoencoder", "_new_optimizer", "_seed_keys", "_epoch_batches",
+                        "_scan_batches", "_predict"}
+    assert not eager, f"eager programs: {sorted(eager)}"

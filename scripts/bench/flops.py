@@ -304,10 +304,11 @@ class DecRecorder:
 
         train_epoch, predict = dec._train_epoch, dec._predict
 
-        def timed_epoch(state: Any, x: Any, target: Any, key: Any, **kw: Any) -> Any:
+        def timed_epoch(state: Any, x: Any, target: Any, key: Any, epoch: int,
+                        **kw: Any) -> Any:
             t0 = time.perf_counter()
-            out = jax.block_until_ready(train_epoch(state, x, target, key, **kw))
-            call = self.epochs.setdefault(kw["phase"], _Call(args=(state, x, target, key),
+            out = jax.block_until_ready(train_epoch(state, x, target, key, epoch, **kw))
+            call = self.epochs.setdefault(kw["phase"], _Call(args=(state, x, target, key, epoch),
                                                              kwargs=kw))
             call.seconds.append(time.perf_counter() - t0)
             return out
@@ -331,9 +332,10 @@ def _lower_epoch(call: _Call, trips: int, batch_size: int | None = None) -> Any:
     ``trips`` of its mini-batches (at ``batch_size``, by default the run's)."""
     from ocdec.methods import dec
 
-    state, x, target, key = call.args
+    state, x, target, key, epoch = call.args
     kw = call.kwargs
-    batches = dec._epoch_batches(key, n=x.shape[0], batch_size=batch_size or kw["batch_size"])
+    batches = dec._epoch_batches(key, epoch, n=x.shape[0],
+                                 batch_size=batch_size or kw["batch_size"])
     return dec._scan_batches.lower(state, x, target, kw["mask"], batches[:trips],
                                    graphdef=kw["graphdef"], phase=kw["phase"], alpha=kw["alpha"],
                                    reconstruction_weight=kw["reconstruction_weight"])
@@ -356,15 +358,15 @@ def _warm_epoch(call: _Call, repeats: int, batch_size: int | None = None
 
     from ocdec.methods import dec
 
-    state, x, target, key = call.args
+    state, x, target, key, epoch = call.args
     kw = {**call.kwargs, **({"batch_size": batch_size} if batch_size else {})}
     if batch_size:
-        jax.block_until_ready(dec._train_epoch(state, x, target, key, **kw))
+        jax.block_until_ready(dec._train_epoch(state, x, target, key, epoch, **kw))
     seconds = []
     c0 = cpu_s()
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(dec._train_epoch(state, x, target, key, **kw))
+        jax.block_until_ready(dec._train_epoch(state, x, target, key, epoch, **kw))
         seconds.append(time.perf_counter() - t0)
     return seconds, (cpu_s() - c0) / sum(seconds)
 

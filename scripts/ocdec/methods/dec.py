@@ -211,18 +211,18 @@ class DecModel(nnx.Module):
                  latent_scale: float = 1.0, mixture: bool = False,
                  learn_scales: bool = False) -> None:
         self.autoencoder = autoencoder
-        self.centroids = nnx.Param(jnp.asarray(centroids, dtype=jnp.float32))
-        self.latent_scale = nnx.Variable(jnp.asarray(latent_scale, dtype=jnp.float32))
+        self.centroids = nnx.Param(_on_device(centroids))
+        self.latent_scale = nnx.Variable(_on_device(latent_scale))
         self.mixture = mixture  # static (part of the graph definition)
         if mixture:
             k = int(self.centroids[...].shape[0])
             # Weights are re-estimated from q at each target update; scales either trained with
             # the centroids (learn_scales) or re-estimated too.
             kind = nnx.Param if learn_scales else nnx.Variable
-            self.log_scales = kind(jnp.zeros((k,), jnp.float32))
+            self.log_scales = kind(_on_device(np.zeros(k)))
             dim = int(self.centroids[...].shape[1])
-            self.latent_matrix = nnx.Variable(jnp.eye(dim, dtype=jnp.float32))
-            self.log_weights = nnx.Variable(jnp.full((k,), -math.log(k), jnp.float32))
+            self.latent_matrix = nnx.Variable(_on_device(np.eye(dim)))
+            self.log_weights = nnx.Variable(_on_device(np.full(k, -math.log(k))))
 
     def embed(self, x: jax.Array) -> jax.Array:
         return self.transform(self.autoencoder.encode(x))
@@ -339,13 +339,16 @@ def _loss(
 
 
 @functools.partial(jax.jit, static_argnames=("n", "batch_size"))
-def _epoch_batches(key: jax.Array, *, n: int, batch_size: int) -> jax.Array:
-    """Row indices of one epoch's mini-batches: a fresh permutation, the remainder dropped.
+def _epoch_batches(key: jax.Array, epoch: int, *, n: int, batch_size: int) -> jax.Array:
+    """Row indices of one epoch's mini-batches: a fresh permutation from the phase's ``key`` with
+    the epoch folded in, the remainder dropped.
 
-    A program of its own (not inside the epoch) so that both phases share one compiled shuffle.
+    A program of its own (not inside the epoch) so that both phases share one compiled shuffle;
+    the fold inside it (eager, it was two more programs and two dispatches an epoch).
     """
     TRACE_COUNTS["epoch_batches"] += 1
     n_batches = n // batch_size
+    key = jax.random.fold_in(key, epoch)
     return jax.random.permutation(key, n)[: n_batches * batch_size].reshape(n_batches, batch_size)
 
 
@@ -354,6 +357,7 @@ def _train_epoch(
     x: jax.Array,
     target: jax.Array,
     key: jax.Array,
+    epoch: int,
     *,
     graphdef: nnx.GraphDef,
     batch_size: int,
@@ -362,8 +366,9 @@ def _train_epoch(
     reconstruction_weight: float,
     mask: jax.Array | None = None,
 ) -> tuple[nnx.State, jax.Array]:
-    """One epoch: shuffled mini-batches from ``key``, all steps in one jitted lax.scan."""
-    batches = _epoch_batches(key, n=x.shape[0], batch_size=batch_size)
+    """One epoch: mini-batches shuffled by the phase's ``key`` with ``epoch`` folded in, all
+    steps in one jitted lax.scan."""
+    batches = _epoch_batches(key, epoch, n=x.shape[0], batch_size=batch_size)
     return _scan_batches(state, x, target, mask, batches, graphdef=graphdef, phase=phase,
                          alpha=alpha, reconstruction_weight=reconstruction_weight)
 
@@ -432,11 +437,20 @@ def _log_device_once() -> None:
         log.info("JAX backend %s, devices %s", jax.default_backend(), jax.devices())
 
 
+def _on_device(x: np.ndarray | float) -> jax.Array:
+    """A host value on the JAX device as float32 (numpy converts it, rounding as JAX does).
+    ``jnp.asarray`` of a host array and ``jnp.zeros``, ``eye`` or ``full`` each run a small
+    program of their own (an identity, a conversion, a broadcast), traced, lowered and loaded
+    from the compilation cache once per process and shape: a dozen of a DEC run's 26 programs,
+    for values a transfer gives the same, bit for bit."""
+    return jax.device_put(np.asarray(x, dtype=np.float32))
+
+
 def _padded(x: np.ndarray, chunk: int) -> tuple[jax.Array, int]:
     """x padded with zero rows to a multiple of ``chunk`` (chunk shrunk for small inputs)."""
     chunk = min(chunk, x.shape[0])
     pad = (-x.shape[0]) % chunk
-    return jnp.asarray(np.pad(x, ((0, pad), (0, 0)))), chunk
+    return _on_device(np.pad(x, ((0, pad), (0, 0)))), chunk
 
 
 class _Predictor:
@@ -516,8 +530,14 @@ class SeedKeys:
 
     @classmethod
     def from_seed(cls, seed: int) -> SeedKeys:
-        init, pretrain, cluster = jax.random.split(jax.random.key(seed), 3)
-        return cls(init, pretrain, cluster)
+        return cls(*_seed_keys(seed))
+
+
+@jax.jit
+def _seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The seed's key split in three, in one program (eager: four, with the unstacking)."""
+    init, pretrain, cluster = jax.random.split(jax.random.key(seed), 3)
+    return init, pretrain, cluster
 
 
 def pretrain_autoencoder(
@@ -533,12 +553,12 @@ def pretrain_autoencoder(
                                         hidden=tuple(int(h) for h in settings.hidden),
                                         learning_rate=float(settings.learning_rate))
     graphdef, state = nnx.split((model, optimizer))
-    xj = jnp.asarray(x)
-    mj = None if mask is None else jnp.asarray(mask, dtype=jnp.float32)
+    xj = _on_device(x)
+    mj = None if mask is None else _on_device(mask)
     batch = min(settings.batch_size, x.shape[0])
     with _progress(settings, seed, "pretrain", settings.pretrain_epochs) as progress:
         for epoch in range(1, settings.pretrain_epochs + 1):
-            state, loss = _train_epoch(state, xj, xj, jax.random.fold_in(keys.pretrain, epoch),
+            state, loss = _train_epoch(state, xj, xj, keys.pretrain, epoch,
                                        graphdef=graphdef, batch_size=batch, phase="pretrain",
                                        alpha=1.0, reconstruction_weight=0.0, mask=mj)
             loss = float(loss)
@@ -596,12 +616,12 @@ def _scaled_latent(model: DecModel, latent0: np.ndarray, settings: DecSettings,
         cov = (d * w[:, None]).T @ d + 1e-9 * np.eye(d.shape[1])
         # z -> z L^-T with L L^T = cov: the cluster's latent covariance becomes the identity.
         whitener = np.linalg.inv(np.linalg.cholesky(cov)).T
-        model.latent_matrix[...] = jnp.asarray(whitener, dtype=jnp.float32)
+        model.latent_matrix[...] = _on_device(whitener)
         return (latent0.astype(np.float64) @ whitener).astype(np.float32)
     if settings.latent_rms is not None:
         rms = float(np.sqrt(latent0.var(axis=0).mean()))
         scale = settings.latent_rms / rms if rms > 0 else 1.0
-        model.latent_scale[...] = jnp.float32(scale)
+        model.latent_scale[...] = _on_device(scale)
         return latent0 * np.float32(scale)
     return latent0
 
@@ -627,15 +647,15 @@ def _initial_centroids(latent0: np.ndarray, n_clusters: int, seed: int, settings
 def _start_clustering_layer(model: DecModel, latent0: np.ndarray, centroids0: np.ndarray,
                             settings: DecSettings, init_assignment: np.ndarray | None) -> None:
     """Centroids and, for the mixture layer, weights and scales at their initial values."""
-    model.centroids[...] = jnp.asarray(centroids0)
+    model.centroids[...] = _on_device(centroids0)
     if settings.mixture:
         k = centroids0.shape[0]
         start = (init_assignment if init_assignment is not None
                  else np.eye(k)[np.argmin(
                      ((latent0[:, None, :] - centroids0[None]) ** 2).sum(-1), axis=1)])
         log_w, log_s = mixture_statistics(latent0, start, centroids0)
-        model.log_weights[...] = jnp.asarray(log_w)
-        model.log_scales[...] = jnp.asarray(log_s)
+        model.log_weights[...] = _on_device(log_w)
+        model.log_scales[...] = _on_device(log_s)
 
 
 def _target(q_all: np.ndarray, n: int) -> jax.Array:
@@ -643,7 +663,7 @@ def _target(q_all: np.ndarray, n: int) -> jax.Array:
     keeps them out of the loss)."""
     p = np.asarray(q_all, dtype=np.float32).copy()
     p[:n] = target_distribution(q_all[:n])
-    return jnp.asarray(p)
+    return _on_device(p)
 
 
 @dataclass
@@ -670,9 +690,9 @@ def _target_update(model: DecModel, predictor: _Predictor, n: int, settings: Dec
         latent, q_all = predictor(model)
         log_w, log_s = mixture_statistics(latent[:n], q_all[:n], np.asarray(model.centroids[...]))
         if settings.update_weights:
-            model.log_weights[...] = jnp.asarray(log_w)
+            model.log_weights[...] = _on_device(log_w)
         if not settings.learn_scales:
-            model.log_scales[...] = jnp.asarray(log_s)
+            model.log_scales[...] = _on_device(log_s)
     run.latent, q_all = predictor(model)
     run.q = q_all[:n]
     new_labels = run.q.argmax(axis=1)
@@ -695,8 +715,8 @@ def _self_train(model: DecModel, x: np.ndarray, n: int, settings: DecSettings, s
     updated every ``update_interval`` epochs, until the stopping rule or ``cluster_epochs``."""
     optimizer = _new_optimizer(model, learning_rate=float(settings.learning_rate))
     graphdef, state = nnx.split((model, optimizer))
-    xj = jnp.asarray(x)
-    mj = None if mask is None else jnp.asarray(mask)
+    xj = _on_device(x)
+    mj = None if mask is None else _on_device(mask)
     batch = min(settings.batch_size, x.shape[0])
     latent, q_all = predictor(model)
     labels = q_all[:n].argmax(axis=1)
@@ -705,7 +725,7 @@ def _self_train(model: DecModel, x: np.ndarray, n: int, settings: DecSettings, s
     with _progress(settings, seed, "cluster", settings.cluster_epochs) as progress:
         for epoch in range(1, settings.cluster_epochs + 1):
             state, loss = _train_epoch(
-                state, xj, target, jax.random.fold_in(key, epoch), graphdef=graphdef,
+                state, xj, target, key, epoch, graphdef=graphdef,
                 batch_size=batch, phase="cluster" if settings.train_encoder else "cluster_frozen",
                 alpha=float(settings.alpha),
                 reconstruction_weight=float(settings.reconstruction_weight), mask=mj)
