@@ -187,8 +187,8 @@ def _pm_rows(part: _Part, rows: tuple[int, int], background_cells: int) -> _Part
     ``rows`` (start, stop), the same values as over the whole grid. The box filter's running sums
     give a cell the whole grid's value only when run along its whole line: the rows' lines are
     run whole (axis 1), and before them the columns (axis 0, first, as scipy runs them) from
-    their start down to the last row the rows read. The field's regions span a fraction of the
-    rows (a third of the peak search's box filtering left)."""
+    their start down to the last row the rows read. Where a slab's candidate regions span part
+    of the grid's rows, the rest is never filtered."""
     r0, r1 = rows
     size = background_cells
     # the running sum of row r reads rows up to r + size - size // 2 - 1
