@@ -441,8 +441,8 @@ def _on_device(x: np.ndarray | float) -> jax.Array:
     """A host value on the JAX device as float32 (numpy converts it, rounding as JAX does).
     ``jnp.asarray`` of a host array and ``jnp.zeros``, ``eye`` or ``full`` each run a small
     program of their own (an identity, a conversion, a broadcast), traced, lowered and loaded
-    from the compilation cache once per process and shape: a dozen of a DEC run's 26 programs,
-    for values a transfer gives the same, bit for bit."""
+    from the compilation cache once per process and shape (with the random keys' programs, 19 of
+    a default-method job's 26), for values a transfer gives the same, bit for bit."""
     return jax.device_put(np.asarray(x, dtype=np.float32))
 
 
