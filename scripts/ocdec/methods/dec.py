@@ -344,7 +344,7 @@ def _epoch_batches(key: jax.Array, epoch: int, *, n: int, batch_size: int) -> ja
     the epoch folded in, the remainder dropped.
 
     A program of its own (not inside the epoch) so that both phases share one compiled shuffle;
-    the fold inside it (eager, it was two more programs and two dispatches an epoch).
+    the fold is made inside it (eagerly it took two more programs and two dispatches an epoch).
     """
     TRACE_COUNTS["epoch_batches"] += 1
     n_batches = n // batch_size
@@ -442,8 +442,10 @@ def _on_device(x: np.ndarray | float) -> jax.Array:
     ``jnp.asarray`` of a host array and ``jnp.zeros``, ``eye`` or ``full`` each run a small
     program of their own (an identity, a conversion, a broadcast), traced, lowered and loaded
     from the compilation cache once per process and shape (with the random keys' programs, 19 of
-    a default-method job's 26), for values a transfer gives the same, bit for bit."""
-    return jax.device_put(np.asarray(x, dtype=np.float32))
+    a default-method job's 26), for values a transfer gives the same, bit for bit. ``np.array``
+    copies: on the CPU backend ``device_put`` may share a float32 array's memory, and the caller's
+    array must not change under the device value."""
+    return jax.device_put(np.array(x, dtype=np.float32))
 
 
 def _padded(x: np.ndarray, chunk: int) -> tuple[jax.Array, int]:
@@ -530,11 +532,13 @@ class SeedKeys:
 
     @classmethod
     def from_seed(cls, seed: int) -> SeedKeys:
-        return cls(*_seed_keys(seed))
+        # as uint32, the low 32 bits that jax.random.key keeps of a Python int: a traced int32
+        # argument would overflow from 2**31
+        return cls(*_seed_keys(np.uint32(seed % 2**32)))
 
 
 @jax.jit
-def _seed_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _seed_keys(seed: np.uint32) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The seed's key split in three, in one program (eager: four, with the unstacking)."""
     init, pretrain, cluster = jax.random.split(jax.random.key(seed), 3)
     return init, pretrain, cluster

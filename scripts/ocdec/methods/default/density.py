@@ -108,7 +108,9 @@ def _gauss_weights(sigma: float) -> np.ndarray:
     4 sigma, normalised, reversed), made once: the filter made it anew on every call."""
     x = np.arange(-_gauss_radius(sigma), _gauss_radius(sigma) + 1)
     phi = np.exp(-0.5 / (sigma * sigma) * x**2)
-    return np.ascontiguousarray((phi / phi.sum())[::-1])
+    w = np.ascontiguousarray((phi / phi.sum())[::-1])
+    w.setflags(write=False)  # shared by every call
+    return w
 
 
 def _gaussian(h: np.ndarray, sigma: float) -> np.ndarray:
@@ -122,7 +124,10 @@ def _gaussian(h: np.ndarray, sigma: float) -> np.ndarray:
 
 def _box(h: np.ndarray, size: int) -> np.ndarray:
     """``ndimage.uniform_filter(h, size, mode="constant")`` of a 2-d map, bit for bit (as
-    :func:`_gaussian`)."""
+    :func:`_gaussian`). A size of 1 or less is a copy, as scipy skips such axes (a running sum
+    of one cell can differ from it in the last bit)."""
+    if size <= 1:
+        return np.array(h)
     out = ndimage.uniform_filter1d(h, size, 0, mode="constant")
     return ndimage.uniform_filter1d(out, size, 1, output=out, mode="constant")
 
@@ -159,9 +164,10 @@ class _Part:
     where the threshold may be passed. ``second``: a coarse proper-motion class's variance over its
     whole grid; otherwise the histogram of squared weights, from which a sky class's variance is
     made over the crops that a region's cells read (Gaussian filters give each cell the same value
-    there) and a fine proper-motion class's, with its local field, over the regions' rows
-    (:func:`_pm_rows`). ``positive``: a fine class's block sums of its positive weights, for the
-    bound."""
+    there). A fine proper-motion class is made in two steps: :func:`_part` keeps its histograms,
+    then :func:`_pm_rows` (which must run before its maps are read) replaces ``second`` with its
+    variance and sets ``background``, the local field, both on the candidate regions' rows from
+    ``row0``. ``positive``: a fine class's block sums of its positive weights, for the bound."""
 
     kind: str  # "pm" or "sky"
     factor: int
@@ -187,14 +193,16 @@ def _pm_rows(part: _Part, rows: tuple[int, int], background_cells: int) -> _Part
     ``rows`` (start, stop), the same values as over the whole grid. The box filter's running sums
     give a cell the whole grid's value only when run along its whole line: the rows' lines are
     run whole (axis 1), and before them the columns (axis 0, first, as scipy runs them) from
-    their start down to the last row the rows read. Where a slab's candidate regions span part
-    of the grid's rows, the rest is never filtered."""
+    the grid's first row down to the last row the rows read. Rows below that are never filtered,
+    rows above ``rows`` only along the columns."""
     r0, r1 = rows
     size = background_cells
     # the running sum of row r reads rows up to r + size - size // 2 - 1
     stop = min(part.first.shape[0], r1 + size - size // 2 - 1)
 
     def box_rows(m: np.ndarray) -> np.ndarray:
+        if size <= 1:  # as _box
+            return np.array(m[r0:r1])
         out = ndimage.uniform_filter1d(m[:stop], size, 0, mode="constant")[r0:r1]
         return ndimage.uniform_filter1d(out, size, 1, output=out, mode="constant")
 
