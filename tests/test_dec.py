@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
@@ -266,3 +268,45 @@ def test_a_fit_runs_no_eager_programs(caplog):
     eager = compiled - {"_new_autoencoder", "_new_optimizer", "_seed_keys", "_epoch_batches",
                         "_scan_batches", "_predict"}
     assert not eager, f"eager programs: {sorted(eager)}"
+
+
+def _fingerprint_of_new_autoencoder(learning_rate: float) -> str:
+    from flax import nnx
+
+    model, optimizer = dec._new_autoencoder(dec.SeedKeys.from_seed(0).init, n_features=4,
+                                            hidden=(8, 2), learning_rate=learning_rate)
+    return dec._graphdef_fingerprint(nnx.split((model, optimizer))[0])
+
+
+def test_a_graph_fingerprint_is_the_same_in_every_process_and_names_the_rate() -> None:
+    """Stored DEC programs are keyed by the graph definition's fingerprint: it must not hold
+    addresses (another process's would differ) and must tell optimizers' rates apart (optax's
+    own transformation is a pair of closures that say nothing of it)."""
+    import subprocess
+    import sys
+
+    here = _fingerprint_of_new_autoencoder(1e-3)
+    assert " at 0x" not in here and "_Adam(learning_rate=0.001)" in here
+    assert _fingerprint_of_new_autoencoder(2e-3) != here
+    code = ("import sys; sys.path.insert(0, 'scripts'); sys.path.insert(0, 'tests');"
+            "import test_dec; print(test_dec._fingerprint_of_new_autoencoder(1e-3), end='')")
+    root = Path(__file__).resolve().parents[1]
+    there = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                           text=True, timeout=300, check=True).stdout
+    assert there == here
+
+
+def test_the_adam_wrapper_updates_as_optax_adam_bit_for_bit() -> None:
+    import jax
+    import optax
+
+    rng = np.random.default_rng(4)
+    params = {"w": rng.normal(size=(5, 3)).astype(np.float32), "b": np.zeros(3, np.float32)}
+    ours, theirs = dec._adam(1e-3), optax.adam(1e-3)
+    s1, s2 = ours.init(params), theirs.init(params)
+    for _ in range(3):
+        grads = jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32), params)
+        u1, s1 = ours.update(grads, s1, params)
+        u2, s2 = theirs.update(grads, s2, params)
+        for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -58,10 +58,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +75,7 @@ from flax import nnx
 from ocdec.errors import OcdecError
 from ocdec.methods.base import HISTORY_COLUMNS
 from ocdec.progress import Progress
+from ocdec.stored_programs import stored_program
 
 log = logging.getLogger(__name__)
 
@@ -297,10 +300,38 @@ def _new_optimizer(model: DecModel, learning_rate: float) -> nnx.Optimizer:
     return nnx.Optimizer(model, _adam(learning_rate), wrt=nnx.Param)
 
 
+@dataclass(frozen=True)
+class _Adam:
+    """``optax.adam(learning_rate)``, described by its rate: optimizers with the same rate have
+    equal graph definitions (one compilation), and the definition's repr says what the program
+    runs (optax's own transformation is a pair of closures, whose repr is their addresses), so
+    that stored programs can be keyed by it (:func:`_graphdef_fingerprint`)."""
+
+    learning_rate: float
+
+    def init(self, params: Any) -> Any:
+        return _optax_adam(self.learning_rate).init(params)
+
+    def update(self, updates: Any, state: Any, params: Any = None, **extra: Any) -> Any:
+        return _optax_adam(self.learning_rate).update(updates, state, params, **extra)
+
+
 @functools.lru_cache(maxsize=16)
-def _adam(learning_rate: float) -> optax.GradientTransformation:
-    # Cached so two optimizers with the same rate have equal graph definitions (one compilation).
+def _optax_adam(learning_rate: float) -> optax.GradientTransformation:
     return optax.adam(learning_rate)
+
+
+def _adam(learning_rate: float) -> _Adam:
+    return _Adam(float(learning_rate))
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _graphdef_fingerprint(graphdef: nnx.GraphDef) -> str:
+    """A graph definition as text that is the same in every process: its repr without object
+    addresses (the functions it holds are named; the optimizer is an :class:`_Adam`)."""
+    return _ADDRESS.sub("", repr(graphdef))
 
 
 # ------------------------------------------------------------------------------ jitted programs
@@ -338,7 +369,7 @@ def _loss(
     return kl
 
 
-@functools.partial(jax.jit, static_argnames=("n", "batch_size"))
+@stored_program(static_argnames=("n", "batch_size"))
 def _epoch_batches(key: jax.Array, epoch: int, *, n: int, batch_size: int) -> jax.Array:
     """Row indices of one epoch's mini-batches: a fresh permutation from the phase's ``key`` with
     the epoch folded in, the remainder dropped.
@@ -373,9 +404,8 @@ def _train_epoch(
                          alpha=alpha, reconstruction_weight=reconstruction_weight)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("graphdef", "phase", "alpha", "reconstruction_weight")
-)
+@stored_program(static_argnames=("graphdef", "phase", "alpha", "reconstruction_weight"),
+                fingerprints={"graphdef": lambda g: _graphdef_fingerprint(g)})
 def _scan_batches(
     state: nnx.State,
     x: jax.Array,
@@ -408,7 +438,8 @@ def _scan_batches(
     return state, jnp.mean(losses)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "chunk", "alpha"))
+@stored_program(static_argnames=("graphdef", "chunk", "alpha"),
+                fingerprints={"graphdef": lambda g: _graphdef_fingerprint(g)})
 def _predict(
     state: nnx.State, x: jax.Array, *, graphdef: nnx.GraphDef, chunk: int, alpha: float
 ) -> tuple[jax.Array, jax.Array]:
@@ -537,7 +568,7 @@ class SeedKeys:
         return cls(*_seed_keys(np.uint32(seed % 2**32)))
 
 
-@jax.jit
+@stored_program()
 def _seed_keys(seed: np.uint32) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The seed's key split in three, in one program (eager: four, with the unstacking)."""
     init, pretrain, cluster = jax.random.split(jax.random.key(seed), 3)

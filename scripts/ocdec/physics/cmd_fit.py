@@ -246,9 +246,11 @@ def _kernel():
         out = jax.lax.map(one, (age_idx, av_all), batch_size=n_av)
         return out.reshape(n_age, n_av, dms.shape[0])
 
+    from ocdec.stored_programs import StoredProgram
+
     fn = {
-        "grid": jax.jit(grid, static_argnames=("shifts",)),
-        "terms": jax.jit(star_terms, static_argnames=("shifts",)),
+        "grid": StoredProgram(grid, static_argnames=("shifts",)),
+        "terms": StoredProgram(star_terms, static_argnames=("shifts",)),
     }
     _KERNEL["fn"] = fn
     return fn

@@ -1,0 +1,210 @@
+"""Compiled JAX programs kept on disk and loaded without tracing or lowering.
+
+JAX's persistent compilation cache (:mod:`ocdec.compilation_cache`) saves the XLA compilation,
+but each process still traces a program's Python into a jaxpr and lowers it to StableHLO before
+it can look the compiled program up: measured on the 2-core VM, 0.5-0.6 s of a found region's
+characterization (DEC's programs) and 0.5-0.7 s of its 0.9-s parameters job (the isochrone
+fit's), every region, for programs an earlier region already compiled. A :class:`StoredProgram`
+is a ``jax.jit`` whose compiled executable is also written, once per input signature, next to
+that cache (``<cache>/executables``) and read back by later processes with
+``jax.experimental.serialize_executable``: no tracing, no lowering, no compiler. The executable
+is the one ``jax.jit`` builds for those inputs, so the results are the same to the bit
+(tests/test_stored_programs.py). Only a fresh compilation is stored: an executable that JAX read
+from its own cache serializes, on CPU, without its compiled kernels (running it after loading
+fails with "Function ... not found"), so a program JAX's cache already held is run from there,
+as before, until a compilation of it is stored.
+
+An entry is keyed by everything the compiled program depends on: the program's name, the tree
+and abstract values (shape, dtype, weak type) of its array arguments, its static arguments (by
+``repr``, or by a fingerprint function where the repr is not a faithful description), the
+source of every ocdec module (any code change makes new entries), the versions of JAX, jaxlib,
+Flax, Optax and numpy, the JAX settings that change lowering, and the device and CPU flags (a
+program compiled for one CPU is never run on another, as on a cluster's shared disk). Without a
+compilation cache directory a StoredProgram is plain ``jax.jit``. An entry that cannot be read
+is compiled and written again. Loading an executable runs code from the directory: keep it one
+only you can write to (as JAX's cache).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import pickle
+import platform
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+
+log = logging.getLogger(__name__)
+
+SUBDIR = "executables"
+
+# counted per process: what tests and benchmarks read
+STATS = {"loaded": 0, "compiled": 0, "unstored": 0}
+
+
+_CACHE_HITS = {"n": 0}
+
+
+def _count_cache_hits(event: str, **_: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _CACHE_HITS["n"] += 1
+
+
+jax.monitoring.register_event_listener(_count_cache_hits)
+
+
+def _directory() -> Path | None:
+    """``<JAX's compilation cache>/executables``, or None where no cache is set."""
+    cache = jax.config.jax_compilation_cache_dir
+    return Path(cache) / SUBDIR if cache else None
+
+
+@functools.cache
+def _environment() -> str:
+    """What every entry depends on beyond its program: code, libraries, settings, machine."""
+    import flax
+    import jaxlib
+    import numpy as np
+    import optax
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    device = jax.devices()[0]
+    parts = [
+        digest.hexdigest(),
+        f"jax {jax.__version__} jaxlib {jaxlib.__version__} flax {flax.__version__} "
+        f"optax {optax.__version__} numpy {np.__version__}",
+        f"{device.platform} {device.device_kind} {platform.machine()} {_cpu_flags()}",
+    ]
+    for name in ("jax_enable_x64", "jax_default_matmul_precision", "jax_default_prng_impl",
+                 "jax_threefry_partitionable", "jax_numpy_rank_promotion"):
+        parts.append(f"{name}={getattr(jax.config, name, None)!r}")
+    return "\n".join(parts)
+
+
+def _cpu_flags() -> str:
+    """The CPU's instruction-set flags (Linux), which XLA's CPU code is compiled for."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return hashlib.sha256(line.encode()).hexdigest()[:16]
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _leaf_signature(x: Any) -> tuple:
+    aval = jax.typeof(x)
+    return (tuple(aval.shape), str(aval.dtype), bool(getattr(aval, "weak_type", False)))
+
+
+class StoredProgram:
+    """``jax.jit(fun, static_argnames=...)`` whose executables are stored on disk (module doc).
+
+    Static arguments are passed by keyword. ``fingerprints`` maps a static argument's name to a
+    function giving a deterministic string for its value, where ``repr`` is not one (an
+    object's address, a closure's captured values)."""
+
+    def __init__(self, fun: Callable, *, static_argnames: Sequence[str] = (),
+                 fingerprints: Mapping[str, Callable[[Any], str]] | None = None) -> None:
+        self._fun = fun
+        self._name = f"{fun.__module__}.{fun.__qualname__}"
+        self._static = tuple(static_argnames)
+        self._fingerprints = dict(fingerprints or {})
+        self._jit = jax.jit(fun, static_argnames=self._static)
+        self._loaded: dict[tuple, Any] = {}
+        functools.update_wrapper(self, fun)
+
+    @property
+    def jit(self) -> Any:
+        """The plain ``jax.jit`` of the program (what a call runs without a cache directory)."""
+        return self._jit
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:
+        """``jax.jit(...).lower``: the program lowered for these arguments (never stored)."""
+        return self._jit.lower(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        directory = _directory()
+        if directory is None:
+            return self._jit(*args, **kwargs)
+        statics = tuple((k, kwargs.pop(k)) for k in self._static if k in kwargs)
+        leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
+        key = (tree, tuple(_leaf_signature(x) for x in leaves), statics)
+        compiled = self._loaded.get(key)
+        if compiled is None:
+            compiled = self._load_or_compile(directory, key, args, kwargs, dict(statics))
+            self._loaded[key] = compiled
+        return compiled(*args, **kwargs)
+
+    def _entry(self, directory: Path, key: tuple) -> Path:
+        tree, signature, statics = key
+        described = [f"{k}={self._fingerprints.get(k, repr)(v)}" for k, v in statics]
+        text = "\n".join([self._name, str(tree), repr(signature), *described, _environment()])
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        return directory / f"{self._fun.__name__}-{digest[:32]}.pkl"
+
+    def _load_or_compile(self, directory: Path, key: tuple, args: tuple, kwargs: dict,
+                         statics: dict) -> Any:
+        from jax.experimental import serialize_executable
+
+        path = self._entry(directory, key)
+        if path.exists():
+            try:
+                with open(path, "rb") as f:
+                    payload, in_tree, out_tree = pickle.load(f)
+                compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+                STATS["loaded"] += 1
+                log.debug("loaded %s from %s", self._name, path)
+                return compiled
+            except Exception as err:  # a truncated or foreign entry: compile it again
+                log.warning("could not load the stored program %s (%s): compiling it", path, err)
+                path.unlink(missing_ok=True)
+        hits = _CACHE_HITS["n"]
+        compiled = self._jit.lower(*args, **kwargs, **statics).compile()
+        STATS["compiled"] += 1
+        if _CACHE_HITS["n"] != hits:
+            # JAX's cache gave it: on CPU such an executable serializes without its compiled
+            # kernels ("Function ... not found" when run after loading), so only a fresh
+            # compilation is stored
+            STATS["unstored"] += 1
+            log.debug("%s came from JAX's compilation cache: not stored", self._name)
+            return compiled
+        try:
+            stored = pickle.dumps(serialize_executable.serialize(compiled))
+        except (ValueError, NotImplementedError, TypeError, pickle.PicklingError) as err:
+            STATS["unstored"] += 1
+            log.debug("%s not stored: %s", self._name, err)
+            return compiled
+        _write_atomically(path, stored)
+        return compiled
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def stored_program(*, static_argnames: Sequence[str] = (),
+                   fingerprints: Mapping[str, Callable[[Any], str]] | None = None
+                   ) -> Callable[[Callable], StoredProgram]:
+    """Decorator form of :class:`StoredProgram`."""
+    return functools.partial(StoredProgram, static_argnames=static_argnames,
+                             fingerprints=fingerprints)

@@ -1,0 +1,127 @@
+"""Stored programs (ocdec.stored_programs): a compiled executable written once, loaded by later
+processes without tracing, giving jax.jit's results to the bit; keyed by everything it depends on;
+never stored from JAX's own cache (such executables lose their kernels on CPU)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+# A child process: set the cache (or not), run the program on fixed inputs, report its outputs,
+# whether the Python function was traced, and what the store did.
+CHILD = r"""
+import json, sys
+sys.path.insert(0, {scripts!r})
+import numpy as np
+import jax, jax.numpy as jnp
+from ocdec.compilation_cache import enable_compilation_cache
+from ocdec import stored_programs as sp
+
+traced = []
+
+def f(x, key, *, scale, shift):
+    traced.append(1)
+    noise = jax.random.normal(key, x.shape)
+    return jnp.sin(x * scale) + jnp.arange(x.shape[0]) * shift + noise
+
+program = sp.StoredProgram(f, static_argnames=("scale", "shift"))
+cache = {cache!r}
+if cache:
+    enable_compilation_cache(cache)
+if {plain_jit_first!r}:
+    jax.jit(f, static_argnames=("scale", "shift"))(np.ones(64, np.float32), jax.random.key(1),
+                                                   scale=1.5, shift=0.25)
+    traced.clear()
+x = np.linspace(0, 3, {n}, dtype=np.float32)
+out = program(x, jax.random.key(1), scale={scale!r}, shift=0.25)
+again = program(x, jax.random.key(1), scale={scale!r}, shift=0.25)
+json.dump({{"out": np.asarray(out).tolist(), "again": np.asarray(again).tolist(),
+           "traced": len(traced), "stats": sp.STATS}}, sys.stdout)
+"""
+
+
+def _child(cache: Path | None, *, n: int = 64, scale: float = 1.5,
+           plain_jit_first: bool = False) -> dict:
+    code = CHILD.format(scripts=str(SCRIPTS), cache=str(cache) if cache else "", n=n,
+                        scale=scale, plain_jit_first=plain_jit_first)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout)
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted((cache / "executables").glob("*.pkl"))
+
+
+def test_a_stored_program_is_loaded_untraced_with_jits_results(tmp_path) -> None:
+    """The first process compiles and stores; the next loads it without tracing the function,
+    and both give what plain jax.jit gives, to the bit. Other static values or shapes are other
+    entries."""
+    cache = tmp_path / "jax"
+    plain = _child(None)
+    assert plain["stats"] == {"loaded": 0, "compiled": 0, "unstored": 0}  # no cache: plain jit
+
+    first = _child(cache)
+    assert first["stats"] == {"loaded": 0, "compiled": 1, "unstored": 0}
+    assert len(_entries(cache)) == 1
+    second = _child(cache)
+    assert second["stats"] == {"loaded": 1, "compiled": 0, "unstored": 0}
+    assert second["traced"] == 0
+    for run in (first, second):
+        np.testing.assert_array_equal(run["out"], plain["out"])
+        np.testing.assert_array_equal(run["again"], plain["out"])
+
+    other_static = _child(cache, scale=2.0)
+    other_shape = _child(cache, n=80)
+    assert other_static["stats"]["compiled"] == other_shape["stats"]["compiled"] == 1
+    assert len(_entries(cache)) == 3
+    assert not np.allclose(other_static["out"], plain["out"])
+
+
+def test_a_damaged_entry_is_compiled_again(tmp_path) -> None:
+    """A truncated entry is not run: the program is compiled (here from JAX's cache, so not
+    stored again) and gives the same results."""
+    cache = tmp_path / "jax"
+    want = _child(cache)["out"]
+    (entry,) = _entries(cache)
+    entry.write_bytes(entry.read_bytes()[:100])
+    again = _child(cache)
+    assert again["stats"] == {"loaded": 0, "compiled": 1, "unstored": 1}
+    assert _entries(cache) == []  # removed, for a fresh compilation to store
+    np.testing.assert_array_equal(again["out"], want)
+
+
+def test_what_jaxs_cache_gave_is_not_stored(tmp_path) -> None:
+    """An executable JAX read from its persistent cache is run but not stored (serialized, it
+    would fail when loaded: its kernels are missing on CPU); the next process runs it from
+    JAX's cache again, correctly."""
+    cache = tmp_path / "jax"
+    want = _child(None)["out"]
+    _child(cache, plain_jit_first=True, n=64)  # fills JAX's cache with the same program...
+    (entry,) = _entries(cache)  # ... and stores the fresh compilation of the stored program
+    entry.unlink()
+    again = _child(cache)
+    assert again["stats"] == {"loaded": 0, "compiled": 1, "unstored": 1}
+    assert _entries(cache) == []
+    np.testing.assert_array_equal(again["out"], want)
+    np.testing.assert_array_equal(_child(cache)["out"], want)
+
+
+def test_the_key_names_code_libraries_and_machine() -> None:
+    """Every entry's key includes the ocdec sources, the libraries' versions and the CPU."""
+    pytest.importorskip("jax")
+    from ocdec import stored_programs as sp
+
+    env = sp._environment()
+    assert f"jax {__import__('jax').__version__}" in env
+    assert "flax" in env and "optax" in env
+    digest = env.splitlines()[0]
+    assert len(digest) == 64 and int(digest, 16) >= 0
