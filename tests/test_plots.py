@@ -284,6 +284,31 @@ def test_region_plots_writes_every_figure(tmp_path: Path) -> None:
     assert (tmp_path / "plots" / "methods.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_one_methods_figure_is_the_overview_retitled_byte_for_byte(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """With one method, region_plots draws its panels once for the overview and the methods
+    figure (methods_figure is not called): the methods figure is the one methods_figure draws on
+    its own, to the byte (PNG and PDF); only the titles differ."""
+    import ocdec.results.figures.write as write
+
+    def not_drawn(*args, **kwargs):
+        raise AssertionError("the one-method methods figure was drawn again")
+
+    write_method(tmp_path / "default", synthetic_members(n=40_000), "default")
+    dirs = {"default": tmp_path / "default"}
+    monkeypatch.setattr(write, "methods_figure", not_drawn)
+    plots.region_plots(tmp_path / "plots", REGION, method_dirs=dirs, references=[REF],
+                       status={"status": "ok"}, formats=("png", "pdf"), max_field=30_000)
+    selections = plots.read_region(dirs, {"status": "ok"}).selections
+    alone = plots.methods_figure(selections, REGION, REF, max_field=30_000)
+    assert "subsampled to 30,000 of 40,000" in alone.get_suptitle()
+    for fmt in ("png", "pdf"):
+        want = plots.save_figure(alone, tmp_path / "alone" / f"methods.{fmt}").read_bytes()
+        got = (tmp_path / "plots" / f"methods.{fmt}").read_bytes()
+        assert got == want
+        assert (tmp_path / "plots" / f"overview.{fmt}").read_bytes() != want
+
+
 def test_pdf_on_request(tmp_path: Path) -> None:
     fig = plots.silhouette_figure(pd.DataFrame({"k": [2, 3], "silhouette": [0.2, 0.3]}))
     path = plots.save_figure(fig, tmp_path / "silhouette.pdf")

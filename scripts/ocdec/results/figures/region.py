@@ -80,13 +80,27 @@ def methods_figure(
                     ncols=len(handles),
                     frameon=False,
                 )
-        fig.suptitle(
-            title or f"{region_title(region)}: members by method"
-            + _subsample_note(selections, shown_cache),
-            y=1.0 - 0.08 / fig.get_figheight(),
-            va="top",
-        )
+        _suptitle(fig, title or _methods_title(selections, region, shown_cache))
     return fig
+
+
+def retitle_as_methods(fig: Figure, selections: Sequence[Selection],
+                       region: Mapping[str, Any] | None = None, *,
+                       max_field: int = MAX_FIELD_POINTS, seed: int = DISPLAY_SEED) -> None:
+    """Give a one-method figure (:func:`overview_figure`'s) the title :func:`methods_figure`
+    gives the same selection, so that one drawing serves both: their panels are the same."""
+    shown = {id(s.stars): display_subsample(len(s.stars), max_field, seed) for s in selections}
+    with mpl.rc_context(STYLE):
+        _suptitle(fig, _methods_title(selections, region, shown))
+
+
+def _methods_title(selections: Sequence[Selection], region: Mapping[str, Any] | None,
+                   shown: Mapping[int, np.ndarray]) -> str:
+    return f"{region_title(region)}: members by method" + _subsample_note(selections, shown)
+
+
+def _suptitle(fig: Figure, text: str) -> None:
+    fig.suptitle(text, y=1.0 - 0.08 / fig.get_figheight(), va="top")
 
 
 def _method_row(

@@ -19,6 +19,7 @@ from ocdec.results.figures.panels import DISPLAY_SEED, MAX_FIELD_POINTS
 from ocdec.results.figures.region import (
     methods_figure,
     overview_figure,
+    retitle_as_methods,
     silhouette_figure,
     training_figure,
 )
@@ -78,7 +79,11 @@ def region_plots(
         fig = message_figure(f"{name}: {PRIMARY} method",
                              f"the {PRIMARY} method has no result here")
     written += save_formats(fig, out, "overview", formats)
-    fig = methods_figure(selections, region, reference, max_field=max_field, seed=seed)
+    if primary is not None and len(selections) == 1:
+        # one method: its row of the methods figure is the overview's panels, drawn once
+        retitle_as_methods(fig, selections, region, max_field=max_field, seed=seed)
+    else:
+        fig = methods_figure(selections, region, reference, max_field=max_field, seed=seed)
     written += save_formats(fig, out, "methods", formats)
     fig = silhouette_figure(inputs.silhouette, inputs.chosen_k,
                             f"{name}: K-Means silhouette sweep")
