@@ -9,10 +9,9 @@ is a ``jax.jit`` whose compiled executable is also written, once per input signa
 that cache (``<cache>/executables``) and read back by later processes with
 ``jax.experimental.serialize_executable``: no tracing, no lowering, no compiler. The executable
 is the one ``jax.jit`` builds for those inputs, so the results are the same to the bit
-(tests/test_stored_programs.py). Only a fresh compilation is stored: an executable that JAX read
-from its own cache serializes, on CPU, without its compiled kernels (running it after loading
-fails with "Function ... not found"), so a program JAX's cache already held is run from there,
-as before, until a compilation of it is stored.
+(tests/test_stored_programs.py). What is stored is always compiled afresh, not read from JAX's
+cache (:func:`_fresh_compilation`): an executable JAX read from there serializes, on CPU, without
+its compiled kernels.
 
 An entry is keyed by everything the compiled program depends on: the program's name, the tree
 and abstract values (shape, dtype, weak type) of its array arguments, its static arguments (by
@@ -27,6 +26,7 @@ only you can write to (as JAX's cache).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -34,7 +34,7 @@ import os
 import pickle
 import platform
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,13 +170,12 @@ class StoredProgram:
             except Exception as err:  # a truncated or foreign entry: compile it again
                 log.warning("could not load the stored program %s (%s): compiling it", path, err)
                 path.unlink(missing_ok=True)
+        lowered = self._jit.lower(*args, **kwargs, **statics)
         hits = _CACHE_HITS["n"]
-        compiled = self._jit.lower(*args, **kwargs, **statics).compile()
+        with _fresh_compilation():
+            compiled = lowered.compile()
         STATS["compiled"] += 1
-        if _CACHE_HITS["n"] != hits:
-            # JAX's cache gave it: on CPU such an executable serializes without its compiled
-            # kernels ("Function ... not found" when run after loading), so only a fresh
-            # compilation is stored
+        if _CACHE_HITS["n"] != hits:  # a guard: _fresh_compilation should prevent it
             STATS["unstored"] += 1
             log.debug("%s came from JAX's compilation cache: not stored", self._name)
             return compiled
@@ -188,6 +187,26 @@ class StoredProgram:
             return compiled
         _write_atomically(path, stored)
         return compiled
+
+
+@contextlib.contextmanager
+def _fresh_compilation() -> Iterator[None]:
+    """Compile without reading JAX's persistent cache (nor writing it): an executable JAX read
+    from there serializes, on CPU, without its compiled kernels ("Function ... not found" when
+    run after loading), and JAX's cache, keyed by the lowered program, holds every program an
+    earlier version of ocdec compiled, where the store's entries are new with each version.
+    JAX decides whether to use its cache once per process: ``reset_cache`` makes it look again
+    at the setting, here off, and after the compilation on."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+        compilation_cache.reset_cache()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
