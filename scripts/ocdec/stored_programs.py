@@ -130,6 +130,10 @@ class StoredProgram:
         """The plain ``jax.jit`` of the program (what a call runs without a cache directory)."""
         return self._jit
 
+    def _cache_size(self) -> int:
+        """Programs this process holds (as ``jax.jit``'s): one per input signature."""
+        return self._jit._cache_size() + len(self._loaded)
+
     def lower(self, *args: Any, **kwargs: Any) -> Any:
         """``jax.jit(...).lower``: the program lowered for these arguments (never stored)."""
         return self._jit.lower(*args, **kwargs)
