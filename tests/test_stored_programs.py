@@ -59,7 +59,7 @@ def _child(cache: Path | None, *, n: int = 64, scale: float = 1.5,
 
 
 def _entries(cache: Path) -> list[Path]:
-    return sorted((cache / "executables").glob("*.pkl"))
+    return sorted((cache / "executables").glob("*/*.pkl"))
 
 
 def test_a_stored_program_is_loaded_untraced_with_jits_results(tmp_path) -> None:
@@ -118,6 +118,27 @@ def test_a_program_in_jaxs_cache_is_compiled_afresh_for_the_store(tmp_path) -> N
     assert loaded["stats"]["loaded"] == 1
     np.testing.assert_array_equal(loaded["out"], want)
     np.testing.assert_array_equal(again["out"], want)
+
+
+def test_other_environments_folders_are_removed_when_stale(tmp_path) -> None:
+    """Entries sit in one folder per environment (ocdec's source, libraries, CPU); a new one
+    removes the folders unused for STALE_DAYS, and keeps those in use."""
+    import os
+    import time
+
+    from ocdec.stored_programs import STALE_DAYS
+
+    cache = tmp_path / "jax"
+    stale, recent = cache / "executables" / "0ld", cache / "executables" / "recent"
+    for folder in (stale, recent):
+        folder.mkdir(parents=True)
+        (folder / "p-1.pkl").write_bytes(b"x")
+    old = time.time() - (STALE_DAYS + 1) * 86400
+    os.utime(stale, (old, old))
+    assert _child(cache)["stats"]["compiled"] == 1
+    assert not stale.exists() and (recent / "p-1.pkl").exists()
+    (entry,) = [e for e in _entries(cache) if e.parent != recent]
+    assert entry.parent.parent == cache / "executables"
 
 
 def test_the_key_names_code_libraries_and_machine() -> None:

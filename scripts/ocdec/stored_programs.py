@@ -7,7 +7,9 @@ characterization (DEC's programs) and 0.5-0.7 s of its 0.9-s parameters job (the
 fit's), every region, for programs an earlier region already compiled. A :class:`StoredProgram`
 is a ``jax.jit`` whose compiled executable is also written, once per input signature, next to
 that cache (``<cache>/executables``) and read back by later processes with
-``jax.experimental.serialize_executable``: no tracing, no lowering, no compiler. The executable
+``jax.experimental.serialize_executable``: no tracing, no lowering, no compiler. Entries sit in
+one folder per environment (below); folders unused for :data:`STALE_DAYS` days are removed
+when a new one is made. The executable
 is the one ``jax.jit`` builds for those inputs, so the results are the same to the bit
 (tests/test_stored_programs.py). What is stored is always compiled afresh, not read from JAX's
 cache (:func:`_fresh_compilation`): an executable JAX read from there serializes, on CPU, without
@@ -103,6 +105,44 @@ def _cpu_flags() -> str:
     return platform.processor() or "unknown"
 
 
+# Folders of other environments (another ocdec version, JAX version or CPU) untouched this long
+# are removed when a new one is made: entries do not pile up version after version, and a
+# folder another installation still uses (a shared disk) is kept.
+STALE_DAYS = 14
+
+
+def _environment_folder(directory: Path) -> Path:
+    """``directory/<environment digest>``: one folder per environment (:func:`_environment`).
+    Its time is touched once per process, so that it counts as in use."""
+    folder = directory / hashlib.sha256(_environment().encode()).hexdigest()[:20]
+    if folder not in _TOUCHED:
+        _TOUCHED.add(folder)
+        if not folder.is_dir():
+            _remove_stale(directory)
+            folder.mkdir(parents=True, exist_ok=True)
+        os.utime(folder)
+    return folder
+
+
+_TOUCHED: set[Path] = set()
+
+
+def _remove_stale(directory: Path) -> None:
+    import shutil
+    import time
+
+    if not directory.is_dir():
+        return
+    cutoff = time.time() - STALE_DAYS * 86400
+    for other in directory.iterdir():
+        try:
+            if other.is_dir() and other.stat().st_mtime < cutoff:
+                shutil.rmtree(other, ignore_errors=True)
+                log.info("removed stored programs unused for %d days: %s", STALE_DAYS, other)
+        except OSError:
+            pass
+
+
 def _leaf_signature(x: Any) -> tuple:
     aval = jax.typeof(x)
     return (tuple(aval.shape), str(aval.dtype), bool(getattr(aval, "weak_type", False)))
@@ -154,9 +194,9 @@ class StoredProgram:
     def _entry(self, directory: Path, key: tuple) -> Path:
         tree, signature, statics = key
         described = [f"{k}={self._fingerprints.get(k, repr)(v)}" for k, v in statics]
-        text = "\n".join([self._name, str(tree), repr(signature), *described, _environment()])
+        text = "\n".join([self._name, str(tree), repr(signature), *described])
         digest = hashlib.sha256(text.encode()).hexdigest()
-        return directory / f"{self._fun.__name__}-{digest[:32]}.pkl"
+        return _environment_folder(directory) / f"{self._fun.__name__}-{digest[:32]}.pkl"
 
     def _load_or_compile(self, directory: Path, key: tuple, args: tuple, kwargs: dict,
                          statics: dict) -> Any:
