@@ -68,13 +68,14 @@ def test_a_stored_program_is_loaded_untraced_with_jits_results(tmp_path) -> None
     entries."""
     cache = tmp_path / "jax"
     plain = _child(None)
-    assert plain["stats"] == {"loaded": 0, "compiled": 0, "unstored": 0}  # no cache: plain jit
+    # no cache: plain jit
+    assert plain["stats"] == {"loaded": 0, "compiled": 0, "unstored": 0, "failed": 0}
 
     first = _child(cache)
-    assert first["stats"] == {"loaded": 0, "compiled": 1, "unstored": 0}
+    assert first["stats"] == {"loaded": 0, "compiled": 1, "unstored": 0, "failed": 0}
     assert len(_entries(cache)) == 1
     second = _child(cache)
-    assert second["stats"] == {"loaded": 1, "compiled": 0, "unstored": 0}
+    assert second["stats"] == {"loaded": 1, "compiled": 0, "unstored": 0, "failed": 0}
     assert second["traced"] == 0
     for run in (first, second):
         np.testing.assert_array_equal(run["out"], plain["out"])
@@ -95,7 +96,7 @@ def test_a_damaged_entry_is_compiled_again(tmp_path) -> None:
     (entry,) = _entries(cache)
     entry.write_bytes(entry.read_bytes()[:100])
     again = _child(cache)
-    assert again["stats"] == {"loaded": 0, "compiled": 1, "unstored": 0}
+    assert again["stats"] == {"loaded": 0, "compiled": 1, "unstored": 0, "failed": 0}
     np.testing.assert_array_equal(again["out"], want)
     loaded = _child(cache)
     assert loaded["stats"]["loaded"] == 1
@@ -113,11 +114,59 @@ def test_a_program_in_jaxs_cache_is_compiled_afresh_for_the_store(tmp_path) -> N
     for entry in _entries(cache):
         entry.unlink()
     again = _child(cache)
-    assert again["stats"] == {"loaded": 0, "compiled": 1, "unstored": 0}
+    assert again["stats"] == {"loaded": 0, "compiled": 1, "unstored": 0, "failed": 0}
     loaded = _child(cache)
     assert loaded["stats"]["loaded"] == 1
     np.testing.assert_array_equal(loaded["out"], want)
     np.testing.assert_array_equal(again["out"], want)
+
+
+def test_a_stored_program_that_cannot_run_is_compiled_afresh(tmp_path, monkeypatch) -> None:
+    """An entry that loads but fails when run (as JAX-cache executables did) is removed and the
+    program compiled afresh and stored; the caller gets the program's result."""
+    import jax
+    import jax.numpy as jnp
+    from jax.experimental import serialize_executable
+
+    from ocdec import stored_programs as sp
+
+    monkeypatch.setattr(sp, "_directory", lambda: tmp_path / "executables")
+    monkeypatch.setattr(sp, "STATS", dict.fromkeys(sp.STATS, 0))
+    program = sp.StoredProgram(lambda x, *, k: jnp.cumsum(x) * k, static_argnames=("k",))
+    x = np.arange(10, dtype=np.float32)
+    want = np.cumsum(x) * 3
+    np.testing.assert_array_equal(program(x, k=3), want)  # compiled and stored
+    (entry,) = sorted((tmp_path / "executables").glob("*/*.pkl"))
+
+    class Broken:
+        def __call__(self, *args, **kwargs):
+            raise jax.errors.JaxRuntimeError("NOT_FOUND: Function cumsum_fusion not found")
+
+    monkeypatch.setattr(serialize_executable, "deserialize_and_load", lambda *a: Broken())
+    fresh = sp.StoredProgram(program._fun, static_argnames=("k",))  # a new process's
+    np.testing.assert_array_equal(fresh(x, k=3), want)
+    assert sp.STATS == {"loaded": 1, "compiled": 2, "unstored": 0, "failed": 1}
+    assert entry.exists()  # stored again, whole
+
+
+def test_a_cache_that_cannot_be_written_still_runs_the_program(tmp_path, monkeypatch) -> None:
+    """A compilation cache on a disk that is full or read-only stores nothing, with a warning;
+    the program runs as jax.jit would."""
+    import jax.numpy as jnp
+
+    from ocdec import stored_programs as sp
+
+    def refuse(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sp, "_directory", lambda: tmp_path / "executables")
+    monkeypatch.setattr(sp, "STATS", dict.fromkeys(sp.STATS, 0))
+    monkeypatch.setattr(sp, "_write_atomically", refuse)
+    program = sp.StoredProgram(lambda x: jnp.cumsum(x) * 2)
+    x = np.arange(7, dtype=np.float32)
+    np.testing.assert_array_equal(program(x), np.cumsum(x) * 2)
+    assert sp.STATS == {"loaded": 0, "compiled": 1, "unstored": 1, "failed": 0}
+    assert not list((tmp_path / "executables").glob("*/*.pkl"))
 
 
 def test_other_environments_folders_are_removed_when_stale(tmp_path) -> None:

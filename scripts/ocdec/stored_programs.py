@@ -7,9 +7,7 @@ characterization (DEC's programs) and 0.5-0.7 s of its 0.9-s parameters job (the
 fit's), every region, for programs an earlier region already compiled. A :class:`StoredProgram`
 is a ``jax.jit`` whose compiled executable is also written, once per input signature, next to
 that cache (``<cache>/executables``) and read back by later processes with
-``jax.experimental.serialize_executable``: no tracing, no lowering, no compiler. Entries sit in
-one folder per environment (below); folders unused for :data:`STALE_DAYS` days are removed
-when a new one is made. The executable
+``jax.experimental.serialize_executable``: no tracing, no lowering, no compiler. The executable
 is the one ``jax.jit`` builds for those inputs, so the results are the same to the bit
 (tests/test_stored_programs.py). What is stored is always compiled afresh, not read from JAX's
 cache (:func:`_fresh_compilation`): an executable JAX read from there serializes, on CPU, without
@@ -20,10 +18,12 @@ and abstract values (shape, dtype, weak type) of its array arguments, its static
 ``repr``, or by a fingerprint function where the repr is not a faithful description), the
 source of every ocdec module (any code change makes new entries), the versions of JAX, jaxlib,
 Flax, Optax and numpy, the JAX settings that change lowering, and the device and CPU flags (a
-program compiled for one CPU is never run on another, as on a cluster's shared disk). Without a
-compilation cache directory a StoredProgram is plain ``jax.jit``. An entry that cannot be read
-is compiled and written again. Loading an executable runs code from the directory: keep it one
-only you can write to (as JAX's cache).
+program compiled for one CPU is never run on another, as on a cluster's shared disk); the
+environment's part names a folder of its own, and folders unused for :data:`STALE_DAYS` days are
+removed when a new one is made. Without a compilation cache directory a StoredProgram is plain
+``jax.jit``. An entry that cannot be read, or that fails when run, is removed and the program
+compiled afresh; a directory that cannot be written only means nothing is stored. Loading an
+executable runs code from the directory: keep it one only you can write to (as JAX's cache).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 SUBDIR = "executables"
 
 # counted per process: what tests and benchmarks read
-STATS = {"loaded": 0, "compiled": 0, "unstored": 0}
+STATS = {"loaded": 0, "compiled": 0, "unstored": 0, "failed": 0}
 
 
 _CACHE_HITS = {"n": 0}
@@ -117,10 +117,13 @@ def _environment_folder(directory: Path) -> Path:
     folder = directory / hashlib.sha256(_environment().encode()).hexdigest()[:20]
     if folder not in _TOUCHED:
         _TOUCHED.add(folder)
-        if not folder.is_dir():
-            _remove_stale(directory)
-            folder.mkdir(parents=True, exist_ok=True)
-        os.utime(folder)
+        try:
+            if not folder.is_dir():
+                _remove_stale(directory)
+                folder.mkdir(parents=True, exist_ok=True)
+            os.utime(folder)
+        except OSError as err:  # a cache one may read but not write: load what is there
+            log.debug("stored programs' folder %s: %s", folder, err)
     return folder
 
 
@@ -186,9 +189,24 @@ class StoredProgram:
         leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
         key = (tree, tuple(_leaf_signature(x) for x in leaves), statics)
         compiled = self._loaded.get(key)
-        if compiled is None:
-            compiled = self._load_or_compile(directory, key, args, kwargs, dict(statics))
-            self._loaded[key] = compiled
+        if compiled is not None:
+            return compiled(*args, **kwargs)
+        path = self._entry(directory, key)
+        compiled = self._load(path)
+        if compiled is not None:
+            try:
+                out = compiled(*args, **kwargs)
+            except jax.errors.JaxRuntimeError as err:
+                # a loaded executable that cannot run (as JAX-cache executables did): compile
+                # afresh; an error of the program itself comes back from that one
+                log.warning("the stored program %s failed (%s): compiling it", path, err)
+                path.unlink(missing_ok=True)
+                STATS["failed"] += 1
+            else:
+                self._loaded[key] = compiled
+                return out
+        compiled = self._compile_and_store(path, args, kwargs, dict(statics))
+        self._loaded[key] = compiled
         return compiled(*args, **kwargs)
 
     def _entry(self, directory: Path, key: tuple) -> Path:
@@ -198,22 +216,28 @@ class StoredProgram:
         digest = hashlib.sha256(text.encode()).hexdigest()
         return _environment_folder(directory) / f"{self._fun.__name__}-{digest[:32]}.pkl"
 
-    def _load_or_compile(self, directory: Path, key: tuple, args: tuple, kwargs: dict,
-                         statics: dict) -> Any:
+    def _load(self, path: Path) -> Any:
+        """The stored executable at ``path``, or None (none there, or one that cannot be read:
+        removed)."""
         from jax.experimental import serialize_executable
 
-        path = self._entry(directory, key)
-        if path.exists():
-            try:
-                with open(path, "rb") as f:
-                    payload, in_tree, out_tree = pickle.load(f)
-                compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
-                STATS["loaded"] += 1
-                log.debug("loaded %s from %s", self._name, path)
-                return compiled
-            except Exception as err:  # a truncated or foreign entry: compile it again
-                log.warning("could not load the stored program %s (%s): compiling it", path, err)
-                path.unlink(missing_ok=True)
+        if not path.exists():
+            return None
+        try:
+            with open(path, "rb") as f:
+                payload, in_tree, out_tree = pickle.load(f)
+            compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+        except Exception as err:  # a truncated or foreign entry: compile it again
+            log.warning("could not load the stored program %s (%s): compiling it", path, err)
+            path.unlink(missing_ok=True)
+            return None
+        STATS["loaded"] += 1
+        log.debug("loaded %s from %s", self._name, path)
+        return compiled
+
+    def _compile_and_store(self, path: Path, args: tuple, kwargs: dict, statics: dict) -> Any:
+        from jax.experimental import serialize_executable
+
         lowered = self._jit.lower(*args, **kwargs, **statics)
         hits = _CACHE_HITS["n"]
         with _fresh_compilation():
@@ -229,7 +253,11 @@ class StoredProgram:
             STATS["unstored"] += 1
             log.debug("%s not stored: %s", self._name, err)
             return compiled
-        _write_atomically(path, stored)
+        try:
+            _write_atomically(path, stored)
+        except OSError as err:
+            STATS["unstored"] += 1
+            log.warning("could not store the program %s (%s)", path, err)
         return compiled
 
 
