@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from ocdec.methods.default import density
-from ocdec.methods.default.groups import GroupSettings, _resamples, search_with_nulls
+from ocdec.methods.default.groups import (
+    GroupSettings,
+    _resampled,
+    _resamples,
+    search_with_nulls,
+)
 from ocdec.methods.default.peaks import (
     PeakSettings,
     _local_maxima,
@@ -201,12 +206,9 @@ def test_maps_are_made_only_where_the_threshold_can_be_passed() -> None:
     assert sky_w is not None
     computed = cells = above = 0
     for slab in search_plan(ast, priors, s):
-        idx = slab.stars
-        args = (ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes, slab.grid,
-                s.background_cells)
-        kw = dict(sky_w=sky_w[idx], pm_class_ratio=0.2, pm_ok=slab.pm_ok)
-        whole = density.significance_maps(*args, **kw)
-        cut = density.significance_maps(*args, **kw, threshold=s.min_significance)
+        args = (ast.pmra, ast.pmdec, slab.stars, slab.grid, s.background_cells)
+        whole = density.significance_maps(*args, sky_w=sky_w)
+        cut = density.significance_maps(*args, sky_w=sky_w, threshold=s.min_significance)
         for full, part in zip(whole[:2], cut[:2], strict=True):
             inside = part != 0
             np.testing.assert_array_equal(part[inside], full[inside])  # to the bit
@@ -287,7 +289,7 @@ def test_resamples_are_searched_on_the_fields_own_grid(monkeypatch) -> None:
 
     def recording(*args, **kwargs):
         out = real(*args, **kwargs)
-        seen.append((args[4], out[2][0], out[3][0], out[4]))  # args[4]: the grid
+        seen.append((args[3], out[2][0], out[3][0], out[4]))  # args[3]: the grid
         return out
 
     monkeypatch.setattr(peaks, "significance_maps", recording)
@@ -331,6 +333,43 @@ def test_the_most_precise_stars_are_in_the_first_error_class() -> None:
     assert np.isin(np.arange(50), classes.members[0]).all()
     # every star within the classes' span is counted once
     assert np.array_equal(np.sort(in_a_class), classes.every)
+
+
+def test_a_slabs_class_stars_index_the_field_and_give_the_slabs_maps() -> None:
+    """A slab's stars by class, indexed among the field's stars (as the search shares them
+    between a field and its resamples), give the maps, to the bit, that the slab's own arrays
+    give; their proper-motion weights are the class weights times pm_ok, the same array where
+    every star of a class counts."""
+    rng = np.random.default_rng(3)
+    n = 30_000
+    pmra, pmdec = rng.normal(0, 5, n), rng.normal(0, 5, n)
+    pmra[:300], pmdec[:300] = rng.normal(2, 0.1, 300), rng.normal(-1, 0.1, 300)  # a clump
+    e_pm = np.concatenate([np.full(300, 0.05), rng.uniform(0.02, 2.0, n - 300)])
+    sky_w = rng.uniform(0, 1, n)
+    sky_w[:300] = 0.9
+    idx = np.flatnonzero(rng.uniform(size=n) < 0.7)
+    idx = np.union1d(idx, np.arange(300))
+    w = rng.uniform(0.01, 1.0, idx.size)
+    pm_ok = (e_pm[idx] < 1.0).astype(float)
+    classes = density.error_classes(e_pm[idx], intrinsic=0.1)
+    grid = density.pm_grid(pmra[idx], pmdec[idx], classes, 15)
+    local = density.class_stars(w, classes, grid, 0.2, pm_ok)
+    field = density.class_stars(w, classes, grid, 0.2, pm_ok, idx)
+    counted = [k for k, wp in enumerate(field.pm_weight) if wp is not None]
+    assert counted and field.every_at.dtype == np.int32
+    for k in counted:
+        sel = classes.members[k]
+        np.testing.assert_array_equal(field.at[k], idx[sel])
+        np.testing.assert_array_equal(field.pm_weight[k], w[sel] * pm_ok[sel])
+        assert (field.pm_weight[k] is field.weight[k]) == bool(pm_ok[sel].min() == 1.0)
+    assert any(field.pm_weight[k] is field.weight[k] for k in counted)  # the precise class
+    for threshold in (None, 4.0):
+        a = density.significance_maps(pmra[idx], pmdec[idx], local, grid, 15, sky_w[idx],
+                                      threshold)
+        b = density.significance_maps(pmra, pmdec, field, grid, 15, sky_w, threshold)
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+        assert a[0].max() > 4.0 and a[1].max() > 4.0  # the clump shows in both contrasts
 
 
 def test_a_nearby_cluster_in_a_deep_field_is_found() -> None:
@@ -381,6 +420,56 @@ def test_searching_slab_by_slab_finds_what_the_whole_plans_find(parallax) -> Non
         with thread_map(workers) as tmap:
             found = search_fields(fields, priors, s, tmap)
         np.testing.assert_equal([[p.as_dict() for p in peaks] for peaks in found], expected)
+
+
+def test_a_resamples_sky_weights_are_the_fields_permuted() -> None:
+    """The resamples' sky weights taken from the field's through their permutations are the
+    numbers computed from their own positions, bit for bit, and the search finds the same peaks
+    with them (with the catalogue's centre, and about the field's own)."""
+    from ocdec.methods.default.peaks import _fields_sky_weights, _sky_weights
+
+    stars = synthetic_field(n_field=5000, n_cluster=120, seed=11)
+    ast = Astrometry.from_stars(stars)
+    nulls, perms = _resampled(ast, PeakSettings(), GroupSettings(n_resamples=2))
+    assert [n.ra.tolist() for n in nulls] == [n.ra.tolist() for n in
+                                              _resamples(ast, PeakSettings(),
+                                                         GroupSettings(n_resamples=2))]
+    fields, orders = [ast, *nulls], [None, *perms]
+    for priors in (ClusterPriors(ra=float(np.median(ast.ra)), dec=float(np.median(ast.dec)),
+                                 radius_deg=0.5, parallax=0.1), ClusterPriors()):
+        own = [_sky_weights(f, priors) for f in fields]
+        permuted = _fields_sky_weights(fields, priors, orders)
+        if own[0] is None:
+            assert permuted == own
+            continue
+        for a, b in zip(own, permuted, strict=True):
+            np.testing.assert_array_equal(a, b)
+        with thread_map(2) as tmap:
+            plain = search_fields(fields, priors, PeakSettings(), tmap)
+            ordered = search_fields(fields, priors, PeakSettings(), tmap, orders=orders)
+        assert plain[1] and [[p.as_dict() for p in f] for f in plain] == \
+            [[p.as_dict() for p in f] for f in ordered]
+
+
+def test_a_peaks_core_and_control_are_the_masks_over_every_star() -> None:
+    """Scoring measures proper motions only for the stars the peak's slab reaches: the same core
+    and control ring as the masks over every star."""
+    from ocdec.methods.default.peaks import _core_and_control
+
+    stars = synthetic_field(n_field=5000, n_cluster=120, seed=11)
+    ast = Astrometry.from_stars(stars)
+    e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
+    found = find_peaks(ast, ClusterPriors())
+    assert found
+    for p in found[:5]:
+        in_slab = np.abs(ast.parallax - p.parallax) < np.hypot(p.plx_half_width, ast.e_plx)
+        dpm = np.hypot(ast.pmra - p.pmra, ast.pmdec - p.pmdec)
+        reach = np.hypot(p.pm_scale, e_pm)
+        core, control = _core_and_control(ast, e_pm, p)
+        np.testing.assert_array_equal(core, np.flatnonzero(in_slab & (dpm < 1.5 * reach)))
+        np.testing.assert_array_equal(
+            control, np.flatnonzero(in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)))
+        assert core.size > 0 and control.size > 0
 
 
 def test_the_search_holds_only_a_few_slabs_plans_at_once(monkeypatch) -> None:

@@ -414,49 +414,101 @@ def pm_grid(pmra: np.ndarray, pmdec: np.ndarray, classes: ErrorClasses, backgrou
     return PmGrid(float(q[0, 0] - pad), float(q[0, 1] - pad), cell, nx, ny, field_sd)
 
 
-def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, w: np.ndarray, classes: ErrorClasses,
-                      grid: PmGrid, background_cells: int, sky_w: np.ndarray | None = None,
-                      pm_class_ratio: float = 0.2, pm_ok: np.ndarray | None = None,
+@dataclass(frozen=True)
+class ClassStars:
+    """A slab's stars by error class as :func:`significance_maps` bins them (:func:`class_stars`):
+    each class's stars (indices into the arrays searched; None where it has fewer than 3), their
+    weights, and their weights in the proper-motion contrast (None: the class is not in it);
+    every class's stars, their weights and those weights' sum (the sky contrast's mean). They
+    depend on parallaxes and errors alone, so a field and its resamples share them: made once
+    per slab and cell scale, not gathered again for every field."""
+
+    s0: float
+    at: tuple[np.ndarray | None, ...]
+    weight: tuple[np.ndarray | None, ...]
+    pm_weight: tuple[np.ndarray | None, ...]
+    every_at: np.ndarray
+    every_weight: np.ndarray
+    every_weight_sum: float
+
+
+def class_stars(w: np.ndarray, classes: ErrorClasses, grid: PmGrid, pm_class_ratio: float = 0.2,
+                pm_ok: np.ndarray | None = None, index: np.ndarray | None = None) -> ClassStars:
+    """The :class:`ClassStars` of stars weighted ``w`` in ``classes``: the proper-motion contrast
+    for classes whose spread is at most ``pm_class_ratio`` times the field's motions (``grid``'s
+    field_sd) and the stars ``pm_ok`` (default all: :func:`significance_maps`). ``index``: the
+    stars' indices in the arrays to be searched (a slab's stars among its field's; None: the
+    same arrays as ``w``)."""
+
+    # int32 indices where they fit: the plans of a few slabs are held at once, and these are
+    # most of them (np.take gathers with them at about the cost of int64 fancy indexing)
+    small = (index if index is not None else w).size < 2**31
+
+    def take(sel: np.ndarray) -> np.ndarray:
+        at = sel if index is None else index[sel]
+        return at.astype(np.int32) if small else at
+
+    at: list[np.ndarray | None] = []
+    weight: list[np.ndarray | None] = []
+    pm_weight: list[np.ndarray | None] = []
+    for k, sel in enumerate(classes.members):
+        if sel.size < 3:
+            at.append(None)
+            weight.append(None)
+            pm_weight.append(None)
+            continue
+        wk = w[sel]
+        at.append(take(sel))
+        weight.append(wk)
+        in_pm = k == 0 or classes.s0 * 2.0 ** (k + 0.5) <= pm_class_ratio * grid.field_sd
+        ok = None if pm_ok is None or not in_pm else pm_ok[sel]
+        # a class whose stars all count in proper motion shares its weights (times 1, the same)
+        pm_weight.append(None if not in_pm else wk if ok is None or ok.min() == 1.0 else wk * ok)
+    every_weight = w[classes.every]
+    return ClassStars(classes.s0, tuple(at), tuple(weight), tuple(pm_weight),
+                      take(classes.every), every_weight, float(np.sum(every_weight)))
+
+
+def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, grid: PmGrid,
+                      background_cells: int, sky_w: np.ndarray | None = None,
                       threshold: float | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float]:
-    """Significance of the overdensity at each cell of a proper-motion grid for stars weighted
-    ``w``, their errors deconvolved by class (module docstring, :func:`error_classes`): in
-    proper motion (classes whose spread is at most ``pm_class_ratio`` times the field's motions)
-    and, with ``sky_w`` (each star's nearness to the centre, 0-1), on the sky. Returns (pm
-    significance, sky significance or None, x edges, y edges, cell). ``pm_ok``: the stars whose
-    parallax places them in the slab, the only ones the proper-motion contrast uses (default
-    all): stars whose parallax says nothing bring the distant field's narrow hump in proper
-    motion into every slab. ``grid``: the :func:`pm_grid` to bin on, the field's (its resamples
-    are searched on it too). ``threshold``: the maps are made only where a significance could
-    pass it (:func:`_candidate_regions`), 0 elsewhere: the same peaks above it, at a fraction of
-    the filtering; None, the whole grid."""
-    s0 = classes.s0
-    nx, ny, cell, field_sd = grid.nx, grid.ny, grid.cell, grid.field_sd
+    """Significance of the overdensity at each cell of a proper-motion grid for the weighted
+    stars ``stars`` (:func:`class_stars`: indices into ``pmra``, ``pmdec`` and ``sky_w``), their
+    errors deconvolved by class (module docstring, :func:`error_classes`): in proper motion (the
+    classes much narrower than the field's motions, and only the stars whose parallax places
+    them in the slab: stars whose parallax says nothing bring the distant field's narrow hump in
+    proper motion into every slab) and, with ``sky_w`` (each star's nearness to the centre,
+    0-1), on the sky. Returns (pm significance, sky significance or None, x edges, y edges,
+    cell). ``grid``: the :func:`pm_grid` to bin on, the field's (its resamples are searched on
+    it too). ``threshold``: the maps are made only where a significance could pass it
+    (:func:`_candidate_regions`), 0 elsewhere: the same peaks above it, at a fraction of the
+    filtering; None, the whole grid."""
+    s0 = stars.s0
+    nx, ny, cell = grid.nx, grid.ny, grid.cell
     ex, ey = grid.edges()
     fbar = 0.0
     if sky_w is not None:
-        keep = classes.every
-        fbar = float(np.sum(w[keep] * sky_w[keep]) / max(np.sum(w[keep]), 1e-300))
+        fbar = float(np.sum(stars.every_weight * sky_w.take(stars.every_at))
+                     / max(stars.every_weight_sum, 1e-300))
     factors = [max(1, int(round(s0 * 2.0 ** (k + 0.5) / 2.0 / cell)))
-               for k in range(len(classes.members))]
+               for k in range(len(stars.at))]
     need_bound = [f == 1 and threshold is not None for f in factors]
     pm: list[_Part] = []
     sky: list[_Part] = []
-    for k, (factor, sel) in enumerate(zip(factors, classes.members, strict=True)):
-        if sel.size < 3:
+    for k, (factor, at) in enumerate(zip(factors, stars.at, strict=True)):
+        if at is None:
             continue
-        s_k = s0 * 2.0 ** (k + 0.5)
         bx = ex[0] + cell * factor * np.arange(-(-nx // factor) + 1)
         by = ey[0] + cell * factor * np.arange(-(-ny // factor) + 1)
-        wk = w[sel]
-        hist = _Binner(pmra[sel], pmdec[sel], bx, by)
-        if k == 0 or s_k <= pm_class_ratio * field_sd:
-            wp = wk if pm_ok is None else wk * pm_ok[sel]
+        hist = _Binner(pmra.take(at), pmdec.take(at), bx, by)
+        wp = stars.pm_weight[k]
+        if wp is not None:
             positive = (hist.blocks(np.maximum(wp, 0.0), BOUND_BLOCK) if need_bound[k]
                         else None)
             pm.append(_part("pm", factor, hist(wp), hist(wp * wp), background_cells, positive))
         if sky_w is not None:
-            a = wk * (sky_w[sel] - fbar)
+            a = stars.weight[k] * (sky_w.take(at) - fbar)  # type: ignore[operator]
             positive = hist.blocks(np.maximum(a, 0.0), BOUND_BLOCK) if need_bound[k] else None
             sky.append(_part("sky", factor, hist(a), hist(a * a), background_cells, positive))
     shape = (nx, ny)

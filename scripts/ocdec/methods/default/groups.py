@@ -135,7 +135,8 @@ def sky_clumps(plane: tuple[np.ndarray, np.ndarray] | None, core: np.ndarray,
     lo, hi = float(min(xi.min(), eta.min())), float(max(xi.max(), eta.max())) + 1e-9
     edges = np.linspace(lo, hi, s.sky_cells + 1)
     cell = edges[1] - edges[0]
-    hc, _, _ = np.histogram2d(xi[core], eta[core], bins=(edges, edges))
+    at = np.flatnonzero(core)
+    hc, _, _ = np.histogram2d(xi[at], eta[at], bins=(edges, edges))
     hf, _, _ = np.histogram2d(xi[control], eta[control], bins=(edges, edges))
     # core disc (radius 1.5) over control ring (3 to 6) in proper motion: 2.25 / 27
     area_ratio = 2.25 / 27.0
@@ -148,7 +149,10 @@ def sky_clumps(plane: tuple[np.ndarray, np.ndarray] | None, core: np.ndarray,
     out = []
     for i, j in sorted(zip(*np.nonzero(peaks), strict=True), key=lambda ij: -sig[ij]):
         x0, y0 = edges[i] + cell / 2, edges[j] + cell / 2
-        near = core & (np.hypot(xi - x0, eta - y0) < 2 * cell)
+        # measured for the core's stars alone (a pass over every star per maximum was most of
+        # this function in a field of a million stars)
+        near = np.zeros_like(core)
+        near[at[np.hypot(xi[at] - x0, eta[at] - y0) < 2 * cell]] = True
         if near.sum() >= 5:
             out.append((near, float(sig[i, j])))
     return out
@@ -199,21 +203,29 @@ def describe_groups(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
 
 def _resamples(ast: Astrometry, peak_settings: PeakSettings, s: GroupSettings
                ) -> list[Astrometry]:
+    """``n_resamples`` cluster-free versions of the field (:func:`_resampled`)."""
+    return _resampled(ast, peak_settings, s)[0]
+
+
+def _resampled(ast: Astrometry, peak_settings: PeakSettings, s: GroupSettings
+               ) -> tuple[list[Astrometry], list[np.ndarray]]:
     """``n_resamples`` cluster-free versions of the field: positions shuffled against the
     astrometry, proper motions jittered by ``jitter_widths`` cluster widths (drawn in turn from
-    ``seed``: the same resamples however many threads search them)."""
+    ``seed``: the same resamples however many threads search them); and the permutation that
+    shuffled each one's positions."""
     rng = np.random.default_rng(s.seed)
     # a cluster's width at each star's parallax, as the peak search's cell
     speed = np.clip(ast.parallax, 0.0, None) / KMS_PER_MASYR_KPC * peak_settings.sigma_v_kms
     width = np.hypot(speed, np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2))
-    nulls = []
+    nulls, perms = [], []
     for _ in range(s.n_resamples):
         perm = rng.permutation(len(ast))
+        perms.append(perm)
         nulls.append(replace(
             ast, pmra=ast.pmra + s.jitter_widths * width * rng.standard_normal(len(ast)),
             pmdec=ast.pmdec + s.jitter_widths * width * rng.standard_normal(len(ast)),
             ra=ast.ra[perm], dec=ast.dec[perm]))
-    return nulls
+    return nulls, perms
 
 
 def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: PeakSettings,
@@ -229,10 +241,11 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     :func:`ocdec.threads.available_threads` keeps a Snakemake job to its ``threads``. The
     results are the same with one thread or many."""
     centre = priors.centre_only()
-    fields = [ast, *_resamples(ast, peak_settings, s)]
+    nulls, perms = _resampled(ast, peak_settings, s)
+    fields = [ast, *nulls]
     # the (field, slab) maps use every thread the job has, the scoring one per field
     with thread_map(available_threads()) as tmap:
-        raw = search_fields(fields, priors, peak_settings, tmap)
+        raw = search_fields(fields, priors, peak_settings, tmap, orders=[None, *perms])
 
         def score(i: int, stars: Astrometry, field_peaks: list[Peak]) -> list[Peak]:
             return score_peaks(stars, field_peaks, priors if i == 0 else centre, peak_settings)

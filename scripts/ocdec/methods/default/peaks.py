@@ -20,9 +20,10 @@ import pandas as pd
 
 from ocdec.errors import OcdecError
 from ocdec.methods.default.density import (
-    ErrorClasses,
+    ClassStars,
     FieldParallax,
     PmGrid,
+    class_stars,
     error_classes,
     pm_grid,
     significance_maps,
@@ -121,19 +122,17 @@ def _slab_centres(ast: Astrometry, priors: ClusterPriors, s: PeakSettings) -> np
 
 @dataclass(frozen=True)
 class SlabPlan:
-    """One parallax slab at one cell scale: the stars, their weights and error classes (from
-    parallaxes and errors alone) and the field's proper-motion grid, which a field and its
-    resamples (:func:`ocdec.methods.default.groups.search_with_nulls`) share: the resamples are
-    searched at the field's resolution (their jittered motions once widened their grids to the
-    600-cell cap, coarser cells at 1.6 times the cost)."""
+    """One parallax slab at one cell scale: its stars (those weighing more than MIN_WEIGHT) by
+    error class with their weights, indices among the field's stars (from parallaxes and errors
+    alone), and the field's proper-motion grid, which a field and its resamples
+    (:func:`ocdec.methods.default.groups.search_with_nulls`) share: the resamples are searched at
+    the field's resolution (their jittered motions once widened their grids to the 600-cell
+    cap, coarser cells at 1.6 times the cost)."""
 
     parallax: float
     half_width: float
     scale: float  # mas/yr: the cell, the cluster's width at this parallax with typical errors
-    stars: np.ndarray  # the stars weighing more than MIN_WEIGHT
-    weight: np.ndarray  # their weights
-    pm_ok: np.ndarray  # 1 for those the proper-motion contrast uses (parallax in the slab)
-    classes: ErrorClasses
+    stars: ClassStars
     grid: PmGrid
 
 
@@ -160,12 +159,14 @@ class _SlabPlanner:
         e_pm = self.e_pm
         e_med = float(np.median(e_pm[precise])) if precise.size else float(np.median(e_pm[idx]))
         plans = []
+        e_slab, pmra, pmdec = e_pm[idx], ast.pmra[idx], ast.pmdec[idx]
         for factor in s.scale_factors:
             intrinsic = factor * s.sigma_v_kms * c / KMS_PER_MASYR_KPC
-            classes = error_classes(e_pm[idx], intrinsic, ERROR_CLASSES)
-            grid = pm_grid(ast.pmra[idx], ast.pmdec[idx], classes, s.background_cells)
-            plans.append(SlabPlan(c, half, math.hypot(intrinsic, e_med), idx, weight, pm_ok,
-                                  classes, grid))
+            classes = error_classes(e_slab, intrinsic, ERROR_CLASSES)
+            grid = pm_grid(pmra, pmdec, classes, s.background_cells)
+            # pm_ok: the stars whose parallax places them in the slab count in proper motion
+            stars = class_stars(weight, classes, grid, PM_CLASS_RATIO, pm_ok, idx)
+            plans.append(SlabPlan(c, half, math.hypot(intrinsic, e_med), stars, grid))
         return plans
 
 
@@ -204,12 +205,8 @@ def search_plan(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None =
 def _slab_peaks(ast: Astrometry, sky_w: np.ndarray | None, slab: SlabPlan, s: PeakSettings
                 ) -> list[Peak]:
     """The peaks of one slab's maps for the stars ``ast`` (sky weights ``sky_w``)."""
-    idx = slab.stars
-    maps = significance_maps(ast.pmra[idx], ast.pmdec[idx], slab.weight, slab.classes,
-                             slab.grid, s.background_cells,
-                             sky_w=None if sky_w is None else sky_w[idx],
-                             pm_class_ratio=PM_CLASS_RATIO, pm_ok=slab.pm_ok,
-                             threshold=s.min_significance)
+    maps = significance_maps(ast.pmra, ast.pmdec, slab.stars, slab.grid, s.background_cells,
+                             sky_w=sky_w, threshold=s.min_significance)
     return _map_peaks(maps, slab.parallax, slab.half_width, slab.scale, s)
 
 
@@ -256,7 +253,7 @@ def search_plans(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None 
 
 
 # Slabs planned and searched together by search_fields: their plans are all it holds at once.
-SLABS_AT_ONCE = 4
+SLABS_AT_ONCE = 3
 
 
 def _search_slabs(fields: list[Astrometry], sky: list[np.ndarray | None],
@@ -279,7 +276,8 @@ def _search_slabs(fields: list[Astrometry], sky: list[np.ndarray | None],
 
 
 def search_fields(fields: list[Astrometry], priors: ClusterPriors,
-                  s: PeakSettings | None = None, map_fn: MapFn = map) -> list[list[Peak]]:
+                  s: PeakSettings | None = None, map_fn: MapFn = map,
+                  orders: list[np.ndarray | None] | None = None) -> list[list[Peak]]:
     """Every group of each of ``fields``, which share their parallaxes and errors (a field and
     its resamples: one plan serves them all): :func:`find_peaks` over the slabs of every
     parallax (centre and radius only), and with a catalogue parallax also over the slabs of its
@@ -290,10 +288,12 @@ def search_fields(fields: list[Astrometry], priors: ClusterPriors,
     most of the default method's memory (about 1 KB per star, docs/performance.md). ``map_fn``
     runs a group's plans, then its (field, slab) maps, side by side; the peaks are the same
     however it runs, and the same as :func:`find_peaks` over the whole :func:`search_plans`
-    finds them field by field."""
+    finds them field by field. ``orders``: for each field, the permutation of the first
+    field's positions it holds (a resample's), or None; such a field's sky weights are the
+    first's, permuted (the same numbers, without a pass of spherical trigonometry per field)."""
     s = s or PeakSettings()
     planner = _SlabPlanner(fields[0], s)
-    sky = [_sky_weights(f, priors) for f in fields]
+    sky = _fields_sky_weights(fields, priors, orders or [None] * len(fields))
     every, planned = _search_slabs(fields, sky, planner,
                                    _centres(fields[0], priors.centre_only(), s), s, map_fn)
     found = [_suppress_duplicates(p) for p in every]
@@ -312,6 +312,17 @@ def search_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None 
     0.02 mas for a distant cluster, above the field's 99.9 % quantile for a nearby one of few
     stars); one peak per group (:func:`search_fields` of this one field)."""
     return search_fields([ast], priors, s)[0]
+
+
+def _fields_sky_weights(fields: list[Astrometry], priors: ClusterPriors,
+                        orders: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """:func:`_sky_weights` of each field, those of a field with an order permuted from the
+    first's (the weights are each star's own, but for the 90 % quantile of the separations,
+    which no order changes)."""
+    first = _sky_weights(fields[0], priors)
+    return [first if i == 0 else
+            _sky_weights(f, priors) if order is None or first is None else first[order]
+            for i, (f, order) in enumerate(zip(fields, orders, strict=True))]
 
 
 def _sky_weights(ast: Astrometry, priors: ClusterPriors) -> np.ndarray | None:
@@ -394,11 +405,25 @@ def _resolution(p: Peak) -> float:
     return p.pm_scale if math.isnan(p.resolution) else p.resolution
 
 
+def _core_and_control(ast: Astrometry, e_pm: np.ndarray, p: Peak
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The indices of a peak's core stars and of its control ring in proper motion, among the
+    stars its parallax slab reaches (the slab and a star's own error added, so faint members
+    count too; ``e_pm``: each star's proper-motion error). Only the slab's stars are measured
+    in proper motion: the same stars as masks over every star, at a fraction of the passes
+    over a large field."""
+    slab = np.flatnonzero(np.abs(ast.parallax - p.parallax) < np.hypot(p.plx_half_width, ast.e_plx))
+    dpm = np.hypot(ast.pmra[slab] - p.pmra, ast.pmdec[slab] - p.pmdec)
+    reach = np.hypot(p.pm_scale, e_pm[slab])
+    return slab[dpm < 1.5 * reach], slab[(dpm > 3 * reach) & (dpm < 6 * reach)]
+
+
 def _sky_concentration(ast: Astrometry, core: np.ndarray, control: np.ndarray,
                        priors: ClusterPriors) -> float:
-    """r50 of the control stars over r50 of the core stars about the same centre (> 1: the core is
-    concentrated on the sky like a cluster). NaN without positions or with too few stars."""
-    if not ast.has_sky or core.sum() < 5 or control.sum() < 5:
+    """r50 of the control stars over r50 of the core stars (indices) about the same centre (> 1:
+    the core is concentrated on the sky like a cluster). NaN without positions or with too few
+    stars."""
+    if not ast.has_sky or core.size < 5 or control.size < 5:
         return math.nan
     if priors.has_centre:
         ra0, dec0 = float(priors.ra), float(priors.dec)  # type: ignore[arg-type]
@@ -428,12 +453,7 @@ def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
     e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
     scored = []
     for p in peaks[: s.max_peaks]:
-        # a member's reach: the slab and its own errors added (faint members count too)
-        in_slab = np.abs(ast.parallax - p.parallax) < np.hypot(p.plx_half_width, ast.e_plx)
-        dpm = np.hypot(ast.pmra - p.pmra, ast.pmdec - p.pmdec)
-        reach = np.hypot(p.pm_scale, e_pm)
-        core = in_slab & (dpm < 1.5 * reach)
-        control = in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)
+        core, control = _core_and_control(ast, e_pm, p)
         conc = _sky_concentration(ast, core, control, priors)
         weight = priors.weight(p.pmra, p.pmdec, p.parallax, pm_scale=p.pm_scale,
                                pm_sigma=s.pm_prior_sigma, plx_log_sigma=s.plx_prior_log_sigma)
@@ -442,12 +462,12 @@ def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
         else:
             c_term = min(max(conc, 0.5), 3.0)
         ra = dec = math.nan
-        if ast.has_sky and core.sum() >= 5:
+        if ast.has_sky and core.size >= 5:
             from ocdec.methods.astrometry import sky_centre_and_r50
 
             centre = sky_centre_and_r50(pd.DataFrame({"ra": ast.ra[core], "dec": ast.dec[core]}))
             ra, dec = float(centre["ra"]), float(centre["dec"])
-        scored.append(Peak(**{**p.__dict__, "n_core": int(core.sum()), "concentration": conc,
+        scored.append(Peak(**{**p.__dict__, "n_core": int(core.size), "concentration": conc,
                               "prior_weight": weight, "ra": ra, "dec": dec,
                               "score": p.significance * c_term * weight**PRIOR_POWER}))
     return sorted(scored, key=lambda p: -p.score)
