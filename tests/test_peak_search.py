@@ -63,6 +63,21 @@ def test_binner_matches_histogram2d_and_drops_stars_outside() -> None:
         expected = np.histogram2d(x, y, bins=(bx, by), weights=weights)[0]
         np.testing.assert_allclose(hist(weights), expected, rtol=1e-6, atol=1e-4)
     assert hist(np.ones_like(w)).sum() < 5000  # stars outside are dropped, not clipped in
+    # to the bit what a bincount of the stars inside alone gives (a NaN star is outside too)
+    x[7] = np.nan
+    with np.errstate(invalid="ignore"):  # NaN's cast to an integer cell
+        hist = density._Binner(x, y, bx, by)
+    ix, iy = np.floor((x - bx[0]) / 0.25), np.floor((y - by[0]) / 0.5)
+    inside = np.flatnonzero((ix >= 0) & (ix < 24) & (iy >= 0) & (iy < 12))
+    cell = ix[inside].astype(np.int64) * 12 + iy[inside].astype(np.int64)
+    block = (ix[inside].astype(np.int64) // 4) * 3 + iy[inside].astype(np.int64) // 4
+    for weights in (w, w * w - 0.3):
+        np.testing.assert_array_equal(
+            hist(weights), np.bincount(cell, weights[inside], minlength=24 * 12)
+            .reshape(24, 12).astype(np.float32))
+        np.testing.assert_array_equal(
+            hist.blocks(weights, 4), np.bincount(block, weights[inside], minlength=6 * 3)
+            .reshape(6, 3))
 
 
 def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
