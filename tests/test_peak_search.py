@@ -378,6 +378,9 @@ def test_a_slabs_class_stars_index_the_field_and_give_the_slabs_maps() -> None:
         np.testing.assert_array_equal(field.pm_weight[k], w[sel] * pm_ok[sel])
         assert (field.pm_weight[k] is field.weight[k]) == bool(pm_ok[sel].min() == 1.0)
     assert any(field.pm_weight[k] is field.weight[k] for k in counted)  # the precise class
+    # indices past int32's range stay int64 (a field of more than 2^31 stars)
+    far = density.class_stars(w, classes, grid, 0.2, pm_ok, idx + 2**31)
+    assert far.every_at.dtype == np.int64 and far.every_at.min() >= 2**31
     for threshold in (None, 4.0):
         a = density.significance_maps(pmra[idx], pmdec[idx], local, grid, 15, sky_w[idx],
                                       threshold)

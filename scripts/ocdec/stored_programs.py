@@ -21,8 +21,9 @@ Flax, Optax and numpy, the JAX settings that change lowering, and the device and
 program compiled for one CPU is never run on another, as on a cluster's shared disk); the
 environment's part names a folder of its own, and folders unused for :data:`STALE_DAYS` days are
 removed when a new one is made. Without a compilation cache directory a StoredProgram is plain
-``jax.jit``. An entry that cannot be read, or that fails when run, is removed and the program
-compiled afresh; a directory that cannot be written only means nothing is stored. Loading an
+``jax.jit``. An entry that cannot be read, or whose first run finds a kernel missing, is removed
+and the program compiled afresh; a directory that cannot be written only means nothing is
+stored. Loading an
 executable runs code from the directory: keep it one only you can write to (as JAX's cache).
 """
 
@@ -195,12 +196,15 @@ class StoredProgram:
         compiled = self._load(path)
         if compiled is not None:
             try:
-                out = compiled(*args, **kwargs)
+                # waited for: CPU work runs in the background, and a missing kernel is
+                # reported only when the result is ready
+                out = jax.block_until_ready(compiled(*args, **kwargs))
             except jax.errors.JaxRuntimeError as err:
-                # a loaded executable that cannot run (as JAX-cache executables did): compile
-                # afresh; an error of the program itself comes back from that one
+                if not _missing_kernel(err):
+                    raise  # the program's own error (memory, say): a fresh compile repeats it
+                # a loaded executable without its kernels (as JAX-cache executables were)
                 log.warning("the stored program %s failed (%s): compiling it", path, err)
-                path.unlink(missing_ok=True)
+                _discard(path)
                 STATS["failed"] += 1
             else:
                 self._loaded[key] = compiled
@@ -221,15 +225,15 @@ class StoredProgram:
         removed)."""
         from jax.experimental import serialize_executable
 
-        if not path.exists():
-            return None
         try:
+            if not path.exists():
+                return None
             with open(path, "rb") as f:
                 payload, in_tree, out_tree = pickle.load(f)
             compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
         except Exception as err:  # a truncated or foreign entry: compile it again
             log.warning("could not load the stored program %s (%s): compiling it", path, err)
-            path.unlink(missing_ok=True)
+            _discard(path)
             return None
         STATS["loaded"] += 1
         log.debug("loaded %s from %s", self._name, path)
@@ -279,6 +283,22 @@ def _fresh_compilation() -> Iterator[None]:
     finally:
         jax.config.update("jax_enable_compilation_cache", enabled)
         compilation_cache.reset_cache()
+
+
+def _missing_kernel(err: Exception) -> bool:
+    """Whether a run failed for a kernel its executable lacks ("NOT_FOUND: Function ... not
+    found"), as an executable serialized from JAX's cache does on CPU."""
+    text = str(err)
+    return "NOT_FOUND" in text or "not found" in text
+
+
+def _discard(path: Path) -> None:
+    """Remove an entry that cannot serve; on a disk that cannot be written it stays, and the
+    program is compiled in each process that reads it."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as err:
+        log.warning("could not remove the stored program %s (%s)", path, err)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

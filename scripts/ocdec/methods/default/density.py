@@ -437,12 +437,14 @@ def class_stars(w: np.ndarray, classes: ErrorClasses, grid: PmGrid, pm_class_rat
     """The :class:`ClassStars` of stars weighted ``w`` in ``classes``: the proper-motion contrast
     for classes whose spread is at most ``pm_class_ratio`` times the field's motions (``grid``'s
     field_sd) and the stars ``pm_ok`` (default all: :func:`significance_maps`). ``index``: the
-    stars' indices in the arrays to be searched (a slab's stars among its field's; None: the
-    same arrays as ``w``)."""
+    stars' indices in the arrays to be searched, ascending (a slab's stars among its field's;
+    None: the same arrays as ``w``)."""
 
     # int32 indices where they fit: the plans of a few slabs are held at once, and these are
     # most of them (np.take gathers with them at about the cost of int64 fancy indexing)
-    small = (index if index is not None else w).size < 2**31
+    # (the largest index: ``index`` is sorted, as np.flatnonzero makes it)
+    largest = w.size - 1 if index is None else (int(index[-1]) if index.size else 0)
+    small = largest < 2**31
 
     def take(sel: np.ndarray) -> np.ndarray:
         at = sel if index is None else index[sel]
