@@ -23,8 +23,8 @@ environment's part names a folder of its own, and folders unused for :data:`STAL
 removed when a new one is made. Without a compilation cache directory a StoredProgram is plain
 ``jax.jit``. An entry that cannot be read, or whose first run finds a kernel missing, is removed
 and the program compiled afresh; a directory that cannot be written only means nothing is
-stored. Loading an
-executable runs code from the directory: keep it one only you can write to (as JAX's cache).
+stored. Loading an executable runs code from the directory: keep it one only you can write to
+(as JAX's cache).
 """
 
 from __future__ import annotations
@@ -288,8 +288,7 @@ def _fresh_compilation() -> Iterator[None]:
 def _missing_kernel(err: Exception) -> bool:
     """Whether a run failed for a kernel its executable lacks ("NOT_FOUND: Function ... not
     found"), as an executable serialized from JAX's cache does on CPU."""
-    text = str(err)
-    return "NOT_FOUND" in text or "not found" in text
+    return "NOT_FOUND" in str(err)
 
 
 def _discard(path: Path) -> None:

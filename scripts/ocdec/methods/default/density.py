@@ -440,9 +440,9 @@ def class_stars(w: np.ndarray, classes: ErrorClasses, grid: PmGrid, pm_class_rat
     stars' indices in the arrays to be searched, ascending (a slab's stars among its field's;
     None: the same arrays as ``w``)."""
 
-    # int32 indices where they fit: the plans of a few slabs are held at once, and these are
-    # most of them (np.take gathers with them at about the cost of int64 fancy indexing)
-    # (the largest index: ``index`` is sorted, as np.flatnonzero makes it)
+    # int32 indices where the largest fits (``index`` is ascending): the plans of a few slabs
+    # are held at once, and these are most of them (np.take gathers with them at about the
+    # cost of int64 fancy indexing)
     largest = w.size - 1 if index is None else (int(index[-1]) if index.size else 0)
     small = largest < 2**31
 

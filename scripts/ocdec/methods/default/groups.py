@@ -202,12 +202,6 @@ def describe_groups(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
 
 
 def _resamples(ast: Astrometry, peak_settings: PeakSettings, s: GroupSettings
-               ) -> list[Astrometry]:
-    """``n_resamples`` cluster-free versions of the field (:func:`_resampled`)."""
-    return _resampled(ast, peak_settings, s)[0]
-
-
-def _resampled(ast: Astrometry, peak_settings: PeakSettings, s: GroupSettings
                ) -> tuple[list[Astrometry], list[np.ndarray]]:
     """``n_resamples`` cluster-free versions of the field: positions shuffled against the
     astrometry, proper motions jittered by ``jitter_widths`` cluster widths (drawn in turn from
@@ -241,7 +235,7 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     :func:`ocdec.threads.available_threads` keeps a Snakemake job to its ``threads``. The
     results are the same with one thread or many."""
     centre = priors.centre_only()
-    nulls, perms = _resampled(ast, peak_settings, s)
+    nulls, perms = _resamples(ast, peak_settings, s)
     fields = [ast, *nulls]
     # the (field, slab) maps use every thread the job has, the scoring one per field
     with thread_map(available_threads()) as tmap:

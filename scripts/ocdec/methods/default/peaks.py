@@ -320,9 +320,9 @@ def _fields_sky_weights(fields: list[Astrometry], priors: ClusterPriors,
     first's (the weights are each star's own, but for the 90 % quantile of the separations,
     which no order changes)."""
     first = _sky_weights(fields[0], priors)
-    return [first if i == 0 else
-            _sky_weights(f, priors) if order is None or first is None else first[order]
-            for i, (f, order) in enumerate(zip(fields, orders, strict=True))]
+    rest = [first[order] if order is not None and first is not None else _sky_weights(f, priors)
+            for f, order in zip(fields[1:], orders[1:], strict=True)]
+    return [first, *rest]
 
 
 def _sky_weights(ast: Astrometry, priors: ClusterPriors) -> np.ndarray | None:
