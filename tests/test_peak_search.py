@@ -1,9 +1,9 @@
-"""The peak search's fast paths give what the plain computations give: histograms by bincount
-against numpy's histogram2d, the coarse classes added onto the fine grid, the maps made only
-where the threshold can be passed against the whole grid's (bit for bit), the filters against
-scipy's, local maxima against
-scipy's maximum filter, the field's resamples the same whatever the number of threads that
-search them, and the search made a few slabs at a time the same as over its whole plans."""
+"""The peak search's fast paths give what the plain computations give: the compiled loops'
+histograms against numpy's histogram2d and, to the bit, the bincounts they replaced, the coarse
+classes added onto the fine grid, the maps made only where the threshold can be passed against
+the whole grid's (bit for bit), the filters against scipy's, local maxima against scipy's
+maximum filter, the field's resamples the same whatever the number of threads that search them,
+and the search made a few slabs at a time the same as over its whole plans."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ocdec.methods.default.peaks import (
     search_plan,
     search_plans,
 )
+from ocdec.methods.default.star_loops import class_histograms
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
 from ocdec.threads import available_threads, thread_map
@@ -48,31 +49,68 @@ def test_local_maxima_match_the_maximum_filter_at_edges_and_ties() -> None:
     assert _local_maxima(tenth, 0.1) == [(2, 2)]
 
 
-def test_binner_matches_histogram2d_and_drops_stars_outside() -> None:
+def _histograms(x: np.ndarray, y: np.ndarray, bx: np.ndarray, by: np.ndarray, w: np.ndarray,
+                block: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The compiled loop's histograms of w and w^2 on the uniform edges bx, by (float32, as the
+    maps take them) and its block sums of the positive w (None without ``block``)."""
+    maps, blocks = class_histograms(x, y, np.arange(x.size), bx[0], bx[1] - bx[0], by[0],
+                                    by[1] - by[0], bx.size - 1, by.size - 1, w, w, np.empty(0),
+                                    0.0, block)
+    shape = (bx.size - 1, by.size - 1)
+    nb = (-(-shape[0] // max(block, 1)), -(-shape[1] // max(block, 1)))
+    return (maps[0].reshape(shape).astype(np.float32), maps[1].reshape(shape).astype(np.float32),
+            blocks[0].reshape(nb) if block else None)
+
+
+def test_class_histograms_are_the_bincounts_of_the_stars_inside() -> None:
+    """The compiled loop's histograms match numpy's histogram2d and drop the stars outside the
+    grid (a NaN star too), and they are, to the bit, what the numpy expressions it replaced gave:
+    the cells as floor((x - x0) / dx), bincounts of the stars inside in their order, a^2 and the
+    block sums of the positive weights; the sky's a = weight (sky_w - fbar) for stars reached
+    through their indices."""
     rng = np.random.default_rng(3)
     x, y = rng.normal(0, 2, 5000), rng.normal(1, 3, 5000)  # many outside the edges
     w = rng.random(5000)
     bx, by = -3 + 0.25 * np.arange(25), -2 + 0.5 * np.arange(13)
-    hist = density._Binner(x, y, bx, by)
-    for weights in (w, w * w, np.ones_like(w)):
-        expected = np.histogram2d(x, y, bins=(bx, by), weights=weights)[0]
-        np.testing.assert_allclose(hist(weights), expected, rtol=1e-6, atol=1e-4)
-    assert hist(np.ones_like(w)).sum() < 5000  # stars outside are dropped, not clipped in
-    # to the bit what a bincount of the stars inside alone gives (a NaN star is outside too)
+    for weights in (w, np.ones_like(w)):
+        h, h2, _ = _histograms(x, y, bx, by, weights)
+        np.testing.assert_allclose(h, np.histogram2d(x, y, bins=(bx, by), weights=weights)[0],
+                                   rtol=1e-6, atol=1e-4)
+        np.testing.assert_allclose(
+            h2, np.histogram2d(x, y, bins=(bx, by), weights=weights**2)[0], rtol=1e-6, atol=1e-4)
+    assert _histograms(x, y, bx, by, np.ones_like(w))[0].sum() < 5000  # dropped, not clipped
     x[7] = np.nan
-    with np.errstate(invalid="ignore"):  # NaN's cast to an integer cell
-        hist = density._Binner(x, y, bx, by)
     ix, iy = np.floor((x - bx[0]) / 0.25), np.floor((y - by[0]) / 0.5)
     inside = np.flatnonzero((ix >= 0) & (ix < 24) & (iy >= 0) & (iy < 12))
     cell = ix[inside].astype(np.int64) * 12 + iy[inside].astype(np.int64)
     block = (ix[inside].astype(np.int64) // 4) * 3 + iy[inside].astype(np.int64) // 4
-    for weights in (w, w * w - 0.3):
-        np.testing.assert_array_equal(
-            hist(weights), np.bincount(cell, weights[inside], minlength=24 * 12)
-            .reshape(24, 12).astype(np.float32))
-        np.testing.assert_array_equal(
-            hist.blocks(weights, 4), np.bincount(block, weights[inside], minlength=6 * 3)
-            .reshape(6, 3))
+
+    def bincount(flat: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+        return np.bincount(flat, weights[inside], minlength=n)
+
+    signed = w * w - 0.3
+    h, h2, positive = _histograms(x, y, bx, by, signed, 4)
+    np.testing.assert_array_equal(h, bincount(cell, signed, 288).reshape(24, 12)
+                                  .astype(np.float32))
+    np.testing.assert_array_equal(h2, bincount(cell, signed * signed, 288).reshape(24, 12)
+                                  .astype(np.float32))
+    np.testing.assert_array_equal(positive, bincount(block, np.maximum(signed, 0.0), 18)
+                                  .reshape(6, 3))
+    # the sky's weights, of stars given by their indices into the field's arrays, in any order
+    at = rng.permutation(5000)[:3000].astype(np.int32)
+    sky_w = rng.random(5000)
+    maps, blocks = class_histograms(x, y, at, bx[0], 0.25, by[0], 0.5, 24, 12, w[at], np.empty(0),
+                                    sky_w, 0.4, 4)
+    a = w[at] * (sky_w.take(at) - 0.4)
+    fx, fy = np.floor((x[at] - bx[0]) / 0.25), np.floor((y[at] - by[0]) / 0.5)
+    kept = np.flatnonzero((fx >= 0) & (fx < 24) & (fy >= 0) & (fy < 12))
+    cell = fx[kept].astype(np.int64) * 12 + fy[kept].astype(np.int64)
+    block = (fx[kept].astype(np.int64) // 4) * 3 + fy[kept].astype(np.int64) // 4
+    assert not maps[0].any() and not maps[1].any() and not blocks[0].any()  # no pm weights
+    np.testing.assert_array_equal(maps[2], np.bincount(cell, a[kept], minlength=288))
+    np.testing.assert_array_equal(maps[3], np.bincount(cell, (a * a)[kept], minlength=288))
+    np.testing.assert_array_equal(
+        blocks[1], np.bincount(block, np.maximum(a, 0.0)[kept], minlength=18))
 
 
 def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
@@ -185,9 +223,8 @@ def test_the_bound_holds_every_positive_excess_of_a_block(kind) -> None:
     crowd = (rng.uniform(0, nx, 3000), rng.normal(22, 6, 3000),
              rng.random(3000) * (1 if kind == "pm" else rng.choice([-1, 1], 3000)))
     for x, y, w in (lone, crowd):
-        hist = density._Binner(x, y, *edges)
-        part = density._part(kind, 1, hist(w), hist(w * w), bc,
-                             hist.blocks(np.maximum(w, 0.0), block))
+        h, h2, positive = _histograms(x, y, *edges, w, block)
+        part = density._part(kind, 1, h, h2, bc, positive)
         maps = density._pm_rows(part, (0, nx), bc) if kind == "pm" else part
         ex, _ = density._part_maps(maps, (slice(0, nx), slice(0, ny)), (nx, ny))
         exact = block_max(np.maximum(ex, 0.0))
@@ -196,8 +233,8 @@ def test_the_bound_holds_every_positive_excess_of_a_block(kind) -> None:
         if x.size == 1 and kind == "sky":  # the proper-motion excess is less its field's mean
             assert bound.max() <= 1.02 * exact.max()
     coarse_edges = (3.0 * np.arange(-(-nx // 3) + 1), 3.0 * np.arange(-(-ny // 3) + 1))
-    hist = density._Binner(*crowd[:2], *coarse_edges)
-    coarse = density._part(kind, 3, hist(crowd[2]), hist(crowd[2] ** 2), bc, None)
+    h, h2, _ = _histograms(*crowd[:2], *coarse_edges, crowd[2])
+    coarse = density._part(kind, 3, h, h2, bc, None)
     ex, _ = density._part_maps(coarse, (slice(0, nx), slice(0, ny)), (nx, ny))
     assert np.all(density._bound([coarse], nb) >= block_max(np.maximum(ex, 0.0)))
 
@@ -482,6 +519,37 @@ def test_a_peaks_core_and_control_are_the_masks_over_every_star() -> None:
         np.testing.assert_array_equal(
             control, np.flatnonzero(in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)))
         assert core.size > 0 and control.size > 0
+
+
+def test_core_and_control_decide_the_last_bit_as_numpy() -> None:
+    """Stars one unit in the last place either side of every boundary (the slab's edge, 1.5, 3
+    and 6 member spreads) and on it, with NaN motions and errors: the compiled loop, which
+    compares squares where they tell, keeps the same stars as numpy's hypot expressions."""
+    from ocdec.methods.default.star_loops import core_and_control
+
+    rng = np.random.default_rng(4)
+    half, scale, plx0 = 0.07, 0.31, 1.3
+    e_plx, e_pm = rng.uniform(0.01, 0.5, 4000), rng.uniform(0.01, 2.0, 4000)
+    e_pm[:3] = [0.0, np.nan, np.inf]
+    edge = np.hypot(half, e_plx)
+    reach = np.hypot(scale, e_pm)
+    c = rng.choice([1.5, 3.0, 6.0], 4000)
+    at = rng.choice([-np.inf, 0.0, np.inf], 4000)
+    # parallaxes on, just inside or just outside the edge; motions likewise for one of the radii
+    parallax = np.where(rng.random(4000) < 0.5, plx0 + 0.5 * edge,
+                        plx0 + np.nextafter(edge, rng.choice([-np.inf, np.inf], 4000)))
+    pmra = 2.0 + np.nextafter(c * reach, at)
+    pmdec = np.full(4000, -1.0)
+    pmdec[5] = np.nan
+    core, control = core_and_control(parallax, e_plx, pmra, pmdec, e_pm, plx0, half, 2.0, -1.0,
+                                     scale)
+    in_slab = np.abs(parallax - plx0) < edge
+    with np.errstate(invalid="ignore"):
+        dpm = np.hypot(pmra - 2.0, pmdec + 1.0)
+        np.testing.assert_array_equal(core, np.flatnonzero(in_slab & (dpm < 1.5 * reach)))
+        np.testing.assert_array_equal(
+            control, np.flatnonzero(in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)))
+    assert core.size > 300 and control.size > 300
 
 
 def test_the_search_holds_only_a_few_slabs_plans_at_once(monkeypatch) -> None:

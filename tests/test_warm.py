@@ -29,7 +29,9 @@ import gc, json, os, sys, time
 from threadpoolctl import threadpool_info
 
 blas = [p["num_threads"] for p in threadpool_info() if p["internal_api"] == "openblas"]
-print(json.dumps({"child": os.environ.get("OCDEC_WARM_CHILD"), "pid": os.getpid(),
+loops = sys.modules.get("ocdec.methods.default.star_loops")
+print(json.dumps({"loops": None if loops is None else len(loops.class_histograms.overloads),
+                  "child": os.environ.get("OCDEC_WARM_CHILD"), "pid": os.getpid(),
                   "cwd": os.getcwd(), "argv": sys.argv[1:], "jax": "jax" in sys.modules,
                   "blas": blas, "tmpdir": os.environ.get("TMPDIR"),
                   "frozen": gc.get_freeze_count()}))
@@ -119,6 +121,7 @@ def test_a_job_runs_forked_with_its_own_streams_arguments_and_status(server: Ser
     got = info(proc)
     assert proc.returncode == 0, proc.stderr
     assert got["child"] == "1" and got["jax"], "the job did not run in the warm interpreter"
+    assert got["loops"] == 2, "the peak search's compiled loops were not loaded before the fork"
     assert got["pid"] != os.getpid()
     assert got["cwd"] == str(tmp_path) and got["argv"] == ["ok", "second"]
     assert proc.stderr.strip() == "a line on stderr"

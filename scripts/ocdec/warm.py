@@ -74,6 +74,10 @@ PRELOAD = (
     "ocdec.data.quality", "ocdec.data.simulate", "ocdec.tables",
 )
 
+# Preloaded modules whose compiled loops (numba) the server loads before it forks: a job would
+# spend 0.2-0.3 s setting up numba's compiler tables to load them. Loading starts no thread.
+COMPILED = ("ocdec.methods.default.star_loops",)
+
 _server: Any = None  # the subprocess.Popen of start()
 #: How long start() waits for the imports (3.5-5 s): the jobs that start before them run in
 #: fresh processes that import everything themselves, 1-3 s more each on cores the imports
@@ -180,6 +184,13 @@ def _preload(modules: tuple[str, ...]) -> None:
                 log.info("not preloaded: %s (%s)", name, err)
     finally:
         atexit.register = register  # type: ignore[assignment]
+    for name in COMPILED:
+        module = sys.modules.get(name)
+        if module is not None:
+            try:
+                module.load()
+            except Exception as err:  # e.g. no compiler: each job compiles or fails on its own
+                log.info("compiled loops not loaded: %s (%s)", name, err)
     log.info("preloaded %d modules in %.1f s", len(modules), time.perf_counter() - t0)
 
 

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ocdec.methods.default.star_loops import class_histograms
+
 # The Gaussian aperture (sigma 2 cells) and the field box, as counts: the same convention as the
 # significance threshold was calibrated with (variance = expected counts, conservative by 2).
 _SIGMA_CELLS = 2.0
@@ -72,34 +74,6 @@ def slab_weights(plx: np.ndarray, e_plx: np.ndarray, field: np.ndarray, c: float
     # times the likelihood's shape: where the field is sparse (a nearby cluster's parallax) the
     # ratio alone saturates far into the tails and every slab near the cluster sees all of it
     return shape * ratio / (1.0 + ratio)
-
-
-
-class _Binner:
-    """Weighted 2-d histograms of (x, y) on the uniform edges ``bx``, ``by`` (values outside
-    dropped, as :func:`numpy.histogram2d`): each star's cell is found once and every histogram
-    of the same stars is one :func:`numpy.bincount` (histogram2d searches the edges for every
-    call: three quarters of the peak search's time at 400,000 stars)."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, bx: np.ndarray, by: np.ndarray) -> None:
-        self.nx, self.ny = bx.size - 1, by.size - 1
-        ix = np.floor((x - bx[0]) / (bx[1] - bx[0])).astype(np.int64)
-        iy = np.floor((y - by[0]) / (by[1] - by[0])).astype(np.int64)
-        self.inside = np.flatnonzero((ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny))
-        self.ix, self.iy = ix[self.inside], iy[self.inside]
-        self.flat = self.ix * self.ny + self.iy
-
-    def __call__(self, weights: np.ndarray) -> np.ndarray:
-        h = np.bincount(self.flat, weights[self.inside], minlength=self.nx * self.ny)
-        return h.reshape(self.nx, self.ny).astype(np.float32)
-
-    def blocks(self, weights: np.ndarray, block: int) -> np.ndarray:
-        """The histogram's sums over blocks of ``block`` cells a side (float64), made from the
-        stars rather than the grid."""
-        nbx, nby = -(-self.nx // block), -(-self.ny // block)
-        flat = (self.ix // block) * nby + self.iy // block
-        return np.bincount(flat, weights[self.inside], minlength=nbx * nby).reshape(nbx, nby)
-
 
 
 @functools.cache
@@ -498,21 +472,28 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, gr
     need_bound = [f == 1 and threshold is not None for f in factors]
     pm: list[_Part] = []
     sky: list[_Part] = []
+    no_weights = np.empty(0)
     for k, (factor, at) in enumerate(zip(factors, stars.at, strict=True)):
         if at is None:
             continue
-        bx = ex[0] + cell * factor * np.arange(-(-nx // factor) + 1)
-        by = ey[0] + cell * factor * np.arange(-(-ny // factor) + 1)
-        hist = _Binner(pmra.take(at), pmdec.take(at), bx, by)
+        # the class's grid: ``factor`` fine cells a side from the fine grid's first edges, its
+        # step their first difference (as the edge arrays binned before gave it, to the bit)
+        coarse = (-(-nx // factor), -(-ny // factor))
         wp = stars.pm_weight[k]
+        block = BOUND_BLOCK if need_bound[k] else 0
+        maps, blocks = class_histograms(
+            pmra, pmdec, at, ex[0], (ex[0] + cell * factor) - ex[0], ey[0],
+            (ey[0] + cell * factor) - ey[0], coarse[0], coarse[1], stars.weight[k],
+            no_weights if wp is None else wp, no_weights if sky_w is None else sky_w, fbar,
+            block)
+        hists = maps.reshape(4, *coarse).astype(np.float32)
+        nb = (-(-coarse[0] // BOUND_BLOCK), -(-coarse[1] // BOUND_BLOCK))
         if wp is not None:
-            positive = (hist.blocks(np.maximum(wp, 0.0), BOUND_BLOCK) if need_bound[k]
-                        else None)
-            pm.append(_part("pm", factor, hist(wp), hist(wp * wp), background_cells, positive))
+            positive = blocks[0].reshape(nb) if block else None
+            pm.append(_part("pm", factor, hists[0], hists[1], background_cells, positive))
         if sky_w is not None:
-            a = stars.weight[k] * (sky_w.take(at) - fbar)  # type: ignore[operator]
-            positive = hist.blocks(np.maximum(a, 0.0), BOUND_BLOCK) if need_bound[k] else None
-            sky.append(_part("sky", factor, hist(a), hist(a * a), background_cells, positive))
+            positive = blocks[1].reshape(nb) if block else None
+            sky.append(_part("sky", factor, hists[2], hists[3], background_cells, positive))
     shape = (nx, ny)
     regions = ([_whole(shape)] if threshold is None
                else _candidate_regions([pm, sky], shape, threshold))

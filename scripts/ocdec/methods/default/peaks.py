@@ -30,6 +30,7 @@ from ocdec.methods.default.density import (
     slab_weights,
 )
 from ocdec.methods.default.sky import angular_separation_deg
+from ocdec.methods.default.star_loops import core_and_control
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
 from ocdec.threads import MapFn
@@ -409,13 +410,10 @@ def _core_and_control(ast: Astrometry, e_pm: np.ndarray, p: Peak
                       ) -> tuple[np.ndarray, np.ndarray]:
     """The indices of a peak's core stars and of its control ring in proper motion, among the
     stars its parallax slab reaches (the slab and a star's own error added, so faint members
-    count too; ``e_pm``: each star's proper-motion error). Only the slab's stars are measured
-    in proper motion: the same stars as masks over every star, at a fraction of the passes
-    over a large field."""
-    slab = np.flatnonzero(np.abs(ast.parallax - p.parallax) < np.hypot(p.plx_half_width, ast.e_plx))
-    dpm = np.hypot(ast.pmra[slab] - p.pmra, ast.pmdec[slab] - p.pmdec)
-    reach = np.hypot(p.pm_scale, e_pm[slab])
-    return slab[dpm < 1.5 * reach], slab[(dpm > 3 * reach) & (dpm < 6 * reach)]
+    count too; ``e_pm``: each star's proper-motion error): one compiled pass over the stars
+    (:func:`~ocdec.methods.default.star_loops.core_and_control`)."""
+    return core_and_control(ast.parallax, ast.e_plx, ast.pmra, ast.pmdec, e_pm, p.parallax,
+                            p.plx_half_width, p.pmra, p.pmdec, p.pm_scale)
 
 
 def _sky_concentration(ast: Astrometry, core: np.ndarray, control: np.ndarray,

@@ -1,0 +1,147 @@
+"""The peak search's passes over every star, compiled (numba): one loop where numpy made several.
+
+A large field's detection is its passes over stars: for each of some thirty parallax slabs, six
+fields (the field and its five resamples) and up to six error classes, the stars' cells in
+proper motion, then four to six weighted histograms of them; for each peak, the stars its slab
+reaches and their distances from it in proper motion. As numpy expressions each of those is a
+pass over a million stars with a temporary array (cells, masks, gathered motions, weights), and
+memory traffic, not arithmetic, set their cost. Here each is one loop that reads a star once.
+
+The loops do what the numpy expressions did, in the same order and the same IEEE double
+operations (no fast-math: no reassociation, no fused multiply-adds), so the results are the same
+to the bit: a histogram adds its stars' weights in their order, as :func:`numpy.bincount` does,
+and :func:`math.hypot` is the C library's, as numpy's. tests/test_peak_search.py compares them
+with the numpy expressions.
+
+Compiled on first use (about 1 s) and kept in numba's cache beside this file, or in numba's
+user cache where that cannot be written (uncached, with a warning, where neither can), so a
+job loads them in milliseconds; the warm interpreter loads them before it forks its jobs
+(:func:`load`). ``nogil``: the slabs still run side by side in threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def _compiled(func: Callable[..., Any]) -> Any:
+    try:
+        return numba.njit(cache=True, nogil=True)(func)
+    except RuntimeError as err:  # "cannot cache function ...: no locator available"
+        log.warning("compiled loops not cached (%s): each process compiles them", err)
+        return numba.njit(nogil=True)(func)
+
+
+@_compiled
+def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: float, dx: float,
+                     y0: float, dy: float, nx: int, ny: int, weight: np.ndarray,
+                     pm_weight: np.ndarray, sky_w: np.ndarray, fbar: float, block: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """One error class's histograms on an ``nx`` x ``ny`` grid (cell (i, j) holds x0 + i dx <= x
+    < x0 + (i + 1) dx, likewise y; stars outside, or not finite, dropped) of its stars ``at``
+    (indices into ``pmra``, ``pmdec`` and ``sky_w``).
+
+    Returns (maps, blocks), float64. maps[0], maps[1]: the sums of ``pm_weight`` and of its
+    square (zero where ``pm_weight`` is empty: the class is not in the proper-motion contrast);
+    maps[2], maps[3]: of a = weight (sky_w - fbar) and of a^2 (zero where ``sky_w`` is empty).
+    blocks[0], blocks[1]: over blocks of ``block`` cells a side (``block`` 0: none), the sums of
+    the positive ``pm_weight`` and the positive a (NaN kept, as numpy.maximum keeps it)."""
+    n_cells = nx * ny
+    maps = np.zeros((4, n_cells))
+    nby = -(-ny // block) if block > 0 else 0
+    blocks = np.zeros((2, (-(-nx // block) if block > 0 else 0) * nby))
+    with_pm, with_sky = pm_weight.size > 0, sky_w.size > 0
+    for k in range(at.size):
+        star = at[k]
+        fx = math.floor((pmra[star] - x0) / dx)
+        fy = math.floor((pmdec[star] - y0) / dy)
+        if not (fx >= 0.0 and fx < nx and fy >= 0.0 and fy < ny):  # NaN fails every test
+            continue
+        ix, iy = int(fx), int(fy)
+        cell = ix * ny + iy
+        b = (ix // block) * nby + iy // block if block > 0 else 0
+        if with_pm:
+            wp = pm_weight[k]
+            maps[0, cell] += wp
+            maps[1, cell] += wp * wp
+            if block > 0:
+                blocks[0, b] += wp if (wp >= 0.0 or wp != wp) else 0.0
+        if with_sky:
+            a = weight[k] * (sky_w[star] - fbar)
+            maps[2, cell] += a
+            maps[3, cell] += a * a
+            if block > 0:
+                blocks[1, b] += a if (a >= 0.0 or a != a) else 0.0
+    return maps, blocks
+
+
+# Squares of lengths decide a comparison of the lengths unless they lie within this relative
+# margin of each other, far beyond their rounding (a few parts in 2^53); there the lengths are
+# compared as numpy compared them, with math.hypot (the C library's, slow: 20 ns a call).
+_SQUARE_MARGIN = 1e-9
+
+
+@numba.njit(inline="always")
+def _order(x2: float, y2: float) -> int:
+    """-1 where x < y for sure, 1 where x > y for sure, 0 where their squares x2, y2 are too
+    close to tell (or NaN)."""
+    if x2 < y2 * (1.0 - _SQUARE_MARGIN):
+        return -1
+    if x2 > y2 * (1.0 + _SQUARE_MARGIN):
+        return 1
+    return 0
+
+
+@_compiled
+def core_and_control(parallax: np.ndarray, e_plx: np.ndarray, pmra: np.ndarray,
+                     pmdec: np.ndarray, e_pm: np.ndarray, plx0: float, half_width: float,
+                     pmra0: float, pmdec0: float, pm_scale: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The indices, ascending, of the stars within a peak's parallax slab (|parallax - plx0| <
+    hypot(half_width, e_plx)) whose proper motion lies within 1.5 member spreads of the peak's
+    (the core) and between 3 and 6 (the control ring), a member spread being hypot(pm_scale,
+    e_pm): the same stars as those expressions in numpy (:data:`_SQUARE_MARGIN`)."""
+    n = parallax.size
+    core = np.empty(n, np.int64)
+    control = np.empty(n, np.int64)
+    n_core = n_control = 0
+    for i in range(n):
+        dp, e = abs(parallax[i] - plx0), e_plx[i]
+        order = _order(dp * dp, half_width * half_width + e * e)
+        if order > 0 or (order == 0 and not dp < math.hypot(half_width, e)):
+            continue
+        dx, dy, e = pmra[i] - pmra0, pmdec[i] - pmdec0, e_pm[i]
+        d2, reach2 = dx * dx + dy * dy, pm_scale * pm_scale + e * e
+        order = _order(d2, 2.25 * reach2)
+        inner, outer = _order(d2, 9.0 * reach2), _order(d2, 36.0 * reach2)
+        if order == 0 or inner == 0 or outer == 0:  # too close to tell: as numpy
+            d, reach = math.hypot(dx, dy), math.hypot(pm_scale, e)
+            in_core = d < 1.5 * reach
+            in_control = d > 3 * reach and d < 6 * reach
+        else:
+            in_core, in_control = order < 0, inner > 0 and outer < 0
+        if in_core:
+            core[n_core] = i
+            n_core += 1
+        elif in_control:
+            control[n_control] = i
+            n_control += 1
+    return core[:n_core].copy(), control[:n_control].copy()
+
+
+def load() -> None:
+    """Compile or load every loop for the argument types the peak search passes (float64
+    arrays; int32 and int64 indices), so that the processes forked after it find them ready:
+    numba's first load in a process sets up its compiler's tables, 0.2-0.3 s."""
+    x = np.zeros(2)
+    for at in (np.arange(2, dtype=np.int32), np.arange(2, dtype=np.int64)):
+        class_histograms(x, x, at, 0.0, 1.0, 0.0, 1.0, 1, 1, x, x, x, 0.0, 8)
+    core_and_control(x, x, x, x, x, 0.0, 1.0, 0.0, 0.0, 1.0)
