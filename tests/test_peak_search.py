@@ -500,6 +500,48 @@ def test_a_resamples_sky_weights_are_the_fields_permuted() -> None:
             [[p.as_dict() for p in f] for f in ordered]
 
 
+def test_scoring_measures_every_star_once_with_the_same_numbers() -> None:
+    """Scoring reads each peak's separations from one pass over the stars (a resample's from the
+    field's, permuted) and finds its centre without the separations: each peak's scores,
+    concentrations and centres are the same, bit for bit, as measured peak by peak."""
+    import pandas as pd
+
+    from ocdec.methods.astrometry import sky_centre, sky_centre_and_r50
+    from ocdec.methods.default.peaks import (
+        _core_and_control,
+        score_peaks,
+        separation_from_centre,
+    )
+    from ocdec.methods.default.sky import angular_separation_deg
+
+    stars = synthetic_field(n_field=5000, n_cluster=120, seed=11)
+    ast = Astrometry.from_stars(stars)
+    priors = ClusterPriors(ra=float(np.median(ast.ra)) + 0.1, dec=float(np.median(ast.dec)),
+                           radius_deg=0.5)
+    nulls, perms = _resamples(ast, PeakSettings(), GroupSettings(n_resamples=2))
+    separation = separation_from_centre(ast, priors)
+    assert separation is not None and separation_from_centre(ast, ClusterPriors()) is None
+    e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
+    for field, perm in ((ast, None), *zip(nulls, perms, strict=True)):
+        peaks = find_peaks(field, priors)
+        shared = separation if perm is None else separation[perm]
+        scored = score_peaks(field, peaks, priors, separation=shared)
+        assert scored and [p.as_dict() for p in scored] == \
+            [p.as_dict() for p in score_peaks(field, peaks, priors)]
+        for p in scored:
+            core, control = _core_and_control(field, e_pm, p)
+            if core.size < 5 or control.size < 5:
+                assert math.isnan(p.concentration)
+                continue
+            with_r50 = sky_centre_and_r50(pd.DataFrame({"ra": field.ra[core],
+                                                        "dec": field.dec[core]}))
+            assert (p.ra, p.dec) == (with_r50["ra"], with_r50["dec"])
+            r = [np.median(angular_separation_deg(field.ra[i], field.dec[i], priors.ra,
+                                                  priors.dec)) for i in (core, control)]
+            assert p.concentration == r[1] / max(r[0], 1e-6)
+    assert all(math.isnan(x) for x in sky_centre(np.array([np.nan]), np.array([1.0])))
+
+
 def test_a_peaks_core_and_control_are_the_masks_over_every_star() -> None:
     """Scoring measures proper motions only for the stars the peak's slab reaches: the same core
     and control ring as the masks over every star."""

@@ -33,6 +33,7 @@ from ocdec.methods.default.peaks import (
     PeakSettings,
     score_peaks,
     search_fields,
+    separation_from_centre,
 )
 from ocdec.methods.default.sky import tangent_plane
 from ocdec.methods.default.stars import Astrometry
@@ -240,9 +241,14 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     # the (field, slab) maps use every thread the job has, the scoring one per field
     with thread_map(available_threads()) as tmap:
         raw = search_fields(fields, priors, peak_settings, tmap, orders=[None, *perms])
+        # the resamples' positions are the field's shuffled, and so are their separations
+        separation = separation_from_centre(ast, priors)
+        separations = [separation, *(None if separation is None else separation[perm]
+                                     for perm in perms)]
 
         def score(i: int, stars: Astrometry, field_peaks: list[Peak]) -> list[Peak]:
-            return score_peaks(stars, field_peaks, priors if i == 0 else centre, peak_settings)
+            return score_peaks(stars, field_peaks, priors if i == 0 else centre, peak_settings,
+                               separations[i])
 
         found = list(tmap(score, range(len(fields)), fields, raw))
     maxima = [max((statistic(p) for p in peaks), default=0.0) for peaks in found[1:]]

@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from ocdec.errors import OcdecError
+from ocdec.methods.astrometry import sky_centre
 from ocdec.methods.default.density import (
     ClassStars,
     FieldParallax,
@@ -417,26 +417,34 @@ def _core_and_control(ast: Astrometry, e_pm: np.ndarray, p: Peak
 
 
 def _sky_concentration(ast: Astrometry, core: np.ndarray, control: np.ndarray,
-                       priors: ClusterPriors) -> float:
-    """r50 of the control stars over r50 of the core stars (indices) about the same centre (> 1:
-    the core is concentrated on the sky like a cluster). NaN without positions or with too few
-    stars."""
+                       centre: tuple[float, float], separation: np.ndarray | None) -> float:
+    """r50 of the control stars over r50 of the core stars (indices) about ``centre`` (> 1: the
+    core is concentrated on the sky like a cluster); ``separation``: every star's separation
+    from it, where made once for all peaks. NaN without positions or with too few stars."""
     if not ast.has_sky or core.size < 5 or control.size < 5:
         return math.nan
-    if priors.has_centre:
-        ra0, dec0 = float(priors.ra), float(priors.dec)  # type: ignore[arg-type]
+    if separation is not None:
+        r_core, r_ctrl = np.median(separation[core]), np.median(separation[control])
     else:
-        from ocdec.methods.astrometry import sky_centre_and_r50
-
-        centre = sky_centre_and_r50(pd.DataFrame({"ra": ast.ra[core], "dec": ast.dec[core]}))
-        ra0, dec0 = centre["ra"], centre["dec"]
-    r_core = np.median(angular_separation_deg(ast.ra[core], ast.dec[core], ra0, dec0))
-    r_ctrl = np.median(angular_separation_deg(ast.ra[control], ast.dec[control], ra0, dec0))
+        ra0, dec0 = centre
+        r_core = np.median(angular_separation_deg(ast.ra[core], ast.dec[core], ra0, dec0))
+        r_ctrl = np.median(angular_separation_deg(ast.ra[control], ast.dec[control], ra0, dec0))
     return float(r_ctrl / max(r_core, 1e-6))
 
 
+def separation_from_centre(ast: Astrometry, priors: ClusterPriors) -> np.ndarray | None:
+    """Every star's separation (degrees) from the catalogue's centre, which :func:`score_peaks`
+    measures each peak's stars by; None without positions or a centre. A field's resamples,
+    its positions shuffled, have it shuffled alike (numpy's results are each star's own)."""
+    if not ast.has_sky or not priors.has_centre:
+        return None
+    return angular_separation_deg(ast.ra, ast.dec, float(priors.ra),  # type: ignore[arg-type]
+                                  float(priors.dec))  # type: ignore[arg-type]
+
+
 def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
-                s: PeakSettings | None = None) -> list[Peak]:
+                s: PeakSettings | None = None, separation: np.ndarray | None = None
+                ) -> list[Peak]:
     """Attach sky concentration, sky centre and prior weight to the most significant peaks, best
     score first.
 
@@ -445,26 +453,29 @@ def score_peaks(ast: Astrometry, peaks: list[Peak], priors: ClusterPriors,
     prior weight is a log-normal in parallax around the catalogue distance and a Gaussian of
     ``pm_prior_sigma`` around the catalogue proper motion (each 1 when absent). The power below 1
     keeps a pre-Gaia proper motion several mas/yr off (Berkeley 29: 5) from preferring a weak
-    peak near it over the cluster.
+    peak near it over the cluster. The concentration is measured about the catalogue's centre
+    (else the core's own); ``separation``: :func:`separation_from_centre` of these stars, where
+    the caller has it (made here otherwise: one pass, not one per peak).
     """
     s = s or PeakSettings()
     e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
+    if separation is None and peaks:
+        separation = separation_from_centre(ast, priors)
     scored = []
     for p in peaks[: s.max_peaks]:
         core, control = _core_and_control(ast, e_pm, p)
-        conc = _sky_concentration(ast, core, control, priors)
+        ra = dec = math.nan
+        if ast.has_sky and core.size >= 5:
+            ra, dec = sky_centre(ast.ra[core], ast.dec[core])
+        about = ((float(priors.ra), float(priors.dec)) if priors.has_centre  # type: ignore[arg-type]
+                 else (ra, dec))
+        conc = _sky_concentration(ast, core, control, about, separation)
         weight = priors.weight(p.pmra, p.pmdec, p.parallax, pm_scale=p.pm_scale,
                                pm_sigma=s.pm_prior_sigma, plx_log_sigma=s.plx_prior_log_sigma)
         if math.isnan(conc):
             c_term = 0.5 if ast.has_sky else 1.0
         else:
             c_term = min(max(conc, 0.5), 3.0)
-        ra = dec = math.nan
-        if ast.has_sky and core.size >= 5:
-            from ocdec.methods.astrometry import sky_centre_and_r50
-
-            centre = sky_centre_and_r50(pd.DataFrame({"ra": ast.ra[core], "dec": ast.dec[core]}))
-            ra, dec = float(centre["ra"]), float(centre["dec"])
         scored.append(Peak(**{**p.__dict__, "n_core": int(core.size), "concentration": conc,
                               "prior_weight": weight, "ra": ra, "dec": dec,
                               "score": p.significance * c_term * weight**PRIOR_POWER}))
