@@ -382,6 +382,34 @@ def test_the_most_precise_stars_are_in_the_first_error_class() -> None:
     assert np.array_equal(np.sort(in_a_class), classes.every)
 
 
+def test_error_classes_are_numpys_to_the_last_star() -> None:
+    """The compiled classing (squares against powers of 4, numpy where they cannot tell) gives
+    the classes numpy's floor(log2(hypot / s0)) gave, for stars one unit in the last place
+    either side of every class edge and on it, and for NaN and infinite errors."""
+    from ocdec.methods.default.star_loops import spread_classes
+
+    rng = np.random.default_rng(6)
+    n, intrinsic = 120_000, 0.07
+    e_pm = rng.uniform(0.01, 3.0, n)
+    # s0 is the 2 % quantile of every 2nd star's spread: the odd stars can sit on its edges
+    s0 = float(np.quantile(np.hypot(intrinsic, e_pm[::2]), 0.02))
+    odd = np.arange(1, n, 2)[:6000]
+    k = rng.integers(1, 8, odd.size)
+    edge = np.sqrt((s0 * 2.0**k) ** 2 - intrinsic**2)
+    e_pm[odd] = np.nextafter(edge, rng.choice([-np.inf, np.inf], odd.size))
+    e_pm[odd[::3]] = edge[::3]
+    e_pm[odd[:4]] = [np.nan, np.inf, 0.0, 1e-300]
+    classes = density.error_classes(e_pm, intrinsic, max_classes=6)
+    assert classes.s0 == s0
+    with np.errstate(invalid="ignore"):
+        cls = np.maximum(np.floor(np.log2(np.hypot(intrinsic, e_pm) / s0)).astype(int), 0)
+    np.testing.assert_array_equal(classes.every, np.flatnonzero(cls < 6))
+    for j in range(6):
+        np.testing.assert_array_equal(classes.members[j], np.flatnonzero(cls == j))
+    unsure = spread_classes(e_pm, intrinsic, s0, 6) < 0
+    assert unsure[odd].sum() > 1000 and not unsure[::2].any()
+
+
 def test_a_slabs_class_stars_index_the_field_and_give_the_slabs_maps() -> None:
     """A slab's stars by class, indexed among the field's stars (as the search shares them
     between a field and its resamples), give the maps, to the bit, that the slab's own arrays

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ocdec.methods.default.star_loops import class_histograms
+from ocdec.methods.default.star_loops import class_histograms, class_members, spread_classes
 
 # The Gaussian aperture (sigma 2 cells) and the field box, as counts: the same convention as the
 # significance threshold was calibrated with (variance = expected counts, conservative by 2).
@@ -334,21 +334,27 @@ class ErrorClasses:
 def error_classes(e_pm: np.ndarray, intrinsic: float, max_classes: int = 6) -> ErrorClasses:
     """Stars of member spread hypot(intrinsic, e_pm) in classes of factors of 2 from the 2 %
     quantile of that spread; those below it belong to the first class."""
-    spread = np.hypot(intrinsic, e_pm)
     # The grid's scales from quantiles of at most QUANTILE_STARS stars (every n-th: the rows'
     # order carries no proper motion), not of every star: a partial sort per slab was a fifth of
     # the search at 400,000 stars, and the grid only needs its span and cell to a few per cent.
-    step = max(1, spread.size // QUANTILE_STARS)
-    s0 = max(float(np.quantile(spread[::step], 0.02)), 1e-4)
+    step = max(1, e_pm.size // QUANTILE_STARS)
+    s0 = max(float(np.quantile(np.hypot(intrinsic, e_pm[::step]), 0.02)), 1e-4)
     # The stars below the 2 % quantile join class 0 rather than none: they are the slab's most
     # precise, and in a deep field, where faint stars set the quantile, they are a nearby
     # cluster's bright members and every star whose parallax places it in the slab (pm_ok).
     # Left out (class -1), the proper-motion contrast of such a slab was empty (simulated IC 4756:
     # 913 of 913 such stars, 264 of its 435 members).
-    cls = np.maximum(np.floor(np.log2(spread / s0)).astype(int), 0)
-    every = np.flatnonzero(cls < max_classes)
+    # A compiled pass classes the stars by comparing squares; the few it cannot tell (-1) are
+    # classed as numpy classed every star, and the classes are the same to the last star.
+    cls = spread_classes(e_pm, intrinsic, s0, max_classes)
+    unsure = np.flatnonzero(cls < 0)
+    if unsure.size:
+        with np.errstate(invalid="ignore"):  # NaN's and infinity's casts: class 0, as before
+            exact = np.floor(np.log2(np.hypot(intrinsic, e_pm[unsure]) / s0)).astype(int)
+        cls[unsure] = np.clip(exact, 0, max_classes)
+    every, grouped, starts = class_members(cls, max_classes)
     return ErrorClasses(s0, every, every[::step],
-                        tuple(np.flatnonzero(cls == k) for k in range(max_classes)))
+                        tuple(grouped[starts[k]:starts[k + 1]] for k in range(max_classes)))
 
 
 @dataclass(frozen=True)

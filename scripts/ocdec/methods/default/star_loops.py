@@ -137,6 +137,61 @@ def core_and_control(parallax: np.ndarray, e_plx: np.ndarray, pmra: np.ndarray,
     return core[:n_core].copy(), control[:n_control].copy()
 
 
+@_compiled
+def spread_classes(e_pm: np.ndarray, intrinsic: float, s0: float, n_classes: int
+                   ) -> np.ndarray:
+    """Each star's class k = floor(log2(hypot(intrinsic, e_pm) / s0)), at least 0 and at most
+    ``n_classes`` (every class from there on is one: beyond the classes kept), int8; -1 where
+    the squares cannot tell it (near a power of 2, or not finite): there numpy decides
+    (:func:`ocdec.methods.default.density.error_classes`)."""
+    out = np.empty(e_pm.size, np.int8)
+    i2, s2 = intrinsic * intrinsic, s0 * s0
+    for i in range(e_pm.size):
+        e = e_pm[i]
+        r = (i2 + e * e) / s2  # (spread / s0)^2: class k from 4^k on
+        if not r < math.inf:  # NaN or infinite: as numpy's cast makes it
+            out[i] = -1
+            continue
+        k, edge = 0, 4.0
+        while k < n_classes:
+            order = _order(r, edge)
+            if order == 0:
+                k = -1
+                break
+            if order < 0:
+                break
+            k += 1
+            edge *= 4.0
+        out[i] = k
+    return out
+
+
+@_compiled
+def class_members(cls: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stars of classes 0 to ``n_classes`` - 1 (``cls``): (every such star, ascending; the
+    stars grouped by class, ascending in each; each class's start in that grouping, and the
+    end)."""
+    counts = np.zeros(n_classes + 1, np.int64)
+    for c in cls:
+        if c < n_classes:
+            counts[c] += 1
+    starts = np.zeros(n_classes + 1, np.int64)
+    for k in range(n_classes):
+        starts[k + 1] = starts[k] + counts[k]
+    every = np.empty(starts[n_classes], np.int64)
+    grouped = np.empty(starts[n_classes], np.int64)
+    at = starts[:n_classes].copy()
+    m = 0
+    for i in range(cls.size):
+        c = cls[i]
+        if c < n_classes:
+            every[m] = i
+            m += 1
+            grouped[at[c]] = i
+            at[c] += 1
+    return every, grouped, starts
+
+
 def load() -> None:
     """Compile or load every loop for the argument types the peak search passes (float64
     arrays; int32 and int64 indices), so that the processes forked after it find them ready:
@@ -145,3 +200,4 @@ def load() -> None:
     for at in (np.arange(2, dtype=np.int32), np.arange(2, dtype=np.int64)):
         class_histograms(x, x, at, 0.0, 1.0, 0.0, 1.0, 1, 1, x, x, x, 0.0, 8)
     core_and_control(x, x, x, x, x, 0.0, 1.0, 0.0, 0.0, 1.0)
+    class_members(spread_classes(x, 0.1, 0.1, 6), 6)
