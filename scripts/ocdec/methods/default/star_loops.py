@@ -145,24 +145,23 @@ def spread_classes(e_pm: np.ndarray, intrinsic: float, s0: float, n_classes: int
     the squares cannot tell it (near a power of 2, or not finite): there numpy decides
     (:func:`ocdec.methods.default.density.error_classes`)."""
     out = np.empty(e_pm.size, np.int8)
-    i2, s2 = intrinsic * intrinsic, s0 * s0
+    # the class edges as squares of spread, s0^2 4^k, each with its margin either side
+    below = np.empty(n_classes)
+    above = np.empty(n_classes)
+    for k in range(n_classes):
+        edge = s0 * s0 * 4.0 ** (k + 1)
+        below[k], above[k] = edge * (1.0 - _SQUARE_MARGIN), edge * (1.0 + _SQUARE_MARGIN)
+    i2 = intrinsic * intrinsic
     for i in range(e_pm.size):
         e = e_pm[i]
-        r = (i2 + e * e) / s2  # (spread / s0)^2: class k from 4^k on
-        if not r < math.inf:  # NaN or infinite: as numpy's cast makes it
+        q = i2 + e * e  # the spread's square
+        if not q < math.inf:  # NaN or infinite: as numpy's cast makes it
             out[i] = -1
             continue
-        k, edge = 0, 4.0
-        while k < n_classes:
-            order = _order(r, edge)
-            if order == 0:
-                k = -1
-                break
-            if order < 0:
-                break
+        k = 0
+        while k < n_classes and q > above[k]:
             k += 1
-            edge *= 4.0
-        out[i] = k
+        out[i] = -1 if k < n_classes and q >= below[k] else k
     return out
 
 
