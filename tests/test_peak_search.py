@@ -620,6 +620,16 @@ def test_core_and_control_decide_the_last_bit_as_numpy() -> None:
         np.testing.assert_array_equal(
             control, np.flatnonzero(in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)))
     assert core.size > 300 and control.size > 300
+    # fields where every star is in the core, or in the ring: the index arrays grow to hold them
+    x = rng.normal(size=10_000)
+    core, control = core_and_control(x, np.abs(x), x, x, np.abs(x), 0.0, 1e3, 0.0, 0.0, 1e3)
+    np.testing.assert_array_equal(core, np.arange(10_000))
+    assert control.size == 0
+    ones = np.ones(10_000)
+    core, control = core_and_control(x, ones, 4.5 * ones, 0 * ones, ones, 0.0, 10.0, 0.0, 0.0,
+                                     0.0)
+    np.testing.assert_array_equal(control, np.arange(10_000))
+    assert core.size == 0
 
 
 def test_the_search_holds_only_a_few_slabs_plans_at_once(monkeypatch) -> None:
