@@ -111,6 +111,9 @@ def test_class_histograms_are_the_bincounts_of_the_stars_inside() -> None:
     np.testing.assert_array_equal(maps[3], np.bincount(cell, (a * a)[kept], minlength=288))
     np.testing.assert_array_equal(
         blocks[1], np.bincount(block, np.maximum(a, 0.0)[kept], minlength=18))
+    with pytest.raises(ValueError, match="a weight per star"):  # numba checks no index
+        class_histograms(x, y, at, bx[0], 0.25, by[0], 0.5, 24, 12, w[:10], np.empty(0), sky_w,
+                         0.4, 4)
 
 
 def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
@@ -593,34 +596,39 @@ def test_a_peaks_core_and_control_are_the_masks_over_every_star() -> None:
 
 def test_core_and_control_decide_the_last_bit_as_numpy() -> None:
     """Stars one unit in the last place either side of every boundary (the slab's edge, 1.5, 3
-    and 6 member spreads) and on it, with NaN motions and errors: the compiled loop, which
-    compares squares where they tell, keeps the same stars as numpy's hypot expressions."""
+    and 6 member spreads) and on it, with NaN motions and errors, and at scales where squares
+    underflow: the compiled loop, which compares squares where they tell, keeps the same stars
+    as numpy's hypot expressions."""
     from ocdec.methods.default.star_loops import core_and_control
 
     rng = np.random.default_rng(4)
-    half, scale, plx0 = 0.07, 0.31, 1.3
-    e_plx, e_pm = rng.uniform(0.01, 0.5, 4000), rng.uniform(0.01, 2.0, 4000)
-    e_pm[:3] = [0.0, np.nan, np.inf]
-    edge = np.hypot(half, e_plx)
-    reach = np.hypot(scale, e_pm)
-    c = rng.choice([1.5, 3.0, 6.0], 4000)
-    at = rng.choice([-np.inf, 0.0, np.inf], 4000)
-    # parallaxes on, just inside or just outside the edge; motions likewise for one of the radii
-    parallax = np.where(rng.random(4000) < 0.5, plx0 + 0.5 * edge,
-                        plx0 + np.nextafter(edge, rng.choice([-np.inf, np.inf], 4000)))
-    pmra = 2.0 + np.nextafter(c * reach, at)
-    pmdec = np.full(4000, -1.0)
-    pmdec[5] = np.nan
-    core, control = core_and_control(parallax, e_plx, pmra, pmdec, e_pm, plx0, half, 2.0, -1.0,
-                                     scale)
-    in_slab = np.abs(parallax - plx0) < edge
-    with np.errstate(invalid="ignore"):
-        dpm = np.hypot(pmra - 2.0, pmdec + 1.0)
-        np.testing.assert_array_equal(core, np.flatnonzero(in_slab & (dpm < 1.5 * reach)))
-        np.testing.assert_array_equal(
-            control, np.flatnonzero(in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)))
-    assert core.size > 300 and control.size > 300
+    for unit in (1.0, 1e-160, 1e-300):  # 1e-160: squares underflow; 1e-300: subnormal values
+        half, scale = 0.07 * unit, 0.31 * unit
+        e_plx, e_pm = unit * rng.uniform(0.01, 0.5, 4000), unit * rng.uniform(0.01, 2.0, 4000)
+        e_pm[:3] = [0.0, np.nan, np.inf]
+        edge = np.hypot(half, e_plx)
+        reach = np.hypot(scale, e_pm)
+        c = rng.choice([1.5, 3.0, 6.0], 4000)
+        # the peak at 0: parallaxes on, just inside or just outside the slab's edge; motions
+        # likewise for one of the radii (the products c * reach as numpy rounds them)
+        parallax = np.where(rng.random(4000) < 0.5, 0.5 * edge,
+                            np.nextafter(edge, rng.choice([-np.inf, np.inf], 4000)))
+        pmra = np.nextafter(c * reach, rng.choice([-np.inf, 0.0, np.inf], 4000))
+        pmdec = np.zeros(4000)
+        pmdec[5] = np.nan
+        core, control = core_and_control(parallax, e_plx, pmra, pmdec, e_pm, 0.0, half, 0.0,
+                                         0.0, scale)
+        in_slab = np.abs(parallax) < edge
+        with np.errstate(invalid="ignore"):
+            dpm = np.hypot(pmra, pmdec)
+            np.testing.assert_array_equal(core, np.flatnonzero(in_slab & (dpm < 1.5 * reach)))
+            np.testing.assert_array_equal(
+                control, np.flatnonzero(in_slab & (dpm > 3 * reach) & (dpm < 6 * reach)))
+        assert core.size > 300 and control.size > 300
+    with pytest.raises(ValueError, match="one value per star"):
+        core_and_control(parallax, e_plx, pmra, pmdec, e_pm[:3], 0.0, half, 0.0, 0.0, scale)
     # fields where every star is in the core, or in the ring: the index arrays grow to hold them
+    rng = np.random.default_rng(5)
     x = rng.normal(size=10_000)
     core, control = core_and_control(x, np.abs(x), x, x, np.abs(x), 0.0, 1e3, 0.0, 0.0, 1e3)
     np.testing.assert_array_equal(core, np.arange(10_000))

@@ -18,8 +18,9 @@ yet, a SLURM job on another node, a conda environment, ``warm_interpreter: false
 :func:`delegate` returns and the job runs in its own process as before. The child runs the same
 code on the same inputs, so the outputs are the same (tests/test_warm.py compares them).
 
-Forking is safe here because the server never starts a JAX backend, a compilation or a thread
-of its own; the libraries' import-time threads (OpenBLAS, Arrow) handle a fork as they do under
+Forking is safe here because the server never starts a JAX backend, a JAX compilation or a
+thread of its own (numba's loops are loaded, or compiled once, in its one thread: COMPILED);
+the libraries' import-time threads (OpenBLAS, Arrow) handle a fork as they do under
 :mod:`multiprocessing`, and each child sets OpenBLAS to its job's ``threads``. The server keeps
 serving whatever one job does, and its children die with it.
 """
@@ -75,7 +76,9 @@ PRELOAD = (
 )
 
 # Preloaded modules whose compiled loops (numba) the server loads before it forks: a job would
-# spend 0.2-0.3 s setting up numba's compiler tables to load them. Loading starts no thread.
+# spend 0.2-0.3 s setting up numba's compiler tables to load them. Loading, or compiling them
+# where numba's cache is cold (a few seconds, once), runs in this thread and starts none (numba
+# loads scipy's BLAS, which the preloads have already loaded), so the fork stays safe.
 COMPILED = ("ocdec.methods.default.star_loops",)
 
 _server: Any = None  # the subprocess.Popen of start()

@@ -242,13 +242,13 @@ def search_with_nulls(ast: Astrometry, priors: ClusterPriors, peak_settings: Pea
     with thread_map(available_threads()) as tmap:
         raw = search_fields(fields, priors, peak_settings, tmap, orders=[None, *perms])
         # the resamples' positions are the field's shuffled, and so are their separations
+        # (permuted as each is scored: six at once were 480 MB on 10 M stars)
         separation = separation_from_centre(ast, priors)
-        separations = [separation, *(None if separation is None else separation[perm]
-                                     for perm in perms)]
 
         def score(i: int, stars: Astrometry, field_peaks: list[Peak]) -> list[Peak]:
+            own = separation if separation is None or i == 0 else separation[perms[i - 1]]
             return score_peaks(stars, field_peaks, priors if i == 0 else centre, peak_settings,
-                               separations[i])
+                               own)
 
         found = list(tmap(score, range(len(fields)), fields, raw))
     maxima = [max((statistic(p) for p in peaks), default=0.0) for peaks in found[1:]]

@@ -9,9 +9,10 @@ memory traffic, not arithmetic, set their cost. Here each is one loop that reads
 
 The loops do what the numpy expressions did, in the same order and the same IEEE double
 operations (no fast-math: no reassociation, no fused multiply-adds), so the results are the same
-to the bit: a histogram adds its stars' weights in their order, as :func:`numpy.bincount` does,
+to the bit for the float64 arrays the search passes (float32 ones would be computed in
+float32): a histogram adds its stars' weights in their order, as :func:`numpy.bincount` does,
 and :func:`math.hypot` is the C library's, as numpy's. tests/test_peak_search.py compares them
-with the numpy expressions.
+with the numpy expressions. numba does not check indices: each loop checks its arrays' lengths.
 
 Compiled on first use (about 1 s) and kept in numba's cache beside this file, or in numba's
 user cache where that cannot be written (uncached, with a warning, where neither can), so a
@@ -54,6 +55,8 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
     maps[2], maps[3]: of a = weight (sky_w - fbar) and of a^2 (zero where ``sky_w`` is empty).
     blocks[0], blocks[1]: over blocks of ``block`` cells a side (``block`` 0: none), the sums of
     the positive ``pm_weight`` and the positive a (NaN kept, as numpy.maximum keeps it)."""
+    if weight.size != at.size or (pm_weight.size and pm_weight.size != at.size):
+        raise ValueError("class_histograms: a weight per star of the class")
     n_cells = nx * ny
     maps = np.zeros((4, n_cells))
     nby = -(-ny // block) if block > 0 else 0
@@ -61,11 +64,13 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
     with_pm, with_sky = pm_weight.size > 0, sky_w.size > 0
     for k in range(at.size):
         star = at[k]
-        fx = math.floor((pmra[star] - x0) / dx)
-        fy = math.floor((pmdec[star] - y0) / dy)
-        if not (fx >= 0.0 and fx < nx and fy >= 0.0 and fy < ny):  # NaN fails every test
+        # floor(g) lies in [0, n) exactly where g does: tested before any cast to an integer
+        # (NaN fails every test), then truncated, which is floor for g >= 0
+        gx = (pmra[star] - x0) / dx
+        gy = (pmdec[star] - y0) / dy
+        if not (gx >= 0.0 and gx < nx and gy >= 0.0 and gy < ny):
             continue
-        ix, iy = int(fx), int(fy)
+        ix, iy = int(gx), int(gy)
         cell = ix * ny + iy
         b = (ix // block) * nby + iy // block if block > 0 else 0
         if with_pm:
@@ -87,12 +92,17 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
 # margin of each other, far beyond their rounding (a few parts in 2^53); there the lengths are
 # compared as numpy compared them, with math.hypot (the C library's, slow: 20 ns a call).
 _SQUARE_MARGIN = 1e-9
+# Below this a square may have underflowed (numbers of 1e-154 and less): numpy's way decides.
+_SQUARE_FLOOR = 1e-290
 
 
 @numba.njit(inline="always")
 def _order(x2: float, y2: float) -> int:
     """-1 where x < y for sure, 1 where x > y for sure, 0 where their squares x2, y2 are too
-    close to tell (or NaN)."""
+    close to tell (or NaN, or y2 so small that the squares may have lost digits below the
+    smallest normal number)."""
+    if not y2 >= _SQUARE_FLOOR:
+        return 0
     if x2 < y2 * (1.0 - _SQUARE_MARGIN):
         return -1
     if x2 > y2 * (1.0 + _SQUARE_MARGIN):
@@ -110,6 +120,8 @@ def core_and_control(parallax: np.ndarray, e_plx: np.ndarray, pmra: np.ndarray,
     (the core) and between 3 and 6 (the control ring), a member spread being hypot(pm_scale,
     e_pm): the same stars as those expressions in numpy (:data:`_SQUARE_MARGIN`)."""
     n = parallax.size
+    if not e_plx.size == pmra.size == pmdec.size == e_pm.size == n:
+        raise ValueError("core_and_control: one value per star in every array")
     # grown as they fill: arrays as long as the field were 160 MB a peak on 10 M stars
     core = np.empty(min(n, 4096), np.int64)
     control = np.empty(min(n, 4096), np.int64)
