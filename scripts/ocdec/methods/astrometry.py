@@ -80,9 +80,7 @@ def sky_centre_and_r50(sel: pd.DataFrame) -> dict[str, float]:
     centre = _centre(sel["ra"].to_numpy(dtype=float), sel["dec"].to_numpy(dtype=float))
     if centre is None:
         return {"ra": math.nan, "dec": math.nan, "r50_deg": math.nan}
-    mean, xyz = centre
-    ra0 = math.degrees(math.atan2(mean[1], mean[0])) % 360.0
-    dec0 = math.degrees(math.asin(float(np.clip(mean[2], -1.0, 1.0))))
+    ra0, dec0, mean, xyz = centre
     sep = np.degrees(np.arccos(np.clip(mean @ xyz, -1.0, 1.0)))
     return {"ra": ra0, "dec": dec0, "r50_deg": float(np.median(sep))}
 
@@ -91,16 +89,13 @@ def sky_centre(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
     """(ra, dec) of :func:`sky_centre_and_r50` (degrees; NaN where no position is finite),
     without the separations."""
     centre = _centre(np.asarray(ra, dtype=float), np.asarray(dec, dtype=float))
-    if centre is None:
-        return math.nan, math.nan
-    mean = centre[0]
-    return (math.degrees(math.atan2(mean[1], mean[0])) % 360.0,
-            math.degrees(math.asin(float(np.clip(mean[2], -1.0, 1.0)))))
+    return (math.nan, math.nan) if centre is None else centre[:2]
 
 
-def _centre(ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The normalised mean unit vector of the finite positions and their unit vectors (3, n);
-    None where none is finite."""
+def _centre(ra_deg: np.ndarray, dec_deg: np.ndarray
+            ) -> tuple[float, float, np.ndarray, np.ndarray] | None:
+    """(ra, dec) in degrees of the normalised mean unit vector of the finite positions, that
+    vector and their unit vectors (3, n); None where none is finite."""
     ra, dec = np.radians(ra_deg), np.radians(dec_deg)
     ok = np.isfinite(ra) & np.isfinite(dec)
     if not ok.any():
@@ -109,4 +104,6 @@ def _centre(ra_deg: np.ndarray, dec_deg: np.ndarray) -> tuple[np.ndarray, np.nda
     xyz = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
     mean = xyz.mean(axis=1)
     mean /= np.linalg.norm(mean)
-    return mean, xyz
+    ra0 = math.degrees(math.atan2(mean[1], mean[0])) % 360.0
+    dec0 = math.degrees(math.asin(float(np.clip(mean[2], -1.0, 1.0))))
+    return ra0, dec0, mean, xyz

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ocdec.methods.default.star_loops import class_histograms, class_members, spread_classes
+from ocdec.methods.default.star_loops import class_histograms, spread_classes
 
 # The Gaussian aperture (sigma 2 cells) and the field box, as counts: the same convention as the
 # significance threshold was calibrated with (variance = expected counts, conservative by 2).
@@ -352,7 +352,10 @@ def error_classes(e_pm: np.ndarray, intrinsic: float, max_classes: int = 6) -> E
         with np.errstate(invalid="ignore"):  # NaN's and infinity's casts: class 0, as before
             exact = np.floor(np.log2(np.hypot(intrinsic, e_pm[unsure]) / s0)).astype(int)
         cls[unsure] = np.clip(exact, 0, max_classes)
-    every, grouped, starts = class_members(cls, max_classes)
+    every = np.flatnonzero(cls < max_classes)
+    # the stars grouped by class, ascending within each (a stable sort of int8 is a radix sort)
+    grouped = np.argsort(cls, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(cls, minlength=max_classes + 1))])
     return ErrorClasses(s0, every, every[::step],
                         tuple(grouped[starts[k]:starts[k + 1]] for k in range(max_classes)))
 
@@ -492,14 +495,14 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, gr
             (ey[0] + cell * factor) - ey[0], coarse[0], coarse[1], stars.weight[k],
             no_weights if wp is None else wp, no_weights if sky_w is None else sky_w, fbar,
             block)
-        hists = maps.reshape(4, *coarse).astype(np.float32)
         nb = (-(-coarse[0] // BOUND_BLOCK), -(-coarse[1] // BOUND_BLOCK))
-        if wp is not None:
-            positive = blocks[0].reshape(nb) if block else None
-            pm.append(_part("pm", factor, hists[0], hists[1], background_cells, positive))
-        if sky_w is not None:
-            positive = blocks[1].reshape(nb) if block else None
-            sky.append(_part("sky", factor, hists[2], hists[3], background_cells, positive))
+        # each contrast's two maps (as float32) and block sums, only where it is made
+        for kind, j, parts, made in (("pm", 0, pm, wp is not None),
+                                     ("sky", 1, sky, sky_w is not None)):
+            if made:
+                h, h2 = (maps[i].reshape(coarse).astype(np.float32) for i in (2 * j, 2 * j + 1))
+                positive = blocks[j].reshape(nb) if block else None
+                parts.append(_part(kind, factor, h, h2, background_cells, positive))
     shape = (nx, ny)
     regions = ([_whole(shape)] if threshold is None
                else _candidate_regions([pm, sky], shape, threshold))

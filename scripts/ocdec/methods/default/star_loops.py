@@ -170,12 +170,7 @@ def spread_classes(e_pm: np.ndarray, intrinsic: float, s0: float, n_classes: int
     the squares cannot tell it (near a power of 2, or not finite): there numpy decides
     (:func:`ocdec.methods.default.density.error_classes`)."""
     out = np.empty(e_pm.size, np.int8)
-    # the class edges as squares of spread, s0^2 4^k, each with its margin either side
-    below = np.empty(n_classes)
-    above = np.empty(n_classes)
-    for k in range(n_classes):
-        edge = s0 * s0 * 4.0 ** (k + 1)
-        below[k], above[k] = edge * (1.0 - _SQUARE_MARGIN), edge * (1.0 + _SQUARE_MARGIN)
+    edges = s0 * s0 * 4.0 ** np.arange(1, n_classes + 1)  # the class edges as squares of spread
     i2 = intrinsic * intrinsic
     for i in range(e_pm.size):
         e = e_pm[i]
@@ -184,36 +179,10 @@ def spread_classes(e_pm: np.ndarray, intrinsic: float, s0: float, n_classes: int
             out[i] = -1
             continue
         k = 0
-        while k < n_classes and q > above[k]:
+        while k < n_classes and _order(q, edges[k]) > 0:
             k += 1
-        out[i] = -1 if k < n_classes and q >= below[k] else k
+        out[i] = -1 if k < n_classes and _order(q, edges[k]) == 0 else k
     return out
-
-
-@_compiled
-def class_members(cls: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The stars of classes 0 to ``n_classes`` - 1 (``cls``): (every such star, ascending; the
-    stars grouped by class, ascending in each; each class's start in that grouping, and the
-    end)."""
-    counts = np.zeros(n_classes + 1, np.int64)
-    for c in cls:
-        if c < n_classes:
-            counts[c] += 1
-    starts = np.zeros(n_classes + 1, np.int64)
-    for k in range(n_classes):
-        starts[k + 1] = starts[k] + counts[k]
-    every = np.empty(starts[n_classes], np.int64)
-    grouped = np.empty(starts[n_classes], np.int64)
-    at = starts[:n_classes].copy()
-    m = 0
-    for i in range(cls.size):
-        c = cls[i]
-        if c < n_classes:
-            every[m] = i
-            m += 1
-            grouped[at[c]] = i
-            at[c] += 1
-    return every, grouped, starts
 
 
 def load() -> None:
@@ -224,4 +193,4 @@ def load() -> None:
     for at in (np.arange(2, dtype=np.int32), np.arange(2, dtype=np.int64)):
         class_histograms(x, x, at, 0.0, 1.0, 0.0, 1.0, 1, 1, x, x, x, 0.0, 8)
     core_and_control(x, x, x, x, x, 0.0, 1.0, 0.0, 0.0, 1.0)
-    class_members(spread_classes(x, 0.1, 0.1, 6), 6)
+    spread_classes(x, 0.1, 0.1, 6)
