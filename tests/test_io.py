@@ -23,6 +23,27 @@ def test_parquet_round_trips_provenance(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a.parquet"), frame)
 
 
+def test_parquet_dictionary_pages_only_for_text(tmp_path: Path) -> None:
+    """Numbers (nearly all distinct in a star table) are written plain; text keeps its
+    dictionary; every column reads back as it was."""
+    import pyarrow.parquet as pq
+
+    n = 5_000
+    frame = pd.DataFrame({"source_id": range(n), "parallax": [0.5 + i * 1e-3 for i in range(n)],
+                          "flag": ["VARIABLE" if i % 7 else "NOT" for i in range(n)],
+                          "kind": pd.Categorical(["a", "b"] * (n // 2)),
+                          "member": [i % 3 == 0 for i in range(n)]})
+    write_parquet(tmp_path / "t.parquet", frame)
+    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings
+                 for i in range(meta.num_columns)}
+    for name in ("source_id", "parallax", "member"):
+        assert not any("DICTIONARY" in e for e in encodings[name]), (name, encodings[name])
+    for name in ("flag", "kind"):
+        assert any("DICTIONARY" in e for e in encodings[name]), (name, encodings[name])
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), frame)
+
+
 def test_atomic_products_are_readable_like_plain_files(tmp_path: Path) -> None:
     import os
 

@@ -217,8 +217,14 @@ def write_parquet(
         meta = dict(table.schema.metadata or {})
         meta[PROVENANCE_KEY] = json.dumps(provenance, default=_json_default).encode()
         table = table.replace_schema_metadata(meta)
+    # Dictionary pages only for text: a float or id column's values are nearly all distinct, and
+    # its dictionary, tried and abandoned page by page, was half of a star table's write time
+    # (1.54 M stars: 0.42 -> 0.22 s, and 4 % smaller).
+    text = [f.name for f in table.schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_dictionary(f.type)]
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, use_dictionary=text)
 
 
 def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
