@@ -418,3 +418,17 @@ def test_a_parquet_table_reads_as_pandas_reads_it(tmp_path) -> None:
     pd.testing.assert_frame_equal(raw, pd.read_parquet(path))
     raw.loc[raw.index[0], "parallax"] = 5.0  # the caller's to change
     assert raw["parallax"].iloc[0] == 5.0
+
+
+def test_ascending_ids_skip_the_duplicate_hash_but_adjacent_repeats_do_not() -> None:
+    from ocdec.data.columns import drop_duplicate_stars
+
+    plain = pd.DataFrame({"source_id": np.array([3, 5, 9], np.int64), "parallax": [1.0, 2.0, 3.0]})
+    assert drop_duplicate_stars(plain, "t") is plain  # ascending: returned as it is
+    repeat = pd.DataFrame({"source_id": np.array([3, 5, 5, 9], np.int64),
+                           "parallax": [1.0, 2.0, 2.0, 3.0]})
+    assert drop_duplicate_stars(repeat, "t")["source_id"].tolist() == [3, 5, 9]
+    unsorted = pd.DataFrame({"source_id": np.array([9, 5, 3, 5], np.int64),
+                             "parallax": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(OcdecError, match="source_id 5 is in rows 1 and 3"):
+        drop_duplicate_stars(unsorted, "t")
