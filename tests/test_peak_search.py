@@ -375,6 +375,38 @@ def test_the_bracket_searches_only_where_the_first_search_does_not_reach(paralla
     assert search_plans(ast, ClusterPriors(), s)[1] is None
 
 
+def test_slab_stars_are_every_weight_above_the_floor_to_the_bit(monkeypatch) -> None:
+    """Only the stars near the slab get weights made, and they are the ones (and the values)
+    that weighing every star gives, stars on the shape's edge, NaNs and huge errors included."""
+    rng = np.random.default_rng(11)
+    n = 200_000
+    plx = rng.normal(0.8, 0.7, n)
+    e_plx = rng.gamma(1.5, 0.15, n)
+    e_plx[:50] = np.inf
+    plx[50:60] = np.nan
+    field = density.FieldParallax(np.nan_to_num(plx), np.where(np.isfinite(e_plx), e_plx, 9.9))
+    c, half, floor = 0.9, 0.108, 0.02
+    # stars on the edge: the likelihood's shape within a few units in the last place of the floor
+    var = e_plx[60:160] ** 2 + half**2
+    plx[60:160] = c + np.sqrt(2 * math.log(1 / floor) * var) * (1 + rng.normal(0, 1e-15, 100))
+    dens = field.density.copy()
+    dens[60:160] = 1e-6  # a sparse field: the ratio saturates and the weight is nearly the shape
+    every = density.slab_weights(plx, e_plx, dens, c, half)
+    want = np.flatnonzero(every > floor)
+    idx, w = density.slab_stars(plx, e_plx, dens, c, half, floor)
+    np.testing.assert_array_equal(idx, want)
+    assert w.tobytes() == every[want].tobytes()
+    assert 0 < idx.size < n
+    weighed: list[int] = []
+    plain = density.slab_weights
+    monkeypatch.setattr(density, "slab_weights",
+                        lambda p, *a, **k: weighed.append(p.size) or plain(p, *a, **k))
+    idx2, w2 = density.slab_stars(plx, e_plx, dens, c, half, floor, e_plx**2)
+    assert idx.size <= weighed[0] < 0.8 * n  # the far stars' weights were never made
+    np.testing.assert_array_equal(idx2, idx)
+    assert w2.tobytes() == w.tobytes()
+
+
 def test_the_most_precise_stars_are_in_the_first_error_class() -> None:
     """The stars below the 2 % quantile of member spread belong to class 0, not to none."""
     e_pm = np.concatenate([np.full(50, 0.01), np.geomspace(0.5, 3.0, 5000)])

@@ -65,15 +65,34 @@ class FieldParallax:
 
 
 def slab_weights(plx: np.ndarray, e_plx: np.ndarray, field: np.ndarray, c: float,
-                 half: float) -> np.ndarray:
+                 half: float, e_plx2: np.ndarray | None = None) -> np.ndarray:
     """Each star's weight for the slab at parallax ``c`` (half-width ``half``): g p / (1 + p), p the
-    likelihood ratio of being at c against the field (``field``: :class:`FieldParallax` density)."""
-    var = e_plx**2 + half**2
+    likelihood ratio of being at c against the field (``field``: :class:`FieldParallax` density).
+    ``e_plx2``: ``e_plx**2``, where the caller has it."""
+    var = (e_plx**2 if e_plx2 is None else e_plx2) + half**2
     shape = np.exp(-0.5 * (plx - c) ** 2 / var)
     ratio = shape / np.sqrt(2 * math.pi * var) / field
     # times the likelihood's shape: where the field is sparse (a nearby cluster's parallax) the
     # ratio alone saturates far into the tails and every slab near the cluster sees all of it
     return shape * ratio / (1.0 + ratio)
+
+
+def slab_stars(plx: np.ndarray, e_plx: np.ndarray, field: np.ndarray, c: float, half: float,
+               min_weight: float, e_plx2: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The stars weighing more than ``min_weight`` in the slab (ascending indices) and their
+    :func:`slab_weights`, the same to the bit, made only for the stars that can weigh that much:
+    a weight is below its likelihood's shape g = exp(-d^2 / 2 var), so g > ``min_weight`` needs
+    d^2 < 2 ln(1 / min_weight) var, which a few cheap passes test (with a margin far beyond
+    their rounding) before the exponentials, roots and divisions of the few stars near ``c``."""
+    e_plx2 = e_plx**2 if e_plx2 is None else e_plx2
+    var = e_plx2 + half**2
+    d2 = plx - c
+    np.multiply(d2, d2, out=d2)
+    near = np.flatnonzero(d2 < (2.0 * math.log(1.0 / min_weight) + 1.0) * var)
+    w = slab_weights(plx[near], e_plx[near], field[near], c, half, e_plx2[near])
+    keep = w > min_weight
+    return near[keep], w[keep]
 
 
 @functools.cache

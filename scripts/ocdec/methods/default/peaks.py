@@ -27,7 +27,7 @@ from ocdec.methods.default.density import (
     error_classes,
     pm_grid,
     significance_maps,
-    slab_weights,
+    slab_stars,
 )
 from ocdec.methods.default.sky import angular_separation_deg
 from ocdec.methods.default.star_loops import core_and_control
@@ -145,14 +145,14 @@ class _SlabPlanner:
         self.ast, self.s = ast, s
         self.field = FieldParallax(ast.parallax, ast.e_plx)
         self.e_pm = np.hypot(ast.e_pmra, ast.e_pmdec) / math.sqrt(2)
+        self.e_plx2 = ast.e_plx**2
 
     def __call__(self, c: float) -> list[SlabPlan]:
         """The slab at parallax ``c`` at each cell scale (none where it holds too few stars)."""
         ast, s = self.ast, self.s
         half = max(c * s.slab_half_width, MIN_HALF_WIDTH)
-        w = slab_weights(ast.parallax, ast.e_plx, self.field.density, c, half)
-        idx = np.flatnonzero(w > MIN_WEIGHT)
-        weight = w[idx]
+        idx, weight = slab_stars(ast.parallax, ast.e_plx, self.field.density, c, half,
+                                 MIN_WEIGHT, self.e_plx2)
         if weight.sum() < 20:
             return []
         precise = idx[weight > 0.5]
