@@ -27,32 +27,28 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 METHOD = "_schedule_reevalutation"  # Snakemake's spelling
-_PATCHED = "_ocdec_coalesced"
 _LOCK = threading.Lock()  # guards each scheduler's pending time (timers fire in their threads)
 
 
 def _reevaluate_once(self: Any, delay: float) -> None:
     """Wake the scheduler (release its ``_open_jobs``) after ``delay`` s unless a timer that
     fires no later is already pending."""
-    now = time.monotonic()
+    due = time.monotonic() + delay
     with _LOCK:
-        due = getattr(self, "_ocdec_reevaluation_due", None)
-        if due is not None and due <= now + delay:
+        pending = getattr(self, "_ocdec_reevaluation_due", None)
+        if pending is not None and pending <= due:
             return
-        self._ocdec_reevaluation_due = now + delay
+        self._ocdec_reevaluation_due = due
 
     def fire() -> None:
         with _LOCK:
-            if getattr(self, "_ocdec_reevaluation_due", None) == now + delay:
+            if getattr(self, "_ocdec_reevaluation_due", None) == due:
                 self._ocdec_reevaluation_due = None
         self._open_jobs.release()
 
     timer = threading.Timer(delay, fire)
     timer.daemon = True
     timer.start()
-
-
-setattr(_reevaluate_once, _PATCHED, True)
 
 
 def coalesce_reevaluations(scheduler_class: Any = None) -> bool:
@@ -64,11 +60,9 @@ def coalesce_reevaluations(scheduler_class: Any = None) -> bool:
         except ImportError:
             log.debug("no snakemake.scheduling.job_scheduler: scheduler timers left as they are")
             return False
-    current = getattr(scheduler_class, METHOD, None)
-    if current is None:
+    if getattr(scheduler_class, METHOD, None) is None:
         log.debug("%s has no %s: scheduler timers left as they are",
                   scheduler_class.__name__, METHOD)
         return False
-    if not getattr(current, _PATCHED, False):
-        setattr(scheduler_class, METHOD, _reevaluate_once)
+    setattr(scheduler_class, METHOD, _reevaluate_once)
     return True
