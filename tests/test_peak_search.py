@@ -186,11 +186,20 @@ def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
     rng = np.random.default_rng(11)
     for dtype in (np.float32, np.float64):
         h = (rng.poisson(0.4, shape) * rng.normal(1e3, 3e2, shape)).astype(dtype)
-        for sigma in (density._SIGMA_CELLS, density._SIGMA_CELLS / math.sqrt(2)):
+        h.flat[rng.integers(0, h.size, 3)] *= -1.0  # negative excesses, and -0.0 among zeros
+        for sigma in (density._SIGMA_CELLS, density._SIGMA_CELLS / math.sqrt(2), 1.0):
             want = ndimage.gaussian_filter(h, sigma, mode="constant")
             got = density._gaussian(h, sigma)
             assert got.dtype == want.dtype
-            np.testing.assert_array_equal(got, want)
+            # to the bit: the sign of a zero too
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+            # a region's cells alone: at the map's edges, inside, one cell, none
+            nx, ny = shape
+            for region in ((slice(0, nx), slice(0, ny)), (slice(nx // 3, nx // 2 + 1),
+                           slice(ny // 4, ny)), (slice(nx - 1, nx), slice(0, 1)),
+                           (slice(0, 0), slice(0, ny))):
+                cut = density._gaussian(h, sigma, region)
+                np.testing.assert_array_equal(cut.view(np.uint8), want[region].view(np.uint8))
         for size in (21, 20, 5, 2, 1):
             box = density._box(h, size)
             np.testing.assert_array_equal(box, ndimage.uniform_filter(h, size, mode="constant"))

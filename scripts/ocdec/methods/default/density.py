@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ocdec.methods.default import map_filters
 from ocdec.methods.default.star_loops import class_histograms, spread_classes
 
 # The Gaussian aperture (sigma 2 cells) and the field box, as counts: the same convention as the
@@ -106,13 +107,12 @@ def _gauss_weights(sigma: float) -> np.ndarray:
     return w
 
 
-def _gaussian(h: np.ndarray, sigma: float) -> np.ndarray:
-    """``ndimage.gaussian_filter(h, sigma, mode="constant")`` of a 2-d map, bit for bit: the same
-    1-d correlations, axis 0 then axis 1 in place, without the filter's per-call set-up (a tenth
-    of the peak search on small fields, where the maps are small and many)."""
-    w = _gauss_weights(sigma)
-    out = ndimage.correlate1d(h, w, 0, mode="constant")
-    return ndimage.correlate1d(out, w, 1, output=out, mode="constant")
+def _gaussian(h: np.ndarray, sigma: float, region: Region | None = None) -> np.ndarray:
+    """``ndimage.gaussian_filter(h, sigma, mode="constant")[region]`` of a 2-d map, bit for bit,
+    made only on ``region`` (default: the whole map): :func:`map_filters.gaussian`, the same
+    1-d correlations compiled, without the filter's per-call set-up and over many lines at once
+    (the filters were a quarter of the peak search on a field of 360,000 stars)."""
+    return map_filters.gaussian(h, _gauss_weights(sigma), region)
 
 
 def _box(h: np.ndarray, size: int) -> np.ndarray:
@@ -125,14 +125,16 @@ def _box(h: np.ndarray, size: int) -> np.ndarray:
     return ndimage.uniform_filter1d(out, size, 1, output=out, mode="constant")
 
 
-def _aperture(h: np.ndarray) -> np.ndarray:
-    """Counts in a Gaussian aperture of sigma 2 cells (weight 1 at its centre)."""
-    return _gaussian(h, _SIGMA_CELLS) * _APERTURE
+def _aperture(h: np.ndarray, region: Region | None = None) -> np.ndarray:
+    """Counts in a Gaussian aperture of sigma 2 cells (weight 1 at its centre), on ``region``
+    (default: the whole map)."""
+    return _gaussian(h, _SIGMA_CELLS, region) * _APERTURE
 
 
-def _aperture_variance(hv: np.ndarray) -> np.ndarray:
-    """Variance of :func:`_aperture` counts from per-cell sums of squared weights."""
-    smooth = _gaussian(hv, _SIGMA_CELLS / math.sqrt(2))
+def _aperture_variance(hv: np.ndarray, region: Region | None = None) -> np.ndarray:
+    """Variance of :func:`_aperture` counts from per-cell sums of squared weights, on
+    ``region`` (default: the whole map)."""
+    smooth = _gaussian(hv, _SIGMA_CELLS / math.sqrt(2), region)
     return np.maximum(smooth, 0.0) * math.pi * _SIGMA_CELLS**2
 
 
@@ -210,8 +212,8 @@ Region = tuple[slice, slice]
 def _whole(shape: tuple[int, int]) -> Region:
     return slice(0, shape[0]), slice(0, shape[1])
 
-# Cells a class's aperture and its variance reach: a region's maps need its histograms this
-# far beyond it.
+# Cells a class's aperture and its variance reach: a region's maps read its histograms this
+# far beyond it (which decides whether a few regions cost more than the whole grid).
 _MARGIN = _gauss_radius(_SIGMA_CELLS) + 1
 
 
@@ -228,10 +230,9 @@ def _part_maps(part: _Part, region: Region, shape: tuple[int, int]
                ) -> tuple[np.ndarray, np.ndarray]:
     """A class's excess and variance on the fine cells of ``region``, the same values as on the
     whole grid. A coarse class's cells are repeated onto the fine cells they cover. Gaussian
-    apertures (a fine class's, and a sky class's variance) are made over the cells and a margin
-    as wide as they reach (scipy's Gaussian filter gives each cell the same operations on the
-    same values there); a fine proper-motion class's box filters over whole lines
-    (:func:`_pm_rows`)."""
+    apertures (a fine class's, and a sky class's variance) are made on the region's cells alone
+    (:func:`_gaussian` gives each cell the whole grid's operations on the same values); a fine
+    proper-motion class's box filters over whole lines (:func:`_pm_rows`)."""
     rx, ry = region
     if part.factor > 1:
         f = part.factor
@@ -246,15 +247,13 @@ def _part_maps(part: _Part, region: Region, shape: tuple[int, int]
 
         if part.kind == "pm":
             return repeated(part.first[cx, cy]), repeated(part.second[cx, cy])
-        outer, within = _crop((cx, cy), part.second.shape)
         return (repeated(part.first[cx, cy]),
-                repeated(_aperture_variance(part.second[outer])[within]))
-    outer, inner = _crop(region, shape)
-    aperture = _aperture(part.first[outer])[inner]
+                repeated(_aperture_variance(part.second, (cx, cy))))
+    aperture = _aperture(part.first, region)
     if part.kind == "pm":
         at = slice(rx.start - part.row0, rx.stop - part.row0), ry
         return aperture - part.background[at], part.second[at]  # type: ignore[index]
-    return aperture, _aperture_variance(part.second[outer])[inner]
+    return aperture, _aperture_variance(part.second, region)
 
 
 def _prefix_significance(parts: list[_Part], region: Region, shape: tuple[int, int]

@@ -33,7 +33,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def _compiled(func: Callable[..., Any]) -> Any:
+def compiled(func: Callable[..., Any]) -> Any:
+    """``func`` compiled (numba, nogil), cached where a cache can be written."""
     try:
         return numba.njit(cache=True, nogil=True)(func)
     except RuntimeError as err:  # "cannot cache function ...: no locator available"
@@ -41,7 +42,7 @@ def _compiled(func: Callable[..., Any]) -> Any:
         return numba.njit(nogil=True)(func)
 
 
-@_compiled
+@compiled
 def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: float, dx: float,
                      y0: float, dy: float, nx: int, ny: int, weight: np.ndarray,
                      pm_weight: np.ndarray, sky_w: np.ndarray, fbar: float, block: int
@@ -110,7 +111,7 @@ def _order(x2: float, y2: float) -> int:
     return 0
 
 
-@_compiled
+@compiled
 def core_and_control(parallax: np.ndarray, e_plx: np.ndarray, pmra: np.ndarray,
                      pmdec: np.ndarray, e_pm: np.ndarray, plx0: float, half_width: float,
                      pmra0: float, pmdec0: float, pm_scale: float
@@ -162,7 +163,7 @@ def _grown(a: np.ndarray) -> np.ndarray:
     return out
 
 
-@_compiled
+@compiled
 def spread_classes(e_pm: np.ndarray, intrinsic: float, s0: float, n_classes: int
                    ) -> np.ndarray:
     """Each star's class k = floor(log2(hypot(intrinsic, e_pm) / s0)), at least 0 and at most
