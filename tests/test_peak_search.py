@@ -178,9 +178,10 @@ def test_a_coarse_sky_class_variance_on_a_crop_is_the_whole_grids() -> None:
 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (40, 17), (230, 190)])
 def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
-    """The peak search's own Gaussian and box filters (kernels made once, the 1-d passes called
-    directly) give what scipy's gaussian_filter and uniform_filter give, to the bit; and a
-    proper-motion class's local field on a band of rows is the whole grid's there."""
+    """The peak search's own Gaussian and box filters (compiled, ocdec.methods.default.
+    map_filters) give what scipy's gaussian_filter and uniform_filter give, to the bit, on the
+    whole map and on a region's cells or rows; and a proper-motion class's local field on a band
+    of rows is the whole grid's there."""
     from scipy import ndimage
 
     rng = np.random.default_rng(11)
@@ -202,8 +203,14 @@ def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
                 np.testing.assert_array_equal(cut.view(np.uint8), want[region].view(np.uint8))
         for size in (21, 20, 5, 2, 1):
             box = density._box(h, size)
-            np.testing.assert_array_equal(box, ndimage.uniform_filter(h, size, mode="constant"))
+            want = ndimage.uniform_filter(h, size, mode="constant")
+            np.testing.assert_array_equal(box.view(np.uint8), want.view(np.uint8))
             assert not np.shares_memory(box, h)
+            for rows in ((0, shape[0]), (shape[0] // 3, shape[0] // 2 + 1),
+                         (shape[0] - 1, shape[0]), (1, 1)):
+                band = density._box(h, size, rows)
+                np.testing.assert_array_equal(band.view(np.uint8),
+                                              want[rows[0]:rows[1]].view(np.uint8))
     h = rng.poisson(0.4, shape).astype(np.float32)
     h2 = (h * rng.random(shape)).astype(np.float32)
     for cells in (21, 20, 1):  # odd and even boxes (scipy centres an even one off by one), none

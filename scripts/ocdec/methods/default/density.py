@@ -115,14 +115,14 @@ def _gaussian(h: np.ndarray, sigma: float, region: Region | None = None) -> np.n
     return map_filters.gaussian(h, _gauss_weights(sigma), region)
 
 
-def _box(h: np.ndarray, size: int) -> np.ndarray:
-    """``ndimage.uniform_filter(h, size, mode="constant")`` of a 2-d map, bit for bit (as
-    :func:`_gaussian`). A size of 1 or less is a copy, as scipy skips such axes (a running sum
-    of one cell can differ from it in the last bit)."""
+def _box(h: np.ndarray, size: int, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """``ndimage.uniform_filter(h, size, mode="constant")[r0:r1]`` of a 2-d map, bit for bit,
+    made only on rows ``rows`` = (r0, r1) (default: every row): :func:`map_filters.box`. A size
+    of 1 or less is a copy, as scipy skips such axes (a running sum of one cell can differ from
+    it in the last bit)."""
     if size <= 1:
-        return np.array(h)
-    out = ndimage.uniform_filter1d(h, size, 0, mode="constant")
-    return ndimage.uniform_filter1d(out, size, 1, output=out, mode="constant")
+        return np.array(h if rows is None else h[rows[0]:rows[1]])
+    return map_filters.box(h, size, rows)
 
 
 def _aperture(h: np.ndarray, region: Region | None = None) -> np.ndarray:
@@ -185,25 +185,10 @@ def _part(kind: str, factor: int, h: np.ndarray, h2: np.ndarray, background_cell
 
 def _pm_rows(part: _Part, rows: tuple[int, int], background_cells: int) -> _Part:
     """A fine proper-motion class with its local field's mean and its variance on grid rows
-    ``rows`` (start, stop), the same values as over the whole grid. The box filter's running sums
-    give a cell the whole grid's value only when run along its whole line: the rows' lines are
-    run whole (axis 1), and before them the columns (axis 0, first, as scipy runs them) from
-    the grid's first row down to the last row the rows read. Rows below that are never filtered,
-    rows above ``rows`` only along the columns."""
-    r0, r1 = rows
-    size = background_cells
-    # the running sum of row r reads rows up to r + size - size // 2 - 1
-    stop = min(part.first.shape[0], r1 + size - size // 2 - 1)
-
-    def box_rows(m: np.ndarray) -> np.ndarray:
-        if size <= 1:  # as _box
-            return np.array(m[r0:r1])
-        out = ndimage.uniform_filter1d(m[:stop], size, 0, mode="constant")[r0:r1]
-        return ndimage.uniform_filter1d(out, size, 1, output=out, mode="constant")
-
-    bg = box_rows(part.first) * _APERTURE
-    var = np.maximum(box_rows(part.second), 0.0) * _APERTURE
-    return _Part(part.kind, 1, part.first, var, bg, part.positive, r0)
+    ``rows`` (start, stop), the same values as over the whole grid (:func:`_box`)."""
+    bg = _box(part.first, background_cells, rows) * _APERTURE
+    var = np.maximum(_box(part.second, background_cells, rows), 0.0) * _APERTURE
+    return _Part(part.kind, 1, part.first, var, bg, part.positive, rows[0])
 
 
 Region = tuple[slice, slice]

@@ -1,17 +1,19 @@
-"""The peak search's Gaussian apertures on its maps, compiled (numba), with scipy's arithmetic.
+"""The peak search's filters on its maps, compiled (numba), with scipy's arithmetic.
 
 After the passes over stars, the search's largest cost was filtering its maps: each slab, field
-and error class smooths its histograms into apertures (two separable 1-d Gaussian passes),
-some ten thousand filters a large field. :func:`scipy.ndimage.correlate1d` copies each line into
-a buffer of doubles and runs the kernel along it, one cell at a time; here the same sums run
+and error class smooths its histograms into apertures (two separable 1-d Gaussian passes) and
+its local field (two box passes), some ten thousand filters a large field. scipy.ndimage copies
+each line into a buffer of doubles and filters it one cell at a time; here the same sums run
 across many lines at once (vector lanes), and only for the cells a caller reads.
 
-Each cell gets the operations scipy gives it, in its order, in IEEE double (no fast-math: no
-reassociation, no fused multiply-adds): for a symmetric kernel of radius r, x[0] w[0] and then,
-from the farthest pair in, (x[-k] + x[k]) w[k], cells beyond the map reading 0 (``mode=
-"constant"``); the first pass's result is rounded to the map's type before the second reads it,
-as scipy writes it to its output array between the passes. So the maps are the same to the bit
-as :func:`scipy.ndimage.gaussian_filter`'s (tests/test_peak_search.py compares them).
+Each cell gets the operations scipy (1.17) gives it, in its order, in IEEE double (no fast-math:
+no reassociation, no fused multiply-adds), cells beyond the map reading 0 (``mode="constant"``):
+for a symmetric Gaussian kernel of radius r, x[0] w[0] and then, from the farthest pair in,
+(x[-k] + x[k]) w[k]; for a box of n cells, a running sum (the first n cells added in turn, then
+the cell entering less the one leaving) divided by n at each cell. The first pass's result is
+rounded to the map's type before the second reads it, as scipy writes it to its output array
+between the passes. So the maps are the same to the bit as :func:`scipy.ndimage.gaussian_filter`
+'s and :func:`scipy.ndimage.uniform_filter`'s (tests/test_peak_search.py compares them).
 """
 
 from __future__ import annotations
@@ -92,9 +94,78 @@ def gaussian(h: np.ndarray, weights: np.ndarray,
     return out
 
 
+@compiled
+def _box_rows(h: np.ndarray, size: int, r0: int, r1: int, out: np.ndarray) -> None:
+    """``out`` (r1 - r0 by the map's columns, ``h``'s type) = the 2-d box filter of ``size``
+    cells of ``h`` (axis 0, then axis 1) on rows r0..r1. A running sum gives a cell scipy's
+    value only when run from the line's start: the columns run from the map's first row (to
+    row r1 + size - size // 2 - 2, the last they read), the rows along their whole length."""
+    nx, ny = h.shape
+    if size < 1 or out.shape[0] != r1 - r0 or out.shape[1] != ny or not 0 <= r0 <= r1 <= nx:
+        raise ValueError("_box_rows: a box of at least one cell, rows within the map")
+    before = size // 2  # cells the box reaches before its centre (after: size - before - 1)
+    n = np.float64(size)
+    column = np.zeros(ny)  # each column's running sum, undivided
+    for t in range(size):  # the box about row 0: rows -before .. size - before - 1
+        i = t - before
+        if 0 <= i < nx:
+            row = h[i]
+            for j in range(ny):
+                column[j] += np.float64(row[j])
+        else:
+            for j in range(ny):
+                column[j] += 0.0
+    mid = np.empty(ny, out.dtype)
+    line = np.zeros(ny + size)  # a row of the first pass, rounded, 0 beyond the map
+    for i in range(r1):
+        if i > 0:
+            leaving, entering = i - 1 - before, i + size - before - 1
+            if 0 <= leaving and entering < nx:
+                a, b = h[leaving], h[entering]
+                for j in range(ny):
+                    column[j] += np.float64(b[j]) - np.float64(a[j])
+            elif 0 <= leaving:
+                a = h[leaving]
+                for j in range(ny):
+                    column[j] += 0.0 - np.float64(a[j])
+            elif entering < nx:
+                b = h[entering]
+                for j in range(ny):
+                    column[j] += np.float64(b[j]) - 0.0
+            else:
+                for j in range(ny):
+                    column[j] += 0.0 - 0.0
+        if i < r0:
+            continue
+        for j in range(ny):
+            mid[j] = column[j] / n
+        for j in range(ny):
+            line[before + j] = mid[j]
+        total = 0.0
+        for t in range(size):
+            total += line[t]
+        o = out[i - r0]
+        o[0] = total / n
+        for j in range(1, ny):
+            total += line[j - 1 + size] - line[j - 1]
+            o[j] = total / n
+
+
+def box(h: np.ndarray, size: int, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """``scipy.ndimage.uniform_filter(h, size, mode="constant")[r0:r1]`` for a 2-d float32 or
+    float64 map ``h`` and a box of ``size`` >= 2 cells, to the bit, computed only on the rows
+    ``rows`` = (r0, r1) (default: every row)."""
+    r0, r1 = rows if rows is not None else (0, h.shape[0])
+    out = np.empty((max(r1 - r0, 0), h.shape[1]), h.dtype)
+    if out.size:
+        _box_rows(np.ascontiguousarray(h), size, r0, r1, out)
+    return out
+
+
 def load() -> None:
-    """Compile or load the filter for the maps' types (float32, float64), so that the
-    processes forked after it find it ready (:data:`ocdec.warm.COMPILED`)."""
+    """Compile or load the filters for the maps' types (float32, float64), so that the
+    processes forked after it find them ready (:data:`ocdec.warm.COMPILED`)."""
     w = np.array([0.25, 0.5, 0.25])
     for dtype in (np.float32, np.float64):
         gaussian(np.zeros((2, 2), dtype), w)
+        box(np.zeros((2, 2), dtype), 2)
