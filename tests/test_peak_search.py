@@ -53,12 +53,13 @@ def _histograms(x: np.ndarray, y: np.ndarray, bx: np.ndarray, by: np.ndarray, w:
                 block: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The compiled loop's histograms of w and w^2 on the uniform edges bx, by (float32, as the
     maps take them) and its block sums of the positive w (None without ``block``)."""
-    maps, blocks = class_histograms(x, y, np.arange(x.size), bx[0], bx[1] - bx[0], by[0],
-                                    by[1] - by[0], bx.size - 1, by.size - 1, w, w, np.empty(0),
-                                    0.0, block)
+    maps, sky, blocks = class_histograms(x, y, np.arange(x.size), bx[0], bx[1] - bx[0], by[0],
+                                         by[1] - by[0], bx.size - 1, by.size - 1, w, w,
+                                         np.empty(0), 0.0, block)
+    assert maps.dtype == np.float32 and sky.size == 0  # no sky weights: no sky maps
     shape = (bx.size - 1, by.size - 1)
     nb = (-(-shape[0] // max(block, 1)), -(-shape[1] // max(block, 1)))
-    return (maps[0].reshape(shape).astype(np.float32), maps[1].reshape(shape).astype(np.float32),
+    return (maps[0].reshape(shape), maps[1].reshape(shape),
             blocks[0].reshape(nb) if block else None)
 
 
@@ -99,16 +100,19 @@ def test_class_histograms_are_the_bincounts_of_the_stars_inside() -> None:
     # the sky's weights, of stars given by their indices into the field's arrays, in any order
     at = rng.permutation(5000)[:3000].astype(np.int32)
     sky_w = rng.random(5000)
-    maps, blocks = class_histograms(x, y, at, bx[0], 0.25, by[0], 0.5, 24, 12, w[at], np.empty(0),
-                                    sky_w, 0.4, 4)
+    pm_maps, maps, blocks = class_histograms(x, y, at, bx[0], 0.25, by[0], 0.5, 24, 12, w[at],
+                                             np.empty(0), sky_w, 0.4, 4)
     a = w[at] * (sky_w.take(at) - 0.4)
     fx, fy = np.floor((x[at] - bx[0]) / 0.25), np.floor((y[at] - by[0]) / 0.5)
     kept = np.flatnonzero((fx >= 0) & (fx < 24) & (fy >= 0) & (fy < 12))
     cell = fx[kept].astype(np.int64) * 12 + fy[kept].astype(np.int64)
     block = (fx[kept].astype(np.int64) // 4) * 3 + fy[kept].astype(np.int64) // 4
-    assert not maps[0].any() and not maps[1].any() and not blocks[0].any()  # no pm weights
-    np.testing.assert_array_equal(maps[2], np.bincount(cell, a[kept], minlength=288))
-    np.testing.assert_array_equal(maps[3], np.bincount(cell, (a * a)[kept], minlength=288))
+    assert pm_maps.size == 0 and not blocks[0].any()  # no pm weights
+    # each cell summed in double in the stars' order, then rounded: the bincount, cast
+    np.testing.assert_array_equal(
+        maps[0], np.bincount(cell, a[kept], minlength=288).astype(np.float32))
+    np.testing.assert_array_equal(
+        maps[1], np.bincount(cell, (a * a)[kept], minlength=288).astype(np.float32))
     np.testing.assert_array_equal(
         blocks[1], np.bincount(block, np.maximum(a, 0.0)[kept], minlength=18))
     with pytest.raises(ValueError, match="a weight per star"):  # numba checks no index

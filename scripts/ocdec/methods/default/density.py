@@ -493,17 +493,16 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, gr
         coarse = (-(-nx // factor), -(-ny // factor))
         wp = stars.pm_weight[k]
         block = BOUND_BLOCK if need_bound[k] else 0
-        maps, blocks = class_histograms(
+        pm_maps, sky_maps, blocks = class_histograms(
             pmra, pmdec, at, ex[0], (ex[0] + cell * factor) - ex[0], ey[0],
             (ey[0] + cell * factor) - ey[0], coarse[0], coarse[1], stars.weight[k],
             no_weights if wp is None else wp, no_weights if sky_w is None else sky_w, fbar,
             block)
         nb = (-(-coarse[0] // BOUND_BLOCK), -(-coarse[1] // BOUND_BLOCK))
-        # each contrast's two maps (as float32) and block sums, only where it is made
-        for kind, j, parts, made in (("pm", 0, pm, wp is not None),
-                                     ("sky", 1, sky, sky_w is not None)):
-            if made:
-                h, h2 = (maps[i].reshape(coarse).astype(np.float32) for i in (2 * j, 2 * j + 1))
+        # each contrast's two maps (float32) and block sums, only where it is made
+        for kind, j, parts, maps in (("pm", 0, pm, pm_maps), ("sky", 1, sky, sky_maps)):
+            if maps.size:
+                h, h2 = maps[0].reshape(coarse), maps[1].reshape(coarse)
                 positive = blocks[j].reshape(nb) if block else None
                 parts.append(_part(kind, factor, h, h2, background_cells, positive))
     shape = (nx, ny)

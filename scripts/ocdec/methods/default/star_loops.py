@@ -46,23 +46,34 @@ def compiled(func: Callable[..., Any]) -> Any:
 def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: float, dx: float,
                      y0: float, dy: float, nx: int, ny: int, weight: np.ndarray,
                      pm_weight: np.ndarray, sky_w: np.ndarray, fbar: float, block: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One error class's histograms on an ``nx`` x ``ny`` grid (cell (i, j) holds x0 + i dx <= x
     < x0 + (i + 1) dx, likewise y; stars outside, or not finite, dropped) of its stars ``at``
     (indices into ``pmra``, ``pmdec`` and ``sky_w``).
 
-    Returns (maps, blocks), float64. maps[0], maps[1]: the sums of ``pm_weight`` and of its
-    square (zero where ``pm_weight`` is empty: the class is not in the proper-motion contrast);
-    maps[2], maps[3]: of a = weight (sky_w - fbar) and of a^2 (zero where ``sky_w`` is empty).
-    blocks[0], blocks[1]: over blocks of ``block`` cells a side (``block`` 0: none), the sums of
-    the positive ``pm_weight`` and the positive a (NaN kept, as numpy.maximum keeps it)."""
+    Returns (pm, sky, blocks). pm[0], pm[1]: the sums of ``pm_weight`` and of its square (none
+    where ``pm_weight`` is empty: the class is not in the proper-motion contrast); sky[0], sky[1]:
+    of a = weight (sky_w - fbar) and of a^2 (none where ``sky_w`` is empty): float32, each cell's
+    sum made in double, its stars' in their order, then rounded (as numpy's bincount and a cast
+    make them). blocks[0], blocks[1], float64: over blocks of ``block`` cells a side (``block``
+    0: none), the sums of the positive ``pm_weight`` and the positive a (NaN kept, as
+    numpy.maximum keeps it).
+
+    The sums in double are kept for the cells the stars reach only (numbered as first reached),
+    not for the whole grid: a slab's grid has up to 360,000 cells and a class may hold a few
+    hundred stars, so zeroing four grids of doubles and casting them was most of a small
+    field's histograms."""
     if weight.size != at.size or (pm_weight.size and pm_weight.size != at.size):
         raise ValueError("class_histograms: a weight per star of the class")
     n_cells = nx * ny
-    maps = np.zeros((4, n_cells))
+    with_pm, with_sky = pm_weight.size > 0, sky_w.size > 0
     nby = -(-ny // block) if block > 0 else 0
     blocks = np.zeros((2, (-(-nx // block) if block > 0 else 0) * nby))
-    with_pm, with_sky = pm_weight.size > 0, sky_w.size > 0
+    # each star's cell (-1: dropped) and each reached cell's number among them
+    cells = np.empty(at.size, np.int64)
+    slot = np.full(n_cells, -1, np.int32)
+    reached = np.empty(min(at.size, n_cells), np.int64)
+    n_reached = 0
     for k in range(at.size):
         star = at[k]
         # floor(g) lies in [0, n) exactly where g does: tested before any cast to an integer
@@ -70,23 +81,48 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
         gx = (pmra[star] - x0) / dx
         gy = (pmdec[star] - y0) / dy
         if not (gx >= 0.0 and gx < nx and gy >= 0.0 and gy < ny):
+            cells[k] = -1
             continue
         ix, iy = int(gx), int(gy)
         cell = ix * ny + iy
-        b = (ix // block) * nby + iy // block if block > 0 else 0
+        cells[k] = cell
+        if slot[cell] < 0:
+            slot[cell] = n_reached
+            reached[n_reached] = cell
+            n_reached += 1
+        if block > 0:
+            b = (ix // block) * nby + iy // block
+            if with_pm:
+                wp = pm_weight[k]
+                blocks[0, b] += wp if (wp >= 0.0 or wp != wp) else 0.0
+            if with_sky:
+                a = weight[k] * (sky_w[star] - fbar)
+                blocks[1, b] += a if (a >= 0.0 or a != a) else 0.0
+    sums = np.zeros((4, n_reached))
+    for k in range(at.size):
+        cell = cells[k]
+        if cell < 0:
+            continue
+        c = slot[cell]
         if with_pm:
             wp = pm_weight[k]
-            maps[0, cell] += wp
-            maps[1, cell] += wp * wp
-            if block > 0:
-                blocks[0, b] += wp if (wp >= 0.0 or wp != wp) else 0.0
+            sums[0, c] += wp
+            sums[1, c] += wp * wp
         if with_sky:
-            a = weight[k] * (sky_w[star] - fbar)
-            maps[2, cell] += a
-            maps[3, cell] += a * a
-            if block > 0:
-                blocks[1, b] += a if (a >= 0.0 or a != a) else 0.0
-    return maps, blocks
+            a = weight[k] * (sky_w[at[k]] - fbar)
+            sums[2, c] += a
+            sums[3, c] += a * a
+    pm = np.zeros((2, n_cells if with_pm else 0), np.float32)
+    sky = np.zeros((2, n_cells if with_sky else 0), np.float32)
+    for c in range(n_reached):
+        cell = reached[c]
+        if with_pm:
+            pm[0, cell] = sums[0, c]
+            pm[1, cell] = sums[1, c]
+        if with_sky:
+            sky[0, cell] = sums[2, c]
+            sky[1, cell] = sums[3, c]
+    return pm, sky, blocks
 
 
 # Squares of lengths decide a comparison of the lengths unless they lie within this relative
