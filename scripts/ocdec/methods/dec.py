@@ -587,6 +587,8 @@ def pretrain_autoencoder(
     model, optimizer = _new_autoencoder(keys.init, n_features=x.shape[1],
                                         hidden=tuple(int(h) for h in settings.hidden),
                                         learning_rate=float(settings.learning_rate))
+    if settings.pretrain_epochs == 0:  # the default method's linear encoder: set up, not trained
+        return model
     graphdef, state = nnx.split((model, optimizer))
     xj = _on_device(x)
     mj = None if mask is None else _on_device(mask)
@@ -831,10 +833,10 @@ def fit_dec(
     _start_clustering_layer(model, latent0, centroids0, settings, init_assignment)
     run = _self_train(model, x, n, settings, seed, keys.cluster, predictor, mask, history)
     seconds["cluster"] = time.perf_counter() - t0
-    log.info("DEC seed %d: %d stars, k=%d, %d clustering epochs, %s, %.2f s (pretrain %.2f s)",
+    log.info("DEC seed %d: %d stars, k=%d, %d clustering epochs, %s, %.2f s (%s %.2f s)",
              seed, n, n_clusters, run.epochs_run,
              "converged" if run.converged else "epoch limit reached", sum(seconds.values()),
-             seconds["pretrain"])
+             "pretrain" if settings.pretrain_epochs else "model set-up", seconds["pretrain"])
     return DecResult(
         q=run.q.astype(np.float32),
         labels=run.labels,
