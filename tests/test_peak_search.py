@@ -227,6 +227,32 @@ def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
             np.testing.assert_array_equal(band.second, var[rows[0]:rows[1]])
 
 
+def test_the_warm_load_compiles_every_filter_the_search_calls() -> None:
+    """map_filters.load(), which the warm interpreter runs before it forks its jobs, compiles
+    (or loads) each variant the search then calls: float32 and float64 maps, and the Gaussian
+    with the search's read-only kernels, which numba compiles apart from writable ones. Run in
+    a fresh interpreter, so that no earlier test has compiled them already."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from ocdec.methods.default import density, map_filters
+map_filters.load()
+loaded = [set(f.overloads) for f in (map_filters._gaussian_cells, map_filters._box_rows)]
+for dtype in (np.float32, np.float64):
+    h = np.ones((12, 9), dtype)
+    density._aperture(h, (slice(2, 5), slice(0, 9)))
+    density._aperture_variance(h)
+    density._box(h, 5, (1, 4))
+used = [set(f.overloads) for f in (map_filters._gaussian_cells, map_filters._box_rows)]
+print(used == loaded, len(used[0]), len(used[1]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "2", "2"], out
+
+
 @pytest.mark.parametrize("kind", ["pm", "sky"])
 def test_the_bound_holds_every_positive_excess_of_a_block(kind) -> None:
     """Over each block the bound is at least every cell's positive excess: for a lone star of

@@ -158,9 +158,9 @@ class _Part:
     whole grid for the bound; a fine class's histogram of weights, smoothed into the aperture only
     where the threshold may be passed. ``second``: a coarse proper-motion class's variance over its
     whole grid; otherwise the histogram of squared weights, from which a sky class's variance is
-    made over the crops that a region's cells read (Gaussian filters give each cell the same value
-    there). A fine proper-motion class is made in two steps: :func:`_part` keeps its histograms,
-    then :func:`_pm_rows` (which must run before its maps are read) replaces ``second`` with its
+    made on a region's cells (:func:`_gaussian` gives each the whole grid's value there). A fine
+    proper-motion class is made in two steps: :func:`_part` keeps its histograms, then
+    :func:`_pm_rows` (which must run before its maps are read) replaces ``second`` with its
     variance and sets ``background``, the local field, both on the candidate regions' rows from
     ``row0``. ``positive``: a fine class's block sums of its positive weights, for the bound."""
 

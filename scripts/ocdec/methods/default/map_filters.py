@@ -9,8 +9,9 @@ across many lines at once (vector lanes), and only for the cells a caller reads.
 Each cell gets the operations scipy (1.17) gives it, in its order, in IEEE double (no fast-math:
 no reassociation, no fused multiply-adds), cells beyond the map reading 0 (``mode="constant"``):
 for a symmetric Gaussian kernel of radius r, x[0] w[0] and then, from the farthest pair in,
-(x[-k] + x[k]) w[k]; for a box of n cells, a running sum (the first n cells added in turn, then
-the cell entering less the one leaving) divided by n at each cell. The first pass's result is
+(x[-k] + x[k]) w[-k] (the kernel's left half, as scipy reads it); for a box of n cells, a
+running sum (the first n cells added in turn, then the cell entering less the one leaving)
+divided by n at each cell. The first pass's result is
 rounded to the map's type before the second reads it, as scipy writes it to its output array
 between the passes. So the maps are the same to the bit as :func:`scipy.ndimage.gaussian_filter`
 's and :func:`scipy.ndimage.uniform_filter`'s (tests/test_peak_search.py compares them).
@@ -163,9 +164,11 @@ def box(h: np.ndarray, size: int, rows: tuple[int, int] | None = None) -> np.nda
 
 
 def load() -> None:
-    """Compile or load the filters for the maps' types (float32, float64), so that the
+    """Compile or load the filters for the maps' types (float32, float64) and the search's
+    kernels (read-only arrays: numba compiles those apart from writable ones), so that the
     processes forked after it find them ready (:data:`ocdec.warm.COMPILED`)."""
     w = np.array([0.25, 0.5, 0.25])
+    w.setflags(write=False)  # as density._gauss_weights makes its kernels
     for dtype in (np.float32, np.float64):
         gaussian(np.zeros((2, 2), dtype), w)
         box(np.zeros((2, 2), dtype), 2)
