@@ -11,17 +11,24 @@ no reassociation, no fused multiply-adds), cells beyond the map reading 0 (``mod
 for a symmetric Gaussian kernel of radius r, x[0] w[0] and then, from the farthest pair in,
 (x[-k] + x[k]) w[-k] (the kernel's left half, as scipy reads it); for a box of n cells, a
 running sum (the first n cells added in turn, then the cell entering less the one leaving)
-divided by n at each cell. The first pass's result is
-rounded to the map's type before the second reads it, as scipy writes it to its output array
-between the passes. So the maps are the same to the bit as :func:`scipy.ndimage.gaussian_filter`
-'s and :func:`scipy.ndimage.uniform_filter`'s (tests/test_peak_search.py compares them).
+divided by n at each cell. The first pass's result is rounded to the map's type before the
+second reads it, as scipy writes it to its output array between the passes. So the maps are the
+same to the bit as scipy.ndimage's ``gaussian_filter`` and ``uniform_filter`` give
+(tests/test_peak_search.py compares them).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from ocdec.methods.default.star_loops import compiled
+
+
+@numba.njit(inline="always")
+def _row(h: np.ndarray, i: int, zero: np.ndarray) -> np.ndarray:
+    """Row ``i`` of ``h``, or ``zero`` (a row of 0.0, as scipy's constant mode reads) beyond it."""
+    return h[i] if 0 <= i < h.shape[0] else zero
 
 
 @compiled
@@ -43,6 +50,7 @@ def _gaussian_cells(h: np.ndarray, w: np.ndarray, r0: int, r1: int, c0: int, c1:
     line = np.zeros(width + 2 * r)
     mid = np.empty(m1 - m0, out.dtype)
     acc2 = np.empty(width)
+    zero = np.zeros(ny, h.dtype)  # a row beyond the map
     w0 = w[r]
     for i in range(r0, r1):
         row = h[i]
@@ -50,21 +58,9 @@ def _gaussian_cells(h: np.ndarray, w: np.ndarray, r0: int, r1: int, c0: int, c1:
             acc[j] = np.float64(row[m0 + j]) * w0
         for k in range(r, 0, -1):
             wk = w[r - k]
-            if i - k >= 0 and i + k < nx:
-                a, b = h[i - k], h[i + k]
-                for j in range(m1 - m0):
-                    acc[j] += (np.float64(a[m0 + j]) + np.float64(b[m0 + j])) * wk
-            elif i - k >= 0:
-                a = h[i - k]
-                for j in range(m1 - m0):
-                    acc[j] += (np.float64(a[m0 + j]) + 0.0) * wk
-            elif i + k < nx:
-                b = h[i + k]
-                for j in range(m1 - m0):
-                    acc[j] += (0.0 + np.float64(b[m0 + j])) * wk
-            else:
-                for j in range(m1 - m0):
-                    acc[j] += (0.0 + 0.0) * wk
+            a, b = _row(h, i - k, zero), _row(h, i + k, zero)
+            for j in range(m1 - m0):
+                acc[j] += (np.float64(a[m0 + j]) + np.float64(b[m0 + j])) * wk
         # line[t] holds column c0 - r + t
         mid[:] = acc
         for j in range(m1 - m0):
@@ -80,6 +76,12 @@ def _gaussian_cells(h: np.ndarray, w: np.ndarray, r0: int, r1: int, c0: int, c1:
             o[j] = acc2[j]
 
 
+def _writable(h: np.ndarray) -> np.ndarray:
+    """``h`` as a C-contiguous writable array (a copy only where it is not one): numba types a
+    read-only row apart from the writable row of zeros that stands for the rows beyond it."""
+    return np.require(h, requirements=["C", "W"])
+
+
 def gaussian(h: np.ndarray, weights: np.ndarray,
              region: tuple[slice, slice] | None = None) -> np.ndarray:
     """``scipy.ndimage.gaussian_filter(h, sigma, mode="constant")[region]`` for a 2-d float32 or
@@ -91,7 +93,7 @@ def gaussian(h: np.ndarray, weights: np.ndarray,
     c0, c1, _ = cols.indices(h.shape[1])
     out = np.empty((max(r1 - r0, 0), max(c1 - c0, 0)), h.dtype)
     if out.size:
-        _gaussian_cells(np.ascontiguousarray(h), weights, r0, r1, c0, c1, out)
+        _gaussian_cells(_writable(h), weights, r0, r1, c0, c1, out)
     return out
 
 
@@ -107,35 +109,18 @@ def _box_rows(h: np.ndarray, size: int, r0: int, r1: int, out: np.ndarray) -> No
     before = size // 2  # cells the box reaches before its centre (after: size - before - 1)
     n = np.float64(size)
     column = np.zeros(ny)  # each column's running sum, undivided
+    zero = np.zeros(ny, h.dtype)  # a row beyond the map
     for t in range(size):  # the box about row 0: rows -before .. size - before - 1
-        i = t - before
-        if 0 <= i < nx:
-            row = h[i]
-            for j in range(ny):
-                column[j] += np.float64(row[j])
-        else:
-            for j in range(ny):
-                column[j] += 0.0
+        row = _row(h, t - before, zero)
+        for j in range(ny):
+            column[j] += np.float64(row[j])
     mid = np.empty(ny, out.dtype)
     line = np.zeros(ny + size)  # a row of the first pass, rounded, 0 beyond the map
     for i in range(r1):
         if i > 0:
-            leaving, entering = i - 1 - before, i + size - before - 1
-            if 0 <= leaving and entering < nx:
-                a, b = h[leaving], h[entering]
-                for j in range(ny):
-                    column[j] += np.float64(b[j]) - np.float64(a[j])
-            elif 0 <= leaving:
-                a = h[leaving]
-                for j in range(ny):
-                    column[j] += 0.0 - np.float64(a[j])
-            elif entering < nx:
-                b = h[entering]
-                for j in range(ny):
-                    column[j] += np.float64(b[j]) - 0.0
-            else:
-                for j in range(ny):
-                    column[j] += 0.0 - 0.0
+            a, b = _row(h, i - 1 - before, zero), _row(h, i + size - before - 1, zero)
+            for j in range(ny):
+                column[j] += np.float64(b[j]) - np.float64(a[j])
         if i < r0:
             continue
         for j in range(ny):
@@ -159,7 +144,7 @@ def box(h: np.ndarray, size: int, rows: tuple[int, int] | None = None) -> np.nda
     r0, r1 = rows if rows is not None else (0, h.shape[0])
     out = np.empty((max(r1 - r0, 0), h.shape[1]), h.dtype)
     if out.size:
-        _box_rows(np.ascontiguousarray(h), size, r0, r1, out)
+        _box_rows(_writable(h), size, r0, r1, out)
     return out
 
 

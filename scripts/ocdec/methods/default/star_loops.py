@@ -69,10 +69,9 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
     with_pm, with_sky = pm_weight.size > 0, sky_w.size > 0
     nby = -(-ny // block) if block > 0 else 0
     blocks = np.zeros((2, (-(-nx // block) if block > 0 else 0) * nby))
-    # each star's cell (-1: dropped) and each reached cell's number among them
+    # each star's cell (-1: dropped), and each reached cell's number among them (in order)
     cells = np.empty(at.size, np.int64)
     slot = np.full(n_cells, -1, np.int32)
-    reached = np.empty(min(at.size, n_cells), np.int64)
     n_reached = 0
     for k in range(at.size):
         star = at[k]
@@ -83,39 +82,38 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
         if not (gx >= 0.0 and gx < nx and gy >= 0.0 and gy < ny):
             cells[k] = -1
             continue
-        ix, iy = int(gx), int(gy)
-        cell = ix * ny + iy
+        cell = int(gx) * ny + int(gy)
         cells[k] = cell
         if slot[cell] < 0:
             slot[cell] = n_reached
-            reached[n_reached] = cell
             n_reached += 1
-        if block > 0:
-            b = (ix // block) * nby + iy // block
-            if with_pm:
-                wp = pm_weight[k]
-                blocks[0, b] += wp if (wp >= 0.0 or wp != wp) else 0.0
-            if with_sky:
-                a = weight[k] * (sky_w[star] - fbar)
-                blocks[1, b] += a if (a >= 0.0 or a != a) else 0.0
+    # the sums, each cell's (and block's) in the stars' order
     sums = np.zeros((4, n_reached))
     for k in range(at.size):
         cell = cells[k]
         if cell < 0:
             continue
         c = slot[cell]
+        b = (cell // ny // block) * nby + cell % ny // block if block > 0 else 0
         if with_pm:
             wp = pm_weight[k]
             sums[0, c] += wp
             sums[1, c] += wp * wp
+            if block > 0:
+                blocks[0, b] += wp if (wp >= 0.0 or wp != wp) else 0.0
         if with_sky:
             a = weight[k] * (sky_w[at[k]] - fbar)
             sums[2, c] += a
             sums[3, c] += a * a
+            if block > 0:
+                blocks[1, b] += a if (a >= 0.0 or a != a) else 0.0
     pm = np.zeros((2, n_cells if with_pm else 0), np.float32)
     sky = np.zeros((2, n_cells if with_sky else 0), np.float32)
-    for c in range(n_reached):
-        cell = reached[c]
+    for k in range(at.size):  # each reached cell's sums, rounded (a cell again: the same values)
+        cell = cells[k]
+        if cell < 0:
+            continue
+        c = slot[cell]
         if with_pm:
             pm[0, cell] = sums[0, c]
             pm[1, cell] = sums[1, c]
