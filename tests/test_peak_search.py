@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from ocdec.methods.default import density
+from ocdec.methods.default import density, map_filters
 from ocdec.methods.default.groups import GroupSettings, _resamples, search_with_nulls
 from ocdec.methods.default.peaks import (
     PeakSettings,
@@ -47,6 +47,51 @@ def test_local_maxima_match_the_maximum_filter_at_edges_and_ties() -> None:
     tenth = np.zeros((5, 5), np.float32)
     tenth[2, 2] = np.float32(0.1)
     assert _local_maxima(tenth, 0.1) == [(2, 2)]
+
+
+def test_local_maxima_of_two_maps_are_those_of_their_maximum() -> None:
+    """Given a second map (the sky's), the maxima are those of numpy.maximum of the two, found
+    without making it; a NaN cell is no maximum and keeps its neighbours from being one, as
+    numpy's maximum and comparisons treat it."""
+    rng = np.random.default_rng(6)
+    pm = rng.gamma(2.0, 2.0, (70, 53)).astype(np.float32)
+    sky = rng.gamma(2.0, 2.0, (70, 53)).astype(np.float32)
+    sky[0, 3] = pm[40, 52] = 45.0  # one map's maxima on the edges
+    pm[20, 20] = sky[20, 22] = 35.0  # a tie across the two maps: both are maxima
+    sky[60, 30] = np.nan
+    both = np.maximum(pm, sky)
+    padded = np.pad(both, 2, constant_values=-np.inf)
+    top = np.max([padded[di:di + 70, dj:dj + 53] for di in range(5) for dj in range(5)], axis=0)
+    expected = (both == top) & (both > 5.0)
+    found = _local_maxima(pm, 5.0, other=sky)
+    assert found == list(zip(*np.nonzero(expected), strict=True))
+    assert {(0, 3), (40, 52), (20, 20), (20, 22)} <= set(found)
+    assert not {(i, j) for i, j in found if abs(i - 60) <= 2 and abs(j - 30) <= 2}
+
+
+@pytest.mark.parametrize(("shape", "factor"), [((1, 1), 2), ((7, 5), 3), ((40, 17), 2),
+                                               ((23, 61), 5), ((30, 30), 8), ((9, 4), 11)])
+def test_block_max_is_numpys_reduceat(shape, factor) -> None:
+    """The bound's largest positive value of a coarse class over each block (compiled,
+    map_filters.block_max) is what numpy's maximum.reduceat at the blocks' first coarse lines and
+    the lines of their last cells gave, the last block reducing to the map's end: the same
+    values, NaN where a block reaches one."""
+    rng = np.random.default_rng(12)
+    block = density.BOUND_BLOCK
+    m = rng.normal(0.0, 3.0, shape).astype(np.float32)
+    m.flat[rng.integers(0, m.size, 2)] = np.nan
+    # the fine grid the coarse one covers: its last coarse cell partly filled
+    fine = [n * factor - int(rng.integers(0, factor)) for n in shape]
+    nb = (-(-fine[0] // block), -(-fine[1] // block))
+    want = np.maximum(m, 0.0)
+    for axis, n in enumerate(nb):
+        first = block * np.arange(n)
+        lo = np.minimum(first // factor, want.shape[axis] - 1)
+        hi = np.minimum((first + block - 1) // factor, want.shape[axis] - 1)
+        want = np.maximum(np.maximum.reduceat(want, lo, axis=axis), np.take(want, hi, axis=axis))
+    got = map_filters.block_max(m, factor, block, nb)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
 
 
 def _histograms(x: np.ndarray, y: np.ndarray, bx: np.ndarray, by: np.ndarray, w: np.ndarray,
@@ -230,27 +275,35 @@ def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
 def test_the_warm_load_compiles_every_filter_the_search_calls() -> None:
     """map_filters.load(), which the warm interpreter runs before it forks its jobs, compiles
     (or loads) each variant the search then calls: float32 and float64 maps, and the Gaussian
-    with the search's read-only kernels, which numba compiles apart from writable ones. Run in
+    with the search's read-only kernels, which numba compiles apart from writable ones; the
+    bound's block maxima and the local maxima (of one map, and of two) on float32 maps. Run in
     a fresh interpreter, so that no earlier test has compiled them already."""
     import subprocess
     import sys
 
     code = """
 import numpy as np
-from ocdec.methods.default import density, map_filters
+from ocdec.methods.default import density, map_filters, peaks
+kernels = (map_filters._gaussian_cells, map_filters._box_rows, map_filters._block_max,
+           map_filters._maxima)
 map_filters.load()
-loaded = [set(f.overloads) for f in (map_filters._gaussian_cells, map_filters._box_rows)]
+loaded = [set(f.overloads) for f in kernels]
 for dtype in (np.float32, np.float64):
     h = np.ones((12, 9), dtype)
     density._aperture(h, (slice(2, 5), slice(0, 9)))
     density._aperture_variance(h)
     density._box(h, 5, (1, 4))
-used = [set(f.overloads) for f in (map_filters._gaussian_cells, map_filters._box_rows)]
-print(used == loaded, len(used[0]), len(used[1]))
+coarse = np.ones((4, 3), np.float32) - density._aperture(np.ones((4, 3), np.float32))
+density._bound([density._Part("pm", 3, coarse, coarse)], (2, 2))
+best = np.zeros((12, 9), np.float32)
+peaks._local_maxima(best, 3.0, other=best)
+peaks._local_maxima(best, 3.0)
+used = [set(f.overloads) for f in kernels]
+print(used == loaded, *(len(u) for u in used))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == ["True", "2", "2"], out
+    assert out == ["True", "2", "2", "1", "1"], out
 
 
 @pytest.mark.parametrize("kind", ["pm", "sky"])

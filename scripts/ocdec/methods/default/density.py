@@ -262,17 +262,6 @@ def _prefix_significance(parts: list[_Part], region: Region, shape: tuple[int, i
     return np.where(np.isfinite(best), best, np.float32(0.0))
 
 
-def _block_max(m: np.ndarray, factor: int, block: int, nb: tuple[int, int]) -> np.ndarray:
-    """The largest value of a coarse map (``factor`` fine cells a side) over each block's fine
-    cells (a block's cells span coarse cells lo..hi; lo..next lo, and hi, cover them)."""
-    for axis, n in enumerate(nb):
-        first = block * np.arange(n)
-        lo = np.minimum(first // factor, m.shape[axis] - 1)
-        hi = np.minimum((first + block - 1) // factor, m.shape[axis] - 1)
-        m = np.maximum(np.maximum.reduceat(m, lo, axis=axis), np.take(m, hi, axis=axis))
-    return m
-
-
 def _bound(parts: list[_Part], nb: tuple[int, int]) -> np.ndarray:
     """Over each block of BOUND_BLOCK fine cells a side, at least every prefix's significance
     of one contrast: the sum over its classes of their positive excesses (a prefix's excess is
@@ -287,7 +276,7 @@ def _bound(parts: list[_Part], nb: tuple[int, int]) -> np.ndarray:
             window = _box(part.positive, 2 * reach + 1)
             bound += _APERTURE_MAX_WEIGHT * (2 * reach + 1) ** 2 * window
         else:
-            bound += _block_max(np.maximum(part.first, 0.0), part.factor, BOUND_BLOCK, nb)
+            bound += map_filters.block_max(part.first, part.factor, BOUND_BLOCK, nb)
     return bound
 
 
