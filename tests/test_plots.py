@@ -287,8 +287,9 @@ def test_region_plots_writes_every_figure(tmp_path: Path) -> None:
 def test_one_methods_figure_is_the_overview_retitled_byte_for_byte(tmp_path: Path,
                                                                     monkeypatch) -> None:
     """With one method, region_plots draws its panels once for the overview and the methods
-    figure (methods_figure is not called): the methods figure is the one methods_figure draws on
-    its own, to the byte (PNG and PDF); only the titles differ."""
+    figure (methods_figure is not called; in PNG the panels are drawn once and each title onto
+    them): the methods figure is the one methods_figure draws on its own, and the overview the
+    one overview_figure draws, to the byte (PNG and PDF); only the titles differ."""
     import ocdec.results.figures.write as write
 
     def not_drawn(*args, **kwargs):
@@ -307,6 +308,9 @@ def test_one_methods_figure_is_the_overview_retitled_byte_for_byte(tmp_path: Pat
         got = (tmp_path / "plots" / f"methods.{fmt}").read_bytes()
         assert got == want
         assert (tmp_path / "plots" / f"overview.{fmt}").read_bytes() != want
+        overview = plots.overview_figure(selections[0], REGION, REF, max_field=30_000)
+        want = plots.save_figure(overview, tmp_path / "alone" / f"overview.{fmt}").read_bytes()
+        assert (tmp_path / "plots" / f"overview.{fmt}").read_bytes() == want
 
 
 def test_pdf_on_request(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
 """Figure layout without a layout engine, shared by the region figures
 (:mod:`ocdec.results.figures`) and the physical-parameters figure (:mod:`ocdec.physics.figures`):
-margins and gaps in inches (:func:`fixed_grid`) and plain-text log ticks
-(:func:`plain_log_ticks`). Constrained layout measures every tick label in an extra draw, and
-mathtext tick labels are slow to lay out: for figures drawn for every region of a catalogue, both
-were most of their cost. Light on imports (matplotlib and numpy only), so that a job that draws
-only these figures imports no table library.
+margins and gaps in inches (:func:`fixed_grid`), plain-text log ticks (:func:`plain_log_ticks`)
+and how a PNG is compressed (:data:`PNG_OPTIONS`). Constrained layout measures every tick label
+in an extra draw, and mathtext tick labels are slow to lay out: for figures drawn for every
+region of a catalogue, both were most of their cost. Light on imports (matplotlib and numpy
+only), so that a job that draws only these figures imports no table library.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
+
+# zlib level 3, not Pillow's 6: a region's six PNGs are written in 0.1 s less, and the scatter
+# plots' files come out no larger (measured: 242 KB at 6, 222 KB at 3 for an overview)
+PNG_OPTIONS: dict[str, Any] = {"compress_level": 3}
 
 
 def fixed_grid(

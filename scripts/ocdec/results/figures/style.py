@@ -10,14 +10,14 @@ log axes get plain-text tick labels (no mathtext).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from ocdec.figure_layout import fixed_grid
+from ocdec.figure_layout import PNG_OPTIONS, fixed_grid
 from ocdec.io import atomic_path
 
 STYLE: dict[str, Any] = {
@@ -156,8 +156,10 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
         if fmt == "pdf"
         else None
     )
+    # pil_kwargs only for PNG: the vector formats' writers take no such argument
+    options = {"pil_kwargs": dict(PNG_OPTIONS)} if fmt == "png" else {}
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, metadata=metadata)
+        fig.savefig(tmp, format=fmt, metadata=metadata, **options)
     return path
 
 
@@ -184,3 +186,44 @@ def save_copies(fig: Figure, out_dir: Path, stems: Sequence[str], formats: Itera
                 shutil.copyfile(first[fmt], tmp)
             written.append(path)
     return written
+
+
+def save_retitled(fig: Figure, out_dir: Path, stems: tuple[str, str],
+                  retitle: Callable[[Figure], None], formats: Iterable[str]) -> list[Path]:
+    """``fig`` as ``{out_dir}/{stems[0]}.{fmt}``, then retitled (``retitle`` sets its suptitle
+    anew) as ``stems[1]``, for every format; paths in stem order. A PNG's panels are drawn once:
+    the figure is drawn without its title, kept, and each title drawn onto that drawing (the
+    margins are fixed, so a title moves nothing), the same pixels as a whole draw gives
+    (tests/test_plots.py compares them); the other formats are drawn whole each time."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    formats = list(formats)
+    title = fig._suptitle  # matplotlib keeps the suptitle's Text there
+    if "png" not in formats or title is None:
+        first = save_formats(fig, out_dir, stems[0], formats)
+        retitle(fig)
+        return first + save_formats(fig, out_dir, stems[1], formats)
+    others = [fmt for fmt in formats if fmt != "png"]
+    written = {stem: [] for stem in stems}  # type: dict[str, list[Path]]
+    written[stems[0]] += save_formats(fig, out_dir, stems[0], others)
+    canvas = FigureCanvasAgg(fig)
+    title.set_visible(False)
+    canvas.draw()
+    panels = canvas.copy_from_bbox(fig.bbox)
+    title.set_visible(True)
+    for k, stem in enumerate(stems):
+        if k:
+            retitle(fig)
+            title = fig._suptitle
+            canvas.restore_region(panels)
+            if others:
+                written[stem] += save_formats(fig, out_dir, stem, others)
+        fig.draw_artist(title)
+        path = out_dir / f"{stem}.png"
+        with atomic_path(path) as tmp:
+            # as savefig writes a PNG (FigureCanvasAgg.print_png), from the canvas as drawn
+            mpl.image.imsave(tmp, canvas.buffer_rgba(), format="png", origin="upper",
+                             dpi=fig.dpi, metadata={"Software": None},
+                             pil_kwargs=dict(PNG_OPTIONS))
+        written[stem].insert(formats.index("png"), path)
+    return written[stems[0]] + written[stems[1]]

@@ -28,6 +28,7 @@ from ocdec.results.figures.style import (
     region_title,
     save_copies,
     save_formats,
+    save_retitled,
     skipped_figure,
 )
 
@@ -78,13 +79,16 @@ def region_plots(
     else:
         fig = message_figure(f"{name}: {PRIMARY} method",
                              f"the {PRIMARY} method has no result here")
-    written += save_formats(fig, out, "overview", formats)
     if primary is not None and len(selections) == 1:
         # one method: its row of the methods figure is the overview's panels, drawn once
-        retitle_as_methods(fig, selections, region, max_field=max_field, seed=seed)
+        written += save_retitled(
+            fig, out, ("overview", "methods"),
+            lambda f: retitle_as_methods(f, selections, region, max_field=max_field, seed=seed),
+            formats)
     else:
+        written += save_formats(fig, out, "overview", formats)
         fig = methods_figure(selections, region, reference, max_field=max_field, seed=seed)
-    written += save_formats(fig, out, "methods", formats)
+        written += save_formats(fig, out, "methods", formats)
     fig = silhouette_figure(inputs.silhouette, inputs.chosen_k,
                             f"{name}: K-Means silhouette sweep")
     written += save_formats(fig, out, "silhouette", formats)
