@@ -75,10 +75,11 @@ def test_block_max_is_numpys_reduceat(shape, factor) -> None:
     """The bound's largest positive value of a coarse class over each block (compiled,
     map_filters.block_max) is what numpy's maximum.reduceat at the blocks' first coarse lines and
     the lines of their last cells gave, the last block reducing to the map's end: the same
-    values, NaN where a block reaches one."""
+    values to the bit (+0.0 where numpy's is), NaN where a block reaches one."""
     rng = np.random.default_rng(12)
     block = density.BOUND_BLOCK
     m = rng.normal(0.0, 3.0, shape).astype(np.float32)
+    m[m < -2.0] = -0.0  # blocks whose largest is a negative zero: numpy's gives +0.0
     m.flat[rng.integers(0, m.size, 2)] = np.nan
     # the fine grid the coarse one covers: its last coarse cell partly filled
     fine = [n * factor - int(rng.integers(0, factor)) for n in shape]
@@ -91,7 +92,11 @@ def test_block_max_is_numpys_reduceat(shape, factor) -> None:
         want = np.maximum(np.maximum.reduceat(want, lo, axis=axis), np.take(want, hi, axis=axis))
     got = map_filters.block_max(m, factor, block, nb)
     assert got.dtype == want.dtype and got.shape == want.shape
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))  # to the bit
+    nothing_positive = np.full(shape, -1.0, np.float32)
+    nothing_positive.flat[-1] = -0.0
+    zeros = map_filters.block_max(nothing_positive, factor, block, nb)
+    assert zeros.view(np.uint32).tolist() == np.zeros(nb, np.float32).view(np.uint32).tolist()
 
 
 def _histograms(x: np.ndarray, y: np.ndarray, bx: np.ndarray, by: np.ndarray, w: np.ndarray,

@@ -313,6 +313,37 @@ def test_one_methods_figure_is_the_overview_retitled_byte_for_byte(tmp_path: Pat
         assert (tmp_path / "plots" / f"overview.{fmt}").read_bytes() == want
 
 
+@pytest.mark.parametrize("rc", [{}, {"savefig.dpi": 150}, {"savefig.facecolor": "yellow"},
+                                {"savefig.transparent": True}, {"savefig.bbox": "tight"}])
+def test_retitled_pngs_are_whole_draws_under_any_savefig_settings(tmp_path: Path, rc) -> None:
+    """A figure saved, retitled and saved again gives each title's PNG and PDF as savefig gives
+    them for the figure drawn whole, whatever savefig's settings (a user's matplotlibrc): where
+    they differ from matplotlib's defaults the drawing is not kept; the figure keeps its canvas."""
+    import matplotlib as mpl
+    from matplotlib.figure import Figure
+
+    from ocdec.results.figures.style import save_retitled
+
+    def figure(title: str) -> Figure:
+        fig = Figure(figsize=(4, 3), dpi=80)
+        ax = fig.add_axes((0.15, 0.15, 0.8, 0.65))
+        ax.scatter([1, 2, 3], [3, 1, 2])
+        fig.suptitle(title, y=0.98, va="top")
+        return fig
+
+    with mpl.rc_context(rc):
+        fig = figure("first")
+        canvas = fig.canvas
+        paths = save_retitled(fig, tmp_path / "kept", ("a", "b"),
+                              lambda f: f.suptitle("second", y=0.98, va="top"), ("png", "pdf"))
+        assert fig.canvas is canvas
+        assert [p.name for p in paths] == ["a.png", "a.pdf", "b.png", "b.pdf"]
+        for stem, title in (("a", "first"), ("b", "second")):
+            for fmt in ("png", "pdf"):
+                want = plots.save_figure(figure(title), tmp_path / "whole" / f"{stem}.{fmt}")
+                assert (tmp_path / "kept" / f"{stem}.{fmt}").read_bytes() == want.read_bytes()
+
+
 def test_pdf_on_request(tmp_path: Path) -> None:
     fig = plots.silhouette_figure(pd.DataFrame({"k": [2, 3], "silhouette": [0.2, 0.3]}))
     path = plots.save_figure(fig, tmp_path / "silhouette.pdf")

@@ -171,7 +171,8 @@ def load() -> None:
 
 @numba.njit(inline="always")
 def _maximum(a: float, b: float) -> float:
-    """numpy.maximum of two numbers (NaN where either is)."""
+    """The larger of two numbers, NaN where either is, as numpy.maximum gives it (but for the
+    sign of a zero: ``a`` where a == b)."""
     return a if (a >= b or a != a) else b
 
 
@@ -210,7 +211,7 @@ def _block_max(m: np.ndarray, factor: int, block: int, nbx: int, nby: int, out: 
             top = lines[ch]
             for c in range(c0, c1):
                 top = _maximum(top, lines[c])
-            out[bi, bj] = _maximum(top, 0.0)
+            out[bi, bj] = _maximum(0.0, top)  # +0.0 where top is a zero, as numpy's
 
 
 def block_max(m: np.ndarray, factor: int, block: int, nb: tuple[int, int]) -> np.ndarray:

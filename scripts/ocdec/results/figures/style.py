@@ -193,37 +193,53 @@ def save_retitled(fig: Figure, out_dir: Path, stems: tuple[str, str],
     """``fig`` as ``{out_dir}/{stems[0]}.{fmt}``, then retitled (``retitle`` sets its suptitle
     anew) as ``stems[1]``, for every format; paths in stem order. A PNG's panels are drawn once:
     the figure is drawn without its title, kept, and each title drawn onto that drawing (the
-    margins are fixed, so a title moves nothing), the same pixels as a whole draw gives
-    (tests/test_plots.py compares them); the other formats are drawn whole each time."""
+    margins are fixed, so a title moves nothing, and nothing lies over it), the same bytes as a
+    whole draw gives (tests/test_plots.py compares them); the other formats, and PNGs where
+    savefig's settings differ from matplotlib's defaults (:func:`_plain_savefig`), are drawn
+    whole each time."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     formats = list(formats)
     title = fig._suptitle  # matplotlib keeps the suptitle's Text there
-    if "png" not in formats or title is None:
+    if "png" not in formats or title is None or not _plain_savefig(fig):
         first = save_formats(fig, out_dir, stems[0], formats)
         retitle(fig)
         return first + save_formats(fig, out_dir, stems[1], formats)
     others = [fmt for fmt in formats if fmt != "png"]
     written = {stem: [] for stem in stems}  # type: dict[str, list[Path]]
     written[stems[0]] += save_formats(fig, out_dir, stems[0], others)
+    original = fig.canvas
     canvas = FigureCanvasAgg(fig)
-    title.set_visible(False)
-    canvas.draw()
-    panels = canvas.copy_from_bbox(fig.bbox)
-    title.set_visible(True)
-    for k, stem in enumerate(stems):
-        if k:
-            retitle(fig)
-            title = fig._suptitle
-            canvas.restore_region(panels)
-            if others:
-                written[stem] += save_formats(fig, out_dir, stem, others)
-        fig.draw_artist(title)
-        path = out_dir / f"{stem}.png"
-        with atomic_path(path) as tmp:
-            # as savefig writes a PNG (FigureCanvasAgg.print_png), from the canvas as drawn
-            mpl.image.imsave(tmp, canvas.buffer_rgba(), format="png", origin="upper",
-                             dpi=fig.dpi, metadata={"Software": None},
-                             pil_kwargs=dict(PNG_OPTIONS))
-        written[stem].insert(formats.index("png"), path)
+    try:
+        title.set_visible(False)
+        canvas.draw()
+        panels = canvas.copy_from_bbox(fig.bbox)
+        title.set_visible(True)
+        for k, stem in enumerate(stems):
+            if k:
+                retitle(fig)
+                title = fig._suptitle
+                canvas.restore_region(panels)
+                if others:
+                    written[stem] += save_formats(fig, out_dir, stem, others)
+            fig.draw_artist(title)
+            path = out_dir / f"{stem}.png"
+            with atomic_path(path) as tmp:
+                # as savefig writes a PNG (FigureCanvasAgg.print_png), from the canvas as drawn
+                mpl.image.imsave(tmp, canvas.buffer_rgba(), format="png", origin="upper",
+                                 dpi=fig.dpi, metadata={"Software": None},
+                                 pil_kwargs=dict(PNG_OPTIONS))
+            written[stem].insert(formats.index("png"), path)
+    finally:
+        fig.set_canvas(original)  # as savefig leaves it (and the drawing's buffer goes)
     return written[stems[0]] + written[stems[1]]
+
+
+def _plain_savefig(fig: Figure) -> bool:
+    """Whether savefig, under the rcParams in force, writes a PNG of the canvas as drawn at the
+    figure's dpi (a user's matplotlibrc may set another dpi, a tight box, a transparent or
+    coloured background): only then does a kept drawing give savefig's bytes."""
+    rc = mpl.rcParams
+    return (rc["savefig.dpi"] in ("figure", fig.dpi) and rc["savefig.bbox"] in (None, "standard")
+            and not rc["savefig.transparent"] and rc["savefig.facecolor"] == "auto"
+            and rc["savefig.edgecolor"] == "auto")
