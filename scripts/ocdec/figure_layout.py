@@ -1,26 +1,44 @@
 """Figure layout without a layout engine, shared by the region figures
-(:mod:`ocdec.results.figures`) and the physical-parameters figure (:mod:`ocdec.physics.figures`):
-margins and gaps in inches (:func:`fixed_grid`), plain-text log ticks (:func:`plain_log_ticks`)
-and how a PNG is compressed (:data:`PNG_OPTIONS`). Constrained layout measures every tick label
-in an extra draw, and mathtext tick labels are slow to lay out: for figures drawn for every
-region of a catalogue, both were most of their cost. Light on imports (matplotlib and numpy
-only), so that a job that draws only these figures imports no table library.
+(:mod:`ocdec.results.figures`) and the physical-parameters figure
+(:mod:`ocdec.physics.figures`): margins and gaps in inches (:func:`fixed_grid`), plain-text log
+ticks (:func:`plain_log_ticks`) and saving (:func:`save_atomic`, a PNG compressed as
+:data:`PNG_OPTIONS` says). Constrained layout measures every tick label in an extra draw, and
+mathtext tick labels are slow to lay out: for figures drawn for every region of a catalogue,
+both were most of their cost. Light on imports (matplotlib, numpy and the standard library), so
+that a job that draws only these figures imports no table library.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
+from ocdec.io import atomic_path
+
 # zlib level 3, not Pillow's 6: a region's six PNGs are written in 0.1 s less; the scatter plots'
 # files come out no larger (an overview 222 KB at 3, 242 KB at 6), line plots and message
 # figures a few KB larger (a silhouette sweep 52 KB against 50.5 KB)
 PNG_OPTIONS: dict[str, Any] = {"compress_level": 3}
+
+
+def save_atomic(fig: Figure, path: str | os.PathLike[str], **savefig: Any) -> Path:
+    """``fig.savefig`` to a temporary name, then renamed to ``path`` (the format from its
+    suffix; a PNG compressed as :data:`PNG_OPTIONS` says); ``savefig``: savefig's other
+    arguments."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    if fmt == "png":  # the vector formats' writers take no pil_kwargs
+        savefig.setdefault("pil_kwargs", dict(PNG_OPTIONS))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, **savefig)
+    return path
 
 
 def fixed_grid(

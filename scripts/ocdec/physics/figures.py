@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ocdec.figure_layout import PNG_OPTIONS, fixed_grid, plain_log_ticks
-from ocdec.io import atomic_path
+from ocdec.figure_layout import fixed_grid, plain_log_ticks, save_atomic
 
 if TYPE_CHECKING:
     from astropy.table import Table
@@ -27,10 +26,7 @@ log = logging.getLogger(__name__)
 
 def save(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
     """Write ``fig`` atomically (format from the suffix)."""
-    fmt = str(path).rsplit(".", 1)[-1]
-    options = {"pil_kwargs": dict(PNG_OPTIONS)} if fmt == "png" else {}
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi, **options)
+    save_atomic(fig, path, dpi=dpi)
 
 
 def parameters_figure(result: ParametersResult, title: str = "") -> Figure:

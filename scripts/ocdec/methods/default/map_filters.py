@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ocdec.methods.default.star_loops import compiled
+from ocdec.methods.default.star_loops import compiled, maximum
 
 
 @numba.njit(inline="always")
@@ -154,28 +154,6 @@ def box(h: np.ndarray, size: int, rows: tuple[int, int] | None = None) -> np.nda
     return out
 
 
-def load() -> None:
-    """Compile or load the filters for the maps' types (float32, float64) and the search's
-    kernels (read-only arrays: numba compiles those apart from writable ones), so that the
-    processes forked after it find them ready (:data:`ocdec.warm.COMPILED`)."""
-    w = np.array([0.25, 0.5, 0.25])
-    w.setflags(write=False)  # as density._gauss_weights makes its kernels
-    for dtype in (np.float32, np.float64):
-        gaussian(np.zeros((2, 2), dtype), w)
-        box(np.zeros((2, 2), dtype), 2)
-    # the bound's blocks and the peaks are taken on float32 maps alone
-    block_max(np.zeros((2, 2), np.float32), 2, 2, (1, 1))
-    local_maxima(np.zeros((2, 2), np.float32), 1.0, other=np.zeros((2, 2), np.float32))
-    local_maxima(np.zeros((2, 2), np.float32), 1.0)
-
-
-@numba.njit(inline="always")
-def _maximum(a: float, b: float) -> float:
-    """The larger of two numbers, NaN where either is, as numpy.maximum gives it (but for the
-    sign of a zero: ``a`` where a == b)."""
-    return a if (a >= b or a != a) else b
-
-
 @numba.njit(inline="always")
 def _reach(i: int, factor: int, block: int, n_blocks: int, m: int) -> tuple[int, int, int]:
     """The coarse lines block ``i`` of ``n_blocks`` reduces over, as numpy's maximum.reduceat at
@@ -205,13 +183,13 @@ def _block_max(m: np.ndarray, factor: int, block: int, nbx: int, nby: int, out: 
         for r in range(r0, r1):
             row = m[r]
             for c in range(my):
-                lines[c] = _maximum(lines[c], row[c])
+                lines[c] = maximum(lines[c], row[c])
         for bj in range(nby):
             c0, c1, ch = _reach(bj, factor, block, nby, my)
             top = lines[ch]
             for c in range(c0, c1):
-                top = _maximum(top, lines[c])
-            out[bi, bj] = _maximum(0.0, top)  # +0.0 where top is a zero, as numpy's
+                top = maximum(top, lines[c])
+            out[bi, bj] = maximum(0.0, top)  # +0.0 where top is a zero, as numpy's
 
 
 def block_max(m: np.ndarray, factor: int, block: int, nb: tuple[int, int]) -> np.ndarray:
@@ -241,14 +219,14 @@ def _maxima(sig: np.ndarray, other: np.ndarray, threshold: float, half: int
     n = 0
     for i in range(nx):
         for j in range(ny):
-            s = _maximum(sig[i, j], other[i, j]) if both else sig[i, j]
+            s = maximum(sig[i, j], other[i, j]) if both else sig[i, j]
             if not np.float64(s) > threshold:
                 continue
             top = s
             for a in range(max(i - half, 0), min(i + half + 1, nx)):
                 for b in range(max(j - half, 0), min(j + half + 1, ny)):
-                    t = _maximum(sig[a, b], other[a, b]) if both else sig[a, b]
-                    top = _maximum(top, t)
+                    t = maximum(sig[a, b], other[a, b]) if both else sig[a, b]
+                    top = maximum(top, t)
             if s != top:
                 continue
             if n == ii.size:
@@ -267,3 +245,18 @@ def local_maxima(sig: np.ndarray, threshold: float, half: int = 2,
     (not made: one pass over both maps)."""
     rest = np.empty((0, 0), sig.dtype) if other is None else _writable(other)
     return _maxima(_writable(sig), rest, float(threshold), half)
+
+
+def load() -> None:
+    """Compile or load the filters for the maps' types (float32, float64) and the search's
+    kernels (read-only arrays: numba compiles those apart from writable ones), so that the
+    processes forked after it find them ready (:data:`ocdec.warm.COMPILED`)."""
+    w = np.array([0.25, 0.5, 0.25])
+    w.setflags(write=False)  # as density._gauss_weights makes its kernels
+    for dtype in (np.float32, np.float64):
+        gaussian(np.zeros((2, 2), dtype), w)
+        box(np.zeros((2, 2), dtype), 2)
+    # the bound's blocks and the peaks are taken on float32 maps alone
+    block_max(np.zeros((2, 2), np.float32), 2, 2, (1, 1))
+    local_maxima(np.zeros((2, 2), np.float32), 1.0, other=np.zeros((2, 2), np.float32))
+    local_maxima(np.zeros((2, 2), np.float32), 1.0)

@@ -42,6 +42,13 @@ def compiled(func: Callable[..., Any]) -> Any:
         return numba.njit(nogil=True)(func)
 
 
+@numba.njit(inline="always")
+def maximum(a: float, b: float) -> float:
+    """The larger of two numbers, NaN where either is, as numpy.maximum gives it (but for the
+    sign of a zero: ``a`` where a == b)."""
+    return a if (a >= b or a != a) else b
+
+
 @compiled
 def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: float, dx: float,
                      y0: float, dy: float, nx: int, ny: int, weight: np.ndarray,
@@ -100,13 +107,13 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
             sums[0, c] += wp
             sums[1, c] += wp * wp
             if block > 0:
-                blocks[0, b] += wp if (wp >= 0.0 or wp != wp) else 0.0
+                blocks[0, b] += maximum(wp, 0.0)
         if with_sky:
             a = weight[k] * (sky_w[at[k]] - fbar)
             sums[2, c] += a
             sums[3, c] += a * a
             if block > 0:
-                blocks[1, b] += a if (a >= 0.0 or a != a) else 0.0
+                blocks[1, b] += maximum(a, 0.0)
     pm = np.zeros((2, n_cells if with_pm else 0), np.float32)
     sky = np.zeros((2, n_cells if with_sky else 0), np.float32)
     for k in range(at.size):  # each reached cell's sums, rounded (a cell again: the same values)

@@ -17,7 +17,7 @@ from typing import Any
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from ocdec.figure_layout import PNG_OPTIONS, fixed_grid
+from ocdec.figure_layout import PNG_OPTIONS, fixed_grid, save_atomic
 from ocdec.io import atomic_path
 
 STYLE: dict[str, Any] = {
@@ -148,19 +148,13 @@ def skipped_figure(region: Mapping[str, Any] | str, reason: str, status: str = "
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save atomically; the format follows the suffix (.png, .pdf, .svg)."""
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    metadata = (
-        {"Software": None}
-        if fmt == "png"
-        else {"Creator": None, "CreationDate": None}
-        if fmt == "pdf"
-        else None
-    )
-    # pil_kwargs only for PNG: the vector formats' writers take no such argument
-    options = {"pil_kwargs": dict(PNG_OPTIONS)} if fmt == "png" else {}
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, metadata=metadata, **options)
-    return path
+    return save_atomic(fig, path, metadata=_metadata(path.suffix.lstrip(".").lower() or "png"))
+
+
+def _metadata(fmt: str) -> dict[str, Any] | None:
+    """No software version or date in a PNG or a PDF: the same figure, the same bytes."""
+    return ({"Software": None} if fmt == "png"
+            else {"Creator": None, "CreationDate": None} if fmt == "pdf" else None)
 
 
 def save_formats(fig: Figure, out_dir: Path, stem: str, formats: Iterable[str]) -> list[Path]:
@@ -227,7 +221,7 @@ def save_retitled(fig: Figure, out_dir: Path, stems: tuple[str, str],
             with atomic_path(path) as tmp:
                 # as savefig writes a PNG (FigureCanvasAgg.print_png), from the canvas as drawn
                 mpl.image.imsave(tmp, canvas.buffer_rgba(), format="png", origin="upper",
-                                 dpi=fig.dpi, metadata={"Software": None},
+                                 dpi=fig.dpi, metadata=_metadata("png"),
                                  pil_kwargs=dict(PNG_OPTIONS))
             written[stem].insert(formats.index("png"), path)
     finally:
