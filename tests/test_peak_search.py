@@ -23,7 +23,7 @@ from ocdec.methods.default.peaks import (
     search_plan,
     search_plans,
 )
-from ocdec.methods.default.star_loops import class_histograms
+from ocdec.methods.default.star_loops import cell_slots, class_histograms
 from ocdec.methods.default.stars import Astrometry
 from ocdec.methods.priors import ClusterPriors
 from ocdec.threads import available_threads, thread_map
@@ -99,18 +99,25 @@ def test_block_max_is_numpys_reduceat(shape, factor) -> None:
     assert zeros.view(np.uint32).tolist() == np.zeros(nb, np.float32).view(np.uint32).tolist()
 
 
+def _dense(cells: np.ndarray, sums: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The whole maps of the compiled loop's sums at the cells reached (0 elsewhere)."""
+    out = np.zeros((sums.shape[0], shape[0] * shape[1]), sums.dtype)
+    out[:, cells] = sums
+    return out.reshape(sums.shape[0], *shape)
+
+
 def _histograms(x: np.ndarray, y: np.ndarray, bx: np.ndarray, by: np.ndarray, w: np.ndarray,
                 block: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The compiled loop's histograms of w and w^2 on the uniform edges bx, by (float32, as the
     maps take them) and its block sums of the positive w (None without ``block``)."""
-    maps, sky, blocks = class_histograms(x, y, np.arange(x.size), bx[0], bx[1] - bx[0], by[0],
-                                         by[1] - by[0], bx.size - 1, by.size - 1, w, w,
-                                         np.empty(0), 0.0, block)
-    assert maps.dtype == np.float32 and sky.size == 0  # no sky weights: no sky maps
     shape = (bx.size - 1, by.size - 1)
+    cells, sums, sky, blocks = class_histograms(
+        x, y, np.arange(x.size), bx[0], bx[1] - bx[0], by[0], by[1] - by[0], *shape, w, w,
+        np.empty(0), 0.0, block, cell_slots(shape[0] * shape[1]))
+    assert sums.dtype == np.float32 and sky.size == 0  # no sky weights: no sky maps
     nb = (-(-shape[0] // max(block, 1)), -(-shape[1] // max(block, 1)))
-    return (maps[0].reshape(shape), maps[1].reshape(shape),
-            blocks[0].reshape(nb) if block else None)
+    h, h2 = _dense(cells, sums, shape)
+    return h, h2, blocks[0].reshape(nb) if block else None
 
 
 def test_class_histograms_are_the_bincounts_of_the_stars_inside() -> None:
@@ -150,14 +157,19 @@ def test_class_histograms_are_the_bincounts_of_the_stars_inside() -> None:
     # the sky's weights, of stars given by their indices into the field's arrays, in any order
     at = rng.permutation(5000)[:3000].astype(np.int32)
     sky_w = rng.random(5000)
-    pm_maps, maps, blocks = class_histograms(x, y, at, bx[0], 0.25, by[0], 0.5, 24, 12, w[at],
-                                             np.empty(0), sky_w, 0.4, 4)
+    slots = cell_slots(288)
+    cells, pm_sums, sums, blocks = class_histograms(x, y, at, bx[0], 0.25, by[0], 0.5, 24, 12,
+                                                    w[at], np.empty(0), sky_w, 0.4, 4, slots)
+    maps = _dense(cells, sums, (24, 12)).reshape(2, -1)
     a = w[at] * (sky_w.take(at) - 0.4)
     fx, fy = np.floor((x[at] - bx[0]) / 0.25), np.floor((y[at] - by[0]) / 0.5)
     kept = np.flatnonzero((fx >= 0) & (fx < 24) & (fy >= 0) & (fy < 12))
     cell = fx[kept].astype(np.int64) * 12 + fy[kept].astype(np.int64)
     block = (fx[kept].astype(np.int64) // 4) * 3 + fy[kept].astype(np.int64) // 4
-    assert pm_maps.size == 0 and not blocks[0].any()  # no pm weights
+    assert pm_sums.size == 0 and not blocks[0].any()  # no pm weights
+    # the cells reached, each once, in the order their first star reaches them
+    _, first = np.unique(cell, return_index=True)
+    np.testing.assert_array_equal(cells, cell[np.sort(first)])
     # each cell summed in double in the stars' order, then rounded: the bincount, cast
     np.testing.assert_array_equal(
         maps[0], np.bincount(cell, a[kept], minlength=288).astype(np.float32))
@@ -165,9 +177,13 @@ def test_class_histograms_are_the_bincounts_of_the_stars_inside() -> None:
         maps[1], np.bincount(cell, (a * a)[kept], minlength=288).astype(np.float32))
     np.testing.assert_array_equal(
         blocks[1], np.bincount(block, np.maximum(a, 0.0)[kept], minlength=18))
+    assert (slots == -1).all()  # the workspace is left as it was found
     with pytest.raises(ValueError, match="a weight per star"):  # numba checks no index
         class_histograms(x, y, at, bx[0], 0.25, by[0], 0.5, 24, 12, w[:10], np.empty(0), sky_w,
-                         0.4, 4)
+                         0.4, 4, slots)
+    with pytest.raises(ValueError, match="a slot per cell"):
+        class_histograms(x, y, at, bx[0], 0.25, by[0], 0.5, 24, 12, w[at], np.empty(0), sky_w,
+                         0.4, 4, slots[:100])
 
 
 def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
@@ -182,7 +198,7 @@ def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
     # a coarse sky class: its excess, and its histogram of squared weights
     coarse_ex, coarse_h2 = rng.normal(size=(15, 13)), rng.random((15, 13))
     coarse_var = density._aperture_variance(coarse_h2.astype(np.float32)).astype(float)
-    parts = [density._part("sky", 1, h, h2, bc, None),
+    parts = [density._fine_rows(density._part("sky", 1, h, h2, bc, None), (0, nx), bc),
              density._Part("sky", 3, coarse_ex.astype(np.float32),
                            coarse_h2.astype(np.float32))]
     fine_ex = density._aperture(h).astype(float)
@@ -198,12 +214,13 @@ def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
                                   whole[region])
     for kind in ("pm", "sky"):  # a fine class alone
         part = density._part(kind, 1, h, h2, bc, None)
-        # a proper-motion class's box filters over the region's rows only, and over all rows
-        at_region, at_whole = part, part
+        # made on the rows a region's filters read, and on all rows
+        at_region = density._fine_rows(part, (13, 29), bc)
+        at_whole = density._fine_rows(part, (0, nx), bc)
         if kind == "pm":
-            at_region = density._pm_rows(part, (13, 29), bc)
-            at_whole = density._pm_rows(part, (0, nx), bc)
             assert at_region.background.shape == (16, ny)
+        else:
+            assert at_region.first.shape == (16 + 2 * density._MARGIN, ny)
         np.testing.assert_array_equal(
             density._prefix_significance([at_region], region, shape),
             density._prefix_significance([at_whole], whole_grid, shape)[region])
@@ -272,7 +289,7 @@ def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
         part = density._part("pm", 1, h, h2, cells, None)
         for rows in ((0, shape[0]), (shape[0] // 3, shape[0] // 2 + 1),
                      (shape[0] - 1, shape[0])):
-            band = density._pm_rows(part, rows, cells)
+            band = density._fine_rows(part, rows, cells)
             np.testing.assert_array_equal(band.background, bg[rows[0]:rows[1]])
             np.testing.assert_array_equal(band.second, var[rows[0]:rows[1]])
 
@@ -281,7 +298,8 @@ def test_the_warm_load_compiles_every_filter_the_search_calls() -> None:
     """map_filters.load(), which the warm interpreter runs before it forks its jobs, compiles
     (or loads) each variant the search then calls: float32 and float64 maps, and the Gaussian
     with the search's read-only kernels, which numba compiles apart from writable ones; the
-    bound's block maxima and the local maxima (of one map, and of two) on float32 maps. Run in
+    bound's block maxima and the local maxima (of one map, and of two) on float32 maps, and a
+    fine class's maps made from the cells its stars reach. Run in
     a fresh interpreter, so that no earlier test has compiled them already."""
     import subprocess
     import sys
@@ -290,7 +308,7 @@ def test_the_warm_load_compiles_every_filter_the_search_calls() -> None:
 import numpy as np
 from ocdec.methods.default import density, map_filters, peaks
 kernels = (map_filters._gaussian_cells, map_filters._box_rows, map_filters._block_max,
-           map_filters._maxima)
+           map_filters._maxima, map_filters._cells_to_rows)
 map_filters.load()
 loaded = [set(f.overloads) for f in kernels]
 for dtype in (np.float32, np.float64):
@@ -303,12 +321,14 @@ density._bound([density._Part("pm", 3, coarse, coarse)], (2, 2))
 best = np.zeros((12, 9), np.float32)
 peaks._local_maxima(best, 3.0, other=best)
 peaks._local_maxima(best, 3.0)
+cells = density._Cells(np.array([4, 30]), np.ones((2, 2), np.float32), (12, 9))
+cells.rows(0, 12), cells.rows(2, 5)
 used = [set(f.overloads) for f in kernels]
 print(used == loaded, *(len(u) for u in used))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert out == ["True", "2", "2", "1", "1"], out
+    assert out == ["True", "2", "2", "1", "1", "1"], out
 
 
 @pytest.mark.parametrize("kind", ["pm", "sky"])
@@ -332,7 +352,7 @@ def test_the_bound_holds_every_positive_excess_of_a_block(kind) -> None:
     for x, y, w in (lone, crowd):
         h, h2, positive = _histograms(x, y, *edges, w, block)
         part = density._part(kind, 1, h, h2, bc, positive)
-        maps = density._pm_rows(part, (0, nx), bc) if kind == "pm" else part
+        maps = density._fine_rows(part, (0, nx), bc)
         ex, _ = density._part_maps(maps, (slice(0, nx), slice(0, ny)), (nx, ny))
         exact = block_max(np.maximum(ex, 0.0))
         bound = density._bound([part], nb)
@@ -358,8 +378,9 @@ def test_maps_are_made_only_where_the_threshold_can_be_passed() -> None:
     s = PeakSettings()
     sky_w = _sky_weights(ast, priors)
     assert sky_w is not None
-    computed = cells = above = 0
+    computed = cells = above = rows = grid_rows = 0
     for slab in search_plan(ast, priors, s):
+        grid_rows += slab.grid.nx
         args = (ast.pmra, ast.pmdec, slab.stars, slab.grid, s.background_cells)
         whole = density.significance_maps(*args, sky_w=sky_w)
         cut = density.significance_maps(*args, sky_w=sky_w, threshold=s.min_significance)
@@ -370,12 +391,61 @@ def test_maps_are_made_only_where_the_threshold_can_be_passed() -> None:
             computed += int(inside.sum())
             cells += full.size
             above += int((full > s.min_significance).sum())
+        want = [p.as_dict() for p in _map_peaks(whole, slab.parallax, slab.half_width,
+                                                slab.scale, s)]
         np.testing.assert_equal(
             [p.as_dict() for p in _map_peaks(cut, slab.parallax, slab.half_width, slab.scale, s)],
-            [p.as_dict() for p in _map_peaks(whole, slab.parallax, slab.half_width, slab.scale,
-                                             s)])
+            want)
+        # the search takes them on the rows of the regions alone: the same peaks
+        *band, row0 = density.significance_rows(*args, sky_w=sky_w,
+                                                threshold=s.min_significance)
+        rows += band[0].shape[0]
+        np.testing.assert_equal([p.as_dict() for p in _map_peaks(
+            tuple(band), slab.parallax, slab.half_width, slab.scale, s, row0)], want)
+        np.testing.assert_array_equal(band[0], cut[0][row0:row0 + band[0].shape[0]])
     assert above > 0  # the cluster and the field's humps pass the threshold somewhere
     assert computed < 0.5 * cells
+    assert rows < 0.8 * grid_rows  # the rows without a region left out
+
+
+def test_a_fine_class_on_a_band_of_rows_is_the_whole_grids_there() -> None:
+    """A fine class's maps made from the cells its stars reach on the rows a region's filters
+    read (:func:`density._fine_rows`) are the whole grid's there, bit for bit: the apertures, and
+    a proper-motion class's local field, whose running sums start at a row below which no star
+    lies (as the whole grid's are exactly 0 there), above the band or at the grid's first row."""
+    rng = np.random.default_rng(13)
+    nx, ny, bc = 120, 40, 21
+    shape, whole_grid = (nx, ny), (slice(0, nx), slice(0, ny))
+    for first_row in (0, 4, 40):  # the stars' first row
+        x = rng.uniform(first_row, 100, 3000)
+        y = rng.normal(20, 8, 3000)
+        w = rng.uniform(0.02, 1.0, 3000)  # rounding in every sum
+        h, h2, _ = _histograms(x, y, np.arange(nx + 1.0), np.arange(ny + 1.0), w)
+        assert h[first_row].any() and not h[:first_row].any()
+        flat = np.flatnonzero(h.ravel() != 0)
+        order = rng.permutation(flat.size)  # any order of the cells reached
+        cells = density._Cells(flat[order], np.stack([h.ravel(), h2.ravel()])[:, flat[order]],
+                               shape)
+        for kind in ("pm", "sky"):
+            whole = density._fine_rows(density._part(kind, 1, h, h2, bc, None), (0, nx), bc)
+            for rows in ((70, 85), (45, 46), (0, 12), (110, 120), (20, 100)):
+                band = density._fine_rows(density._part(kind, 1, cells, None, bc, None), rows,
+                                          bc)
+                lo = max(rows[0] - density._MARGIN, 0)
+                if kind == "pm":  # the box's running sums start 11 rows before the first star
+                    lo = min(lo, max(first_row - 11, 0))
+                assert band.band0 == lo
+                region = (slice(*rows), slice(3, 37))
+                for got, want in zip(density._part_maps(band, region, shape),
+                                     density._part_maps(whole, region, shape), strict=True):
+                    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+                np.testing.assert_array_equal(
+                    density._prefix_significance([band], region, shape),
+                    density._prefix_significance([whole], whole_grid, shape)[region])
+    # the rows of the cells reached, in any band, are the whole maps' rows
+    got = cells.rows(33, 77)
+    np.testing.assert_array_equal(got[0], h[33:77])
+    np.testing.assert_array_equal(got[1], h2[33:77])
 
 
 def test_a_shared_plan_gives_the_same_peaks() -> None:
@@ -439,14 +509,14 @@ def test_resamples_are_searched_on_the_fields_own_grid(monkeypatch) -> None:
     stars = synthetic_field(n_field=4000, n_cluster=120, seed=8)
     ast = Astrometry.from_stars(stars)
     seen = []
-    real = peaks.significance_maps
+    real = peaks.significance_rows
 
     def recording(*args, **kwargs):
         out = real(*args, **kwargs)
         seen.append((args[3], out[2][0], out[3][0], out[4]))  # args[3]: the grid
         return out
 
-    monkeypatch.setattr(peaks, "significance_maps", recording)
+    monkeypatch.setattr(peaks, "significance_rows", recording)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     search_with_nulls(ast, ClusterPriors(), PeakSettings(), GroupSettings(n_resamples=2))
     grids = {id(g) for g, *_ in seen}

@@ -34,7 +34,8 @@ filters = sys.modules.get("ocdec.methods.default.map_filters")
 print(json.dumps({"loops": None if loops is None else len(loops.class_histograms.overloads),
                   "filters": None if filters is None else
                   [len(filters._box_rows.overloads), len(filters._gaussian_cells.overloads),
-                   len(filters._block_max.overloads), len(filters._maxima.overloads)],
+                   len(filters._block_max.overloads), len(filters._maxima.overloads),
+                   len(filters._cells_to_rows.overloads)],
                   "child": os.environ.get("OCDEC_WARM_CHILD"), "pid": os.getpid(),
                   "cwd": os.getcwd(), "argv": sys.argv[1:], "jax": "jax" in sys.modules,
                   "blas": blas, "tmpdir": os.environ.get("TMPDIR"),
@@ -127,7 +128,7 @@ def test_a_job_runs_forked_with_its_own_streams_arguments_and_status(server: Ser
     assert got["child"] == "1" and got["jax"], "the job did not run in the warm interpreter"
     assert got["loops"] == 2, "the peak search's compiled loops were not loaded before the fork"
     # float32 and float64 maps, the Gaussian with the search's read-only kernels
-    assert got["filters"] == [2, 2, 1, 1], "the peak search's compiled filters were not loaded"
+    assert got["filters"] == [2, 2, 1, 1, 1], "the peak search's compiled filters were not loaded"
     assert got["pid"] != os.getpid()
     assert got["cwd"] == str(tmp_path) and got["argv"] == ["ok", "second"]
     assert proc.stderr.strip() == "a line on stderr"

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 
 from ocdec.methods.default import map_filters
-from ocdec.methods.default.star_loops import class_histograms, spread_classes
+from ocdec.methods.default.star_loops import cell_slots, class_histograms, spread_classes
 
 # The Gaussian aperture (sigma 2 cells) and the field box, as counts: the same convention as the
 # significance threshold was calibrated with (variance = expected counts, conservative by 2).
@@ -151,44 +151,93 @@ def _gauss_radius(sigma: float) -> int:
 
 
 @dataclass(frozen=True)
+class _Cells:
+    """A fine class's two histograms (of weights and of squared weights) as the cells its stars
+    reach (flat indices i ny + j, :func:`~ocdec.methods.default.star_loops.class_histograms`)
+    and their values there, float32 (2, n): every other cell is 0. Made into maps only on the
+    rows a slab's candidate regions need (:meth:`rows`)."""
+
+    cells: np.ndarray
+    values: np.ndarray
+    shape: tuple[int, int]
+
+    def rows(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The two maps on grid rows lo..hi."""
+        return map_filters.cells_to_rows(self.cells, self.values, self.shape, lo, hi)
+
+    def first_row(self) -> int:
+        """The first row that holds a star (the number of rows where none does)."""
+        return int(self.cells.min()) // self.shape[1] if self.cells.size else self.shape[0]
+
+
+# A fine class's histograms: the cells reached, or two whole maps
+Histograms = _Cells | tuple[np.ndarray, np.ndarray]
+
+
+def _hist_rows(hist: Histograms, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    return hist.rows(lo, hi) if isinstance(hist, _Cells) else (hist[0][lo:hi], hist[1][lo:hi])
+
+
+@dataclass(frozen=True)
 class _Part:
     """One error class's share of one contrast, on a grid coarser than the fine one (factor > 1,
-    a fraction of its cells) or on the fine grid (factor 1). ``first``: a coarse class's excess
-    (its aperture's counts, less the local field for the proper-motion contrast), made over its
-    whole grid for the bound; a fine class's histogram of weights, smoothed into the aperture only
-    where the threshold may be passed. ``second``: a coarse proper-motion class's variance over its
-    whole grid; otherwise the histogram of squared weights, from which a sky class's variance is
-    made on a region's cells (:func:`_gaussian` gives each the whole grid's value there). A fine
-    proper-motion class is made in two steps: :func:`_part` keeps its histograms, then
-    :func:`_pm_rows` (which must run before its maps are read) replaces ``second`` with its
-    variance and sets ``background``, the local field, both on the candidate regions' rows from
-    ``row0``. ``positive``: a fine class's block sums of its positive weights, for the bound."""
+    a fraction of its cells) or on the fine grid (factor 1). A coarse class: ``first``, its
+    excess (its aperture's counts, less the local field for the proper-motion contrast) over its
+    whole grid, for the bound; ``second``, a proper-motion class's variance over its whole grid,
+    a sky class's histogram of squared weights, from which its variance is made on a region's
+    cells (:func:`_gaussian` gives each the whole grid's value there). A fine class is made in
+    two steps: :func:`_part` keeps its histograms (``hist``) and the block sums of its positive
+    weights (``positive``, for the bound); then :func:`_fine_rows` (which must run before its
+    maps are read) makes ``first``, its histogram of weights, on the rows from ``band0`` that
+    the candidate regions' apertures read, and ``second``: a sky class's histogram of squared
+    weights on the same rows; a proper-motion class's variance and its local field's mean
+    (``background``) on the candidate regions' rows, from ``row0``."""
 
     kind: str  # "pm" or "sky"
     factor: int
-    first: np.ndarray
-    second: np.ndarray
+    first: np.ndarray | None
+    second: np.ndarray | None
     background: np.ndarray | None = None  # a fine proper-motion class: the local field's mean
     positive: np.ndarray | None = None
     row0: int = 0  # a fine proper-motion class: the grid row of background's and second's first
+    hist: Histograms | None = None  # a fine class's histograms, until _fine_rows
+    band0: int = 0  # a fine class: the grid row of first's first (and a sky class's second's)
 
 
-def _part(kind: str, factor: int, h: np.ndarray, h2: np.ndarray, background_cells: int,
-          positive: np.ndarray | None) -> _Part:
+def _part(kind: str, factor: int, h: np.ndarray | _Cells, h2: np.ndarray | None,
+          background_cells: int, positive: np.ndarray | None) -> _Part:
+    """A class's part from its histograms: two whole maps ``h``, ``h2``, or, for a fine class,
+    the :class:`_Cells` its stars reach (``h2`` None)."""
     if factor == 1:
-        return _Part(kind, 1, h, h2, None, positive)
+        hist = h if isinstance(h, _Cells) else (h, h2)
+        return _Part(kind, 1, None, None, None, positive, hist=hist)  # type: ignore[arg-type]
+    assert isinstance(h, np.ndarray) and h2 is not None, "a coarse class's whole maps"
     if kind == "pm":
         bg, var = _pm_background(h, h2, background_cells)
         return _Part(kind, factor, _aperture(h) - bg, var)
     return _Part(kind, factor, _aperture(h), h2)
 
 
-def _pm_rows(part: _Part, rows: tuple[int, int], background_cells: int) -> _Part:
-    """A fine proper-motion class with its local field's mean and its variance on grid rows
-    ``rows`` (start, stop), the same values as over the whole grid (:func:`_box`)."""
-    bg = _box(part.first, background_cells, rows) * _APERTURE
-    var = np.maximum(_box(part.second, background_cells, rows), 0.0) * _APERTURE
-    return _Part(part.kind, 1, part.first, var, bg, part.positive, rows[0])
+def _fine_rows(part: _Part, rows: tuple[int, int], background_cells: int) -> _Part:
+    """A fine class with its maps made on the rows the candidate regions' grid rows ``rows`` =
+    (start, stop) read, the same values there as over the whole grid: its apertures read
+    _MARGIN rows beyond them; a proper-motion class's box filters (:func:`_box`) the box's
+    reach after them, and before them from a row whose running sums are exactly 0 on the whole
+    grid too (no star in it or within the box's reach after it)."""
+    assert part.hist is not None, "a fine class's histograms"
+    nx = (part.hist.shape if isinstance(part.hist, _Cells) else part.hist[0].shape)[0]
+    lo, hi = max(rows[0] - _MARGIN, 0), min(rows[1] + _MARGIN, nx)
+    if part.kind == "sky":
+        h, h2 = _hist_rows(part.hist, lo, hi)
+        return replace(part, first=h, second=h2, hist=None, band0=lo)
+    after = background_cells - background_cells // 2 - 1  # rows the box reaches after a row
+    first = part.hist.first_row() if isinstance(part.hist, _Cells) else 0
+    lo, hi = min(lo, max(first - after - 1, 0)), max(hi, min(rows[1] + after, nx))
+    h, h2 = _hist_rows(part.hist, lo, hi)
+    at = (rows[0] - lo, rows[1] - lo)
+    bg = _box(h, background_cells, at) * _APERTURE
+    var = np.maximum(_box(h2, background_cells, at), 0.0) * _APERTURE
+    return replace(part, first=h, second=var, background=bg, hist=None, row0=rows[0], band0=lo)
 
 
 Region = tuple[slice, slice]
@@ -217,7 +266,7 @@ def _part_maps(part: _Part, region: Region, shape: tuple[int, int]
     whole grid. A coarse class's cells are repeated onto the fine cells they cover. Gaussian
     apertures (a fine class's, and a sky class's variance) are made on the region's cells alone
     (:func:`_gaussian` gives each cell the whole grid's operations on the same values); a fine
-    proper-motion class's box filters over whole lines (:func:`_pm_rows`)."""
+    class's maps on rows that hold the region's (:func:`_fine_rows`, run before)."""
     rx, ry = region
     if part.factor > 1:
         f = part.factor
@@ -234,11 +283,13 @@ def _part_maps(part: _Part, region: Region, shape: tuple[int, int]
             return repeated(part.first[cx, cy]), repeated(part.second[cx, cy])
         return (repeated(part.first[cx, cy]),
                 repeated(_aperture_variance(part.second, (cx, cy))))
-    aperture = _aperture(part.first, region)
+    assert part.first is not None and part.second is not None, "a fine class's rows"
+    band = slice(rx.start - part.band0, rx.stop - part.band0), ry
+    aperture = _aperture(part.first, band)
     if part.kind == "pm":
         at = slice(rx.start - part.row0, rx.stop - part.row0), ry
         return aperture - part.background[at], part.second[at]  # type: ignore[index]
-    return aperture, _aperture_variance(part.second, region)
+    return aperture, _aperture_variance(part.second, band)
 
 
 def _prefix_significance(parts: list[_Part], region: Region, shape: tuple[int, int]
@@ -446,6 +497,9 @@ def class_stars(w: np.ndarray, classes: ErrorClasses, grid: PmGrid, pm_class_rat
                       take(classes.every), every_weight, float(np.sum(every_weight)))
 
 
+SlabMaps = tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float, int]
+
+
 def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, grid: PmGrid,
                       background_cells: int, sky_w: np.ndarray | None = None,
                       threshold: float | None = None
@@ -460,7 +514,29 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, gr
     cell). ``grid``: the :func:`pm_grid` to bin on, the field's (its resamples are searched on
     it too). ``threshold``: the maps are made only where a significance could pass it
     (:func:`_candidate_regions`), 0 elsewhere: the same peaks above it, at a fraction of the
-    filtering; None, the whole grid."""
+    filtering; None, the whole grid. The search itself takes them on the rows where they are
+    made (:func:`significance_rows`)."""
+    best_pm, best_sky, ex, ey, cell, row0 = significance_rows(
+        pmra, pmdec, stars, grid, background_cells, sky_w, threshold)
+
+    def whole(rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((grid.nx, grid.ny), np.float32)
+        out[row0:row0 + rows.shape[0]] = rows
+        return out
+
+    return whole(best_pm), None if best_sky is None else whole(best_sky), ex, ey, cell
+
+
+def significance_rows(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, grid: PmGrid,
+                      background_cells: int, sky_w: np.ndarray | None = None,
+                      threshold: float | None = None) -> SlabMaps:
+    """:func:`significance_maps` on the grid rows that hold its candidate regions (every other
+    cell is 0): (pm significance, sky significance or None, x edges, y edges, cell, the grid
+    row of the maps' first). With a positive threshold, the rows of the first region to the
+    last (none where no significance can pass it); otherwise every row. A fine class's
+    histograms are made into maps only on the rows its filters read there
+    (:func:`_fine_rows`): a slab's grid has up to 360,000 cells, and in a small field most of a
+    slab's classes have no candidate region, or a few rows of them."""
     s0 = stars.s0
     nx, ny, cell = grid.nx, grid.ny, grid.cell
     ex, ey = grid.edges()
@@ -482,28 +558,40 @@ def significance_maps(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, gr
         coarse = (-(-nx // factor), -(-ny // factor))
         wp = stars.pm_weight[k]
         block = BOUND_BLOCK if need_bound[k] else 0
-        pm_maps, sky_maps, blocks = class_histograms(
+        cells, pm_sums, sky_sums, blocks = class_histograms(
             pmra, pmdec, at, ex[0], (ex[0] + cell * factor) - ex[0], ey[0],
             (ey[0] + cell * factor) - ey[0], coarse[0], coarse[1], stars.weight[k],
             no_weights if wp is None else wp, no_weights if sky_w is None else sky_w, fbar,
-            block)
+            block, cell_slots(coarse[0] * coarse[1]))
         nb = (-(-coarse[0] // BOUND_BLOCK), -(-coarse[1] // BOUND_BLOCK))
-        # each contrast's two maps (float32) and block sums, only where it is made
-        for kind, j, parts, maps in (("pm", 0, pm, pm_maps), ("sky", 1, sky, sky_maps)):
-            if maps.size:
-                h, h2 = maps[0].reshape(coarse), maps[1].reshape(coarse)
-                positive = blocks[j].reshape(nb) if block else None
-                parts.append(_part(kind, factor, h, h2, background_cells, positive))
+        # each contrast's two histograms (float32) and block sums, only where it is made
+        for kind, j, parts, sums, made in (("pm", 0, pm, pm_sums, wp is not None),
+                                           ("sky", 1, sky, sky_sums, sky_w is not None)):
+            if not made:
+                continue
+            hist = _Cells(cells, sums, coarse)
+            positive = blocks[j].reshape(nb) if block else None
+            if factor == 1:
+                parts.append(_part(kind, 1, hist, None, background_cells, positive))
+            else:
+                parts.append(_part(kind, factor, *hist.rows(0, coarse[0]), background_cells,
+                                   positive))
     shape = (nx, ny)
     regions = ([_whole(shape)] if threshold is None
                else _candidate_regions([pm, sky], shape, threshold))
+    rows = (0, 0)
     if regions:
         rows = (min(r[0].start for r in regions), max(r[0].stop for r in regions))
-        pm = [_pm_rows(p, rows, background_cells) if p.factor == 1 else p for p in pm]
-    best_pm = np.zeros(shape, np.float32)
-    best_sky = np.zeros(shape, np.float32) if sky_w is not None else None
+        pm = [_fine_rows(p, rows, background_cells) if p.factor == 1 else p for p in pm]
+        sky = [_fine_rows(p, rows, background_cells) if p.factor == 1 else p for p in sky]
+    if threshold is not None and not threshold > 0:
+        rows = (0, nx)  # a 0 outside the regions passes such a threshold: every row is kept
+    band = (rows[1] - rows[0], ny)
+    best_pm = np.zeros(band, np.float32)
+    best_sky = np.zeros(band, np.float32) if sky_w is not None else None
     for region in regions:
-        best_pm[region] = _prefix_significance(pm, region, shape)
+        at = slice(region[0].start - rows[0], region[0].stop - rows[0]), region[1]
+        best_pm[at] = _prefix_significance(pm, region, shape)
         if best_sky is not None:
-            best_sky[region] = _prefix_significance(sky, region, shape)
-    return best_pm, best_sky, ex, ey, cell
+            best_sky[at] = _prefix_significance(sky, region, shape)
+    return best_pm, best_sky, ex, ey, cell, rows[0]

@@ -205,6 +205,33 @@ def block_max(m: np.ndarray, factor: int, block: int, nb: tuple[int, int]) -> np
 
 
 @compiled
+def _cells_to_rows(cells: np.ndarray, values: np.ndarray, lo: int, ny: int, out: np.ndarray
+                   ) -> None:
+    """``out`` (2 by rows x ``ny`` cells, zeros) gets ``values`` (2 by n) at the ``cells`` (flat
+    grid indices i ny + j) that lie on the grid's rows ``lo`` on."""
+    if values.shape[0] != 2 or values.shape[1] != cells.size or out.shape[0] != 2:
+        raise ValueError("_cells_to_rows: two values per cell, two maps")
+    base, top = lo * ny, lo * ny + out.shape[1]
+    for k in range(cells.size):
+        c = cells[k]
+        if c >= base and c < top:
+            out[0, c - base] = values[0, k]
+            out[1, c - base] = values[1, k]
+
+
+def cells_to_rows(cells: np.ndarray, values: np.ndarray, shape: tuple[int, int], lo: int,
+                  hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two maps (``values``' type) on rows ``lo``..``hi`` of a grid of ``shape`` that hold
+    ``values`` (2 by n) at ``cells`` (flat indices i ny + j) and 0 elsewhere: one pass over the
+    cells, where numpy's took a mask, a gather and a scatter."""
+    ny = shape[1]
+    out = np.zeros((2, (hi - lo) * ny), values.dtype)
+    if out.size and cells.size:
+        _cells_to_rows(cells, values, lo, ny, out)
+    return out[0].reshape(hi - lo, ny), out[1].reshape(hi - lo, ny)
+
+
+@compiled
 def _maxima(sig: np.ndarray, other: np.ndarray, threshold: float, half: int
             ) -> tuple[np.ndarray, np.ndarray]:
     """The cells of s = numpy.maximum(sig, other) (``other`` empty: s = sig) above
@@ -258,5 +285,6 @@ def load() -> None:
         box(np.zeros((2, 2), dtype), 2)
     # the bound's blocks and the peaks are taken on float32 maps alone
     block_max(np.zeros((2, 2), np.float32), 2, 2, (1, 1))
+    cells_to_rows(np.zeros(1, np.int64), np.zeros((2, 1), np.float32), (1, 1), 0, 1)
     local_maxima(np.zeros((2, 2), np.float32), 1.0, other=np.zeros((2, 2), np.float32))
     local_maxima(np.zeros((2, 2), np.float32), 1.0)

@@ -27,7 +27,7 @@ from ocdec.methods.default.density import (
     class_stars,
     error_classes,
     pm_grid,
-    significance_maps,
+    significance_rows,
     slab_stars,
 )
 from ocdec.methods.default.sky import angular_separation_deg
@@ -207,9 +207,11 @@ def search_plan(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None =
 def _slab_peaks(ast: Astrometry, sky_w: np.ndarray | None, slab: SlabPlan, s: PeakSettings
                 ) -> list[Peak]:
     """The peaks of one slab's maps for the stars ``ast`` (sky weights ``sky_w``)."""
-    maps = significance_maps(ast.pmra, ast.pmdec, slab.stars, slab.grid, s.background_cells,
-                             sky_w=sky_w, threshold=s.min_significance)
-    return _map_peaks(maps, slab.parallax, slab.half_width, slab.scale, s)
+    pm, sky, ex, ey, cell, row0 = significance_rows(
+        ast.pmra, ast.pmdec, slab.stars, slab.grid, s.background_cells, sky_w=sky_w,
+        threshold=s.min_significance)
+    return _map_peaks((pm, sky, ex, ey, cell), slab.parallax, slab.half_width, slab.scale, s,
+                      row0)
 
 
 def find_peaks(ast: Astrometry, priors: ClusterPriors, s: PeakSettings | None = None,
@@ -347,7 +349,11 @@ def _sky_weights(ast: Astrometry, priors: ClusterPriors) -> np.ndarray | None:
 
 
 def _map_peaks(maps: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, float],
-               c: float, half: float, scale: float, s: PeakSettings) -> list[Peak]:
+               c: float, half: float, scale: float, s: PeakSettings, row0: int = 0
+               ) -> list[Peak]:
+    """The peaks of a slab's maps (:func:`~ocdec.methods.default.density.significance_maps`;
+    ``row0``: the grid row of their first, where they hold only some rows and every other cell
+    is 0)."""
     sig_pm, sig_sky, ex, ey, cell = maps
     if cell <= 0:
         return []
@@ -355,7 +361,8 @@ def _map_peaks(maps: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray
     for i, j in _local_maxima(sig_pm, s.min_significance, other=sig_sky):
         pm_sig = sig_pm[i, j]
         sig = pm_sig if sig_sky is None else np.maximum(pm_sig, sig_sky[i, j])
-        out.append(Peak(pmra=float(ex[i] + cell / 2), pmdec=float(ey[j] + cell / 2), parallax=c,
+        out.append(Peak(pmra=float(ex[row0 + i] + cell / 2), pmdec=float(ey[j] + cell / 2),
+                        parallax=c,
                         pm_scale=scale, plx_half_width=half, significance=float(sig),
                         resolution=2 * cell,
                         pm_significance=float(pm_sig),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,33 +53,37 @@ def maximum(a: float, b: float) -> float:
 @compiled
 def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: float, dx: float,
                      y0: float, dy: float, nx: int, ny: int, weight: np.ndarray,
-                     pm_weight: np.ndarray, sky_w: np.ndarray, fbar: float, block: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     pm_weight: np.ndarray, sky_w: np.ndarray, fbar: float, block: int,
+                     slots: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One error class's histograms on an ``nx`` x ``ny`` grid (cell (i, j) holds x0 + i dx <= x
     < x0 + (i + 1) dx, likewise y; stars outside, or not finite, dropped) of its stars ``at``
-    (indices into ``pmra``, ``pmdec`` and ``sky_w``).
+    (indices into ``pmra``, ``pmdec`` and ``sky_w``), on the cells they reach.
 
-    Returns (pm, sky, blocks). pm[0], pm[1]: the sums of ``pm_weight`` and of its square (none
-    where ``pm_weight`` is empty: the class is not in the proper-motion contrast); sky[0], sky[1]:
-    of a = weight (sky_w - fbar) and of a^2 (none where ``sky_w`` is empty): float32, each cell's
+    Returns (cells, pm, sky, blocks). cells: the cells the stars reach (i ny + j), in the order
+    first reached; pm[0], pm[1]: there, the sums of ``pm_weight`` and of its square (none where
+    ``pm_weight`` is empty: the class is not in the proper-motion contrast); sky[0], sky[1]: of
+    a = weight (sky_w - fbar) and of a^2 (none where ``sky_w`` is empty): float32, each cell's
     sum made in double, its stars' in their order, then rounded (as numpy's bincount and a cast
-    make them). blocks[0], blocks[1], float64: over blocks of ``block`` cells a side (``block``
-    0: none), the sums of the positive ``pm_weight`` and the positive a (NaN kept, as
-    numpy.maximum keeps it).
+    make them; every other cell's is 0). blocks[0], blocks[1], float64: over blocks of ``block``
+    cells a side (``block`` 0: none), the sums of the positive ``pm_weight`` and the positive a
+    (NaN kept, as numpy.maximum keeps it). ``slots``: at least nx ny int32 -1s (a workspace,
+    :func:`cell_slots`), left as they were.
 
-    The sums in double are kept for the cells the stars reach only (numbered as first reached),
-    not for the whole grid: a slab's grid has up to 360,000 cells and a class may hold a few
-    hundred stars, so zeroing four grids of doubles and casting them was most of a small
-    field's histograms."""
+    Only the cells reached are returned, not the whole grid: a slab's grid has up to 360,000
+    cells and a class may hold a few hundred stars, and the maps made from them are needed only
+    on the rows where a peak can be (:mod:`~ocdec.methods.default.density`); zeroing the grids
+    was most of a small field's histograms."""
     if weight.size != at.size or (pm_weight.size and pm_weight.size != at.size):
         raise ValueError("class_histograms: a weight per star of the class")
-    n_cells = nx * ny
+    if slots.size < nx * ny:
+        raise ValueError("class_histograms: a slot per cell of the grid")
     with_pm, with_sky = pm_weight.size > 0, sky_w.size > 0
     nby = -(-ny // block) if block > 0 else 0
     blocks = np.zeros((2, (-(-nx // block) if block > 0 else 0) * nby))
-    # each star's cell (-1: dropped), and each reached cell's number among them (in order)
-    cells = np.empty(at.size, np.int64)
-    slot = np.full(n_cells, -1, np.int32)
+    # each star's reached cell's number (-1: dropped), and the reached cells in order
+    slot_of = np.empty(at.size, np.int64)
+    reached = np.empty(at.size, np.int64)
     n_reached = 0
     for k in range(at.size):
         star = at[k]
@@ -87,20 +92,23 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
         gx = (pmra[star] - x0) / dx
         gy = (pmdec[star] - y0) / dy
         if not (gx >= 0.0 and gx < nx and gy >= 0.0 and gy < ny):
-            cells[k] = -1
+            slot_of[k] = -1
             continue
         cell = int(gx) * ny + int(gy)
-        cells[k] = cell
-        if slot[cell] < 0:
-            slot[cell] = n_reached
+        if slots[cell] < 0:
+            slots[cell] = n_reached
+            reached[n_reached] = cell
             n_reached += 1
+        slot_of[k] = slots[cell]
+    for c in range(n_reached):
+        slots[reached[c]] = -1
     # the sums, each cell's (and block's) in the stars' order
     sums = np.zeros((4, n_reached))
     for k in range(at.size):
-        cell = cells[k]
-        if cell < 0:
+        c = slot_of[k]
+        if c < 0:
             continue
-        c = slot[cell]
+        cell = reached[c]
         b = (cell // ny // block) * nby + cell % ny // block if block > 0 else 0
         if with_pm:
             wp = pm_weight[k]
@@ -114,20 +122,29 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
             sums[3, c] += a * a
             if block > 0:
                 blocks[1, b] += maximum(a, 0.0)
-    pm = np.zeros((2, n_cells if with_pm else 0), np.float32)
-    sky = np.zeros((2, n_cells if with_sky else 0), np.float32)
-    for k in range(at.size):  # each reached cell's sums, rounded (a cell again: the same values)
-        cell = cells[k]
-        if cell < 0:
-            continue
-        c = slot[cell]
-        if with_pm:
-            pm[0, cell] = sums[0, c]
-            pm[1, cell] = sums[1, c]
-        if with_sky:
-            sky[0, cell] = sums[2, c]
-            sky[1, cell] = sums[3, c]
-    return pm, sky, blocks
+    pm = np.empty((2, n_reached if with_pm else 0), np.float32)
+    sky = np.empty((2, n_reached if with_sky else 0), np.float32)
+    for c in range(pm.shape[1]):
+        pm[0, c] = sums[0, c]
+        pm[1, c] = sums[1, c]
+    for c in range(sky.shape[1]):
+        sky[0, c] = sums[2, c]
+        sky[1, c] = sums[3, c]
+    return reached[:n_reached].copy(), pm, sky, blocks
+
+
+_workspace = threading.local()
+
+
+def cell_slots(n_cells: int) -> np.ndarray:
+    """This thread's workspace of at least ``n_cells`` int32 -1s for :func:`class_histograms`
+    (which leaves it so): made once per thread and grown as needed, where filling 1.4 MB of a
+    600 x 600 grid for each class was a third of a small field's histograms."""
+    slots = getattr(_workspace, "slots", None)
+    if slots is None or slots.size < n_cells:
+        slots = np.full(max(n_cells, 1), -1, np.int32)
+        _workspace.slots = slots
+    return slots
 
 
 # Squares of lengths decide a comparison of the lengths unless they lie within this relative
@@ -233,6 +250,6 @@ def load() -> None:
     numba's first load in a process sets up its compiler's tables, 0.2-0.3 s."""
     x = np.zeros(2)
     for at in (np.arange(2, dtype=np.int32), np.arange(2, dtype=np.int64)):
-        class_histograms(x, x, at, 0.0, 1.0, 0.0, 1.0, 1, 1, x, x, x, 0.0, 8)
+        class_histograms(x, x, at, 0.0, 1.0, 0.0, 1.0, 1, 1, x, x, x, 0.0, 8, cell_slots(1))
     core_and_control(x, x, x, x, x, 0.0, 1.0, 0.0, 0.0, 1.0)
     spread_classes(x, 0.1, 0.1, 6)
