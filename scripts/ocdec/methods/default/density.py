@@ -166,7 +166,7 @@ class _Cells:
         return map_filters.cells_to_rows(self.cells, self.values, self.shape, lo, hi)
 
     def first_row(self) -> int:
-        """The first row that holds a star (the number of rows where none does)."""
+        """The first row with a cell reached (the number of rows before it where none is)."""
         return int(self.cells.min()) // self.shape[1] if self.cells.size else self.shape[0]
 
 
@@ -558,11 +558,16 @@ def significance_rows(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, gr
         coarse = (-(-nx // factor), -(-ny // factor))
         wp = stars.pm_weight[k]
         block = BOUND_BLOCK if need_bound[k] else 0
-        cells, pm_sums, sky_sums, blocks = class_histograms(
-            pmra, pmdec, at, ex[0], (ex[0] + cell * factor) - ex[0], ey[0],
-            (ey[0] + cell * factor) - ey[0], coarse[0], coarse[1], stars.weight[k],
-            no_weights if wp is None else wp, no_weights if sky_w is None else sky_w, fbar,
-            block, cell_slots(coarse[0] * coarse[1]))
+        slots = cell_slots(coarse[0] * coarse[1])
+        try:
+            cells, pm_sums, sky_sums, blocks = class_histograms(
+                pmra, pmdec, at, ex[0], (ex[0] + cell * factor) - ex[0], ey[0],
+                (ey[0] + cell * factor) - ey[0], coarse[0], coarse[1], stars.weight[k],
+                no_weights if wp is None else wp, no_weights if sky_w is None else sky_w,
+                fbar, block, slots)
+        except BaseException:
+            slots.fill(-1)  # stopped part way (uncompiled, or bounds-checked): made whole again
+            raise
         nb = (-(-coarse[0] // BOUND_BLOCK), -(-coarse[1] // BOUND_BLOCK))
         # each contrast's two histograms (float32) and block sums, only where it is made
         for kind, j, parts, sums, made in (("pm", 0, pm, pm_sums, wp is not None),
@@ -585,7 +590,7 @@ def significance_rows(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, gr
         pm = [_fine_rows(p, rows, background_cells) if p.factor == 1 else p for p in pm]
         sky = [_fine_rows(p, rows, background_cells) if p.factor == 1 else p for p in sky]
     if threshold is not None and not threshold > 0:
-        rows = (0, nx)  # a 0 outside the regions passes such a threshold: every row is kept
+        rows = (0, nx)  # a 0 outside the regions may be a peak there: every row is kept
     band = (rows[1] - rows[0], ny)
     best_pm = np.zeros(band, np.float32)
     best_sky = np.zeros(band, np.float32) if sky_w is not None else None
