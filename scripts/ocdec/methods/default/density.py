@@ -169,13 +169,11 @@ class _Cells:
         """The first row with a cell reached (the number of rows before it where none is)."""
         return int(self.cells.min()) // self.shape[1] if self.cells.size else self.shape[0]
 
-
-# A fine class's histograms: the cells reached, or two whole maps
-Histograms = _Cells | tuple[np.ndarray, np.ndarray]
-
-
-def _hist_rows(hist: Histograms, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    return hist.rows(lo, hi) if isinstance(hist, _Cells) else (hist[0][lo:hi], hist[1][lo:hi])
+    @classmethod
+    def of_maps(cls, h: np.ndarray, h2: np.ndarray) -> _Cells:
+        """The cells of two whole maps that are not 0."""
+        cells = np.flatnonzero((h != 0) | (h2 != 0))
+        return cls(cells, np.stack([h.ravel()[cells], h2.ravel()[cells]]), h.shape)
 
 
 @dataclass(frozen=True)
@@ -200,7 +198,7 @@ class _Part:
     background: np.ndarray | None = None  # a fine proper-motion class: the local field's mean
     positive: np.ndarray | None = None
     row0: int = 0  # a fine proper-motion class: the grid row of background's and second's first
-    hist: Histograms | None = None  # a fine class's histograms, until _fine_rows
+    hist: _Cells | None = None  # a fine class's histograms, until _fine_rows
     band0: int = 0  # a fine class: the grid row of first's first (and a sky class's second's)
 
 
@@ -209,8 +207,8 @@ def _part(kind: str, factor: int, h: np.ndarray | _Cells, h2: np.ndarray | None,
     """A class's part from its histograms: two whole maps ``h``, ``h2``, or, for a fine class,
     the :class:`_Cells` its stars reach (``h2`` None)."""
     if factor == 1:
-        hist = h if isinstance(h, _Cells) else (h, h2)
-        return _Part(kind, 1, None, None, None, positive, hist=hist)  # type: ignore[arg-type]
+        hist = h if isinstance(h, _Cells) else _Cells.of_maps(h, h2)  # type: ignore[arg-type]
+        return _Part(kind, 1, None, None, None, positive, hist=hist)
     assert isinstance(h, np.ndarray) and h2 is not None, "a coarse class's whole maps"
     if kind == "pm":
         bg, var = _pm_background(h, h2, background_cells)
@@ -224,16 +222,16 @@ def _fine_rows(part: _Part, rows: tuple[int, int], background_cells: int) -> _Pa
     _MARGIN rows beyond them; a proper-motion class's box filters (:func:`_box`) the box's
     reach after them, and before them from a row whose running sums are exactly 0 on the whole
     grid too (no star in it or within the box's reach after it)."""
-    assert part.hist is not None, "a fine class's histograms"
-    nx = (part.hist.shape if isinstance(part.hist, _Cells) else part.hist[0].shape)[0]
+    hist = part.hist
+    assert hist is not None, "a fine class's histograms"
+    nx = hist.shape[0]
     lo, hi = max(rows[0] - _MARGIN, 0), min(rows[1] + _MARGIN, nx)
     if part.kind == "sky":
-        h, h2 = _hist_rows(part.hist, lo, hi)
+        h, h2 = hist.rows(lo, hi)
         return replace(part, first=h, second=h2, hist=None, band0=lo)
     after = background_cells - background_cells // 2 - 1  # rows the box reaches after a row
-    first = part.hist.first_row() if isinstance(part.hist, _Cells) else 0
-    lo, hi = min(lo, max(first - after - 1, 0)), max(hi, min(rows[1] + after, nx))
-    h, h2 = _hist_rows(part.hist, lo, hi)
+    lo, hi = min(lo, max(hist.first_row() - after - 1, 0)), max(hi, min(rows[1] + after, nx))
+    h, h2 = hist.rows(lo, hi)
     at = (rows[0] - lo, rows[1] - lo)
     bg = _box(h, background_cells, at) * _APERTURE
     var = np.maximum(_box(h2, background_cells, at), 0.0) * _APERTURE
