@@ -79,7 +79,8 @@ PRELOAD = (
 # spend 0.2-0.3 s setting up numba's compiler tables to load them. Loading, or compiling them
 # where numba's cache is cold (a few seconds, once), runs in this thread and starts none (numba
 # loads scipy's BLAS, which the preloads have already loaded), so the fork stays safe.
-COMPILED = ("ocdec.methods.default.star_loops", "ocdec.methods.default.map_filters")
+COMPILED = ("ocdec.methods.default.star_loops", "ocdec.methods.default.map_filters",
+            "ocdec.methods.default.mixture_loops")
 
 _server: Any = None  # the subprocess.Popen of start()
 #: How long start() waits for the imports (3.5-5 s): the jobs that start before them run in

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ocdec.errors import OcdecError
+from ocdec.methods.default import mixture_loops
 from ocdec.methods.default.peaks import KMS_PER_MASYR_KPC, Peak
 from ocdec.methods.default.sky import SkyModel
 from ocdec.methods.default.stars import Astrometry
@@ -119,13 +120,16 @@ class ClusterModel:
 # inverse, in the order 00 01 02 11 12 22: EM needs only T_i^-1 d_i and the weighted sum of
 # T_i^-1, and forming (n, 3, 3) stacks and batched 3x3 products cost most of the mixture's time.
 # The elementwise work runs on contiguous columns (_columns: strided columns and reductions along
-# rows of three were most of what was left); the arithmetic, its order included, is that of the
-# (n, 3) form, so the fits are the same to the bit (tests/test_members.py).
+# rows of three were most of what was left), in compiled loops over every component at once
+# (mixture_loops: numpy's calls an iteration cost more than their arithmetic on small windows);
+# the arithmetic, its order included, is that of the (n, 3) form, so the fits are the same to
+# the bit (tests/test_members.py).
 _SYM = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])
 Columns = tuple[np.ndarray, ...]
 # A component's E-step terms for its M step: T_i^-1's distinct entries (n, 6) and T_i^-1 d_i
 # (n, 3), at the component's mean.
 Terms = tuple[np.ndarray, np.ndarray]
+_LOG_NORM = 3 * math.log(2 * math.pi)  # a 3-d Gaussian's log normalisation, less its log det
 
 
 def _columns(a: np.ndarray | Columns) -> Columns:
@@ -135,40 +139,30 @@ def _columns(a: np.ndarray | Columns) -> Columns:
     return tuple(np.ascontiguousarray(np.asarray(a, dtype=float).T))
 
 
-def _precisions(cov: np.ndarray, err2: Columns) -> tuple[list[np.ndarray], np.ndarray]:
-    """The distinct entries of (cov + diag(err2_i))^-1 for every star (six arrays) and the log
-    determinants, by the adjugate (the errors are diagonal: only the diagonal varies)."""
-    a = cov[0, 0] + err2[0]
-    d = cov[1, 1] + err2[1]
-    f = cov[2, 2] + err2[2]
-    b, c, e = cov[0, 1], cov[0, 2], cov[1, 2]
-    c00 = d * f - e * e
-    c01 = c * e - b * f
-    c02 = b * e - c * d
-    det = a * c00 + b * c01 + c * c02
-    prec = [c00, c01, c02, a * f - c * c, b * c - a * e, a * d - b * b]
-    for entry in prec:
-        entry /= det
-    return prec, np.log(det)
-
-
-def _times(prec: list[np.ndarray], d: Columns) -> list[np.ndarray]:
-    """T_i^-1 d_i for every star (three arrays)."""
-    return [prec[0] * d[0] + prec[1] * d[1] + prec[2] * d[2],
-            prec[1] * d[0] + prec[3] * d[1] + prec[4] * d[2],
-            prec[2] * d[0] + prec[4] * d[1] + prec[5] * d[2]]
+def _components(x: Columns, err2: Columns, means: list[np.ndarray], covs: list[np.ndarray],
+                log_weight: np.ndarray, sky_cluster: np.ndarray | None = None,
+                sky_field: np.ndarray | None = None, n_cluster: int = 1
+                ) -> tuple[np.ndarray, np.ndarray, list[Terms]]:
+    """log w_k + log N(x_i | mean_k, cov_k + diag(err2_i)) [+ the sky profile's log: of the
+    cluster for the first ``n_cluster`` components, of the field after] for every component k
+    and star i (K, n); its largest over components (n,); each component's M-step terms
+    (:data:`Terms`). ``x`` and ``err2`` as :func:`_columns`; the loops of
+    :mod:`~ocdec.methods.default.mixture_loops`, logarithms numpy's."""
+    empty = np.empty(0)
+    prec, det = mixture_loops.precisions(x[0], *err2, np.array(covs, dtype=float))
+    u, logs, top = mixture_loops.log_terms(
+        *x, np.array(means, dtype=float), prec, np.log(det), log_weight, _LOG_NORM,
+        empty if sky_cluster is None else np.asarray(sky_cluster, float),
+        empty if sky_field is None else np.asarray(sky_field, float), n_cluster)
+    return logs, top, [(prec[k], u[k]) for k in range(len(means))]
 
 
 def _log_gauss(x: Columns, mean: np.ndarray, cov: np.ndarray, err2: Columns
                ) -> tuple[np.ndarray, Terms]:
     """log N(x_i | mean, cov + diag(err2_i)) and the M step's terms (:data:`Terms`) for every
     star; ``x`` and ``err2`` as :func:`_columns`."""
-    prec, logdet = _precisions(cov, err2)
-    d = tuple(col - m for col, m in zip(x, mean, strict=True))
-    u = _times(prec, d)
-    maha = d[0] * u[0] + d[1] * u[1] + d[2] * u[2]
-    return (-0.5 * (maha + logdet + len(d) * math.log(2 * math.pi)),
-            (np.stack(prec, axis=1), np.stack(u, axis=1)))
+    logs, _, terms = _components(x, err2, [mean], [cov], np.zeros(1))
+    return logs[0], terms[0]
 
 
 def _xd_update(r: np.ndarray, mean: np.ndarray, cov: np.ndarray, terms: Terms,
@@ -221,26 +215,20 @@ def _e_step(x: np.ndarray | Columns, err2: np.ndarray | Columns, fit: MixtureFit
     """Per-component responsibilities (n, K), mean log-likelihood, and each component's
     :func:`_log_gauss` terms for the M step."""
     use_sky = fit.sky is not None and sky is not None and sky_idx is not None
+    ls_c = ls_f = None
     if use_sky:
         ls_c = sky.log_cluster(sky_idx, *fit.sky)  # type: ignore[union-attr, misc, arg-type]
         ls_f = sky.log_field(sky_idx) if sky_f is None else sky_f  # type: ignore[union-attr]
-    x, err2 = _columns(x), _columns(err2)
-    logs, terms = [], []
-    for j, (m, c, w) in enumerate(zip(fit.means, fit.covs, fit.weights, strict=True)):
-        lj, t = _log_gauss(x, m, c, err2)
-        if use_sky:
-            lj = lj + (ls_c if j < fit.n_cluster else ls_f)
-        logs.append(math.log(max(w, 1e-300)) + lj)
-        terms.append(t)
-    # the log-sum-exp over components, column by column (as the rows' max and sum reduce)
-    top = logs[0]
-    for lj in logs[1:]:
-        top = np.maximum(top, lj)
-    total = np.exp(logs[0] - top)
-    for lj in logs[1:]:
-        total = total + np.exp(lj - top)
+    log_weight = np.array([math.log(max(w, 1e-300)) for w in fit.weights])
+    logs, top, terms = _components(_columns(x), _columns(err2), fit.means, fit.covs, log_weight,
+                                   ls_c, ls_f, fit.n_cluster)
+    # the log-sum-exp over components, component by component (as the rows' sums reduce)
+    shifted = np.exp(logs - top)
+    total = shifted[0]
+    for row in shifted[1:]:
+        total = total + row
     norm = top + np.log(total)
-    return np.stack([np.exp(lj - norm) for lj in logs], axis=1), float(norm.mean()), terms
+    return np.ascontiguousarray(np.exp(logs - norm).T), float(norm.mean()), terms
 
 
 def responsibilities(ast: Astrometry, idx: np.ndarray, fit: MixtureFit,
