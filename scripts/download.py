@@ -3,7 +3,9 @@ resumable: chunks finished by an interrupted run are kept and reused)."""
 
 from ocdec.warm import delegate
 
-delegate()  # in a local run, this job forks from the workflow's warm interpreter (ocdec.warm)
+# in a local run, this job forks from the workflow's warm interpreter (ocdec.warm), or runs
+# here at once while it still imports: this job's own imports are light
+delegate(wait=False)
 
 from typing import Any
 

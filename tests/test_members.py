@@ -350,6 +350,47 @@ def test_mixture_e_step_on_columns_is_the_row_form_to_the_bit() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(new, old, strict=True))
 
 
+def test_the_warm_load_compiles_every_mixture_loop_a_fit_calls() -> None:
+    """mixture_loops.load(), which the warm interpreter runs before it forks its jobs, compiles
+    (or loads) the one variant of each loop that a fit then calls, with the sky profile and
+    without, and a single component's terms: a job that met another would compile it (about a
+    second) in every process. Run in a fresh interpreter, so that no earlier test has compiled
+    them already."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np
+from ocdec.methods.default import mixture, mixture_loops
+from ocdec.methods.default.stars import Astrometry
+from ocdec.methods.default.sky import SkyModel
+loops = (mixture_loops.precisions, mixture_loops.log_terms)
+mixture_loops.load()
+loaded = [set(f.overloads) for f in loops]
+rng = np.random.default_rng(5)
+n = 400
+x = np.concatenate([rng.normal([1.0, -2.0, 0.6], 0.05, (80, 3)),
+                    rng.normal([0.0, 0.0, 0.5], [3.0, 3.0, 0.4], (n - 80, 3))])
+err2 = rng.uniform(0.01, 0.3, (n, 3)) ** 2
+mean, cov = np.array([1.0, -2.0, 0.6]), np.diag([0.05, 0.05, 0.02]) ** 2
+mixture.fit_mixture(x, err2, mean, cov, max_iter=3)
+import pandas as pd
+stars = pd.DataFrame({"ra": rng.normal(10.0, 0.5, n), "dec": rng.normal(20.0, 0.5, n),
+                      "pmra": x[:, 0], "pmdec": x[:, 1], "parallax": x[:, 2],
+                      "pmra_error": np.sqrt(err2[:, 0]), "pmdec_error": np.sqrt(err2[:, 1]),
+                      "parallax_error": np.sqrt(err2[:, 2])})
+ast = Astrometry.from_stars(stars, (10.0, 20.0), 1.0)
+idx = np.arange(n)
+mixture.fit_mixture(x, err2, mean, cov, sky=SkyModel(ast, 10.0, 20.0), sky_idx=idx, max_iter=3)
+mixture._log_gauss(mixture._columns(x), mean, cov, mixture._columns(err2))
+used = [set(f.overloads) for f in loops]
+print(used == loaded, *(len(u) for u in used))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "1", "1"], out
+
+
 def test_mixture_terms_match_the_full_3x3_algebra() -> None:
     from scipy.stats import multivariate_normal
 

@@ -97,12 +97,16 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("warm") / "warm.log"
-    path = warm.start(log_file=log, wait_s=120)
+    path = warm.start(log_file=log, wait_s=0)  # as the workflow starts it
     assert path is not None
     env = dict(os.environ)  # pytest's per-test variables change later: a job sends this one
     try:
-        # start() returns once the server listens (its imports done), so no job runs cold
+        # start() returned at once; the server holds the lock until it listens
+        lock = path.with_name(warm.IMPORTING)
+        assert not path.exists() and warm._importing(lock)
+        warm._await_imports(path, wait_s=120)
         assert path.exists(), f"the server never listened: {log.read_text()}"
+        assert not warm._importing(lock) and not lock.exists()
         yield Server(log, env)
     finally:
         warm.stop()
@@ -285,6 +289,77 @@ def test_start_waits_for_the_server_only_while_it_can_still_listen(
         slow.kill()
         slow.wait()
 
+
+
+def test_a_job_waits_for_the_imports_only_while_the_server_is_importing(
+        tmp_path: Path) -> None:
+    """_await_imports (a job's delegate()) waits while the lock beside the socket is held, until
+    the socket appears; not once the lock is free (the server gone), not past its wait."""
+    import fcntl
+    import threading
+
+    path = tmp_path / "socket"
+    lock = tmp_path / warm.IMPORTING
+    t0 = time.monotonic()
+    warm._await_imports(path, wait_s=30)  # no lock file: no server importing
+    assert time.monotonic() - t0 < 1
+    holder = os.open(lock, os.O_WRONLY | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        assert warm._importing(lock)
+        t0 = time.monotonic()
+        warm._await_imports(path, wait_s=0.3)  # importing past the wait
+        assert 0.3 <= time.monotonic() - t0 < 5
+        threading.Timer(0.3, path.touch).start()  # it listens
+        t0 = time.monotonic()
+        warm._await_imports(path, wait_s=30)
+        assert path.exists() and 0.3 <= time.monotonic() - t0 < 5
+        path.unlink()
+        threading.Timer(0.3, os.close, (holder,)).start()  # it dies while importing
+        t0 = time.monotonic()
+        warm._await_imports(path, wait_s=30)
+        assert 0.3 <= time.monotonic() - t0 < 5 and not warm._importing(lock)
+    finally:
+        try:
+            os.close(holder)
+        except OSError:
+            pass
+
+
+def test_a_light_job_runs_at_once_while_the_server_imports(tmp_path: Path) -> None:
+    """While a server imports (its lock held, no socket yet), a job whose own imports are light
+    (delegate(wait=False)) runs in its own process at once; another waits, here until the server
+    is gone, then runs in its own process too."""
+    import fcntl
+    import threading
+
+    directory = tmp_path / "server"
+    directory.mkdir()
+    holder = os.open(directory / warm.IMPORTING, os.O_WRONLY | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    env = {**os.environ, warm.ENV: str(directory / "socket")}
+    env.pop(warm.CHILD_ENV, None)
+    light = JOB.replace("delegate()", "delegate(wait=False)")
+    (tmp_path / "light.py").write_text(light)
+    (tmp_path / "job.py").write_text(JOB)
+    try:
+        t0 = time.monotonic()
+        done = subprocess.run([sys.executable, str(tmp_path / "light.py"), "ok"], cwd=tmp_path,
+                              text=True, capture_output=True, env=env, timeout=120)
+        light_s = time.monotonic() - t0
+        assert done.returncode == 0 and info(done)["child"] is None, done.stderr
+        assert light_s < 30  # not the minute a job that needs the imports may wait
+        threading.Timer(light_s + 1.0, os.close, (holder,)).start()
+        t0 = time.monotonic()
+        done = subprocess.run([sys.executable, str(tmp_path / "job.py"), "ok"], cwd=tmp_path,
+                              text=True, capture_output=True, env=env, timeout=120)
+        assert done.returncode == 0 and info(done)["child"] is None, done.stderr
+        assert time.monotonic() - t0 >= light_s + 1.0  # it waited for the lock
+    finally:
+        try:
+            os.close(holder)
+        except OSError:
+            pass
 
 
 # --- through the workflow ------------------------------------------------------------------------

@@ -6,7 +6,11 @@ before its work (docs/performance.md). The workflow's ``onstart`` (:func:`start`
 server (:func:`serve`) that imports those libraries once, without starting JAX's backend, and
 listens on a Unix socket in a private temporary directory; ``OCDEC_WARM`` names it to the jobs.
 
-Each rule adapter calls :func:`delegate` before its own imports. Where the server is listening
+Each rule adapter calls :func:`delegate` before its own imports. While the server is still
+importing (``start`` does not wait for it), a job that needs those libraries waits for it, and
+the first stages, whose own imports are light (the quality filter, the reference values, reading
+or downloading stars: ``delegate(wait=False)``), run in their own processes on the cores the
+imports leave idle. Where the server is listening
 and runs this same interpreter, environment and ocdec (apart from the per-job thread counts and
 temporary directory Snakemake sets), the server forks a child that runs the job's script with
 the adapter's own standard streams, working directory, environment and arguments, exits as a
@@ -83,10 +87,15 @@ COMPILED = ("ocdec.methods.default.star_loops", "ocdec.methods.default.map_filte
             "ocdec.methods.default.mixture_loops")
 
 _server: Any = None  # the subprocess.Popen of start()
-#: How long start() waits for the imports (3.5-5 s): the jobs that start before them run in
-#: fresh processes that import everything themselves, 1-3 s more each on cores the imports
-#: also use, so on 2 cores the offline rerun took longer without the wait (36-37 s) than with.
+#: How long a job that needs the imports waits for them (3.5-8 s; :func:`delegate`): started
+#: before them, such jobs ran in fresh processes that imported everything themselves, 1-3 s more
+#: each on cores the imports also use, so on 2 cores the offline rerun took longer without the
+#: wait (36-37 s) than with.
 READY_WAIT_S = 60.0
+# Beside the socket: a file start() locks (flock) and hands to the server, which holds the lock
+# until it listens; the kernel drops it if the server dies. A waiting job reads it as "still
+# importing", and no server, slow or gone, leaves a job waiting for nothing.
+IMPORTING = "importing"
 # The log line of each job the server ran, and how ended_jobs() reads it back.
 JOB_ENDED = "job %d ended: %s, status %d, %.1f s, peak memory %.0f MB"
 _JOB_ENDED_RE = re.compile(r"job \d+ ended: (\S+), status (-?\d+), ([\d.]+) s, "
@@ -113,12 +122,16 @@ def send_request(sock: socket.socket, request: dict[str, Any], fds: list[int]) -
     sock.sendall(data)
 
 
-def delegate() -> None:
+def delegate(wait: bool = True) -> None:
     """Run this job's script in a child of the warm server and exit with its status; return
-    (run here, as before) where there is no compatible server. Call it first in an adapter."""
+    (run here, as before) where there is no compatible server. Call it first in an adapter.
+    ``wait``: wait for a server still importing (up to :data:`READY_WAIT_S`); False for a job
+    whose own imports are light, which then runs here at once."""
     path = os.environ.get(ENV)
     if not path or os.environ.get(CHILD_ENV) or not hasattr(socket, "send_fds"):
         return
+    if wait:
+        _await_imports(Path(path))
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(30.0)  # a server that does not answer: run here
@@ -152,6 +165,34 @@ def delegate() -> None:
         print(f"ocdec: error: the job's process was killed by signal {-status}", file=sys.stderr)
         raise SystemExit(128 - status)
     raise SystemExit(status)
+
+
+def _importing(lock: Path) -> bool:
+    """Whether a server still holds the lock ``lock`` (:data:`IMPORTING`): still importing."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:  # none: no server, or one that listens already
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # and with it the shared lock, if it was taken
+    return False
+
+
+def _await_imports(path: Path, wait_s: float = READY_WAIT_S) -> None:
+    """Return once the server listens at ``path``, or is no longer importing (gone), or after
+    ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    lock = path.with_name(IMPORTING)
+    while not path.exists() and _importing(lock) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 # ------------------------------------------------------------------------------ the server side
@@ -515,10 +556,11 @@ class _Server:
 
 
 def serve(path: str | Path, parent: int | None = None,
-          modules: tuple[str, ...] = PRELOAD) -> None:
+          modules: tuple[str, ...] = PRELOAD, importing_fd: int | None = None) -> None:
     """Import ``modules``, then run jobs sent to the Unix socket ``path`` until SIGTERM or until
     the process ``parent`` (the workflow) is gone. The socket appears only once the imports are
-    done (bound under a temporary name, then renamed), so no job waits for them."""
+    done (bound under a temporary name, then renamed); ``importing_fd``, start()'s lock on
+    :data:`IMPORTING`, is released then."""
     path = Path(path)
     env = dict(os.environ)
     _preload(modules)
@@ -533,6 +575,9 @@ def serve(path: str | Path, parent: int | None = None,
     listener.bind(str(tmp))
     listener.listen(64)
     os.replace(tmp, path)
+    if importing_fd is not None:
+        path.with_name(IMPORTING).unlink(missing_ok=True)
+        os.close(importing_fd)  # the lock: jobs waiting for the imports connect now
     log.info("warm interpreter listening on %s", path)
     owner = os.getpid()
     try:
@@ -545,9 +590,11 @@ def serve(path: str | Path, parent: int | None = None,
 def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> Path | None:
     """Launch the server for this process's jobs (the workflow's ``onstart``): a detached
     ``python -m ocdec.warm`` that exits with this process; sets ``OCDEC_WARM`` for the jobs.
-    Waits up to ``wait_s`` for it to listen (see :data:`READY_WAIT_S`). Returns the socket's
-    path (None where it could not start: the jobs then run as before)."""
+    Waits up to ``wait_s`` for it to listen (the workflow waits 0 s: its jobs wait or not,
+    :func:`delegate`). Returns the socket's path (None where it could not start, or where it
+    exited within ``wait_s``: the jobs then run as before)."""
     global _server
+    import fcntl
     import subprocess
 
     if not sys.platform.startswith("linux"):  # fork without exec is unsafe on macOS
@@ -563,9 +610,13 @@ def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> P
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     # this run's jobs only, as each rule's log holds its last job's
     out = open(log_file, "wb") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    # locked here, before any job can look, and held by the server alone once it runs
+    lock = os.open(directory / IMPORTING, os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         _server = subprocess.Popen(
-            [sys.executable, "-c", code, str(path), "--parent", str(os.getpid())],
+            [sys.executable, "-c", code, str(path), "--parent", str(os.getpid()),
+             "--importing-fd", str(lock)], pass_fds=(lock,),
             # os.environ, as Snakemake passes to each job (a library's C-level setenv, such as
             # curses' COLUMNS, would otherwise reach the server and no job)
             env=dict(os.environ), stdin=subprocess.DEVNULL, stdout=out, stderr=out,
@@ -575,6 +626,7 @@ def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> P
         log.warning("warm interpreter not started (%s): every job imports its own", err)
         return None
     finally:
+        os.close(lock)
         if out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
     if not _wait_listening(path, _server, wait_s) and _server.poll() is not None:
@@ -592,9 +644,10 @@ def _wait_listening(path: Path, server: Any, wait_s: float) -> bool:
             log.warning("warm interpreter exited (status %s) before listening: every job "
                         "imports its own", server.returncode)
             return False
-        if time.monotonic() > deadline:
-            log.warning("warm interpreter not listening after %.0f s: the jobs that start "
-                        "before it import their own", wait_s)
+        if time.monotonic() >= deadline:
+            if wait_s > 0:
+                log.warning("warm interpreter not listening after %.0f s: the jobs that start "
+                            "before it import their own", wait_s)
             return False
         time.sleep(0.02)
     return True
@@ -634,14 +687,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("socket", help="Unix socket path to listen on")
     parser.add_argument("--parent", type=int, default=None,
                         help="exit when this process (the workflow) has ended")
+    parser.add_argument("--importing-fd", type=int, default=None,
+                        help="a locked file descriptor to close once listening")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ocdec.warm: %(message)s")
     signal.signal(signal.SIGTERM, _stopped_while_importing)  # stop() during the imports
     owner = os.getpid()
     try:
-        serve(args.socket, args.parent)
+        serve(args.socket, args.parent, importing_fd=args.importing_fd)
     finally:
         if os.getpid() == owner and Path(args.socket).parent.name.startswith("ocdec-warm-"):
+            Path(args.socket).with_name(IMPORTING).unlink(missing_ok=True)
             try:
                 Path(args.socket).parent.rmdir()  # start()'s directory, once empty
             except OSError:
