@@ -350,6 +350,24 @@ def test_mixture_e_step_on_columns_is_the_row_form_to_the_bit() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(new, old, strict=True))
 
 
+def test_a_singular_star_gives_the_row_forms_nan_not_an_exception() -> None:
+    """A star without errors under a degenerate covariance divides by a zero determinant: the
+    compiled E step gives numpy's inf and NaN there, as the row form does, and raises nothing."""
+    from ocdec.methods.default import mixture
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(50, 3))
+    err2 = rng.uniform(0.01, 0.2, (50, 3)) ** 2
+    err2[7] = 0.0
+    fit = mixture.initial_fit(x, np.zeros(3), np.zeros((3, 3)), halo=False)
+    with np.errstate(all="ignore"):
+        resp, ll, _ = mixture._e_step(x, err2, fit, None, None)
+        ref_resp, ref_ll = _rowwise_e_step(x, err2, fit)
+    assert np.isnan(resp[7]).any() and np.isfinite(resp[np.arange(50) != 7]).all()
+    assert np.array_equal(resp, ref_resp, equal_nan=True)
+    assert ll == ref_ll or (math.isnan(ll) and math.isnan(ref_ll))
+
+
 def test_the_warm_load_compiles_every_mixture_loop_a_fit_calls() -> None:
     """mixture_loops.load(), which the warm interpreter runs before it forks its jobs, compiles
     (or loads) the one variant of each loop that a fit then calls, with the sky profile and

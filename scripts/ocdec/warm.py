@@ -187,11 +187,19 @@ def _importing(lock: Path) -> bool:
 
 
 def _await_imports(path: Path, wait_s: float = READY_WAIT_S) -> None:
-    """Return once the server listens at ``path``, or is no longer importing (gone), or after
-    ``wait_s``."""
-    deadline = time.monotonic() + wait_s
+    """Return once the server listens at ``path``, or is no longer importing (gone), or
+    ``wait_s`` after it started (the lock file's time, so that a server stuck in its imports
+    costs the run that wait once, not every job), with a warning then."""
     lock = path.with_name(IMPORTING)
-    while not path.exists() and _importing(lock) and time.monotonic() < deadline:
+    try:
+        deadline = lock.stat().st_mtime + wait_s
+    except OSError:  # no lock: no server importing
+        return
+    while not path.exists() and _importing(lock):
+        if time.time() >= deadline:
+            log.warning("the warm interpreter is not listening %.0f s after it started: this "
+                        "job imports its own", wait_s)
+            return
         time.sleep(0.02)
 
 
@@ -610,10 +618,11 @@ def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> P
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     # this run's jobs only, as each rule's log holds its last job's
     out = open(log_file, "wb") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    # locked here, before any job can look, and held by the server alone once it runs
-    lock = os.open(directory / IMPORTING, os.O_WRONLY | os.O_CREAT, 0o600)
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = -1
     try:
+        # locked here, before any job can look, and held by the server alone once it runs
+        lock = os.open(directory / IMPORTING, os.O_WRONLY | os.O_CREAT, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # may fail on a file system without locks
         _server = subprocess.Popen(
             [sys.executable, "-c", code, str(path), "--parent", str(os.getpid()),
              "--importing-fd", str(lock)], pass_fds=(lock,),
@@ -624,9 +633,13 @@ def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> P
     except OSError as err:
         del os.environ[ENV]
         log.warning("warm interpreter not started (%s): every job imports its own", err)
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
         return None
     finally:
-        os.close(lock)
+        if lock >= 0:
+            os.close(lock)
         if out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
     if not _wait_listening(path, _server, wait_s) and _server.poll() is not None:

@@ -9,7 +9,9 @@ two loops over the stars of every component at once, and the exponentials and lo
 numpy's, one call over every component: each star gets the operations it got before, in their
 order, in IEEE double (no fast-math: no reassociation, no fused multiply-adds), so the
 responsibilities, the log-likelihood and the M step's terms are the same to the bit
-(tests/test_members.py compares them with the numpy form).
+(tests/test_members.py compares them with the numpy form). A division by zero (a singular
+covariance, a star without errors) gives numpy's inf or NaN, not an exception
+(``error_model="numpy"``).
 
 Compiled on first use and cached as :mod:`~ocdec.methods.default.star_loops` is; the warm
 interpreter loads them before it forks its jobs (:func:`load`).
@@ -22,7 +24,7 @@ import numpy as np
 from ocdec.methods.default.star_loops import compiled, maximum
 
 
-@compiled
+@compiled(error_model="numpy")
 def precisions(x0: np.ndarray, e0: np.ndarray, e1: np.ndarray, e2: np.ndarray,
                covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each component k (``covs`` (K, 3, 3)) and star i (errors squared ``e0``, ``e1``,
@@ -56,7 +58,7 @@ def precisions(x0: np.ndarray, e0: np.ndarray, e1: np.ndarray, e2: np.ndarray,
     return prec, det
 
 
-@compiled
+@compiled(error_model="numpy")
 def log_terms(x0: np.ndarray, x1: np.ndarray, x2: np.ndarray, means: np.ndarray,
               prec: np.ndarray, logdet: np.ndarray, log_weight: np.ndarray, const: float,
               sky_cluster: np.ndarray, sky_field: np.ndarray, n_cluster: int

@@ -34,13 +34,16 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def compiled(func: Callable[..., Any]) -> Any:
-    """``func`` compiled (numba, nogil), cached where a cache can be written."""
+def compiled(func: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """``func`` compiled (numba, nogil, and numba's ``options``), cached where a cache can be
+    written; without ``func``, the decorator with those options."""
+    if func is None:
+        return lambda f: compiled(f, **options)
     try:
-        return numba.njit(cache=True, nogil=True)(func)
+        return numba.njit(cache=True, nogil=True, **options)(func)
     except RuntimeError as err:  # "cannot cache function ...: no locator available"
         log.warning("compiled loops not cached (%s): each process compiles them", err)
-        return numba.njit(nogil=True)(func)
+        return numba.njit(nogil=True, **options)(func)
 
 
 @numba.njit(inline="always")
