@@ -400,7 +400,7 @@ stars = pd.DataFrame({"ra": rng.normal(10.0, 0.5, n), "dec": rng.normal(20.0, 0.
 ast = Astrometry.from_stars(stars, (10.0, 20.0), 1.0)
 idx = np.arange(n)
 mixture.fit_mixture(x, err2, mean, cov, sky=SkyModel(ast, 10.0, 20.0), sky_idx=idx, max_iter=3)
-mixture._log_gauss(mixture._columns(x), mean, cov, mixture._columns(err2))
+mixture._components(mixture._columns(x), mixture._columns(err2), [mean], [cov], np.zeros(1))
 used = [set(f.overloads) for f in loops]
 print(used == loaded, *(len(u) for u in used))
 """
@@ -420,7 +420,10 @@ def test_mixture_terms_match_the_full_3x3_algebra() -> None:
     a = rng.normal(size=(3, 3))
     cov = a @ a.T + 0.1 * np.eye(3)
     mean = np.array([0.1, -0.2, 0.3])
-    logp, terms = mixture._log_gauss(mixture._columns(x), mean, cov, mixture._columns(err2))
+    # one component of weight 1: log w + log N is the log-density itself
+    logs, _, (terms,) = mixture._components(mixture._columns(x), mixture._columns(err2), [mean],
+                                            [cov], np.zeros(1))
+    logp = logs[0]
     totals = cov[None] + np.stack([np.diag(e) for e in err2])
     expected = [multivariate_normal(mean, t).logpdf(xi) for xi, t in zip(x, totals, strict=True)]
     np.testing.assert_allclose(logp, expected, rtol=1e-10)

@@ -198,7 +198,8 @@ def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
     # a coarse sky class: its excess, and its histogram of squared weights
     coarse_ex, coarse_h2 = rng.normal(size=(15, 13)), rng.random((15, 13))
     coarse_var = density._aperture_variance(coarse_h2.astype(np.float32)).astype(float)
-    parts = [density._fine_rows(density._part("sky", 1, h, h2, bc, None), (0, nx), bc),
+    fine = density._part("sky", 1, density._Cells.of_maps(h, h2), bc, None)
+    parts = [density._fine_rows(fine, (0, nx), bc),
              density._Part("sky", 3, coarse_ex.astype(np.float32),
                            coarse_h2.astype(np.float32))]
     fine_ex = density._aperture(h).astype(float)
@@ -213,7 +214,7 @@ def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
     np.testing.assert_array_equal(density._prefix_significance(parts, region, shape),
                                   whole[region])
     for kind in ("pm", "sky"):  # a fine class alone
-        part = density._part(kind, 1, h, h2, bc, None)
+        part = density._part(kind, 1, density._Cells.of_maps(h, h2), bc, None)
         # made on the rows a region's filters read, and on all rows
         at_region = density._fine_rows(part, (13, 29), bc)
         at_whole = density._fine_rows(part, (0, nx), bc)
@@ -225,8 +226,8 @@ def test_prefix_significance_adds_coarse_classes_block_by_block() -> None:
             density._prefix_significance([at_region], region, shape),
             density._prefix_significance([at_whole], whole_grid, shape)[region])
     # a coarse sky class's variance made on a crop around the region's coarse cells
-    sky_coarse = density._part("sky", 3, coarse_ex.astype(np.float32),
-                               coarse_h2.astype(np.float32), bc, None)
+    sky_coarse = density._part("sky", 3, density._Cells.of_maps(
+        coarse_ex.astype(np.float32), coarse_h2.astype(np.float32)), bc, None)
     np.testing.assert_array_equal(
         density._prefix_significance([sky_coarse], region, shape),
         density._prefix_significance([sky_coarse], whole_grid, shape)[region])
@@ -240,7 +241,7 @@ def test_a_coarse_sky_class_variance_on_a_crop_is_the_whole_grids() -> None:
     coarse = (-(-nx // f), -(-ny // f))
     ex = rng.normal(size=coarse).astype(np.float32)
     h2 = (rng.poisson(0.5, coarse) * rng.random(coarse)).astype(np.float32)
-    part = density._part("sky", f, ex, h2, 21, None)
+    part = density._part("sky", f, density._Cells.of_maps(ex, h2), 21, None)
     whole = density._part_maps(part, (slice(0, nx), slice(0, ny)), (nx, ny))
     for region in ((slice(70, 83), slice(61, 64)), (slice(0, 5), slice(110, 121))):
         for cut, full in zip(density._part_maps(part, region, (nx, ny)), whole, strict=True):
@@ -286,7 +287,7 @@ def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
     h2 = (h * rng.random(shape)).astype(np.float32)
     for cells in (21, 20, 1):  # odd and even boxes (scipy centres an even one off by one), none
         bg, var = density._pm_background(h, h2, cells)
-        part = density._part("pm", 1, h, h2, cells, None)
+        part = density._part("pm", 1, density._Cells.of_maps(h, h2), cells, None)
         for rows in ((0, shape[0]), (shape[0] // 3, shape[0] // 2 + 1),
                      (shape[0] - 1, shape[0])):
             band = density._fine_rows(part, rows, cells)
@@ -351,7 +352,7 @@ def test_the_bound_holds_every_positive_excess_of_a_block(kind) -> None:
              rng.random(3000) * (1 if kind == "pm" else rng.choice([-1, 1], 3000)))
     for x, y, w in (lone, crowd):
         h, h2, positive = _histograms(x, y, *edges, w, block)
-        part = density._part(kind, 1, h, h2, bc, positive)
+        part = density._part(kind, 1, density._Cells.of_maps(h, h2), bc, positive)
         maps = density._fine_rows(part, (0, nx), bc)
         ex, _ = density._part_maps(maps, (slice(0, nx), slice(0, ny)), (nx, ny))
         exact = block_max(np.maximum(ex, 0.0))
@@ -361,7 +362,7 @@ def test_the_bound_holds_every_positive_excess_of_a_block(kind) -> None:
             assert bound.max() <= 1.02 * exact.max()
     coarse_edges = (3.0 * np.arange(-(-nx // 3) + 1), 3.0 * np.arange(-(-ny // 3) + 1))
     h, h2, _ = _histograms(*crowd[:2], *coarse_edges, crowd[2])
-    coarse = density._part(kind, 3, h, h2, bc, None)
+    coarse = density._part(kind, 3, density._Cells.of_maps(h, h2), bc, None)
     ex, _ = density._part_maps(coarse, (slice(0, nx), slice(0, ny)), (nx, ny))
     assert np.all(density._bound([coarse], nb) >= block_max(np.maximum(ex, 0.0)))
 
@@ -427,10 +428,10 @@ def test_a_fine_class_on_a_band_of_rows_is_the_whole_grids_there() -> None:
         cells = density._Cells(flat[order], np.stack([h.ravel(), h2.ravel()])[:, flat[order]],
                                shape)
         for kind in ("pm", "sky"):
-            whole = density._fine_rows(density._part(kind, 1, h, h2, bc, None), (0, nx), bc)
+            whole = density._fine_rows(
+                density._part(kind, 1, density._Cells.of_maps(h, h2), bc, None), (0, nx), bc)
             for rows in ((70, 85), (45, 46), (0, 12), (110, 120), (20, 100)):
-                band = density._fine_rows(density._part(kind, 1, cells, None, bc, None), rows,
-                                          bc)
+                band = density._fine_rows(density._part(kind, 1, cells, bc, None), rows, bc)
                 lo = max(rows[0] - density._MARGIN, 0)
                 if kind == "pm":  # the box's running sums start 11 rows before the first star
                     lo = min(lo, max(first_row - 11, 0))

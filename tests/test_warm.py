@@ -97,7 +97,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("warm") / "warm.log"
-    path = warm.start(log_file=log, wait_s=0)  # as the workflow starts it
+    path = warm.start(log_file=log)
     assert path is not None
     env = dict(os.environ)  # pytest's per-test variables change later: a job sends this one
     try:
@@ -256,39 +256,32 @@ def test_the_cache_clearers_are_jax_and_nanobinds_exit_functions() -> None:
     assert out == ["True"] * 4
 
 
-def test_start_waits_for_the_server_only_while_it_can_still_listen(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """start() waits for the socket; a server that exited, or one past the wait, is not waited
-    for (its jobs then run in their own processes)."""
+def test_a_job_does_not_wait_for_a_server_that_ended_before_listening(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    """start() returns at once; where its server exits before it listens (its lock dropped), a
+    job that would wait for the imports runs on its own at once, and says why."""
     real_popen = subprocess.Popen
 
-    def failing(args, **kwargs):  # a server that exits before listening
-        return real_popen([sys.executable, "-c", "raise SystemExit(3)"], **kwargs)
+    def failing(args, **kwargs):  # a server that exits before listening (it gets the lock)
+        return real_popen([sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(3)"],
+                          **kwargs)
 
     monkeypatch.setattr(subprocess, "Popen", failing)
     monkeypatch.setattr(warm, "_server", None)  # the module's server is restored afterwards
     monkeypatch.delenv(warm.ENV, raising=False)
     t0 = time.monotonic()
-    assert warm.start(log_file=tmp_path / "warm.log", wait_s=60) is None
-    assert time.monotonic() - t0 < 10 and warm.ENV not in os.environ
-    monkeypatch.setattr(subprocess, "Popen", real_popen)
-    path = tmp_path / "socket"
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    path = warm.start(log_file=tmp_path / "warm.log")
+    assert path is not None and time.monotonic() - t0 < 1  # not waited for
+    assert os.environ[warm.ENV] == str(path)
+    assert warm._importing(path.with_name(warm.IMPORTING))  # held by the server
     t0 = time.monotonic()
-    assert not warm._wait_listening(path, gone, wait_s=60)
-    assert time.monotonic() - t0 < 5  # not the whole minute
-    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        t0 = time.monotonic()
-        assert not warm._wait_listening(path, slow, wait_s=0.3)
-        assert 0.3 <= time.monotonic() - t0 < 5
-        path.touch()  # it listens
-        assert warm._wait_listening(path, slow, wait_s=0.3)
-    finally:
-        slow.kill()
-        slow.wait()
-
+    with caplog.at_level("WARNING", logger="ocdec.warm"):
+        warm._await_imports(path, wait_s=60)
+    assert 0.5 < time.monotonic() - t0 < 10  # until it ended, not the whole minute
+    assert not path.exists() and "ended before it listened" in caplog.text
+    warm.stop()
+    assert not path.parent.exists()
 
 
 def test_a_job_waits_for_the_imports_only_while_the_server_is_importing(

@@ -189,18 +189,21 @@ def _importing(lock: Path) -> bool:
 def _await_imports(path: Path, wait_s: float = READY_WAIT_S) -> None:
     """Return once the server listens at ``path``, or is no longer importing (gone), or
     ``wait_s`` after it started (the lock file's time, so that a server stuck in its imports
-    costs the run that wait once, not every job), with a warning then."""
+    costs the run that wait once, not every job); with a warning where it does not listen."""
     lock = path.with_name(IMPORTING)
     try:
         deadline = lock.stat().st_mtime + wait_s
-    except OSError:  # no lock: no server importing
-        return
+    except OSError:  # none: the server listens, or is gone
+        deadline = 0.0
     while not path.exists() and _importing(lock):
         if time.time() >= deadline:
             log.warning("the warm interpreter is not listening %.0f s after it started: this "
                         "job imports its own", wait_s)
             return
         time.sleep(0.02)
+    if not path.exists():
+        log.warning("the warm interpreter ended before it listened (logs/warm.log says why): "
+                    "this job imports its own")
 
 
 # ------------------------------------------------------------------------------ the server side
@@ -595,12 +598,11 @@ def serve(path: str | Path, parent: int | None = None,
             path.unlink(missing_ok=True)
 
 
-def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> Path | None:
+def start(log_file: str | Path | None = None) -> Path | None:
     """Launch the server for this process's jobs (the workflow's ``onstart``): a detached
     ``python -m ocdec.warm`` that exits with this process; sets ``OCDEC_WARM`` for the jobs.
-    Waits up to ``wait_s`` for it to listen (the workflow waits 0 s: its jobs wait or not,
-    :func:`delegate`). Returns the socket's path (None where it could not start, or where it
-    exited within ``wait_s``: the jobs then run as before)."""
+    Does not wait for its imports: a job waits for them, or not (:func:`delegate`). Returns the
+    socket's path (None where it could not start: the jobs then run as before)."""
     global _server
     import fcntl
     import subprocess
@@ -642,28 +644,7 @@ def start(log_file: str | Path | None = None, wait_s: float = READY_WAIT_S) -> P
             os.close(lock)
         if out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
-    if not _wait_listening(path, _server, wait_s) and _server.poll() is not None:
-        del os.environ[ENV]  # gone: no job looks for it
-        _server = None
-        return None
     return path
-
-
-def _wait_listening(path: Path, server: Any, wait_s: float) -> bool:
-    """Whether the server listens at ``path`` within ``wait_s`` (False at once if it exited)."""
-    deadline = time.monotonic() + wait_s
-    while not path.exists():
-        if server.poll() is not None:
-            log.warning("warm interpreter exited (status %s) before listening: every job "
-                        "imports its own", server.returncode)
-            return False
-        if time.monotonic() >= deadline:
-            if wait_s > 0:
-                log.warning("warm interpreter not listening after %.0f s: the jobs that start "
-                            "before it import their own", wait_s)
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def stop() -> None:

@@ -171,7 +171,7 @@ class _Cells:
 
     @classmethod
     def of_maps(cls, h: np.ndarray, h2: np.ndarray) -> _Cells:
-        """The cells of two whole maps that are not 0."""
+        """The cells of two whole maps that are not 0 (maps made elsewhere, as in tests)."""
         cells = np.flatnonzero((h != 0) | (h2 != 0))
         return cls(cells, np.stack([h.ravel()[cells], h2.ravel()[cells]]), h.shape)
 
@@ -202,14 +202,13 @@ class _Part:
     band0: int = 0  # a fine class: the grid row of first's first (and a sky class's second's)
 
 
-def _part(kind: str, factor: int, h: np.ndarray | _Cells, h2: np.ndarray | None,
-          background_cells: int, positive: np.ndarray | None) -> _Part:
-    """A class's part from its histograms: two whole maps ``h``, ``h2``, or, for a fine class,
-    the :class:`_Cells` its stars reach (``h2`` None)."""
+def _part(kind: str, factor: int, hist: _Cells, background_cells: int,
+          positive: np.ndarray | None) -> _Part:
+    """A class's part from its histograms, the cells its stars reach: a fine class keeps them
+    until :func:`_fine_rows`; a coarse class's maps are made over its whole grid."""
     if factor == 1:
-        hist = h if isinstance(h, _Cells) else _Cells.of_maps(h, h2)  # type: ignore[arg-type]
         return _Part(kind, 1, None, None, None, positive, hist=hist)
-    assert isinstance(h, np.ndarray) and h2 is not None, "a coarse class's whole maps"
+    h, h2 = hist.rows(0, hist.shape[0])
     if kind == "pm":
         bg, var = _pm_background(h, h2, background_cells)
         return _Part(kind, factor, _aperture(h) - bg, var)
@@ -572,13 +571,9 @@ def significance_rows(pmra: np.ndarray, pmdec: np.ndarray, stars: ClassStars, gr
                                            ("sky", 1, sky, sky_sums, sky_w is not None)):
             if not made:
                 continue
-            hist = _Cells(cells, sums, coarse)
             positive = blocks[j].reshape(nb) if block else None
-            if factor == 1:
-                parts.append(_part(kind, 1, hist, None, background_cells, positive))
-            else:
-                parts.append(_part(kind, factor, *hist.rows(0, coarse[0]), background_cells,
-                                   positive))
+            parts.append(_part(kind, factor, _Cells(cells, sums, coarse), background_cells,
+                               positive))
     shape = (nx, ny)
     regions = ([_whole(shape)] if threshold is None
                else _candidate_regions([pm, sky], shape, threshold))

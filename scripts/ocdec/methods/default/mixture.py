@@ -149,20 +149,12 @@ def _components(x: Columns, err2: Columns, means: list[np.ndarray], covs: list[n
     (:data:`Terms`). ``x`` and ``err2`` as :func:`_columns`; the loops of
     :mod:`~ocdec.methods.default.mixture_loops`, logarithms numpy's."""
     empty = np.empty(0)
-    prec, det = mixture_loops.precisions(x[0], *err2, np.array(covs, dtype=float))
+    prec, det = mixture_loops.precisions(*err2, np.array(covs, dtype=float))
     u, logs, top = mixture_loops.log_terms(
         *x, np.array(means, dtype=float), prec, np.log(det), log_weight, _LOG_NORM,
         empty if sky_cluster is None else np.asarray(sky_cluster, float),
         empty if sky_field is None else np.asarray(sky_field, float), n_cluster)
     return logs, top, [(prec[k], u[k]) for k in range(len(means))]
-
-
-def _log_gauss(x: Columns, mean: np.ndarray, cov: np.ndarray, err2: Columns
-               ) -> tuple[np.ndarray, Terms]:
-    """log N(x_i | mean, cov + diag(err2_i)) and the M step's terms (:data:`Terms`) for every
-    star; ``x`` and ``err2`` as :func:`_columns`."""
-    logs, _, terms = _components(x, err2, [mean], [cov], np.zeros(1))
-    return logs[0], terms[0]
 
 
 def _xd_update(r: np.ndarray, mean: np.ndarray, cov: np.ndarray, terms: Terms,
@@ -213,7 +205,7 @@ def _e_step(x: np.ndarray | Columns, err2: np.ndarray | Columns, fit: MixtureFit
             sky: SkyModel | None, sky_idx: np.ndarray | None, sky_f: np.ndarray | None = None
             ) -> tuple[np.ndarray, float, list[Terms]]:
     """Per-component responsibilities (n, K), mean log-likelihood, and each component's
-    :func:`_log_gauss` terms for the M step."""
+    :func:`_components` terms for the M step."""
     use_sky = fit.sky is not None and sky is not None and sky_idx is not None
     ls_c = ls_f = None
     if use_sky:

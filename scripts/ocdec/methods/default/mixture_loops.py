@@ -25,14 +25,13 @@ from ocdec.methods.default.star_loops import compiled, maximum
 
 
 @compiled(error_model="numpy")
-def precisions(x0: np.ndarray, e0: np.ndarray, e1: np.ndarray, e2: np.ndarray,
-               covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def precisions(e0: np.ndarray, e1: np.ndarray, e2: np.ndarray, covs: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
     """For each component k (``covs`` (K, 3, 3)) and star i (errors squared ``e0``, ``e1``,
     ``e2``): the distinct entries of T^-1, T = covs[k] + diag(e_i), in the order 00 01 02 11
-    12 22 (K, n, 6), by the adjugate, and det T (K, n). ``x0``: a column of the stars' values,
-    for its length alone."""
-    n, n_comp = x0.size, covs.shape[0]
-    if not e0.size == e1.size == e2.size == n or covs.shape[1:] != (3, 3):
+    12 22 (K, n, 6), by the adjugate, and det T (K, n)."""
+    n, n_comp = e0.size, covs.shape[0]
+    if not e1.size == e2.size == n or covs.shape[1:] != (3, 3):
         raise ValueError("precisions: three error columns as long as the stars, 3 x 3 covariances")
     prec = np.empty((n_comp, n, 6))
     det = np.empty((n_comp, n))
@@ -102,5 +101,5 @@ def load() -> None:
     processes forked after it find them ready (:data:`ocdec.warm.COMPILED`)."""
     x = np.zeros(1)
     covs = np.eye(3)[None].copy()
-    prec, det = precisions(x, x, x, x, covs)
+    prec, det = precisions(x, x, x, covs)
     log_terms(x, x, x, np.zeros((1, 3)), prec, det, np.zeros(1), 0.0, np.empty(0), np.empty(0), 1)

@@ -125,14 +125,9 @@ def class_histograms(pmra: np.ndarray, pmdec: np.ndarray, at: np.ndarray, x0: fl
             sums[3, c] += a * a
             if block > 0:
                 blocks[1, b] += maximum(a, 0.0)
-    pm = np.empty((2, n_reached if with_pm else 0), np.float32)
-    sky = np.empty((2, n_reached if with_sky else 0), np.float32)
-    for c in range(pm.shape[1]):
-        pm[0, c] = sums[0, c]
-        pm[1, c] = sums[1, c]
-    for c in range(sky.shape[1]):
-        sky[0, c] = sums[2, c]
-        sky[1, c] = sums[3, c]
+    # each sum rounded to float32 (as numpy's cast), for the contrasts made
+    pm = sums[:2, :n_reached if with_pm else 0].astype(np.float32)
+    sky = sums[2:, :n_reached if with_sky else 0].astype(np.float32)
     return reached[:n_reached].copy(), pm, sky, blocks
 
 
