@@ -363,6 +363,173 @@ def test_a_light_job_runs_at_once_while_the_server_imports(tmp_path: Path) -> No
             pass
 
 
+# --- sent by Snakemake's own process (ocdec.warm_direct) ------------------------------------------
+
+DIRECT_JOB = '''
+from ocdec.warm import delegate
+
+delegate()
+
+import json, os, sys, time
+
+mode = open("mode.txt").read().strip()
+print(json.dumps({"child": os.environ.get("OCDEC_WARM_CHILD"), "argv": sys.argv,
+                  "cwd": os.getcwd(), "threads": os.environ.get("OMP_NUM_THREADS"),
+                  "tmpdir": os.environ.get("TMPDIR"), "path": sys.path, "pid": os.getpid()}))
+sys.stdout.flush()
+if mode == "exit":
+    raise SystemExit(3)
+if mode == "sleep":
+    try:
+        with open("pid.txt", "w") as handle:
+            handle.write(str(os.getpid()))
+        time.sleep(120)
+    finally:  # stopped as Ctrl-C stops a fresh job: its cleanup runs
+        with open("cleaned.txt", "w") as handle:
+            handle.write("cleaned")
+'''
+
+
+def as_server(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's environment the server's, as Snakemake's is (called in the test itself:
+    pytest sets PYTEST_CURRENT_TEST again after the fixtures)."""
+    for key in set(os.environ) - set(server.env):
+        monkeypatch.delenv(key)
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def direct(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A direct job's script in ``tmp_path``, the working directory."""
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "scripts" / "tmpjob.adapter.py"
+    script.parent.mkdir()
+    script.write_text(DIRECT_JOB)
+    return script
+
+
+def test_a_direct_job_runs_as_a_fresh_python_of_its_threads_would(
+        server: Server, direct: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Sent by Snakemake's process: the job's child has the arguments, directory, thread
+    counts, TMPDIR and module path a fresh ``python SCRIPT`` of the job would have, writes to
+    the same streams, and its exit status is a failed command's."""
+    from snakemake.benchmark import BenchmarkRecord
+
+    from ocdec.warm_direct import run_direct
+
+    as_server(server, monkeypatch)
+    (tmp_path / "mode.txt").write_text("ok")
+    fname = str(direct.relative_to(tmp_path))
+    record = BenchmarkRecord()
+    assert run_direct(fname, threads=3, resources={"tmpdir": str(tmp_path)}, bench_record=record)
+    got = json.loads(capfd.readouterr().out.splitlines()[0])
+    assert got["child"] == "1" and got["pid"] != os.getpid()
+    # as its adapter's child had it: the script's absolute path (runpy's argv[0])
+    assert got["argv"] == [str(direct)] and got["cwd"] == str(tmp_path)
+    assert got["threads"] == "3" and got["tmpdir"] == str(tmp_path)
+    assert record.running_time is not None and record.running_time > 0
+    # the module path of the same script run fresh (no server named: in its own process)
+    env = {k: v for k, v in os.environ.items() if k != warm.ENV}
+    fresh = subprocess.run([sys.executable, fname], cwd=tmp_path, env=env, text=True,
+                           capture_output=True, timeout=120, check=True)
+    alone = json.loads(fresh.stdout.splitlines()[0])
+    assert alone["child"] is None
+    assert got["path"] == alone["path"] and got["path"][0] == str(direct.parent)
+
+    (tmp_path / "mode.txt").write_text("exit")
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        run_direct(fname)
+    assert failed.value.returncode == 3
+
+
+def test_a_direct_job_is_not_sent_while_the_server_imports_or_where_it_refuses(
+        server: Server, direct: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Not sent (False, nothing run: Snakemake then starts its own process) while the server
+    is importing, where none is named, or where it refuses the job (another environment)."""
+    import fcntl
+
+    from ocdec.warm_direct import run_direct
+
+    as_server(server, monkeypatch)
+    (tmp_path / "mode.txt").write_text("ok")
+    fname = str(direct.relative_to(tmp_path))
+    socket_path = Path(os.environ[warm.ENV])
+    importing = tmp_path / "importing-server"
+    importing.mkdir()
+    lock = os.open(importing / warm.IMPORTING, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        monkeypatch.setenv(warm.ENV, str(importing / "socket"))
+        assert not run_direct(fname)
+    finally:
+        os.close(lock)
+    monkeypatch.delenv(warm.ENV)
+    assert not run_direct(fname)
+    monkeypatch.setenv(warm.ENV, str(socket_path))
+    monkeypatch.setenv("JAX_ENABLE_X64", "1")
+    assert not run_direct(fname)
+    assert capfd.readouterr().out == "", "a job that was not sent ran"
+
+
+def test_install_sends_only_the_adapters_and_ctrl_c_stops_their_children(
+        server: Server, direct: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """The patched runner sends a script that delegates and runs any other as before; a Ctrl-C
+    in Snakemake's process closes the connections of the jobs it sent, whose children the server
+    stops (their cleanup runs), and Snakemake's own handler still runs."""
+    import threading
+
+    from ocdec import warm_direct
+
+    as_server(server, monkeypatch)
+    ran: list[str] = []
+
+    class Runner:  # as snakemake.script.PythonScript
+        threads, resources, bench_record = 1, None, None
+        conda_env = container_img = env_modules = None
+
+        def __init__(self, source: str) -> None:
+            self.source = source
+
+        def execute_script(self, fname: str, edit: bool = False) -> None:
+            ran.append(fname)
+
+    interrupts: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(signum))
+    try:
+        assert warm_direct.install(Runner) and warm_direct.install(Runner)  # once
+        assert not warm_direct.install(type("NoRunner", (), {}))
+        (tmp_path / "mode.txt").write_text("ok")
+        fname = str(direct.relative_to(tmp_path))
+        Runner(DIRECT_JOB).execute_script(fname)
+        assert ran == [] and json.loads(capfd.readouterr().out)["child"] == "1"
+        Runner("print('not an adapter')").execute_script(fname)
+        assert ran == [fname]
+
+        (tmp_path / "mode.txt").write_text("sleep")
+        pid_file = tmp_path / "pid.txt"
+
+        def interrupt() -> None:
+            deadline = time.monotonic() + 60
+            while not pid_file.exists() or not pid_file.read_text():
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.1)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        with pytest.raises(subprocess.CalledProcessError) as stopped:
+            Runner(DIRECT_JOB).execute_script(fname)
+        assert stopped.value.returncode == 130 and interrupts == [signal.SIGINT]
+        wait_gone(int(pid_file.read_text()))
+        assert (tmp_path / "cleaned.txt").read_text() == "cleaned"
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 # --- through the workflow ------------------------------------------------------------------------
 
 
@@ -400,6 +567,8 @@ def test_the_workflow_forks_its_jobs_and_its_products_are_unchanged(tmp_path: Pa
     served = (work / "logs" / "warm.log").read_text()
     for script in ("characterize.py", "parameters.py", "plots.py", "summary.py"):
         assert f"{script}, status 0" in served, f"no {script} job ran in the warm interpreter"
+    # once it listens, Snakemake's process sends the jobs itself (ocdec.warm_direct)
+    assert re.search(r"started: \S+\.summary\.py \(from the workflow's process\)", served)
     warm_products = _products(work)
     assert any(name.endswith("members.parquet") for name in warm_products)
     socket_path = Path(served.split("listening on ")[1].split()[0])

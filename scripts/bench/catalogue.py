@@ -189,8 +189,9 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
 
 def warm_jobs(path: Path) -> dict[str, dict[str, float]]:
     """The jobs the warm interpreter ran (:func:`ocdec.warm.ended_jobs`), per rule script: how
-    many, their seconds and largest peak memory (the rules' benchmark files count only each
-    job's adapter process for these)."""
+    many, their seconds and largest peak memory (a rule's benchmark file counts the job's own
+    process where Snakemake's process sent it, ocdec.warm_direct, its adapter's where the
+    adapter did)."""
     from ocdec.warm import ended_jobs
 
     out: dict[str, dict[str, float]] = {}

@@ -102,7 +102,11 @@ _JOB_ENDED_RE = re.compile(r"job \d+ ended: (\S+), status (-?\d+), ([\d.]+) s, "
                            r"peak memory (\d+) MB")
 _HEADER = struct.Struct("!Q")  # length of the pickled request that follows
 _STATUS = struct.Struct("!i")  # the child's exit status (negative: killed by that signal)
+_PID = struct.Struct("!i")  # the child's process id, after STARTED (a direct job's benchmark)
 STARTED, REFUSED = b"S", b"R"
+# sys.path of a fresh interpreter after its script's directory (the server's own before ocdec's
+# directory was put first; start() sets it): a direct job's (ocdec.warm_direct) sends none
+FRESH_PATH: list[str] = []
 
 
 def _identity() -> dict[str, str]:
@@ -142,29 +146,52 @@ def delegate(wait: bool = True) -> None:
                "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path}
     try:
         send_request(sock, request, [0, 1, 2])
-        answer = sock.recv(1)
+        started = started_child(sock)
     except OSError:
-        answer = b""
-    if answer != STARTED:
+        started = None
+    if started is None:
         sock.close()
         return  # refused (another interpreter or environment) or gone before it started: run here
     sock.settimeout(None)
-    data = b""
     try:
-        while len(data) < _STATUS.size:
-            chunk = sock.recv(_STATUS.size - len(data))
-            if not chunk:
-                print("ocdec: error: the warm interpreter stopped while running this job",
-                      file=sys.stderr)
-                raise SystemExit(1)
-            data += chunk
+        status = child_status(sock)
     except KeyboardInterrupt:  # Ctrl-C: closing the connection stops the job's process too
         raise SystemExit(130) from None
-    (status,) = _STATUS.unpack(data)
+    if status is None:
+        print("ocdec: error: the warm interpreter stopped while running this job",
+              file=sys.stderr)
+        raise SystemExit(1)
     if status < 0:
         print(f"ocdec: error: the job's process was killed by signal {-status}", file=sys.stderr)
         raise SystemExit(128 - status)
     raise SystemExit(status)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes from ``sock``, or fewer where it closes first."""
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def started_child(sock: socket.socket) -> int | None:
+    """The server's answer to a request: the child's process id, or None where it refused the
+    job or closed first."""
+    if sock.recv(1) != STARTED:
+        return None
+    data = _recv_exact(sock, _PID.size)
+    return _PID.unpack(data)[0] if len(data) == _PID.size else None
+
+
+def child_status(sock: socket.socket) -> int | None:
+    """The child's exit status once it has ended (negative: killed by that signal), or None
+    where the server closed the connection first."""
+    data = _recv_exact(sock, _STATUS.size)
+    return _STATUS.unpack(data)[0] if len(data) == _STATUS.size else None
 
 
 def _importing(lock: Path) -> bool:
@@ -323,7 +350,11 @@ def _run_child(request: dict[str, Any], fds: list[int], imports_set: dict[str, s
     os.environ[CHILD_ENV] = "1"
     tempfile.tempdir = None  # re-read TMPDIR (Snakemake's tmpdir resource)
     sys.argv = list(request["argv"])
-    sys.path[:] = request["path"]
+    if request["path"] is not None:
+        sys.path[:] = request["path"]
+    else:  # a direct job's: as `python SCRIPT` would start (-P: without the script's directory)
+        safe = getattr(sys.flags, "safe_path", False)
+        sys.path[:] = [*([] if safe else [os.path.dirname(request["script"])]), *FRESH_PATH]
     if hasattr(sys.stdout, "reconfigure"):  # line-buffered on a terminal, as a fresh process
         sys.stdout.reconfigure(line_buffering=os.isatty(1))
     from ocdec.threads import available_threads
@@ -467,7 +498,7 @@ class _Server:
             os.close(fd)
         self.started[pid] = (Path(request["script"]).name, time.monotonic())
         try:
-            conn.sendall(STARTED)
+            conn.sendall(STARTED + _PID.pack(pid))
         except OSError:  # the adapter is already gone
             log.info("job %d: its adapter is gone; stopping it", pid)
             conn.close()
@@ -476,7 +507,8 @@ class _Server:
         conn.setblocking(False)
         self.jobs[pid] = conn
         self.selector.register(conn, selectors.EVENT_READ, pid)
-        log.info("job %d started: %s", pid, self.started[pid][0])
+        log.info("job %d started: %s%s", pid, self.started[pid][0],
+                 " (from the workflow's process)" if request["path"] is None else "")
 
     def _in_child(self, conn: socket.socket) -> None:
         """Drop the server's signal handlers, wake-up pipe and sockets in a fresh child."""
@@ -614,8 +646,10 @@ def start(log_file: str | Path | None = None) -> Path | None:
     # set first: the server compares each job's environment with its own
     os.environ[ENV] = str(path)
     # this ocdec (not one installed elsewhere), without a changed PYTHONPATH in its environment
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r}); "
-            "from ocdec.warm import main; main()")
+    code = ("import sys; fresh = sys.path[:] if getattr(sys.flags, 'safe_path', False) "
+            "else sys.path[1:]; "
+            f"sys.path.insert(0, {str(Path(__file__).parent.parent)!r}); "
+            "import ocdec.warm as warm; warm.FRESH_PATH[:] = fresh; warm.main()")
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     # this run's jobs only, as each rule's log holds its last job's
