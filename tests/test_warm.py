@@ -375,7 +375,8 @@ import json, os, sys, time
 mode = open("mode.txt").read().strip()
 print(json.dumps({"child": os.environ.get("OCDEC_WARM_CHILD"), "argv": sys.argv,
                   "cwd": os.getcwd(), "threads": os.environ.get("OMP_NUM_THREADS"),
-                  "tmpdir": os.environ.get("TMPDIR"), "path": sys.path, "pid": os.getpid()}))
+                  "tmpdir": os.environ.get("TMPDIR"), "path": sys.path, "pid": os.getpid(),
+                  "pwd": os.environ.get("PWD")}))
 sys.stdout.flush()
 if mode == "exit":
     raise SystemExit(3)
@@ -429,6 +430,7 @@ def test_a_direct_job_runs_as_a_fresh_python_of_its_threads_would(
     # as its adapter's child had it: the script's absolute path (runpy's argv[0])
     assert got["argv"] == [str(direct)] and got["cwd"] == str(tmp_path)
     assert got["threads"] == "3" and got["tmpdir"] == str(tmp_path)
+    assert got["pwd"] == str(tmp_path)  # as the job's shell sets it
     assert record.running_time is not None and record.running_time > 0
     # the module path of the same script run fresh (no server named: in its own process)
     env = {k: v for k, v in os.environ.items() if k != warm.ENV}
@@ -442,6 +444,65 @@ def test_a_direct_job_runs_as_a_fresh_python_of_its_threads_would(
     with pytest.raises(subprocess.CalledProcessError) as failed:
         run_direct(fname)
     assert failed.value.returncode == 3
+
+
+def test_a_direct_job_ended_before_its_benchmark_looks_is_not_a_failure(
+        server: Server, direct: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A job of a few milliseconds may end, and the server reap it, before Snakemake's
+    benchmark looks for its process: the job still succeeds, with its running time."""
+    from snakemake.benchmark import BenchmarkRecord
+
+    from ocdec.warm_direct import run_direct
+
+    as_server(server, monkeypatch)
+    (tmp_path / "mode.txt").write_text("ok")
+    answered = warm.started_child
+
+    def slow_thread(sock: object) -> int | None:
+        pid = answered(sock)
+        wait_gone(pid)  # as a job thread held up while the job ran to its end
+        return pid
+
+    monkeypatch.setattr(warm, "started_child", slow_thread)
+    record = BenchmarkRecord()
+    assert run_direct(str(direct.relative_to(tmp_path)), bench_record=record)
+    assert json.loads(capfd.readouterr().out.splitlines()[0])["child"] == "1"
+    assert record.running_time is not None and record.running_time >= 0
+    assert record.process_gone
+
+
+def test_a_direct_job_whose_server_dies_fails_saying_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """A server that answers STARTED and then goes away (killed, with its children): the job
+    fails with status 1 and says why, not as a Ctrl-C (130)."""
+    import socket
+    import threading
+
+    from ocdec import warm_direct
+
+    monkeypatch.setattr(warm_direct, "_stopping", False)
+    path = tmp_path / "socket"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def dying_server() -> None:
+        conn, _ = listener.accept()
+        _, fds, _, _ = socket.recv_fds(conn, warm._HEADER.size, 3)
+        for fd in fds:
+            os.close(fd)
+        conn.sendall(warm.STARTED + warm._PID.pack(os.getpid()))
+        conn.close()
+
+    threading.Thread(target=dying_server, daemon=True).start()
+    monkeypatch.setenv(warm.ENV, str(path))
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        warm_direct.run_direct("job.py")
+    listener.close()
+    assert failed.value.returncode == 1
+    assert "the warm interpreter stopped while running this job" in capfd.readouterr().err
 
 
 def test_a_direct_job_is_not_sent_while_the_server_imports_or_where_it_refuses(
@@ -498,8 +559,15 @@ def test_install_sends_only_the_adapters_and_ctrl_c_stops_their_children(
             ran.append(fname)
 
     interrupts: list[int] = []
-    before = signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(signum))
+    monkeypatch.setattr(warm_direct, "_stopping", False)
+    monkeypatch.setattr(warm_direct, "_previous_sigint", None)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        # SIGINT ignored (a run started in the background): the runner is patched, the
+        # signal left ignored
+        assert warm_direct.install(type("Ignoring", (Runner,), {}))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, lambda signum, frame: interrupts.append(signum))
         assert warm_direct.install(Runner) and warm_direct.install(Runner)  # once
         assert not warm_direct.install(type("NoRunner", (), {}))
         (tmp_path / "mode.txt").write_text("ok")
@@ -524,8 +592,15 @@ def test_install_sends_only_the_adapters_and_ctrl_c_stops_their_children(
         with pytest.raises(subprocess.CalledProcessError) as stopped:
             Runner(DIRECT_JOB).execute_script(fname)
         assert stopped.value.returncode == 130 and interrupts == [signal.SIGINT]
-        wait_gone(int(pid_file.read_text()))
+        # returned once the child had ended (Snakemake then removes the job's outputs)
+        assert not Path(f"/proc/{int(pid_file.read_text())}").exists()
         assert (tmp_path / "cleaned.txt").read_text() == "cleaned"
+        # after a Ctrl-C no job is sent: as a job's process started then, it is interrupted
+        (tmp_path / "mode.txt").write_text("ok")
+        capfd.readouterr()  # the stopped job's line
+        with pytest.raises(subprocess.CalledProcessError) as late:
+            Runner(DIRECT_JOB).execute_script(fname)
+        assert late.value.returncode == 130 and capfd.readouterr().out == ""
     finally:
         signal.signal(signal.SIGINT, before)
 

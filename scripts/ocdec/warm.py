@@ -168,10 +168,13 @@ def delegate(wait: bool = True) -> None:
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    """``size`` bytes from ``sock``, or fewer where it closes first."""
+    """``size`` bytes from ``sock``, or fewer where it closes (or is reset) first."""
     data = b""
     while len(data) < size:
-        chunk = sock.recv(size - len(data))
+        try:
+            chunk = sock.recv(size - len(data))
+        except ConnectionResetError:  # the server killed with our request unread
+            break
         if not chunk:
             break
         data += chunk
@@ -718,6 +721,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--importing-fd", type=int, default=None,
                         help="a locked file descriptor to close once listening")
     args = parser.parse_args(argv)
+    if not FRESH_PATH:  # started as python -m ocdec.warm: sys.path[0] is the directory
+        FRESH_PATH[:] = sys.path if getattr(sys.flags, "safe_path", False) else sys.path[1:]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ocdec.warm: %(message)s")
     signal.signal(signal.SIGTERM, _stopped_while_importing)  # stop() during the imports
     owner = os.getpid()

@@ -28,6 +28,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +44,17 @@ THREAD_VARS = ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "M
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 TMPDIR_VARS = ("TMPDIR", "TMP", "TEMPDIR", "TEMP")
 
-_lock = threading.Lock()
+# re-entrant: the SIGINT handler takes it in the main thread, which may hold it already
+_lock = threading.RLock()
 _active: set[socket.socket] = set()  # the connections of the jobs sent and not yet ended
 _previous_sigint: Any = None
+_stopping = False  # set by a Ctrl-C: no job is sent after it, and those sent are stopped
 
 
 def job_env(threads: int, resources: Any) -> dict[str, str]:
     """The environment Snakemake's shell gives a job of ``threads`` and ``resources``."""
     env = dict(os.environ)
+    env["PWD"] = os.getcwd()  # as the job's shell sets it (snakemake -d runs in that folder)
     env.update(dict.fromkeys(THREAD_VARS, str(threads)))
     tmpdir = _resource(resources, "tmpdir")
     if tmpdir:
@@ -83,6 +88,9 @@ def run_direct(fname: str, threads: int = 1, resources: Any = None,
     path = os.environ.get(warm.ENV)
     if not path or not hasattr(socket, "send_fds"):
         return False
+    command = f"{sys.executable} {fname}"
+    if _stopping:  # Snakemake is stopping on a Ctrl-C: as a job's process started then would
+        raise subprocess.CalledProcessError(130, command)
     if warm._importing(Path(path).with_name(warm.IMPORTING)):
         return False  # its adapter waits for the imports, or runs a light job at once
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -103,6 +111,8 @@ def run_direct(fname: str, threads: int = 1, resources: Any = None,
     sock.settimeout(None)
     with _lock:
         _active.add(sock)
+        if _stopping:  # a Ctrl-C while the job was being sent
+            _shut(sock)
     try:
         with _benchmarked(pid, bench_record):
             status = warm.child_status(sock)
@@ -110,37 +120,80 @@ def run_direct(fname: str, threads: int = 1, resources: Any = None,
         with _lock:
             _active.discard(sock)
         sock.close()
-    command = f"{sys.executable} {fname}"
-    if status is None:  # the server is gone, or Ctrl-C closed the connection
-        raise subprocess.CalledProcessError(130, command,
-                                            stderr="the warm interpreter's job was stopped")
+    if status is None and _stopping:
+        # the server stops the child as Ctrl-C stops a fresh job: Snakemake removes a failed
+        # job's outputs once this returns, so not before the child has ended
+        _wait_gone(pid, len(warm.CANCEL_SIGNALS) * warm.GRACE_S + 1.0)
+        raise subprocess.CalledProcessError(130, command)
+    if status is None:  # the server died: its children with it
+        print("ocdec: error: the warm interpreter stopped while running this job",
+              file=sys.stderr)
+        raise subprocess.CalledProcessError(1, command)
     if status != 0:
         raise subprocess.CalledProcessError(status, command)
     return True
 
 
-def _benchmarked(pid: int, bench_record: Any) -> Any:
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Wait until process ``pid`` has ended (the server reaps it), at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # another user's: the pid was reused, ours is gone
+            return
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def _benchmarked(pid: int, bench_record: Any) -> Iterator[None]:
+    """Snakemake's benchmark of process ``pid`` into ``bench_record`` (None: none); where the
+    child has already ended and been reaped by the server (a job of a few milliseconds), its
+    running time alone, as Snakemake records a job gone before its first sample."""
     if bench_record is None:
-        return contextlib.nullcontext()
+        yield
+        return
+    import psutil
     from snakemake.benchmark import benchmarked
 
-    return benchmarked(pid, bench_record)
+    start, sampled = time.time(), False
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(benchmarked(pid, bench_record))
+            sampled = True
+        except psutil.Error:  # psutil.Process(pid): no such process any more
+            bench_record.process_gone = True
+        try:
+            yield
+        finally:
+            if not sampled:
+                bench_record.running_time = time.time() - start
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _interrupted(signum: int, frame: Any) -> None:
     """Ctrl-C in Snakemake's process: close the connections of the jobs it sent, whose
     children the server then stops as a Ctrl-C stops a fresh job (they run in the server's
-    session, which the terminal's signal does not reach); then Snakemake's own handling."""
+    session, which the terminal's signal does not reach), and send no more; then Snakemake's
+    own handling."""
+    global _stopping
     with _lock:
+        _stopping = True
         active = list(_active)
     for sock in active:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+        _shut(sock)
     previous = _previous_sigint
     if callable(previous):
         previous(signum, frame)
-    elif previous != signal.SIG_IGN:
-        raise KeyboardInterrupt
+    else:  # SIG_DFL: the default action, as before this handler
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def install(script_class: Any = None) -> bool:
@@ -162,16 +215,18 @@ def install(script_class: Any = None) -> bool:
     if threading.current_thread() is not threading.main_thread():
         return False
     previous = signal.getsignal(signal.SIGINT)
-    if previous is not _interrupted:
+    # Ignored (a run started in the background by a script): Ctrl-C stops nothing, as before
+    if previous not in (signal.SIG_IGN, None, _interrupted):
         _previous_sigint = previous
         signal.signal(signal.SIGINT, _interrupted)
 
-    def execute_script(self: Any, fname: str, edit: bool = False) -> None:
-        if eligible(self, edit) and run_direct(fname, getattr(self, "threads", 1),
-                                               getattr(self, "resources", None),
-                                               getattr(self, "bench_record", None)):
+    def execute_script(self: Any, fname: str, edit: bool = False, *args: Any,
+                       **kwargs: Any) -> None:
+        if not args and not kwargs and eligible(self, edit) and run_direct(
+                fname, getattr(self, "threads", 1), getattr(self, "resources", None),
+                getattr(self, "bench_record", None)):
             return
-        original(self, fname, edit)
+        original(self, fname, edit, *args, **kwargs)
 
     execute_script._ocdec_direct = True  # type: ignore[attr-defined]
     execute_script.__doc__ = original.__doc__
