@@ -248,6 +248,44 @@ def test_a_coarse_sky_class_variance_on_a_crop_is_the_whole_grids() -> None:
             np.testing.assert_array_equal(cut, full[region])
 
 
+def test_the_prefix_step_is_numpys_float32_passes_bit_for_bit() -> None:
+    """map_filters.prefix_step adds a class to a region's prefix sums and keeps the best
+    significance as numpy's float32 passes did (+=, np.add(var_sum, 1.0), np.sqrt, np.divide,
+    np.maximum): to the bit, with NaN, infinities, negative variances and zeros of either sign,
+    for fine classes (factor 1) and coarse ones read at an offset into their own cells."""
+    from ocdec.methods.default import map_filters
+
+    rng = np.random.default_rng(5)
+    nx, ny = 37, 29
+    ex_sum = (rng.normal(0, 3, (nx, ny))).astype(np.float32)
+    var_sum = np.abs(rng.normal(0, 9, (nx, ny))).astype(np.float32)
+    best = rng.normal(0, 4, (nx, ny)).astype(np.float32)
+    best.flat[:5] = [-np.inf, np.nan, 0.0, -0.0, np.inf]
+    for dtype in (np.float32, np.float64):
+        for factor, (oi, oj) in ((1, (0, 0)), (1, (3, 5)), (3, (2, 1)), (6, (11, 0))):
+            shape = ((nx - 1 + oi) // factor + 1, (ny - 1 + oj) // factor + 1)
+            ex = rng.normal(0, 5, shape).astype(dtype)
+            var = rng.normal(2, 4, shape).astype(dtype)  # some below -1: NaN under the root
+            ex.flat[:4] = [np.nan, np.inf, -0.0, 0.0]
+            var.flat[4:7] = [np.inf, -1.0, np.nan]
+            rows = (np.arange(nx) + oi) // factor
+            cols = (np.arange(ny) + oj) // factor
+            want_ex, want_var, want_best = ex_sum.copy(), var_sum.copy(), best.copy()
+            tmp = np.empty((nx, ny), np.float32)
+            with np.errstate(all="ignore"):
+                want_ex += ex[np.ix_(rows, cols)]
+                want_var += var[np.ix_(rows, cols)]
+                np.add(want_var, 1.0, out=tmp)
+                np.sqrt(tmp, out=tmp)
+                np.divide(want_ex, tmp, out=tmp)
+                np.maximum(want_best, tmp, out=want_best)
+            map_filters.prefix_step(ex, oi, oj, var, oi, oj, factor, ex_sum, var_sum, best)
+            for got, want in ((ex_sum, want_ex), (var_sum, want_var), (best, want_best)):
+                np.testing.assert_array_equal(got.view(np.uint32)[~np.isnan(want)],
+                                              want.view(np.uint32)[~np.isnan(want)])
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (40, 17), (230, 190)])
 def test_the_filters_are_scipys_bit_for_bit(shape) -> None:
     """The peak search's own Gaussian and box filters (compiled, ocdec.methods.default.

@@ -216,6 +216,45 @@ def block_max(m: np.ndarray, factor: int, block: int, nb: tuple[int, int]) -> np
 
 
 @compiled
+def _prefix_step(ex: np.ndarray, ex_i: int, ex_j: int, var: np.ndarray, var_i: int, var_j: int,
+                 factor: int, ex_sum: np.ndarray, var_sum: np.ndarray, best: np.ndarray) -> None:
+    """One class added to a region's prefix sums (:func:`prefix_step`)."""
+    nx, ny = ex_sum.shape
+    if var_sum.shape != ex_sum.shape or best.shape != ex_sum.shape or factor < 1:
+        raise ValueError("_prefix_step: sums of the region's shape, a factor of 1 or more")
+    ce = np.empty(ny, np.int64)  # each column's cell in the class's maps
+    cv = np.empty(ny, np.int64)
+    for j in range(ny):
+        ce[j] = (j + ex_j) // factor
+        cv[j] = (j + var_j) // factor
+    one = np.float32(1.0)
+    for i in range(nx):
+        er, vr = ex[(i + ex_i) // factor], var[(i + var_i) // factor]
+        es, vs, bs = ex_sum[i], var_sum[i], best[i]
+        for j in range(ny):
+            # numpy's float32 passes in turn: the sums (stored, rounded to float32), then
+            # sqrt(var + 1), the quotient and the NaN-keeping maximum
+            e = np.float32(es[j] + er[ce[j]])
+            v = np.float32(vs[j] + vr[cv[j]])
+            es[j], vs[j] = e, v
+            t = np.float32(e / np.sqrt(np.float32(v + one)))
+            bs[j] = maximum(bs[j], t)
+
+
+def prefix_step(ex: np.ndarray, ex_i: int, ex_j: int, var: np.ndarray, var_i: int, var_j: int,
+                factor: int, ex_sum: np.ndarray, var_sum: np.ndarray, best: np.ndarray) -> None:
+    """Add one class to a region's prefix sums (float32 maps ``ex_sum``, ``var_sum``) and keep
+    the best significance ``best``, in place: at cell (i, j) the class's excess
+    ``ex[(i + ex_i) // factor, (j + ex_j) // factor]`` and variance (``var`` likewise) are
+    added, and ``best`` becomes the larger of itself and ``ex_sum / sqrt(var_sum + 1)``, as
+    numpy's float32 passes (``+=``, ``np.add(var_sum, 1.0)``, ``np.sqrt``, ``np.divide``,
+    ``np.maximum``) give them, to the bit, in one pass without temporaries."""
+    if ex_sum.size:
+        _prefix_step(_writable(ex), ex_i, ex_j, _writable(var), var_i, var_j, factor, ex_sum,
+                     var_sum, best)
+
+
+@compiled
 def _cells_to_rows(cells: np.ndarray, values: np.ndarray, lo: int, ny: int, out: np.ndarray
                    ) -> None:
     """``out`` (2 by rows x ``ny`` cells, zeros) gets ``values`` (2 by n) at the ``cells`` (flat
@@ -297,5 +336,7 @@ def load() -> None:
     # the bound's blocks and the peaks are taken on float32 maps alone
     block_max(np.zeros((2, 2), np.float32), 2, 2, (1, 1))
     cells_to_rows(np.zeros(1, np.int64), np.zeros((2, 1), np.float32), (1, 1), 0, 1)
+    one = np.zeros((1, 1), np.float32)
+    prefix_step(one, 0, 0, one, 0, 0, 1, one.copy(), one.copy(), one.copy())
     local_maxima(np.zeros((2, 2), np.float32), 1.0, other=np.zeros((2, 2), np.float32))
     local_maxima(np.zeros((2, 2), np.float32), 1.0)
