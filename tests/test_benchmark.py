@@ -352,3 +352,65 @@ def test_catalogue_methods_are_registered_and_include_the_default():
     assert methods_arg("thesis", "workflow") == ("thesis",)
     with pytest.raises(SystemExit, match="bench workflow: --methods 'thesis,nope': unknown nope"):
         methods_arg("thesis,nope", "workflow")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the warm interpreter forks: "
+                    "Linux only")
+def test_region_jobs_forked_from_the_warm_interpreter_match_fresh_ones(tmp_path):
+    """--warm forks each job from a warm interpreter, as a local workflow run does: the same
+    members to the byte as fresh processes, the interpreter's log lists the jobs, the report
+    says how long its imports took; a job past --job-timeout is stopped and reported."""
+    from ocdec.warm import ended_jobs
+
+    work = tmp_path / "work"
+    base = [sys.executable, str(BENCH), "region", "--rows", "4000", "--no-hdbscan",
+            "--n-seeds", "1", "--dec-epochs", "1,1", "--workdir", str(work)]
+    members = work / "runs" / "region_4000" / "default" / "members.parquet"
+    outputs = {}
+    for mode in ("fresh", "warm"):
+        out_json = tmp_path / f"{mode}.json"
+        cmd = [*base, "--json", str(out_json), *(["--warm"] if mode == "warm" else [])]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs[mode] = (json.loads(out_json.read_text()), members.read_bytes())
+    (fresh, fresh_members), (warm, warm_members) = outputs["fresh"], outputs["warm"]
+    assert warm_members == fresh_members
+    assert {j["forked"] for j in fresh["jobs"].values()} == {False}
+    assert {j["forked"] for j in warm["jobs"].values()} == {True}
+    assert warm["machine"]["warm"]["imports_s"] > 0 and "warm" not in fresh["machine"]
+    ended = ended_jobs(work / "warm.log")
+    assert [(j["script"], j["status"]) for j in ended] == [("__main__.py", 0)] * 2
+    # the fork skips the imports a fresh job pays
+    assert (warm["default"]["stages"]["startup"]["wall_s"]
+            < fresh["default"]["stages"]["startup"]["wall_s"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the warm interpreter forks: "
+                    "Linux only")
+def test_a_forked_job_past_its_limit_is_stopped(tmp_path):
+    """A job forked from the warm interpreter that passes its limit is reported as timed out
+    (None) and the interpreter stops it as it stops a cancelled rule job."""
+    import time
+
+    from bench.jobs import _forked, warm_jobs
+    from ocdec.warm import ended_jobs
+
+    script = tmp_path / "slow.py"
+    script.write_text("import sys, time\nprint('started', flush=True)\ntime.sleep(60)\n")
+    done = tmp_path / "done.py"
+    done.write_text("import sys\nprint(sys.argv[1:])\nsys.exit(3)\n")
+    log_file = tmp_path / "warm.log"
+    with warm_jobs(log_file) as info:
+        assert info["imports_s"] > 0
+        # an exit status and the job's output come back
+        assert _forked([sys.executable, str(done), "a", "b"], tmp_path / "out1", 30) == 3
+        assert (tmp_path / "out1").read_text() == "['a', 'b']\n"
+        t0 = time.perf_counter()
+        assert _forked([sys.executable, str(script)], tmp_path / "out2", 1.0) is None
+        assert time.perf_counter() - t0 < 10
+        deadline = time.monotonic() + 20
+        while len(ended_jobs(log_file)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert (tmp_path / "out2").read_text() == "started\n"
+    assert [(j["script"], j["status"]) for j in ended_jobs(log_file)] == [
+        ("done.py", 3), ("slow.py", 130)]

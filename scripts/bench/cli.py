@@ -5,6 +5,7 @@ The package docstring says what each measures."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -39,6 +40,7 @@ from bench.jobs import (
     pipeline_run,
     run_job,
     simulated_field,
+    warm_jobs,
     write_reference,
 )
 from bench.report import emit, report_main
@@ -265,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no compilation cache: every DEC job compiles its programs")
     common.add_argument("--job-timeout", type=float, default=3600.0,
                         help="seconds before one job is killed (reported as timed out)")
+    common.add_argument("--warm", action="store_true",
+                        help="region and scaling: fork each job from a warm interpreter that "
+                             "imported the libraries once, as a local workflow run does "
+                             "(default: each job a fresh Python, as a cluster job)")
     common.add_argument("--json", type=Path, help="write the machine-readable results here")
     common.add_argument("--markdown", type=Path, help="write a short markdown report here")
     common.add_argument("-v", "--verbose", action="store_true")
@@ -404,10 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "workflow":
             report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
                                   methods_arg(args.methods, "workflow"), args.regions)
-        elif args.mode == "region":
-            report = run_region(args)
         else:
-            report = run_scaling(args)
+            with contextlib.ExitStack() as stack:
+                if args.warm:
+                    info["warm"] = stack.enter_context(warm_jobs(args.workdir / "warm.log"))
+                report = run_region(args) if args.mode == "region" else run_scaling(args)
     info["loadavg_end"] = list(os.getloadavg())
     report = {"machine": info, **report,
               "goals_stated": {"catalogue_s": GOAL_CATALOGUE_S, "stars_per_s": GOAL_STARS_PER_S,

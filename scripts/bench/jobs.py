@@ -1,4 +1,5 @@
-"""The benchmark's jobs: one region's workflow rules, each in a fresh Python process.
+"""The benchmark's jobs: one region's workflow rules, each in a fresh Python process, or with
+``--warm`` forked from a warm interpreter as a local workflow run forks them (:func:`warm_jobs`).
 
 Each job calls the library entry point its rule's adapter calls (``scripts/quality.py``:
 :func:`ocdec.data.quality.quality_region`; ``scripts/characterize.py``:
@@ -13,11 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -231,27 +235,93 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+# The warm interpreter's socket while warm_jobs() runs (None: every job a fresh process).
+_warm_socket: Path | None = None
+
+
+@contextmanager
+def warm_jobs(log_file: Path) -> Iterator[dict[str, Any]]:
+    """Inside, each job is forked from a warm interpreter (:mod:`ocdec.warm`, started here with
+    the workflow's imports, which it pays once) as a local workflow run forks its rule jobs;
+    yields ``{"imports_s": ...}``, the seconds from its start until it listened. Linux only (a
+    one-line exit elsewhere, or where it ends during its imports)."""
+    global _warm_socket
+    from ocdec import warm
+
+    t0 = time.perf_counter()
+    path = warm.start(log_file)
+    if path is None:
+        raise SystemExit("benchmark: --warm: no warm interpreter here (it needs Linux)")
+    try:
+        while not path.exists():
+            if warm._server is None or warm._server.poll() is not None:
+                raise SystemExit(f"benchmark: --warm: the warm interpreter ended during its "
+                                 f"imports (see {log_file})")
+            time.sleep(0.02)
+        info = {"imports_s": time.perf_counter() - t0, "log": str(log_file)}
+        log.info("warm interpreter listening after %.1f s", info["imports_s"])
+        _warm_socket = path
+        yield info
+    finally:
+        _warm_socket = None
+        warm.stop()
+
+
+def _forked(cmd: list[str], output: Path, timeout: float | None) -> int | None:
+    """Run ``cmd`` (``python SCRIPT ARGS``) in a child of the warm interpreter, its standard
+    output and error into ``output``; its exit status, or None past ``timeout`` (the connection
+    closed: the server stops the child as it stops a cancelled rule job)."""
+    from ocdec import warm
+
+    assert _warm_socket is not None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock, \
+            open(os.devnull, "rb") as stdin, open(output, "wb") as out:
+        sock.connect(str(_warm_socket))
+        request = {"identity": warm._identity(), "script": cmd[1], "argv": cmd[1:],
+                   "cwd": os.getcwd(), "env": dict(os.environ), "path": None}
+        warm.send_request(sock, request, [stdin.fileno(), out.fileno(), out.fileno()])
+        if warm.started_child(sock) is None:
+            raise RuntimeError("the warm interpreter refused the job (see its log)")
+        sock.settimeout(timeout)
+        try:
+            status = warm.child_status(sock)
+        except TimeoutError:
+            return None
+    if status is None:
+        raise RuntimeError("the warm interpreter stopped while running the job")
+    return status
+
+
 def run_job(job: str, spec: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-    """Run one job in a fresh interpreter; its result with the wall seconds seen from outside
-    (interpreter start included, as ``startup``). A job past ``timeout`` is killed and reported
-    with ``timed_out``."""
+    """Run one job in a fresh interpreter (or forked from the warm one, :func:`warm_jobs`); its
+    result with the wall seconds seen from outside (interpreter start or fork included, as
+    ``startup``). A job past ``timeout`` is killed and reported with ``timed_out``."""
     with tempfile.TemporaryDirectory(prefix="ocdec-bench-") as tmp:
         spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_path.write_text(json.dumps({**spec, "job": job}, default=plain))
         cmd = [sys.executable, str(BENCH_DIR), "_job", str(spec_path), str(result_path)]
         w0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"job": job, "timed_out": True, "wall_s": time.perf_counter() - w0,
-                    "limit_s": timeout}
+        if _warm_socket is not None:  # runpy runs the folder's __main__.py by its file
+            status = _forked([cmd[0], str(BENCH_DIR / "__main__.py"), *cmd[2:]],
+                             Path(tmp) / "output", timeout)
+            stderr = (Path(tmp) / "output").read_text(errors="replace")
+        else:
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                status = None
+            else:
+                status, stderr = proc.returncode, proc.stderr
         wall = time.perf_counter() - w0
-        if proc.returncode != 0 or not result_path.exists():
-            raise RuntimeError(f"benchmark job {job} failed (exit {proc.returncode}):\n"
-                               f"{proc.stderr[-3000:]}")
+        if status is None:
+            return {"job": job, "timed_out": True, "wall_s": wall, "limit_s": timeout}
+        if status != 0 or not result_path.exists():
+            raise RuntimeError(f"benchmark job {job} failed (exit {status}):\n"
+                               f"{stderr[-3000:]}")
         result = json.loads(result_path.read_text())
     result["wall_s"] = wall
-    # interpreter start and module imports: everything outside the job's own stages but imports
+    result["forked"] = _warm_socket is not None
+    # interpreter start (or fork) and module imports: everything outside the job's own stages
     result["stages"].setdefault("import", {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mb": 0.0})
     result["stages"]["import"]["wall_s"] += max(wall - result["inner_wall_s"], 0.0)
     return result

@@ -90,12 +90,17 @@ def render(report: dict[str, Any], markdown: bool) -> str:
         return "\n\n".join(parts) + "\n"
     else:
         parts.append(_scaling_text(report, markdown))
-    parts.append("Stages: startup = interpreter start and imports of each job; features = the "
-                 "default method's peak search and mixture fit (its pre-selection) and thesis "
-                 "mode's feature table; dec = the default method's bootstrap ensemble and DEC "
-                 "runs, thesis mode's DEC; every job runs in a fresh process, as a workflow rule "
-                 "does. Times are wall seconds on a machine shared with other work (see the load "
-                 "average); cpu s is user + system time of the jobs.")
+    warm = m.get("warm")
+    runs = ("every job is forked from a warm interpreter, as a local workflow run forks its rule "
+            f"jobs (its imports took {warm['imports_s']:.1f} s once, before the first job, and "
+            "are not in the table)" if warm else
+            "every job runs in a fresh process, as a cluster job does")
+    parts.append("Stages: startup = interpreter start (or fork) and imports of each job; "
+                 "features = the default method's peak search and mixture fit (its "
+                 "pre-selection) and thesis mode's feature table; dec = the default method's "
+                 f"bootstrap ensemble and DEC runs, thesis mode's DEC; {runs}. Times are wall "
+                 "seconds on a machine shared with other work (see the load average); cpu s is "
+                 "user + system time of the jobs.")
     return "\n\n".join(parts) + "\n"
 
 
