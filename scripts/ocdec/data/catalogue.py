@@ -13,17 +13,20 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import astropy.units as u
 import numpy as np
 import pandas as pd
-from astropy.coordinates import SkyCoord
-from astropy.io import ascii
-from astropy.table import Table
 
 from ocdec.errors import OcdecError
 from ocdec.io import atomic_path, write_tsv
+
+if TYPE_CHECKING:
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+# astropy is imported where the Dias catalogue is read: read_regions, which every workflow run
+# calls while Snakemake reads the Snakefile (before any job starts), needs only pandas.
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,8 @@ def read_dias_catalogue(location: str | os.PathLike[str]) -> Table:
 
 
 def _read_cds(data: Path, readme: Path) -> Table:
+    from astropy.io import ascii
+
     try:
         # The ReadMe describes several files; naming it explicitly lets the reader find the
         # byte-by-byte description of clusters.dat whatever the ReadMe itself is called.
@@ -123,6 +128,8 @@ def _read_cds(data: Path, readme: Path) -> Table:
 
 
 def _read_fetched(path: Path) -> Table:
+    from astropy.table import Table
+
     try:
         table = Table.read(path)
     except Exception as err:
@@ -155,6 +162,9 @@ def _strings(table: Table, name: str) -> list[str]:
 
 def _positions(table: Table) -> SkyCoord:
     """ICRS (J2000) positions from CDS sexagesimal parts, VizieR strings or decimal degrees."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
     if {"RAh", "RAm", "RAs", "DEd"} <= set(table.colnames):
         sign_col = _column(table, "DE-")
         signs = _strings(table, sign_col) if sign_col else ["+"] * len(table)
