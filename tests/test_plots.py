@@ -256,6 +256,22 @@ def test_training_curves_one_line_per_seed_and_phase() -> None:
     assert all(ax.get_xlabel() == "epoch" for ax in (pre, clu, change))
 
 
+def test_training_panels_without_epochs_are_empty_and_epochs_are_whole() -> None:
+    """The default method's DEC does not pretrain: its pretraining panel says so, with no
+    ticks and no log scale made up for it; the epoch axes tick whole epochs only."""
+    h = history()
+    h = h[(h["phase"] == "cluster") & (h["epoch"] < 3)]
+    fig = plots.training_figure({"default": h})
+    pre, clu, change = fig.axes[:3]
+    fig.canvas.draw()
+    assert pre.get_yscale() == "linear" and not len(pre.get_xticks()) and not len(
+        pre.get_yticks())
+    assert any("no pretraining epochs" in t.get_text() for t in pre.texts)
+    for ax in (clu, change):
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
 def write_method(directory: Path, frame: pd.DataFrame, method: str) -> None:
     write_parquet(directory / "members.parquet", frame)
     write_json(directory / "summary.json", summary_for(frame, method))

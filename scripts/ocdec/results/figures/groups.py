@@ -16,9 +16,11 @@ from matplotlib.figure import Figure
 from ocdec.figure_layout import fixed_grid
 from ocdec.results.figures.style import (
     FIELD_COLOR,
+    LABEL_DEC,
     LABEL_PLX,
     LABEL_PMDEC,
     LABEL_PMRA,
+    LABEL_RA,
     MEMBER_COLOR,
     REFERENCE_COLOR,
     STYLE,
@@ -84,8 +86,10 @@ def groups_figure(groups: pd.DataFrame | None, summary: Mapping[str, Any] | None
                                 textcoords="offset points")
         _catalogue(ax_pm, ax_plx, ax_sky, priors)
         ax_pm.set(xlabel=LABEL_PMRA, ylabel=LABEL_PMDEC, title="proper motion")
-        ax_plx.set(xlabel="total proper motion [mas/yr]", ylabel=LABEL_PLX, title="parallax")
-        ax_sky.set(xlabel="RA [deg]", ylabel="Dec [deg]", title="sky centre")
+        # the units written as on the other panels and figures
+        ax_plx.set(xlabel=r"total proper motion $\mu$ (mas yr$^{-1}$)", ylabel=LABEL_PLX,
+                   title="parallax")
+        ax_sky.set(xlabel=LABEL_RA, ylabel=LABEL_DEC, title="sky centre")
         ax_sky.invert_xaxis()
         ax_pm.legend(loc="best", fontsize=8)
         if not np.isfinite(pd.to_numeric(groups["ra"], errors="coerce")).any():

@@ -300,13 +300,16 @@ def _training_row(axes: Sequence[Any], label: str, h: pd.DataFrame, tol: float |
         ax.set_title(f"{label}: {name}", y=TITLE_Y)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
-        if ax.lines and all(
-            np.nanmin(line.get_ydata()) > 0 for line in ax.lines if len(line.get_ydata())
-        ):
+        drawn = [line for line in ax.lines if len(line.get_ydata())]
+        if not drawn:  # e.g. the default method's DEC, which does not pretrain
+            ax.set_xticks([])
+            ax.set_yticks([])
+            note(ax, f"no {name} epochs recorded")
+            continue
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))  # whole epochs
+        if all(np.nanmin(line.get_ydata()) > 0 for line in drawn):
             ax.set_yscale("log")
             plain_log_ticks(ax)
-        if not ax.lines or not any(len(line.get_xdata()) for line in ax.lines):
-            note(ax, f"no {name} epochs recorded")
     if tol is not None and tol > 0:
         axes[2].axhline(tol, color=REFERENCE_COLOR, ls="--", lw=1, label=f"tol = {tol:g}")
     axes[2].legend(loc="best", ncols=2 if len(seeds) > 3 else 1)
