@@ -46,11 +46,11 @@ its peak memory (``ru_maxrss``, plus a sampled per-stage peak) is that job's alo
 simulation's, and its time includes the interpreter start and imports that each such job pays.
 With ``--warm`` (``region``, ``scaling``) each job is forked instead from a warm interpreter that
 imported the libraries once, as a local workflow run forks its rule jobs (:mod:`ocdec.warm`): its
-start-up is then the fork, and the report gives the imports' seconds, paid once per run, apart. Simulated fields are
-cached under ``--workdir``. DEC jobs use JAX's persistent compilation cache as the workflow does
-(``--jax-cache``, by default ``WORKDIR/jax-cache``): a run over an empty cache shows what the first
-region of a catalogue pays, a second run with the same workdir what the later ones pay (the
-report says how many cache entries there were at the start).
+start-up is then the fork, and the report gives the imports' seconds, paid once per run, apart.
+Simulated fields are cached under ``--workdir``. DEC jobs use JAX's persistent compilation cache
+as the workflow does (``--jax-cache``, by default ``WORKDIR/jax-cache``): a run over an empty cache
+shows what the first region of a catalogue pays, a second run with the same workdir what the later
+ones pay (the report says how many cache entries there were at the start).
 
 Every job calls the library entry point of its workflow rule (``quality_region``,
 ``characterize_region``, ``region_plots``, ``comparison_table``); the benchmark only adds timers
