@@ -184,6 +184,22 @@ def test_gpu_is_requested_when_config_asks(tmp_path: Path) -> None:
     assert gpus == {"1"}
 
 
+def test_region_figures_can_be_left_to_a_request(tmp_path: Path) -> None:
+    """plots.regions: false leaves the per-region figures out of a catalogue run (every other
+    job stays); one region's figures are still made when asked for by name."""
+    overlay = tmp_path / "plots.yaml"
+    overlay.write_text(yaml.safe_dump({"plots": {"regions": False}}))
+    base = ("--configfile", "config/offline.yaml")
+    every = dry_run_jobs(*base)
+    jobs = dry_run_jobs(*base, str(overlay))
+    rules = [j["rule"] for j in jobs]
+    assert "plots" not in rules and "plots" in [j["rule"] for j in every]
+    assert sorted(rules) == sorted(j["rule"] for j in every if j["rule"] != "plots")
+    asked = dry_run_jobs("results/NGC_2682/plots/overview.png", *base, str(overlay))
+    plots = [j for j in asked if j["rule"] == "plots"]
+    assert len(plots) == 1 and "region=NGC_2682" in plots[0]["wildcards"]
+
+
 def test_table_formats_add_members_and_summary_outputs(tmp_path: Path) -> None:
     overlay = tmp_path / "tables.yaml"
     overlay.write_text(yaml.safe_dump({"tables": {"formats": ["fits", "votable", "csv"]}}))

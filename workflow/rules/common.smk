@@ -460,7 +460,8 @@ def all_outputs():
         products.region_file(products.COMPARISON),
     ]
     per_region += [products.method_file(method, products.SUMMARY) for method in METHODS]
-    per_region += [products.figure_file(name) for name in REGION_FIGURES]
+    if config.get("plots", {}).get("regions", True):
+        per_region += [products.figure_file(name) for name in REGION_FIGURES]
     catalogue = [products.catalogue_file(products.CATALOGUE_TABLE)]
     catalogue += [products.catalogue_file(f"{name}.png") for name in CATALOGUE_FIGURES]
     per_region.append(
