@@ -270,6 +270,18 @@ def test_training_panels_without_epochs_are_empty_and_epochs_are_whole() -> None
     for ax in (clu, change):
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    # one epoch: one whole tick, not 0.95, 0.96, ...
+    one = history().groupby(["seed", "phase"]).head(1)
+    fig = plots.training_figure({"default": one}, tol=0.001)
+    fig.canvas.draw()
+    for ax in fig.axes[:3]:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert len(ticks) == 1 and float(ticks[0]).is_integer(), ticks
+    # no label changes: no tolerance line, no legend of seeds without data
+    none = h.assign(label_change=math.nan)
+    change = plots.training_figure({"default": none}, tol=0.001).axes[2]
+    assert change.get_legend() is None and not any(
+        "tol" in str(ln.get_label()) for ln in change.lines)
 
 
 def write_method(directory: Path, frame: pd.DataFrame, method: str) -> None:

@@ -284,6 +284,25 @@ def test_a_job_does_not_wait_for_a_server_that_ended_before_listening(
     assert not path.parent.exists()
 
 
+@pytest.mark.parametrize("after_s", [0.3, 1.5, 2.5])
+def test_stop_during_the_imports_ends_the_server_at_once_and_tidies_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, after_s: float) -> None:
+    """stop() while the server imports (a Ctrl-C early in a run) ends it within a second or
+    two, whatever it is importing (a SystemExit raised inside JAX's garbage-collection hook was
+    printed and ignored: the server imported on and listened, and stop() waited 20 s), and
+    leaves no directory, lock or socket behind."""
+    monkeypatch.setattr(warm, "_server", None)
+    monkeypatch.delenv(warm.ENV, raising=False)
+    path = warm.start(log_file=tmp_path / "warm.log")
+    assert path is not None
+    server = warm._server
+    time.sleep(after_s)
+    t0 = time.monotonic()
+    warm.stop()
+    assert server.poll() is not None and time.monotonic() - t0 < 5
+    assert not path.parent.exists(), list(path.parent.iterdir())
+
+
 def test_a_job_waits_for_the_imports_only_while_the_server_is_importing(
         tmp_path: Path) -> None:
     """_await_imports (a job's delegate()) waits while the lock beside the socket is held, until

@@ -42,11 +42,13 @@ Pipelines (the jobs of one region, as the workflow's rules run them):
     ``default`` (its first two jobs).
 
 Every measured job runs in a fresh Python process, as a workflow rule on a cluster node does, so
-its peak memory (``ru_maxrss``, plus a sampled per-stage peak) is that job's alone, not the
-simulation's, and its time includes the interpreter start and imports that each such job pays.
+its peak memory (``VmHWM`` on Linux, which starts afresh at exec, plus a sampled per-stage peak)
+is that job's alone, not the simulation's nor the benchmark's, and its time includes the
+interpreter start and imports that each such job pays.
 With ``--warm`` (``region``, ``scaling``) each job is forked instead from a warm interpreter that
 imported the libraries once, as a local workflow run forks its rule jobs (:mod:`ocdec.warm`): its
-start-up is then the fork, and the report gives the imports' seconds, paid once per run, apart.
+start-up is then the fork, and the report gives the imports' seconds, paid once per run, apart;
+its peak memory counts the interpreter's pages it maps, as a fresh job counts its imports.
 Simulated fields are cached under ``--workdir``. DEC jobs use JAX's persistent compilation cache
 as the workflow does (``--jax-cache``, by default ``WORKDIR/jax-cache``): a run over an empty cache
 shows what the first region of a catalogue pays, a second run with the same workdir what the later

@@ -121,20 +121,20 @@ def run_region(args: argparse.Namespace) -> dict[str, Any]:
     log.info("region benchmark: %d rows, jobs %s", args.rows, ", ".join(jobs))
     load0 = os.getloadavg()
     results = pipeline_run(spec, jobs, args.job_timeout)
-    n_usable = results["quality"]["info"]["n_usable"]
+    n_usable = (results["quality"].get("info") or {}).get("n_usable")  # None: it timed out
     report: dict[str, Any] = {
         "mode": "region", "region": args.region, "n_rows": args.rows, "n_usable": n_usable,
         "n_members_true": args.n_members, "n_seeds": args.n_seeds, "jobs": results,
         **pipeline_blocks(results, ["default", "full"] if args.full else ["default"], args.rows),
         "loadavg": {"before": list(load0), "after": list(os.getloadavg())},
     }
-    if not results["default"].get("timed_out"):
+    if "default" in results and not results["default"].get("timed_out"):
         report["f1_default"] = members_f1(out)
     total = report["default"]["total"]
     if total:
         report["goals"] = {"region_le_60s": total["wall_s"] <= GOAL_REGION_S,
                            "region_le_4GB": total["peak_rss_mb"] <= GOAL_REGION_RSS_MB}
-    if not args.no_hdbscan:
+    if not args.no_hdbscan and n_usable is not None:
         report["hdbscan"] = run_hdbscan(args, spec, n_usable)
     return report
 
@@ -195,7 +195,8 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         results = pipeline_run(_spec(args, region, stars, out, field, jobs), jobs,
                                args.job_timeout)
         entry: dict[str, Any] = {
-            "n_rows": n, "n_usable": results["quality"]["info"]["n_usable"], "jobs": results,
+            "n_rows": n, "n_usable": (results["quality"].get("info") or {}).get("n_usable"),
+            "jobs": results,
             "loadavg": {"before": list(load0), "after": list(os.getloadavg())}}
         entry.update(pipeline_blocks(results, reported, n))
         if results.get("default") and not results["default"].get("timed_out"):
@@ -267,16 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no compilation cache: every DEC job compiles its programs")
     common.add_argument("--job-timeout", type=float, default=3600.0,
                         help="seconds before one job is killed (reported as timed out)")
-    common.add_argument("--warm", action="store_true",
-                        help="region and scaling: fork each job from a warm interpreter that "
-                             "imported the libraries once, as a local workflow run does "
-                             "(default: each job a fresh Python, as a cluster job)")
     common.add_argument("--json", type=Path, help="write the machine-readable results here")
     common.add_argument("--markdown", type=Path, help="write a short markdown report here")
     common.add_argument("-v", "--verbose", action="store_true")
 
     region = sub.add_parser("region", parents=[common],
                             help="the issue 3 benchmark: one Hyades-sized field, and HDBSCAN")
+    warm_help = ("fork each job from a warm interpreter that imported the libraries once, as a "
+                 "local workflow run does (default: each job a fresh Python, as a cluster job)")
+    region.add_argument("--warm", action="store_true", help=warm_help)
     region.add_argument("--rows", type=int, default=REGION_ROWS)
     region.add_argument("--full", action="store_true",
                         help="also thesis mode and plots (the whole pipeline)")
@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "or full (+ thesis mode; the default)")
     scaling.add_argument("--default-only", action="store_true",
                          help="the same as --pipeline default")
+    scaling.add_argument("--warm", action="store_true", help=warm_help)
 
     flow = sub.add_parser("workflow", parents=[common],
                           help="real Snakemake runs (jobs side by side) at two field sizes, "
@@ -412,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   methods_arg(args.methods, "workflow"), args.regions)
         else:
             with contextlib.ExitStack() as stack:
-                if args.warm:
+                if args.warm:  # region and scaling only
                     info["warm"] = stack.enter_context(warm_jobs(args.workdir / "warm.log"))
                 report = run_region(args) if args.mode == "region" else run_scaling(args)
     info["loadavg_end"] = list(os.getloadavg())

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -235,42 +236,54 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-# The warm interpreter's socket while warm_jobs() runs (None: every job a fresh process).
+# The warm interpreter's socket and the environment it was started with, while warm_jobs() runs
+# (None: every job a fresh process). The jobs get that environment: the server refuses a job
+# whose environment differs, and this process's later imports (JAX's set a few variables) must
+# not make it differ.
 _warm_socket: Path | None = None
+_warm_env: dict[str, str] = {}
+WARM_START_S = 300.0  # the longest wait for the warm interpreter's imports
 
 
 @contextmanager
 def warm_jobs(log_file: Path) -> Iterator[dict[str, Any]]:
     """Inside, each job is forked from a warm interpreter (:mod:`ocdec.warm`, started here with
     the workflow's imports, which it pays once) as a local workflow run forks its rule jobs;
-    yields ``{"imports_s": ...}``, the seconds from its start until it listened. Linux only (a
-    one-line exit elsewhere, or where it ends during its imports)."""
-    global _warm_socket
+    yields ``{"imports_s": ...}``, the seconds from its start until it listened. A one-line exit
+    where it cannot start (not Linux), ends during its imports or takes over
+    :data:`WARM_START_S`."""
+    global _warm_socket, _warm_env
     from ocdec import warm
 
+    if not sys.platform.startswith("linux"):
+        raise SystemExit("benchmark: --warm: the warm interpreter forks its jobs: Linux only")
     t0 = time.perf_counter()
     path = warm.start(log_file)
     if path is None:
-        raise SystemExit("benchmark: --warm: no warm interpreter here (it needs Linux)")
+        raise SystemExit(f"benchmark: --warm: the warm interpreter did not start (see {log_file})")
     try:
+        env = dict(os.environ)  # as start() gave it to the server
         while not path.exists():
             if warm._server is None or warm._server.poll() is not None:
                 raise SystemExit(f"benchmark: --warm: the warm interpreter ended during its "
                                  f"imports (see {log_file})")
+            if time.perf_counter() - t0 > WARM_START_S:
+                raise SystemExit(f"benchmark: --warm: the warm interpreter still imports after "
+                                 f"{WARM_START_S:.0f} s (see {log_file})")
             time.sleep(0.02)
         info = {"imports_s": time.perf_counter() - t0, "log": str(log_file)}
         log.info("warm interpreter listening after %.1f s", info["imports_s"])
-        _warm_socket = path
+        _warm_socket, _warm_env = path, env
         yield info
     finally:
-        _warm_socket = None
+        _warm_socket, _warm_env = None, {}
         warm.stop()
 
 
 def _forked(cmd: list[str], output: Path, timeout: float | None) -> int | None:
     """Run ``cmd`` (``python SCRIPT ARGS``) in a child of the warm interpreter, its standard
-    output and error into ``output``; its exit status, or None past ``timeout`` (the connection
-    closed: the server stops the child as it stops a cancelled rule job)."""
+    output and error into ``output``; its exit status, or None past ``timeout``, once the child
+    has been killed and has ended (as a fresh job's process is)."""
     from ocdec import warm
 
     assert _warm_socket is not None
@@ -278,14 +291,23 @@ def _forked(cmd: list[str], output: Path, timeout: float | None) -> int | None:
             open(os.devnull, "rb") as stdin, open(output, "wb") as out:
         sock.connect(str(_warm_socket))
         request = {"identity": warm._identity(), "script": cmd[1], "argv": cmd[1:],
-                   "cwd": os.getcwd(), "env": dict(os.environ), "path": None}
+                   "cwd": os.getcwd(), "env": dict(_warm_env), "path": None}
         warm.send_request(sock, request, [stdin.fileno(), out.fileno(), out.fileno()])
-        if warm.started_child(sock) is None:
+        pid = warm.started_child(sock)
+        if pid is None:
             raise RuntimeError("the warm interpreter refused the job (see its log)")
         sock.settimeout(timeout)
         try:
             status = warm.child_status(sock)
         except TimeoutError:
+            # killed at once, as subprocess.run kills a fresh job past its limit: a job inside a
+            # long C call would see a polite SIGINT only when it returns, still using a core
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            sock.settimeout(None)
+            warm.child_status(sock)  # the server has reaped it
             return None
     if status is None:
         raise RuntimeError("the warm interpreter stopped while running the job")

@@ -66,6 +66,17 @@ def cpu_s() -> float:
 
 
 def maxrss_mb() -> float:
+    """This process's peak resident memory (MB). Linux: VmHWM, which starts afresh at exec;
+    ru_maxrss would keep the peak of the process that started this one (the benchmark's own,
+    hundreds of MB). A job forked from the warm interpreter counts the interpreter's pages it
+    maps, as a fresh job counts the libraries it imports. Elsewhere ru_maxrss."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     # Linux reports kilobytes, macOS bytes.
     scale = 1.0 / 2**20 if sys.platform == "darwin" else 1.0 / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale

@@ -41,7 +41,7 @@ def stage_rows(entries: list[tuple[str, int, dict[str, Any]]]) -> list[list[Any]
     for label, n, block in entries:
         stages, total = block.get("stages") or {}, block.get("total") or {}
         if not total:
-            rows.append([label, n, *(["timed out"] + ["-"] * (len(STAGE_COLUMNS) + 2))])
+            rows.append([label, n, "timed out", *["-"] * (len(STAGE_HEADER) - 3)])
             continue
         rows.append([label, n, *(stages[s]["wall_s"] for s in STAGE_COLUMNS), total["wall_s"],
                      total["cpu_s"], round(total["stars_per_s"]), total["peak_rss_mb"]])
@@ -105,8 +105,10 @@ def render(report: dict[str, Any], markdown: bool) -> str:
 
 
 def _region_text(report: dict[str, Any], markdown: bool) -> str:
+    usable = (f"{report['n_usable']:,}" if report.get("n_usable") is not None
+              else "quality job timed out: ?")
     out = [f"Region benchmark: {report['n_rows']:,} rows simulated at {report['region']} "
-           f"({report['n_usable']:,} after the quality filter), default method, "
+           f"({usable} after the quality filter), default method, "
            f"{report['n_seeds']} seeds."]
     entries = [("default", report["n_rows"], report["default"])]
     if "full" in report:
@@ -246,12 +248,13 @@ def report_main(argv: Sequence[str]) -> int:
 
 def emit(report: dict[str, Any], json_path: Path | None = None,
          markdown_path: Path | None = None) -> int:
-    """Print the report and write it as JSON and markdown where asked (atomically)."""
-    print(render(report, markdown=False))
+    """Write the report as JSON where asked (first: the measurements outlive a rendering
+    fault), print it, and write it as markdown where asked (atomically)."""
     from ocdec.io import write_text
 
     if json_path:
         write_text(json_path, json.dumps(report, indent=2, default=plain) + "\n")
+    print(render(report, markdown=False))
     if markdown_path:
         write_text(markdown_path, render(report, markdown=True))
     return 0

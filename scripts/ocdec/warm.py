@@ -706,8 +706,25 @@ def stop() -> None:
         _server = None
 
 
-def _stopped_while_importing(*_: Any) -> None:
-    raise SystemExit(0)
+def _stopped_while_importing(socket_path: Path) -> Any:
+    """SIGTERM's handler until the server listens (stop() during the imports): remove what the
+    server has made (start()'s directory, its lock, a socket bound but not yet listened on) and
+    exit at once. Not a SystemExit: raised inside a library's callback (JAX's garbage-collection
+    hook) it is printed and ignored, and the server would go on importing and listen."""
+    def handler(*_: Any) -> None:
+        directory = socket_path.parent
+        try:
+            if directory.name.startswith("ocdec-warm-"):
+                for name in os.listdir(directory):  # no import here: one may be under way
+                    os.unlink(directory / name)
+                os.rmdir(directory)
+            else:
+                os.unlink(socket_path.with_name(IMPORTING))
+        except OSError:
+            pass
+        os._exit(0)
+
+    return handler
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -724,7 +741,8 @@ def main(argv: list[str] | None = None) -> None:
     if not FRESH_PATH:  # started as python -m ocdec.warm: sys.path[0] is the directory
         FRESH_PATH[:] = sys.path if getattr(sys.flags, "safe_path", False) else sys.path[1:]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ocdec.warm: %(message)s")
-    signal.signal(signal.SIGTERM, _stopped_while_importing)  # stop() during the imports
+    # stop() during the imports
+    signal.signal(signal.SIGTERM, _stopped_while_importing(Path(args.socket)))
     owner = os.getpid()
     try:
         serve(args.socket, args.parent, importing_fd=args.importing_fd)

@@ -306,10 +306,13 @@ def _training_row(axes: Sequence[Any], label: str, h: pd.DataFrame, tol: float |
             ax.set_yticks([])
             note(ax, f"no {name} epochs recorded")
             continue
-        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))  # whole epochs
+        # whole epochs, one tick where only one was trained
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True, min_n_ticks=1))
         if all(np.nanmin(line.get_ydata()) > 0 for line in drawn):
             ax.set_yscale("log")
             plain_log_ticks(ax)
+    if not any(len(line.get_ydata()) for line in axes[2].lines):
+        return  # no label changes: neither the tolerance nor the seeds to show against them
     if tol is not None and tol > 0:
         axes[2].axhline(tol, color=REFERENCE_COLOR, ls="--", lw=1, label=f"tol = {tol:g}")
     axes[2].legend(loc="best", ncols=2 if len(seeds) > 3 else 1)
