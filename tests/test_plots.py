@@ -277,6 +277,11 @@ def test_training_panels_without_epochs_are_empty_and_epochs_are_whole() -> None
     for ax in fig.axes[:3]:
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert len(ticks) == 1 and float(ticks[0]).is_integer(), ticks
+    # epochs where no label changed are drawn at the floor, and the axis says so
+    zero = h.assign(label_change=h["label_change"].where(h["epoch"] != 2, 0.0))
+    change = plots.training_figure({"default": zero}).axes[2]
+    assert [t.get_text() for t in change.texts] == ["no label changed: drawn at 1e-6"]
+    assert not plots.training_figure({"default": h}).axes[2].texts
     # no label changes: no tolerance line, no legend of seeds without data
     none = h.assign(label_change=math.nan)
     change = plots.training_figure({"default": none}, tol=0.001).axes[2]

@@ -251,6 +251,7 @@ def silhouette_figure(
     return fig
 
 
+CHANGE_FLOOR = 1e-6  # the label-change panel's log axis: smaller changes (0) are drawn here
 _TRAINING_PANELS = (
     ("pretraining", "reconstruction loss"),
     ("clustering", "clustering loss"),
@@ -282,15 +283,17 @@ def _training_row(axes: Sequence[Any], label: str, h: pd.DataFrame, tol: float |
     """One method's three training panels, a line per seed."""
     seeds = sorted(pd.unique(h["seed"]))
     colours = {s: GROUP_COLORS[i % len(GROUP_COLORS)] for i, s in enumerate(seeds)}
+    floored = False  # a change below the log axis's floor (no label changed) drawn at it
     for s in seeds:
         hs = h[h["seed"] == s]
         pre, clu = hs[hs["phase"] == "pretrain"], hs[hs["phase"] == "cluster"]
         axes[0].plot(pre["epoch"], pre["loss"], color=colours[s], label=f"seed {s}")
         axes[1].plot(clu["epoch"], clu["loss"], color=colours[s], label=f"seed {s}")
         lc = clu[np.isfinite(clu["label_change"].to_numpy(dtype=float))]
+        floored |= bool((lc["label_change"] < CHANGE_FLOOR).any())
         axes[2].plot(
             lc["epoch"],
-            lc["label_change"].clip(lower=1e-6),
+            lc["label_change"].clip(lower=CHANGE_FLOOR),
             "o-",
             ms=3,
             color=colours[s],
@@ -300,6 +303,10 @@ def _training_row(axes: Sequence[Any], label: str, h: pd.DataFrame, tol: float |
         ax.set_title(f"{label}: {name}", y=TITLE_Y)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
+        if ax is axes[2] and floored:  # say so: 0 would read as one label in a million
+            floor = f"{CHANGE_FLOOR:.0e}".replace("e-0", "e-")
+            ax.text(0.02, 0.03, f"no label changed: drawn at {floor}", transform=ax.transAxes,
+                    fontsize=8, color="0.3", gid="floor")
         drawn = [line for line in ax.lines if len(line.get_ydata())]
         if not drawn:  # e.g. the default method's DEC, which does not pretrain
             ax.set_xticks([])
