@@ -128,7 +128,7 @@ def _radial_panel(ax: Any, result: ParametersResult) -> None:
     ax.set_yscale("log")
     plain_log_ticks(ax)  # plain-text labels: the default mathtext ones are slow to lay out
     ax.set_xlabel("radius (deg)")
-    ax.set_ylabel("members per deg$^2$")
+    ax.set_ylabel("members per deg²")
     ax.legend(fontsize=8)
 
 
