@@ -509,9 +509,12 @@ def test_a_direct_job_whose_server_dies_fails_saying_so(
 
     def dying_server() -> None:
         conn, _ = listener.accept()
-        _, fds, _, _ = socket.recv_fds(conn, warm._HEADER.size, 3)
+        head, fds, _, _ = socket.recv_fds(conn, warm._HEADER.size, 3)
         for fd in fds:
             os.close(fd)
+        # the whole request read first, as the server reads it: a socket closed with a request
+        # still unread resets the job's connection, which then reads as "not sent"
+        warm._recv_exact(conn, warm._HEADER.unpack(head)[0])
         conn.sendall(warm.STARTED + warm._PID.pack(os.getpid()))
         conn.close()
 
