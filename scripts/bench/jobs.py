@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -263,14 +262,10 @@ def warm_jobs(log_file: Path) -> Iterator[dict[str, Any]]:
         raise SystemExit(f"benchmark: --warm: the warm interpreter did not start (see {log_file})")
     try:
         env = dict(os.environ)  # as start() gave it to the server
-        while not path.exists():
-            if warm._server is None or warm._server.poll() is not None:
-                raise SystemExit(f"benchmark: --warm: the warm interpreter ended during its "
-                                 f"imports (see {log_file})")
-            if time.perf_counter() - t0 > WARM_START_S:
-                raise SystemExit(f"benchmark: --warm: the warm interpreter still imports after "
-                                 f"{WARM_START_S:.0f} s (see {log_file})")
-            time.sleep(0.02)
+        warm._await_imports(path, WARM_START_S)  # as a job waits for them
+        if not path.exists():
+            raise SystemExit(f"benchmark: --warm: the warm interpreter is not listening "
+                             f"(see {log_file})")
         info = {"imports_s": time.perf_counter() - t0, "log": str(log_file)}
         log.info("warm interpreter listening after %.1f s", info["imports_s"])
         _warm_socket, _warm_env = path, env
@@ -287,15 +282,13 @@ def _forked(cmd: list[str], output: Path, timeout: float | None) -> int | None:
     from ocdec import warm
 
     assert _warm_socket is not None
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock, \
-            open(os.devnull, "rb") as stdin, open(output, "wb") as out:
-        sock.connect(str(_warm_socket))
-        request = {"identity": warm._identity(), "script": cmd[1], "argv": cmd[1:],
-                   "cwd": os.getcwd(), "env": dict(_warm_env), "path": None}
-        warm.send_request(sock, request, [stdin.fileno(), out.fileno(), out.fileno()])
-        pid = warm.started_child(sock)
-        if pid is None:
-            raise RuntimeError("the warm interpreter refused the job (see its log)")
+    with open(os.devnull, "rb") as stdin, open(output, "wb") as out:
+        sent = warm.send_job(_warm_socket, cmd[1], cmd[1:], dict(_warm_env), None,
+                             [stdin.fileno(), out.fileno(), out.fileno()])
+    if sent is None:
+        raise RuntimeError("the warm interpreter refused the job (see its log)")
+    sock, pid = sent
+    with sock:
         sock.settimeout(timeout)
         try:
             status = warm.child_status(sock)

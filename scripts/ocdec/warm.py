@@ -136,23 +136,11 @@ def delegate(wait: bool = True) -> None:
         return
     if wait:
         _await_imports(Path(path))
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(30.0)  # a server that does not answer: run here
-        sock.connect(path)
-    except OSError:
-        return  # not listening (yet, or on this node): run here
-    request = {"identity": _identity(), "script": os.path.abspath(sys.argv[0]),
-               "argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path}
-    try:
-        send_request(sock, request, [0, 1, 2])
-        started = started_child(sock)
-    except OSError:
-        started = None
-    if started is None:
-        sock.close()
-        return  # refused (another interpreter or environment) or gone before it started: run here
-    sock.settimeout(None)
+    sent = send_job(path, os.path.abspath(sys.argv[0]), sys.argv, dict(os.environ), sys.path,
+                    [0, 1, 2])
+    if sent is None:
+        return  # not listening (yet, or on this node), or refused: run here
+    sock, _ = sent
     try:
         status = child_status(sock)
     except KeyboardInterrupt:  # Ctrl-C: closing the connection stops the job's process too
@@ -165,6 +153,31 @@ def delegate(wait: bool = True) -> None:
         print(f"ocdec: error: the job's process was killed by signal {-status}", file=sys.stderr)
         raise SystemExit(128 - status)
     raise SystemExit(status)
+
+
+def send_job(path: str | os.PathLike[str], script: str, argv: list[str], env: dict[str, str],
+             sys_path: list[str] | None, fds: list[int]
+             ) -> tuple[socket.socket, int] | None:
+    """Ask the server listening at ``path`` to fork a child that runs ``script`` with ``argv``,
+    this working directory, ``env``, ``sys_path`` (None: a fresh ``python SCRIPT``'s) and the
+    standard streams ``fds``. Returns the connection (blocking: :func:`child_status` waits on
+    it; closing it stops the child) and the child's process id, or None where the server is not
+    listening, does not answer, refuses the job or closes first."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(30.0)  # a server that does not answer
+        sock.connect(str(path))
+        send_request(sock, {"identity": _identity(), "script": script, "argv": argv,
+                            "cwd": os.getcwd(), "env": env, "path": sys_path}, fds)
+        pid = started_child(sock)
+    except OSError as err:
+        log.debug("job not sent to the warm interpreter: %s", err)
+        pid = None
+    if pid is None:
+        sock.close()
+        return None
+    sock.settimeout(None)
+    return sock, pid
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:

@@ -93,22 +93,11 @@ def run_direct(fname: str, threads: int = 1, resources: Any = None,
         raise subprocess.CalledProcessError(130, command)
     if warm._importing(Path(path).with_name(warm.IMPORTING)):
         return False  # its adapter waits for the imports, or runs a light job at once
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(30.0)
-        sock.connect(path)
-        request = {"identity": warm._identity(), "script": os.path.abspath(fname),
-                   "argv": [fname], "cwd": os.getcwd(), "env": job_env(threads, resources),
-                   "path": None}
-        warm.send_request(sock, request, [0, 1, 2])
-        pid = warm.started_child(sock)
-    except OSError as err:
-        log.debug("job not sent to the warm interpreter: %s", err)
-        pid = None
-    if pid is None:
-        sock.close()
+    sent = warm.send_job(path, os.path.abspath(fname), [fname], job_env(threads, resources),
+                         None, [0, 1, 2])
+    if sent is None:
         return False
-    sock.settimeout(None)
+    sock, pid = sent
     with _lock:
         _active.add(sock)
         if _stopping:  # a Ctrl-C while the job was being sent

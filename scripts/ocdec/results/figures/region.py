@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ocdec.figure_layout import fixed_grid, plain_log_ticks
+from ocdec.figure_layout import fixed_grid, plain_log_ticks, plain_number
 from ocdec.results.figure_inputs import Selection
 from ocdec.results.figures.panels import (
     DISPLAY_SEED,
@@ -303,10 +303,6 @@ def _training_row(axes: Sequence[Any], label: str, h: pd.DataFrame, tol: float |
         ax.set_title(f"{label}: {name}", y=TITLE_Y)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
-        if ax is axes[2] and floored:  # say so: 0 would read as one label in a million
-            floor = f"{CHANGE_FLOOR:.0e}".replace("e-0", "e-")
-            ax.text(0.02, 0.03, f"no label changed: drawn at {floor}", transform=ax.transAxes,
-                    fontsize=8, color="0.3", gid="floor")
         drawn = [line for line in ax.lines if len(line.get_ydata())]
         if not drawn:  # e.g. the default method's DEC, which does not pretrain
             ax.set_xticks([])
@@ -320,6 +316,9 @@ def _training_row(axes: Sequence[Any], label: str, h: pd.DataFrame, tol: float |
             plain_log_ticks(ax)
     if not any(len(line.get_ydata()) for line in axes[2].lines):
         return  # no label changes: neither the tolerance nor the seeds to show against them
+    if floored:  # say so: 0 would read as one label in a million
+        axes[2].text(0.02, 0.03, f"no label changed: drawn at {plain_number(CHANGE_FLOOR)}",
+                     transform=axes[2].transAxes, fontsize=8, color="0.3", gid="floor")
     if tol is not None and tol > 0:
         axes[2].axhline(tol, color=REFERENCE_COLOR, ls="--", lw=1, label=f"tol = {tol:g}")
     axes[2].legend(loc="best", ncols=2 if len(seeds) > 3 else 1)
