@@ -263,19 +263,90 @@ def test_scaling_smallest_configuration_runs(tmp_path):
     assert "JAX compilation cache:" in md and "cold" in md
 
 
-def test_workflow_model_separates_fixed_cost_from_stars_and_checks_itself():
-    from bench.workflow import fit_and_project, workflow_text
+def _workflow_run(regions: int, stars: int, run_s: float, job_s) -> dict:
+    """A rerun of ``regions`` regions of ``stars`` stars each, whose jobs take ``job_s(stars)``
+    job-seconds a region on 2 cores, and ``run_s`` more seconds of its own."""
+    per_region = {f"r{i}": {"stars": stars, "job_s": job_s(stars)} for i in range(regions)}
+    wall = run_s + regions * job_s(stars) / 2
+    return {"regions": regions, "stars": regions * stars, "rerun_s": wall, "field_stars": stars,
+            "cores": 2, "cold_s": 1.0, "rerun_per_region_s": wall / regions, "jobs": 32,
+            "job_seconds": 1.0, "rules": {}, "per_region": per_region}
 
-    runs = [{"regions": 8, "stars": 8 * n, "rerun_s": 8 * 3.0 + 8 * n / 100_000, "field_stars": n,
-             "cores": 2, "cold_s": 1.0, "rerun_per_region_s": 1.0, "jobs": 32,
-             "job_seconds": 1.0, "rules": {}} for n in (2_000, 40_000)]
+
+def test_workflow_model_parts_the_run_cost_from_a_region_s_and_checks_itself():
+    """Runs of 4 and 12 small regions and one of large ones: a run's own 7 s, 4 job-s a region
+    and 1 job-s per 25,000 stars come back; the old two-term fit of wall time put the 7 s into
+    every region of a run."""
+    from bench.workflow import catalogue_check, fit_and_project, workflow_text
+
+    def job_s(stars):
+        return 4.0 + stars / 25_000
+
+    runs = [_workflow_run(r, n, 7.0, job_s) for r, n in ((4, 1_800), (12, 1_800),
+                                                         (4, 370_000))]
     model = fit_and_project(runs)
-    assert math.isclose(model["fixed_s_per_region"], 3.0, rel_tol=1e-6)
-    assert math.isclose(model["stars_per_s"], 100_000, rel_tol=1e-6)
-    assert math.isclose(model["thesis_catalogue_s"], 169 * 3.0 + 75e6 / 1e5, rel_tol=1e-6)
+    assert math.isclose(model["run_s"], 7.0, rel_tol=1e-6)
+    assert all(math.isclose(k, 7.0, rel_tol=1e-6) for k in model["run_s_each"])
+    assert math.isclose(model["fixed_job_s_per_region"], 4.0, rel_tol=1e-6)
+    assert math.isclose(model["fixed_s_per_region"], 2.0, rel_tol=1e-6)  # on 2 cores
+    assert math.isclose(model["stars_per_s"], 50_000, rel_tol=1e-6)
+    assert math.isclose(model["thesis_catalogue_s"], 7.0 + 169 * 2.0 + 75e6 / 50_000,
+                        rel_tol=1e-6)
     assert all(math.isclose(c["measured_s"], c["projected_s"]) for c in model["checks"])
+    # a catalogue run's rerun, measured 10 % slower than the model says
+    catalogue = {"mode": "catalogue", "regions": 24, "stars": 11_300_000,
+                 "rerun": {"wall_s": 1.1 * (7.0 + 24 * 2.0 + 11_300_000 / 50_000)}}
+    check = catalogue_check(model, catalogue)
+    assert math.isclose(check["ratio"], 1 / 1.1, rel_tol=1e-6)
+    model["catalogue_check"] = check
     text = workflow_text({"methods": ["default"], "runs": runs, "model": model})
-    assert "3.00 s fixed per region" in text and "1 s per 100,000 stars" in text
+    assert "a region's jobs 4.00 job-s + 40.00 job-s per M stars; the run's own 7.0 s" in text
+    assert "2.00 s fixed per region + 1 s per 50,000 stars" in text
+    assert "24 regions, 11,300,000 stars" in text and "(0.91 times)" in text
+    with pytest.raises(SystemExit, match="no rerun"):
+        catalogue_check(model, {"mode": "catalogue", "regions": 24, "stars": 1})
+
+
+def test_workflow_model_shows_a_run_cost_that_does_not_hold():
+    """Where the cores idle longer in a larger run, the runs' own costs differ and say so."""
+    from bench.workflow import fit_and_project
+
+    def job_s(stars):
+        return 3.0 + stars / 100_000
+
+    runs = [_workflow_run(4, 2_000, 6.0, job_s), _workflow_run(12, 2_000, 9.0, job_s),
+            _workflow_run(4, 400_000, 6.0, job_s)]
+    model = fit_and_project(runs)
+    assert [round(k, 6) for k in model["run_s_each"]] == [6.0, 9.0, 6.0]
+    assert math.isclose(model["run_s"], 7.0, rel_tol=1e-6)
+    measured = [c["measured_s"] - c["projected_s"] for c in model["checks"]]
+    assert [round(d, 6) for d in measured] == [-1.0, 2.0, -1.0]
+
+
+def test_workflow_runs_from_the_command_line(tmp_path):
+    from bench.cli import build_parser, read_report, workflow_runs
+
+    parse = build_parser().parse_args
+    assert workflow_runs(parse(["workflow"])) == [(4, 2_000), (12, 2_000), (4, 500_000)]
+    assert workflow_runs(parse(["workflow", "--runs", "2x1000, 6X3e3"])) == [(2, 1_000),
+                                                                             (6, 3_000)]
+    # the interface of earlier sessions: --n-regions at each of --sizes
+    assert workflow_runs(parse(["workflow", "--sizes", "2000,40000"])) == [(8, 2_000),
+                                                                           (8, 40_000)]
+    assert workflow_runs(parse(["workflow", "--n-regions", "3"])) == [(3, 2_000), (3, 40_000)]
+    with pytest.raises(SystemExit, match="not both"):
+        workflow_runs(parse(["workflow", "--runs", "2x1000", "--sizes", "5"]))
+    for bad in ("4", "4x", "0x2000", "ax2"):
+        with pytest.raises(SystemExit):
+            parse(["workflow", "--runs", bad])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(SystemExit, match="cannot read .*broken.json"):
+        read_report(broken, "bench workflow --check")
+    other = tmp_path / "region.json"
+    other.write_text('{"mode": "region"}')
+    with pytest.raises(SystemExit, match="not a bench catalogue report"):
+        read_report(other, "bench workflow --check")
 
 
 def test_catalogue_truth_scores_and_text(tmp_path):

@@ -44,7 +44,7 @@ from bench.jobs import (
     write_reference,
 )
 from bench.report import emit, report_main
-from bench.workflow import SIZES as WORKFLOW_SIZES
+from bench.workflow import RUNS as WORKFLOW_RUNS
 from bench.workflow import run_workflow
 
 log = logging.getLogger("benchmark")
@@ -231,6 +231,44 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _runs(text: str) -> list[tuple[int, int]]:
+    """REGIONSxFIELD_STARS,... (bench workflow --runs)."""
+    runs = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        parts = item.lower().split("x")
+        try:
+            regions, stars = (int(float(v)) for v in parts)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(
+                f"expected REGIONSxFIELD_STARS (e.g. 4x2000), got {item!r}") from err
+        if regions < 1 or stars < 1:
+            raise argparse.ArgumentTypeError(f"expected positive counts, got {item!r}")
+        runs.append((regions, stars))
+    if not runs:
+        raise argparse.ArgumentTypeError("expected at least one REGIONSxFIELD_STARS")
+    return runs
+
+
+def read_report(path: Path, what: str) -> dict[str, Any]:
+    """A catalogue run's JSON report, or a one-line error naming the file."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"{what}: cannot read {path}: {err}") from err
+    if not isinstance(report, dict) or report.get("mode") != "catalogue":
+        raise SystemExit(f"{what}: {path} is not a bench catalogue report")
+    return report
+
+
+def workflow_runs(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """bench workflow's runs: --runs, or --n-regions at each of --sizes, or the default."""
+    if args.runs is not None and (args.sizes is not None or args.n_regions is not None):
+        raise SystemExit("bench workflow: --runs, or --sizes with --n-regions, not both")
+    if args.sizes is not None or args.n_regions is not None:
+        return [(args.n_regions or 8, n) for n in (args.sizes or [2_000, 40_000])]
+    return list(args.runs or WORKFLOW_RUNS)
+
+
 def _epochs(text: str) -> list[int]:
     values = [int(v) for v in text.split(",")]
     if len(values) != 2 or min(values) < 0:
@@ -303,14 +341,24 @@ def build_parser() -> argparse.ArgumentParser:
     scaling.add_argument("--warm", action="store_true", help=warm_help)
 
     flow = sub.add_parser("workflow", parents=[common],
-                          help="real Snakemake runs (jobs side by side) at two field sizes, "
-                               "fixed cost per region and the catalogue projected from them")
-    flow.add_argument("--n-regions", type=int, default=8, help="regions per run (default 8)")
-    flow.add_argument("--sizes", type=_ints, default=list(WORKFLOW_SIZES),
-                      help="field stars per region (default 2000,40000)")
+                          help="real Snakemake runs (jobs side by side) of small and large "
+                               "regions: the cost per run, per region and per star, and the "
+                               "catalogue projected from them")
+    default_runs = ",".join(f"{r}x{n}" for r, n in WORKFLOW_RUNS)
+    flow.add_argument("--runs", type=_runs, default=None,
+                      help=f"the runs, REGIONSxFIELD_STARS each, comma-separated (default "
+                           f"{default_runs})")
+    flow.add_argument("--n-regions", type=int, default=None,
+                      help="with --sizes: regions per run (default 8)")
+    flow.add_argument("--sizes", type=_ints, default=None,
+                      help="field stars per region, one run each at --n-regions regions (instead "
+                           "of --runs; the cost per run is then not told from a region's)")
     flow.add_argument("--cores", type=int, default=2)
     flow.add_argument("--methods", default="default",
                       help="comma-separated methods (default: default)")
+    flow.add_argument("--check", type=Path, default=None,
+                      help="a bench catalogue --rerun JSON report: the model's projection of "
+                           "that run beside its measured rerun")
 
     cat = sub.add_parser("catalogue", parents=[common],
                          help="the simulated thesis catalogue (regions past the 40,000-star gate "
@@ -329,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Snakemake's --resources mem_mb: memory the jobs side by side may ask "
                           "for in all (default: no limit); size it to the machine for regions "
                           "of millions of stars")
+    cat.add_argument("--rerun", action="store_true",
+                     help="then rerun everything after the simulation, timed apart (what the "
+                          "catalogue costs downloaded; bench workflow --check reads it)")
     cat.add_argument("--model", type=Path, default=None,
                      help="an earlier catalogue run's JSON report: its wall-time model predicts "
                           "this run's, and the report sets the prediction beside the measurement")
@@ -403,14 +454,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             previous = None
             if args.model is not None:
-                previous = json.loads(args.model.read_text())
+                previous = read_report(args.model, "bench catalogue --model")
             report = run_catalogue(args.workdir / "catalogue", args.regions, args.cores,
                                    args.min_rows, args.max_rows, args.release, previous,
                                    methods_arg(args.methods, "catalogue", ("default",)),
-                                   warm=not args.no_warm, mem_mb=args.mem_mb)
+                                   warm=not args.no_warm, mem_mb=args.mem_mb,
+                                   rerun=args.rerun)
         elif args.mode == "workflow":
-            report = run_workflow(args.workdir, args.n_regions, args.sizes, args.cores,
-                                  methods_arg(args.methods, "workflow"), args.regions)
+            catalogue = None
+            if args.check is not None:
+                catalogue = read_report(args.check, "bench workflow --check")
+            report = run_workflow(args.workdir, workflow_runs(args), args.cores,
+                                  methods_arg(args.methods, "workflow"), args.regions, catalogue)
         else:
             with contextlib.ExitStack() as stack:
                 if args.warm:  # region and scaling only

@@ -10,9 +10,18 @@ sizes and measures what a user sees:
    ``snakemake`` start to its end; each job's own seconds and peak memory come from the rules'
    ``benchmark:`` files.
 
-From the two reruns it fits the wall time per region as fixed + per-star (``wall = N (c + s n)``,
-jobs side by side), projects the thesis catalogue with it, and reports the projection of the
-measured runs themselves beside their measured wall time, so the model's error is visible.
+From the reruns it fits each region's job seconds (the rules' benchmark files: quality, the
+method, comparison, parameters, figures) as a fixed cost plus a cost per star, over every region
+of every run, and the run's own cost (Snakemake's start, the warm interpreter's imports, the
+catalogue-wide jobs, the cores idle at the start and the end) as what each run's wall time
+leaves over the region jobs shared by the cores: ``wall = k + sum_i (c + s n_i) / cores``. Runs
+of small regions at two region counts show whether ``k`` holds as a run grows; a run of large
+regions gives the cost per star at the sizes of the catalogue's regions (40,000 to 1.5 M rows,
+444,000 stars on average in the thesis's), where a figure or a map costs what it costs at a
+million stars, not what it costs at 2,000. It projects the thesis catalogue with the fit, sets
+each measured run's projection beside its measured wall time and, given a catalogue run's report
+(``bench catalogue --rerun``), that run's projection beside its measured rerun: the check that
+the model agrees with a real run.
 """
 
 from __future__ import annotations
@@ -34,14 +43,29 @@ from bench import REPO, THESIS_REGIONS, THESIS_STARS
 log = logging.getLogger("benchmark.workflow")
 
 SIZES = (2_000, 40_000)
+#: The default runs, (regions, field stars a region): see the module's docstring.
+RUNS = ((4, 2_000), (12, 2_000), (4, 500_000))
 
 
-def _regions_table(source: Path, n: int, out: Path) -> list[str]:
-    """The first ``n`` regions of ``source`` (the Dias regions), as the run's region table."""
+def _regions_table(source: Path, n: int, out: Path, min_rows: float = 0.0) -> list[str]:
+    """The first ``n`` regions of ``source`` (the Dias regions) whose cones hold at least
+    ``min_rows`` stars by the simulator's Galactic model, as the run's region table: a run of
+    200,000 field stars a region has that many in each (a region of 7,000 would be simulated at
+    7,000)."""
+    from bench.fits import expected_rows
+
     with source.open(newline="") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
-        rows = [row for _, row in zip(range(n), reader, strict=False)]
+        rows = []
+        for row in reader:
+            if len(rows) == n:
+                break
+            if min_rows <= 0 or expected_rows(row) >= min_rows:
+                rows.append(row)
         fields = reader.fieldnames or []
+    if len(rows) < n:
+        raise SystemExit(f"bench workflow: {source} has {len(rows)} regions of at least "
+                         f"{min_rows:,.0f} model rows, not {n}")
     with out.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, delimiter="\t")
         writer.writeheader()
@@ -102,9 +126,9 @@ def _star_rows(work: Path, ids: Sequence[str]) -> int:
 def run_size(root: Path, n_regions: int, stars: int, cores: int, methods: Sequence[str],
              regions: Path) -> dict[str, Any]:
     """One cold run and one rerun after the simulation at ``stars`` field stars per region."""
-    work = root / f"n{stars}"
+    work = root / f"r{n_regions}_n{stars}"
     work.mkdir(parents=True, exist_ok=True)
-    ids = _regions_table(regions, n_regions, work / "regions.tsv")
+    ids = _regions_table(regions, n_regions, work / "regions.tsv", stars)
     overlay = {
         "regions": str(work / "regions.tsv"),
         "source": "simulate",
@@ -118,39 +142,79 @@ def run_size(root: Path, n_regions: int, stars: int, cores: int, methods: Sequen
     cold = _snakemake(work, configs, cores)
     since = time.time()
     rerun = _snakemake(work, configs, cores, "--forcerun", "quality")
+    from bench.catalogue import region_seconds
+
     jobs = _job_benchmarks(work, since)
-    n_stars = _star_rows(work, ids)
+    seconds = region_seconds(work, ids, since)
+    per_region = {rid: {"stars": _star_rows(work, [rid]), "job_s": seconds[rid]["pipeline"]}
+                  for rid in ids}
     n_jobs = sum(int(e["jobs"]) for e in jobs.values())
     log.info("%d regions x %d field stars: cold %.1f s, rerun %.1f s (%d jobs)", n_regions, stars,
              cold, rerun, n_jobs)
-    return {"regions": n_regions, "field_stars": stars, "stars": n_stars, "cores": cores,
+    return {"regions": n_regions, "field_stars": stars,
+            "stars": sum(r["stars"] for r in per_region.values()), "cores": cores,
             "cold_s": cold, "rerun_s": rerun, "rerun_per_region_s": rerun / n_regions,
             "jobs": n_jobs, "job_seconds": sum(e["seconds"] for e in jobs.values()),
-            "rules": jobs}
+            "rules": jobs, "per_region": per_region}
 
 
 def fit_and_project(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """wall = N c + s n_stars (jobs side by side) from the reruns; the thesis catalogue with it,
-    and each measured run's own projection for comparison."""
-    import numpy as np
+    """The model of the module's docstring from the reruns: each region's job seconds fitted as
+    ``c + s n`` (:func:`bench.fits.affine`), and ``k`` the mean over the runs of the wall time
+    the region jobs on the cores leave over (each run's own in ``run_s_each``). The thesis
+    catalogue with it, and each measured run's projection beside its wall time."""
+    from bench.fits import affine
 
-    a = np.array([[r["regions"], r["stars"]] for r in runs], dtype=float)
-    t = np.array([r["rerun_s"] for r in runs], dtype=float)
-    (c, s), *_ = np.linalg.lstsq(a, t, rcond=None)
-    c, s = float(max(c, 0.0)), float(max(s, 0.0))
-    checks = [{"regions": r["regions"], "stars": r["stars"], "measured_s": r["rerun_s"],
-               "projected_s": c * r["regions"] + s * r["stars"]} for r in runs]
-    return {"fixed_s_per_region": c, "stars_per_s": (1.0 / s) if s > 0 else None,
-            "thesis_catalogue_s": c * THESIS_REGIONS + s * THESIS_STARS,
-            "thesis": {"regions": THESIS_REGIONS, "stars": THESIS_STARS}, "checks": checks}
+    points = [(r["stars"], r["job_s"]) for run in runs for r in run["per_region"].values()]
+    fit = affine([n for n, _ in points], [t for _, t in points])
+    if fit is None:
+        raise SystemExit("bench workflow: no region's jobs were measured")
+    cores = runs[0]["cores"]
+    left = [run["rerun_s"] - sum(r["job_s"] for r in run["per_region"].values()) / cores
+            for run in runs]
+    model = {"cores": cores, "fixed_job_s_per_region": fit["c"], "job_s_per_star": fit["s"],
+             "run_s": sum(left) / len(left), "run_s_each": left, "fit": fit}
+    # wall-time equivalents, jobs side by side on the cores
+    model["fixed_s_per_region"] = fit["c"] / cores
+    model["stars_per_s"] = cores / fit["s"] if fit["s"] > 0 else None
+    model["thesis_catalogue_s"] = project_wall(model, THESIS_REGIONS, THESIS_STARS)
+    model["thesis"] = {"regions": THESIS_REGIONS, "stars": THESIS_STARS}
+    model["checks"] = [{"regions": r["regions"], "stars": r["stars"], "measured_s": r["rerun_s"],
+                        "projected_s": project_wall(model, r["regions"], r["stars"])}
+                       for r in runs]
+    return model
 
 
-def run_workflow(root: Path, n_regions: int, sizes: Sequence[int], cores: int,
-                 methods: Sequence[str], regions: Path) -> dict[str, Any]:
+def project_wall(model: dict[str, Any], regions: int, stars: float) -> float:
+    """The wall time of a run of ``regions`` regions and ``stars`` stars by the model."""
+    return float(model["run_s"] + (model["fixed_job_s_per_region"] * regions
+                                   + model["job_s_per_star"] * stars) / model["cores"])
+
+
+def catalogue_check(model: dict[str, Any], catalogue: dict[str, Any]) -> dict[str, Any]:
+    """The model's projection of a catalogue run (a ``bench catalogue --rerun`` report: its
+    rerun after the simulation, as a downloaded catalogue runs) beside its measured wall time."""
+    rerun = catalogue.get("rerun")
+    if not rerun:
+        raise SystemExit("bench workflow --check: the catalogue report has no rerun "
+                         "(run bench catalogue with --rerun)")
+    projected = project_wall(model, catalogue["regions"], catalogue["stars"])
+    return {"regions": catalogue["regions"], "stars": catalogue["stars"],
+            "measured_s": rerun["wall_s"], "projected_s": projected,
+            "ratio": projected / rerun["wall_s"]}
+
+
+def run_workflow(root: Path, runs: Sequence[tuple[int, int]], cores: int,
+                 methods: Sequence[str], regions: Path,
+                 catalogue: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The runs (regions, field stars a region), the model fitted to them and, given a catalogue
+    report, the model's check against it."""
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    runs = [run_size(root, n_regions, n, cores, methods, regions) for n in sizes]
-    return {"mode": "workflow", "methods": list(methods), "runs": runs,
-            "model": fit_and_project(runs) if len(runs) >= 2 else None}
+    done = [run_size(root, n_regions, n, cores, methods, regions) for n_regions, n in runs]
+    model = fit_and_project(done) if len(done) >= 2 else None
+    if model is not None and catalogue is not None:
+        model["catalogue_check"] = catalogue_check(model, catalogue)
+    return {"mode": "workflow", "methods": list(methods), "runs": done, "model": model}
 
 
 def workflow_text(report: dict[str, Any]) -> str:
@@ -167,12 +231,22 @@ def workflow_text(report: dict[str, Any]) -> str:
     model = report.get("model")
     if model:
         rate = model["stars_per_s"]
-        lines.append(f"Model (reruns): {model['fixed_s_per_region']:.2f} s fixed per region + "
-                     + (f"1 s per {rate:,.0f} stars" if rate else "no measurable per-star cost")
-                     + f"; thesis catalogue ({model['thesis']['regions']} regions, "
-                     f"{model['thesis']['stars']:,} stars): {model['thesis_catalogue_s'] / 60:.1f}"
-                     " min projected.")
+        lines.append(
+            f"Model (reruns): a region's jobs {model['fixed_job_s_per_region']:.2f} job-s + "
+            f"{model['job_s_per_star'] * 1e6:.2f} job-s per M stars; the run's own "
+            f"{model['run_s']:.1f} s ("
+            + ", ".join(f"{k:.1f}" for k in model["run_s_each"]) + " in the runs); on "
+            f"{model['cores']} cores {model['fixed_s_per_region']:.2f} s fixed per region + "
+            + (f"1 s per {rate:,.0f} stars" if rate else "no measurable per-star cost")
+            + f"; thesis catalogue ({model['thesis']['regions']} regions, "
+            f"{model['thesis']['stars']:,} stars): {model['thesis_catalogue_s'] / 60:.1f} min "
+            "projected.")
         for c in model["checks"]:
             lines.append(f"    check: {c['regions']} regions, {c['stars']:,} stars: measured "
                          f"{c['measured_s']:.1f} s, model {c['projected_s']:.1f} s")
+        cat = model.get("catalogue_check")
+        if cat:
+            lines.append(f"    catalogue run (its rerun after the simulation): {cat['regions']} "
+                         f"regions, {cat['stars']:,} stars: measured {cat['measured_s']:.1f} s, "
+                         f"model {cat['projected_s']:.1f} s ({cat['ratio']:.2f} times)")
     return "\n".join(lines)
