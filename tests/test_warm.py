@@ -166,6 +166,47 @@ def test_a_job_runs_forked_with_its_own_streams_arguments_and_status(server: Ser
     assert info(run_job(tmp_path, "ok", env=server.env))["child"] == "1"
 
 
+ADAPTER = '''
+from ocdec.warm import delegate
+
+delegate()
+
+import gc, json, os
+
+importing = gc.isenabled()
+
+import pandas  # an adapter's imports, with the collector off in a job's own process
+
+from ocdec.runner import run_rule
+
+
+def main(smk):
+    print(json.dumps({"child": os.environ.get("OCDEC_WARM_CHILD"), "importing": importing,
+                      "running": gc.isenabled(), "frozen": gc.get_freeze_count()}))
+
+
+run_rule(main, None)
+'''
+
+
+def test_an_adapter_imports_without_the_collector_and_runs_with_it(server: Server,
+                                                                  tmp_path: Path) -> None:
+    """A rule adapter's imports run with the garbage collector off (it walked their growing
+    heap again and again); run_rule sets their objects out of its reach and turns it back on,
+    in a job's own process and in the warm interpreter's child alike."""
+    script = tmp_path / "adapter.py"
+    script.write_text(ADAPTER)
+    for env, child in ((server.env, "1"), ({**server.env, warm.ENV: str(tmp_path / "none")},
+                                           None)):
+        proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, text=True,
+                              capture_output=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert got["child"] == child
+        assert got["importing"] is False and got["running"] is True
+        assert got["frozen"] > 10_000  # pandas's objects, or the server's imports
+
+
 def test_per_job_threads_and_tmpdir_are_the_jobs_own(server: Server, tmp_path: Path) -> None:
     """Snakemake sets the thread counts and TMPDIR per job: the child takes them (OpenBLAS
     started in the server with every core is set to the job's threads, as a fresh process)."""

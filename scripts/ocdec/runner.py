@@ -13,6 +13,7 @@ Use it as the last line of an adapter::
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -39,6 +40,9 @@ def run_rule(main: Callable[[Any], Any], smk: Any) -> None:
     """Call ``main(smk)``; on :class:`OcdecError` or :class:`OSError`, log one line and exit.
     The job's allocator keeps freed memory for reuse first (:mod:`ocdec.allocator`)."""
     keep_freed_memory()
+    if not gc.isenabled():  # off for the imports of a job run in its own process (delegate)
+        gc.freeze()
+        gc.enable()
     try:
         main(smk)
     except (OcdecError, OSError) as err:
