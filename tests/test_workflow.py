@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -149,6 +150,22 @@ def test_parameters_method_must_be_a_configured_method(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "parameters.method 'hdbscan' is not among characterize.methods" in (proc.stdout
                                                                                + proc.stderr)
+
+
+def test_the_workflow_runs_its_own_checkout_s_library(tmp_path: Path) -> None:
+    """Another ocdec earlier on the path (a release installed in the environment, another
+    clone's editable install) is not the one the Snakefile imports: its jobs run this
+    checkout's scripts, whose own directory comes first in their processes."""
+    other = tmp_path / "other" / "ocdec"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text('raise ImportError("another ocdec was imported")\n')
+    env = {**os.environ, "PYTHONPATH": str(other.parent)}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--nolock",
+                           "-n", "--cores", "1", "--configfile", "config/offline.yaml"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "another ocdec" not in proc.stdout + proc.stderr
+    assert "rule characterize_default" in proc.stdout
 
 
 def test_regions_thesis_matches_the_catalogue_cones() -> None:

@@ -8,8 +8,11 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The library lives in scripts/ (installed with pip, but usable from a plain checkout too).
-sys.path.append(str(Path(str(workflow.current_basedir)).parents[1] / "scripts"))
+# The library lives in scripts/ (installed with pip, but usable from a plain checkout too), and
+# this checkout's comes first, as a rule script's own directory comes first in its process: the
+# Snakefile, the warm interpreter and every job run the same ocdec, never another one installed
+# in the environment (a release, another clone's editable install).
+sys.path.insert(0, str(Path(str(workflow.current_basedir)).parents[1] / "scripts"))
 
 from ocdec import products
 from ocdec.data.catalogue import read_regions
