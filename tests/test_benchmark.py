@@ -295,14 +295,17 @@ def test_workflow_model_parts_the_run_cost_from_a_region_s_and_checks_itself():
     assert all(math.isclose(c["measured_s"], c["projected_s"]) for c in model["checks"])
     # a catalogue run's rerun, measured 10 % slower than the model says
     catalogue = {"mode": "catalogue", "regions": 24, "stars": 11_300_000,
+                 "statuses": {"found": 20, "not_found": 2, "skipped": 2},
                  "rerun": {"wall_s": 1.1 * (7.0 + 24 * 2.0 + 11_300_000 / 50_000)}}
     check = catalogue_check(model, catalogue)
     assert math.isclose(check["ratio"], 1 / 1.1, rel_tol=1e-6)
+    assert check["regions_gated"] == 2
     model["catalogue_check"] = check
     text = workflow_text({"methods": ["default"], "runs": runs, "model": model})
     assert "a region's jobs 4.00 job-s + 40.00 job-s per M stars; the run's own 7.0 s" in text
     assert "2.00 s fixed per region + 1 s per 50,000 stars" in text
     assert "24 regions, 11,300,000 stars" in text and "(0.91 times)" in text
+    assert "2 of its regions stopped at the quality gate" in text
     with pytest.raises(SystemExit, match="no rerun"):
         catalogue_check(model, {"mode": "catalogue", "regions": 24, "stars": 1})
 
@@ -336,9 +339,14 @@ def test_workflow_runs_from_the_command_line(tmp_path):
     assert workflow_runs(parse(["workflow", "--n-regions", "3"])) == [(3, 2_000), (3, 40_000)]
     with pytest.raises(SystemExit, match="not both"):
         workflow_runs(parse(["workflow", "--runs", "2x1000", "--sizes", "5"]))
-    for bad in ("4", "4x", "0x2000", "ax2"):
+    for bad in ("4", "4x", "0x2000", "ax2", "4.7x2000", "4x1e999", "4x2000,4x2000"):
         with pytest.raises(SystemExit):
             parse(["workflow", "--runs", bad])
+    for bad in (["--n-regions", "0"], ["--n-regions", "-3"], ["--sizes", "1e999"]):
+        with pytest.raises(SystemExit):
+            parse(["workflow", *bad])
+    with pytest.raises(SystemExit, match="needs a model"):
+        workflow_runs(parse(["workflow", "--runs", "4x2000", "--check", "cat.json"]))
     broken = tmp_path / "broken.json"
     broken.write_text("{")
     with pytest.raises(SystemExit, match="cannot read .*broken.json"):
@@ -347,6 +355,11 @@ def test_workflow_runs_from_the_command_line(tmp_path):
     other.write_text('{"mode": "region"}')
     with pytest.raises(SystemExit, match="not a bench catalogue report"):
         read_report(other, "bench workflow --check")
+    cold = tmp_path / "cold.json"
+    cold.write_text('{"mode": "catalogue", "regions": 3, "stars": 10}')
+    assert read_report(cold, "bench catalogue --model")["regions"] == 3
+    with pytest.raises(SystemExit, match="has no rerun"):
+        read_report(cold, "bench workflow --check", rerun=True)
 
 
 def test_catalogue_truth_scores_and_text(tmp_path):

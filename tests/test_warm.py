@@ -205,6 +205,15 @@ def test_an_adapter_imports_without_the_collector_and_runs_with_it(server: Serve
         assert got["child"] == child
         assert got["importing"] is False and got["running"] is True
         assert got["frozen"] > 10_000  # pandas's objects, or the server's imports
+    # imported as a module (a test reading an adapter's functions): the collector stays on
+    module = tmp_path / "only_delegates.py"
+    module.write_text("from ocdec.warm import delegate\n\ndelegate()\n")
+    imported = subprocess.run(
+        [sys.executable, "-c", "import gc, only_delegates; print(gc.isenabled())"],
+        cwd=tmp_path, text=True, capture_output=True, timeout=120,
+        env={**server.env, warm.ENV: str(tmp_path / "none"), "PYTHONPATH": str(tmp_path)})
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "True"
 
 
 def test_per_job_threads_and_tmpdir_are_the_jobs_own(server: Server, tmp_path: Path) -> None:

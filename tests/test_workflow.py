@@ -154,18 +154,38 @@ def test_parameters_method_must_be_a_configured_method(tmp_path: Path) -> None:
 
 def test_the_workflow_runs_its_own_checkout_s_library(tmp_path: Path) -> None:
     """Another ocdec earlier on the path (a release installed in the environment, another
-    clone's editable install) is not the one the Snakefile imports: its jobs run this
-    checkout's scripts, whose own directory comes first in their processes."""
+    clone's editable install) is imported neither by the Snakefile nor by a job in its own
+    process, whose script Snakemake runs from .snakemake/scripts with scripts/ appended."""
     other = tmp_path / "other" / "ocdec"
     other.mkdir(parents=True)
     (other / "__init__.py").write_text('raise ImportError("another ocdec was imported")\n')
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "fresh.yaml").write_text(yaml.safe_dump({"warm_interpreter": False}))
+    configs = [str(REPO / "config" / "config.yaml"), str(REPO / "config" / "offline.yaml"),
+               str(small_config(tmp_path)), str(tmp_path / "fresh.yaml")]
     env = {**os.environ, "PYTHONPATH": str(other.parent)}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--nolock",
-                           "-n", "--cores", "1", "--configfile", "config/offline.yaml"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "another ocdec" not in proc.stdout + proc.stderr
-    assert "rule characterize_default" in proc.stdout
+                           "--cores", "1", "resources/reference/NGC_2682.json", "--configfile",
+                           *configs], cwd=work, capture_output=True, text=True, timeout=300,
+                          env=env)
+    logs = "".join(p.read_text() for p in (work / "logs").rglob("*.log"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + logs
+    assert "another ocdec" not in proc.stdout + proc.stderr + logs
+    assert json.loads((work / "resources" / "reference" / "NGC_2682.json").read_text())
+
+
+def test_the_checkout_goes_first_on_pythonpath_once() -> None:
+    from ocdec.checkout import put_first_on_pythonpath
+
+    env = {"PYTHONPATH": os.pathsep.join(["/elsewhere", "/scripts"])}
+    put_first_on_pythonpath("/scripts", env)
+    assert env["PYTHONPATH"].split(os.pathsep) == ["/scripts", "/elsewhere", "/scripts"]
+    put_first_on_pythonpath("/scripts", env)  # the Snakefile read again: no second entry
+    assert env["PYTHONPATH"].split(os.pathsep) == ["/scripts", "/elsewhere", "/scripts"]
+    empty: dict[str, str] = {}
+    put_first_on_pythonpath("/scripts", empty)
+    assert empty == {"PYTHONPATH": "/scripts"}
 
 
 def test_regions_thesis_matches_the_catalogue_cones() -> None:

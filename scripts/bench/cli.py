@@ -223,7 +223,7 @@ def _positive_int(text: str) -> int:
 def _ints(text: str) -> list[int]:
     try:
         values = [int(float(v)) for v in text.split(",") if v.strip()]
-    except ValueError as err:
+    except (ValueError, OverflowError) as err:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") \
             from err
     if not values or min(values) < 1:
@@ -232,31 +232,39 @@ def _ints(text: str) -> list[int]:
 
 
 def _runs(text: str) -> list[tuple[int, int]]:
-    """REGIONSxFIELD_STARS,... (bench workflow --runs)."""
+    """REGIONSxFIELD_STARS,... (bench workflow --runs): positive whole numbers, each run once."""
     runs = []
     for item in (t.strip() for t in text.split(",") if t.strip()):
-        parts = item.lower().split("x")
         try:
-            regions, stars = (int(float(v)) for v in parts)
-        except ValueError as err:
+            values = [float(v) for v in item.lower().split("x")]
+            if len(values) != 2 or not all(v.is_integer() for v in values):
+                raise ValueError(item)
+            regions, stars = (int(v) for v in values)
+        except (ValueError, OverflowError) as err:
             raise argparse.ArgumentTypeError(
-                f"expected REGIONSxFIELD_STARS (e.g. 4x2000), got {item!r}") from err
+                f"expected REGIONSxFIELD_STARS in whole numbers (e.g. 4x2000), got {item!r}"
+            ) from err
         if regions < 1 or stars < 1:
             raise argparse.ArgumentTypeError(f"expected positive counts, got {item!r}")
+        if (regions, stars) in runs:
+            raise argparse.ArgumentTypeError(f"{item!r} given twice (each run once)")
         runs.append((regions, stars))
     if not runs:
         raise argparse.ArgumentTypeError("expected at least one REGIONSxFIELD_STARS")
     return runs
 
 
-def read_report(path: Path, what: str) -> dict[str, Any]:
-    """A catalogue run's JSON report, or a one-line error naming the file."""
+def read_report(path: Path, what: str, rerun: bool = False) -> dict[str, Any]:
+    """A catalogue run's JSON report (with its rerun where ``rerun``), or a one-line error
+    naming the file."""
     try:
         report = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise SystemExit(f"{what}: cannot read {path}: {err}") from err
     if not isinstance(report, dict) or report.get("mode") != "catalogue":
         raise SystemExit(f"{what}: {path} is not a bench catalogue report")
+    if rerun and not isinstance(report.get("rerun"), dict):
+        raise SystemExit(f"{what}: {path} has no rerun (run bench catalogue with --rerun)")
     return report
 
 
@@ -265,8 +273,12 @@ def workflow_runs(args: argparse.Namespace) -> list[tuple[int, int]]:
     if args.runs is not None and (args.sizes is not None or args.n_regions is not None):
         raise SystemExit("bench workflow: --runs, or --sizes with --n-regions, not both")
     if args.sizes is not None or args.n_regions is not None:
-        return [(args.n_regions or 8, n) for n in (args.sizes or [2_000, 40_000])]
-    return list(args.runs or WORKFLOW_RUNS)
+        runs = [(args.n_regions or 8, n) for n in dict.fromkeys(args.sizes or [2_000, 40_000])]
+    else:
+        runs = list(args.runs or WORKFLOW_RUNS)
+    if args.check is not None and len(runs) < 2:
+        raise SystemExit("bench workflow: --check needs a model, fitted to two runs or more")
+    return runs
 
 
 def _epochs(text: str) -> list[int]:
@@ -348,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--runs", type=_runs, default=None,
                       help=f"the runs, REGIONSxFIELD_STARS each, comma-separated (default "
                            f"{default_runs})")
-    flow.add_argument("--n-regions", type=int, default=None,
+    flow.add_argument("--n-regions", type=_positive_int, default=None,
                       help="with --sizes: regions per run (default 8)")
     flow.add_argument("--sizes", type=_ints, default=None,
                       help="field stars per region, one run each at --n-regions regions (instead "
@@ -463,7 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.mode == "workflow":
             catalogue = None
             if args.check is not None:
-                catalogue = read_report(args.check, "bench workflow --check")
+                catalogue = read_report(args.check, "bench workflow --check", rerun=True)
+                if catalogue.get("cores") != args.cores:
+                    raise SystemExit(f"bench workflow --check: {args.check} ran on "
+                                     f"{catalogue.get('cores')} cores, these runs on {args.cores}")
             report = run_workflow(args.workdir, workflow_runs(args), args.cores,
                                   methods_arg(args.methods, "workflow"), args.regions, catalogue)
         else:

@@ -13,7 +13,6 @@ Use it as the last line of an adapter::
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 from ocdec.allocator import keep_freed_memory
 from ocdec.errors import OcdecError
 from ocdec.io import describe_os_error
+from ocdec.warm import imports_done
 
 log = logging.getLogger("ocdec.rules")
 
@@ -40,9 +40,7 @@ def run_rule(main: Callable[[Any], Any], smk: Any) -> None:
     """Call ``main(smk)``; on :class:`OcdecError` or :class:`OSError`, log one line and exit.
     The job's allocator keeps freed memory for reuse first (:mod:`ocdec.allocator`)."""
     keep_freed_memory()
-    if not gc.isenabled():  # off for the imports of a job run in its own process (delegate)
-        gc.freeze()
-        gc.enable()
+    imports_done()  # the garbage collector back on after the job's imports (warm.delegate)
     try:
         main(smk)
     except (OcdecError, OSError) as err:

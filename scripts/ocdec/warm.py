@@ -134,10 +134,29 @@ def delegate(wait: bool = True) -> None:
 
     Run here, the job's imports follow, with the garbage collector off: it would walk their
     hundreds of thousands of objects again and again (0.4-0.9 s of a fresh default-method job's
-    2.2-3.1 s of imports); :func:`ocdec.runner.run_rule` sets them out of its reach and turns it
-    back on."""
+    2.2-3.1 s of imports); :func:`ocdec.runner.run_rule` calls :func:`imports_done`, which sets
+    them out of its reach and turns it back on. Only in a job's script: an adapter imported as
+    a module (a test reading its functions) leaves the collector as it was."""
     _delegate(wait)
-    gc.disable()
+    global _collector_off
+    if sys._getframe(1).f_globals.get("__name__") == "__main__" and gc.isenabled():
+        gc.disable()
+        _collector_off = True
+
+
+#: The garbage collector was turned off by :func:`delegate` for a job's imports.
+_collector_off = False
+
+
+def imports_done() -> None:
+    """A job's imports are done (:func:`ocdec.runner.run_rule`): where :func:`delegate` turned
+    the garbage collector off for them, their objects go out of its reach (``gc.freeze``) and it
+    is turned back on."""
+    global _collector_off
+    if _collector_off:
+        _collector_off = False
+        gc.freeze()
+        gc.enable()
 
 
 def _delegate(wait: bool) -> None:

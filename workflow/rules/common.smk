@@ -9,16 +9,21 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The library lives in scripts/ (installed with pip, but usable from a plain checkout too), and
-# this checkout's comes first, as a job script's own directory comes first in its process: the
+# this checkout's comes first, here and (PYTHONPATH) in every job's process, whose script
+# Snakemake writes under .snakemake/scripts and runs with scripts/ appended to its path: the
 # Snakefile, the warm interpreter and every job run the same ocdec, never another one installed
 # in the environment (a release, another clone's editable install). (Snakemake's lint reads
 # the word for a workflow step followed by a name, even in a comment, as a step defined here.)
-sys.path.insert(0, str(Path(str(workflow.current_basedir)).parents[1] / "scripts"))
+SCRIPTS = str(Path(str(workflow.current_basedir)).parents[1] / "scripts")
+sys.path.insert(0, SCRIPTS)
 
 from ocdec import products
+from ocdec.checkout import put_first_on_pythonpath
 from ocdec.data.catalogue import read_regions
 from ocdec.errors import OcdecError
 from ocdec.methods.registry import REGISTRY
+
+put_first_on_pythonpath(SCRIPTS)
 
 # --- regions ---------------------------------------------------------------------------------
 
