@@ -295,17 +295,20 @@ def test_workflow_model_parts_the_run_cost_from_a_region_s_and_checks_itself():
     assert all(math.isclose(c["measured_s"], c["projected_s"]) for c in model["checks"])
     # a catalogue run's rerun, measured 10 % slower than the model says
     catalogue = {"mode": "catalogue", "regions": 24, "stars": 11_300_000,
-                 "statuses": {"found": 20, "not_found": 2, "skipped": 2},
+                 "statuses": {"found": 19, "not_found": 2, "skipped": 2, "failed": 1},
                  "rerun": {"wall_s": 1.1 * (7.0 + 24 * 2.0 + 11_300_000 / 50_000)}}
     check = catalogue_check(model, catalogue)
     assert math.isclose(check["ratio"], 1 / 1.1, rel_tol=1e-6)
-    assert check["regions_gated"] == 2
+    assert check["regions_gated"] == 2 and check["regions_failed"] == 1
     model["catalogue_check"] = check
     text = workflow_text({"methods": ["default"], "runs": runs, "model": model})
     assert "a region's jobs 4.00 job-s + 40.00 job-s per M stars; the run's own 7.0 s" in text
     assert "2.00 s fixed per region + 1 s per 50,000 stars" in text
     assert "24 regions, 11,300,000 stars" in text and "(0.91 times)" in text
-    assert "2 of its regions stopped at the quality gate" in text
+    assert "2 of its regions skipped at the quality gate" in text and "; 1 failed" in text
+    same = [_workflow_run(4, 2_000, 7.0, job_s), _workflow_run(12, 2_000, 7.0, job_s)]
+    with pytest.raises(SystemExit, match="no cost per star"):
+        fit_and_project(same)
     with pytest.raises(SystemExit, match="no rerun"):
         catalogue_check(model, {"mode": "catalogue", "regions": 24, "stars": 1})
 
@@ -345,8 +348,9 @@ def test_workflow_runs_from_the_command_line(tmp_path):
     for bad in (["--n-regions", "0"], ["--n-regions", "-3"], ["--sizes", "1e999"]):
         with pytest.raises(SystemExit):
             parse(["workflow", *bad])
-    with pytest.raises(SystemExit, match="needs a model"):
-        workflow_runs(parse(["workflow", "--runs", "4x2000", "--check", "cat.json"]))
+    for runs in ("4x2000", "4x2000,12x2000"):  # no cost per star without two field sizes
+        with pytest.raises(SystemExit, match="two field sizes"):
+            workflow_runs(parse(["workflow", "--runs", runs, "--check", "cat.json"]))
     broken = tmp_path / "broken.json"
     broken.write_text("{")
     with pytest.raises(SystemExit, match="cannot read .*broken.json"):

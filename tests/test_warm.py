@@ -19,6 +19,8 @@ import pytest
 
 from ocdec import warm
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
 JOB = '''
 from ocdec.warm import delegate
 
@@ -205,15 +207,26 @@ def test_an_adapter_imports_without_the_collector_and_runs_with_it(server: Serve
         assert got["child"] == child
         assert got["importing"] is False and got["running"] is True
         assert got["frozen"] > 10_000  # pandas's objects, or the server's imports
-    # imported as a module (a test reading an adapter's functions): the collector stays on
+    # imported as a module (a test reading an adapter's functions), even beside a listening
+    # server: not sent to it, and the collector stays on
     module = tmp_path / "only_delegates.py"
     module.write_text("from ocdec.warm import delegate\n\ndelegate()\n")
+    path = os.pathsep.join([str(tmp_path), str(SCRIPTS)])
     imported = subprocess.run(
-        [sys.executable, "-c", "import gc, only_delegates; print(gc.isenabled())"],
+        [sys.executable, "-c", "import gc, os, only_delegates; "
+         "print(gc.isenabled(), os.environ.get('OCDEC_WARM_CHILD'))"],
         cwd=tmp_path, text=True, capture_output=True, timeout=120,
-        env={**server.env, warm.ENV: str(tmp_path / "none"), "PYTHONPATH": str(tmp_path)})
+        env={**server.env, "PYTHONPATH": path})
     assert imported.returncode == 0, imported.stderr
-    assert imported.stdout.strip() == "True"
+    assert imported.stdout.strip() == "True None"
+    # a collector turned off elsewhere is not delegate's to turn back on
+    other = subprocess.run(
+        [sys.executable, "-c", "import gc; gc.disable(); from ocdec.runner import run_rule; "
+         "run_rule(lambda smk: print(gc.isenabled(), gc.get_freeze_count()), None)"],
+        cwd=tmp_path, text=True, capture_output=True, timeout=120,
+        env={**server.env, "PYTHONPATH": str(SCRIPTS)})
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() == "False 0"
 
 
 def test_per_job_threads_and_tmpdir_are_the_jobs_own(server: Server, tmp_path: Path) -> None:

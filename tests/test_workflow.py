@@ -186,6 +186,9 @@ def test_the_checkout_goes_first_on_pythonpath_once() -> None:
     empty: dict[str, str] = {}
     put_first_on_pythonpath("/scripts", empty)
     assert empty == {"PYTHONPATH": "/scripts"}
+    cwd = {"PYTHONPATH": os.pathsep + "/x"}  # an empty entry: the working directory, kept
+    put_first_on_pythonpath("/scripts", cwd)
+    assert cwd["PYTHONPATH"].split(os.pathsep) == ["/scripts", "", "/x"]
 
 
 def test_regions_thesis_matches_the_catalogue_cones() -> None:

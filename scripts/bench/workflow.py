@@ -171,6 +171,8 @@ def fit_and_project(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     from bench.fits import affine
 
     points = [(r["stars"], r["job_s"]) for run in runs for r in run["per_region"].values()]
+    if len({n for n, _ in points}) < 2:
+        raise SystemExit("bench workflow: every region had the same stars: no cost per star")
     fit = affine([n for n, _ in points], [t for _, t in points])
     if fit is None:
         raise SystemExit("bench workflow: no region's jobs were measured")
@@ -204,12 +206,13 @@ def catalogue_check(model: dict[str, Any], catalogue: dict[str, Any]) -> dict[st
         raise SystemExit("bench workflow --check: the catalogue report has no rerun "
                          "(run bench catalogue with --rerun)")
     projected = project_wall(model, catalogue["regions"], catalogue["stars"])
-    # regions the quality gate stopped cost a few seconds there, a whole region's fixed cost here
+    # regions the quality gate skipped (or that failed) cost a few seconds there, a whole
+    # region's fixed cost here
     statuses = catalogue.get("statuses") or {}
-    gated = sum(n for status, n in statuses.items() if status not in ("found", "not_found"))
     return {"regions": catalogue["regions"], "stars": catalogue["stars"],
             "measured_s": rerun["wall_s"], "projected_s": projected,
-            "ratio": projected / rerun["wall_s"], "regions_gated": gated}
+            "ratio": projected / rerun["wall_s"], "regions_gated": statuses.get("skipped", 0),
+            "regions_failed": statuses.get("failed", 0)}
 
 
 def run_workflow(root: Path, runs: Sequence[tuple[int, int]], cores: int,
@@ -257,7 +260,9 @@ def workflow_text(report: dict[str, Any]) -> str:
             lines.append(f"    catalogue run (its rerun after the simulation): {cat['regions']} "
                          f"regions, {cat['stars']:,} stars: measured {cat['measured_s']:.1f} s, "
                          f"model {cat['projected_s']:.1f} s ({cat['ratio']:.2f} times)"
-                         + (f"; {cat['regions_gated']} of its regions stopped at the quality "
+                         + (f"; {cat['regions_gated']} of its regions skipped at the quality "
                             "gate, each projected at a whole region's fixed cost"
-                            if cat.get("regions_gated") else ""))
+                            if cat.get("regions_gated") else "")
+                         + (f"; {cat['regions_failed']} failed" if cat.get("regions_failed")
+                            else ""))
     return "\n".join(lines)

@@ -18,6 +18,7 @@ def put_first_on_pythonpath(directory: str, environ: MutableMapping[str, str] | 
     """Put ``directory`` first in ``PYTHONPATH`` (of ``environ``, by default this process's
     environment, which the jobs inherit), unless it already is."""
     env = os.environ if environ is None else environ
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # as set: an empty entry is the working directory, which the jobs keep
+    paths = env["PYTHONPATH"].split(os.pathsep) if env.get("PYTHONPATH") else []
     if paths[:1] != [directory]:
         env["PYTHONPATH"] = os.pathsep.join([directory, *paths])

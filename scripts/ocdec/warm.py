@@ -136,10 +136,12 @@ def delegate(wait: bool = True) -> None:
     hundreds of thousands of objects again and again (0.4-0.9 s of a fresh default-method job's
     2.2-3.1 s of imports); :func:`ocdec.runner.run_rule` calls :func:`imports_done`, which sets
     them out of its reach and turns it back on. Only in a job's script: an adapter imported as
-    a module (a test reading its functions) leaves the collector as it was."""
+    a module (a test reading its functions) is neither sent nor changes the collector."""
+    if sys._getframe(1).f_globals.get("__name__") != "__main__":
+        return
     _delegate(wait)
     global _collector_off
-    if sys._getframe(1).f_globals.get("__name__") == "__main__" and gc.isenabled():
+    if gc.isenabled():
         gc.disable()
         _collector_off = True
 
