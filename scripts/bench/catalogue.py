@@ -28,7 +28,7 @@ import yaml
 from bench import REPO, THESIS_MIN_STARS, THESIS_REGIONS, THESIS_STARS
 from bench.fits import affine, catalogue_counts, predict
 from bench.jobs import f1_scores
-from bench.workflow import _job_benchmarks, _snakemake, _star_rows, read_benchmark
+from bench.workflow import _job_benchmarks, _snakemake, _star_rows, region_seconds
 
 log = logging.getLogger("benchmark.catalogue")
 
@@ -156,24 +156,21 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
         predicted = predicted_wall(previous["model"], chosen, cores, mem_mb)
         if predicted is not None:
             log.info("predicted by the earlier run's model: %.1f min", predicted / 60)
-    start = time.time()
-    with MemorySampler() as memory:
-        extra = () if mem_mb is None else ("--resources", f"mem_mb={mem_mb}")
-        wall = _snakemake(root, configs, cores, *extra)
+    extra = () if mem_mb is None else ("--resources", f"mem_mb={mem_mb}")
+    run = _timed_run(root, configs, cores, *extra)
+    start, wall, jobs = run.pop("start"), run["wall_s"], run["rules"]
     status_of = region_statuses(root / "results" / "summary.tsv")
     statuses = list(status_of.values())
     ids = [row["id"] for row in rows]
-    jobs = _job_benchmarks(root, start - 1)
     report = {
         "mode": "catalogue", "methods": list(methods), "regions": len(rows),
         "min_rows": min_rows, "max_rows": max_rows,
         "release": release, "model_rows": sum(chosen.values()), "stars": _star_rows(root, ids),
         "cores": cores, "mem_mb": mem_mb, "wall_s": wall, "summary_rows": len(statuses),
         "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
-        "memory_peak_mb": memory.peak_mb - memory.base_mb, "disk_mb": _disk_mb(root),
+        "memory_peak_mb": run["memory_peak_mb"], "disk_mb": _disk_mb(root),
         "truth": truth_scores(root),
-        "jobs": sum(int(e["jobs"]) for e in jobs.values()),
-        "job_seconds": sum(e["seconds"] for e in jobs.values()), "rules": jobs,
+        "jobs": run["jobs"], "job_seconds": run["job_seconds"], "rules": jobs,
         "catalogue_available": {"regions": counts["n_regions"],
                                 "model_rows": counts["total_rows"]},
         "warm_interpreter": warm, "warm_jobs": warm_jobs(root / "logs" / "warm.log"),
@@ -182,8 +179,11 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
                                  {k: chosen[k] for k in ids}, wall, report["job_seconds"], cores,
                                  counts, status_of)
     report["model"]["mem_mb"] = mem_mb
-    if rerun:
-        report["rerun"] = _rerun(root, configs, cores, extra)
+    if rerun:  # everything after the simulation again
+        report["rerun"] = _timed_run(root, configs, cores, *extra, "--forcerun", "quality")
+        report["rerun"].pop("start")
+        log.info("catalogue rerun after the simulation: %.1f min wall",
+                 report["rerun"]["wall_s"] / 60)
     if predicted is not None:
         report["prediction"] = {"predicted_wall_s": predicted, "actual_wall_s": wall,
                                 "ratio": predicted / wall, "model_from": previous_label(previous)}
@@ -191,15 +191,15 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
     return report
 
 
-def _rerun(root: Path, configs: list[Path], cores: int, extra: tuple[str, ...]
-           ) -> dict[str, Any]:
-    """Everything after the simulation again, timed from the ``snakemake`` start to its end."""
+def _timed_run(root: Path, configs: list[Path], cores: int, *args: str) -> dict[str, Any]:
+    """One ``snakemake`` run, timed from its start to its end: its wall time, its jobs (their
+    benchmark files, per rule), the machine's memory in use at the peak above the start, and
+    ``start`` (the clock when it began: benchmark files written later are this run's)."""
     start = time.time()
     with MemorySampler() as memory:
-        wall = _snakemake(root, configs, cores, *extra, "--forcerun", "quality")
+        wall = _snakemake(root, configs, cores, *args)
     jobs = _job_benchmarks(root, start - 1)
-    log.info("catalogue rerun after the simulation: %.1f min wall", wall / 60)
-    return {"wall_s": wall, "jobs": sum(int(e["jobs"]) for e in jobs.values()),
+    return {"wall_s": wall, "start": start, "jobs": sum(int(e["jobs"]) for e in jobs.values()),
             "job_seconds": sum(e["seconds"] for e in jobs.values()), "rules": jobs,
             "memory_peak_mb": memory.peak_mb - memory.base_mb}
 
@@ -228,23 +228,6 @@ def previous_label(report: dict[str, Any] | None) -> str:
         return ""
     return (f"{report.get('regions')} regions to {report.get('max_rows') or 'any'} model rows, "
             f"{report.get('wall_s', 0) / 60:.1f} min")
-
-
-# The rule that stands in for the download (a real run downloads instead of simulating).
-SIMULATION_RULE = "simulate"
-
-
-def region_seconds(root: Path, ids: list[str], since: float = 0.0) -> dict[str, dict[str, float]]:
-    """Per region: the job seconds of its per-region rules (``benchmarks/<rule>/<region>.tsv``
-    written after ``since``), the simulation (``simulate``) and the rest (``pipeline``) apart."""
-    out = {rid: {"simulate": 0.0, "pipeline": 0.0} for rid in ids}
-    for rule_dir in sorted(p for p in (root / "benchmarks").iterdir() if p.is_dir()):
-        part = "simulate" if rule_dir.name == SIMULATION_RULE else "pipeline"
-        for rid in ids:
-            row = read_benchmark(rule_dir / f"{rid}.tsv", since)
-            if row is not None:
-                out[rid][part] += float(row["s"])
-    return out
 
 
 def region_statuses(summary: Path) -> dict[str, str]:

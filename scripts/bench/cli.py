@@ -45,7 +45,8 @@ from bench.jobs import (
 )
 from bench.report import emit, report_main
 from bench.workflow import RUNS as WORKFLOW_RUNS
-from bench.workflow import run_workflow
+from bench.workflow import SIZES as WORKFLOW_SIZES
+from bench.workflow import catalogue_rerun, run_workflow
 
 log = logging.getLogger("benchmark")
 
@@ -263,8 +264,8 @@ def read_report(path: Path, what: str, rerun: bool = False) -> dict[str, Any]:
         raise SystemExit(f"{what}: cannot read {path}: {err}") from err
     if not isinstance(report, dict) or report.get("mode") != "catalogue":
         raise SystemExit(f"{what}: {path} is not a bench catalogue report")
-    if rerun and not isinstance(report.get("rerun"), dict):
-        raise SystemExit(f"{what}: {path} has no rerun (run bench catalogue with --rerun)")
+    if rerun:
+        catalogue_rerun(report, f"{what}: {path}")
     return report
 
 
@@ -273,7 +274,7 @@ def workflow_runs(args: argparse.Namespace) -> list[tuple[int, int]]:
     if args.runs is not None and (args.sizes is not None or args.n_regions is not None):
         raise SystemExit("bench workflow: --runs, or --sizes with --n-regions, not both")
     if args.sizes is not None or args.n_regions is not None:
-        runs = [(args.n_regions or 8, n) for n in dict.fromkeys(args.sizes or [2_000, 40_000])]
+        runs = [(args.n_regions or 8, n) for n in dict.fromkeys(args.sizes or WORKFLOW_SIZES)]
     else:
         runs = list(args.runs or WORKFLOW_RUNS)
     if args.check is not None and len({stars for _, stars in runs}) < 2:

@@ -112,6 +112,23 @@ def _job_benchmarks(work: Path, since: float) -> dict[str, dict[str, float]]:
     return out
 
 
+# The rule that stands in for the download (a real run downloads instead of simulating).
+SIMULATION_RULE = "simulate"
+
+
+def region_seconds(root: Path, ids: list[str], since: float = 0.0) -> dict[str, dict[str, float]]:
+    """Per region: the job seconds of its per-region rules (``benchmarks/<rule>/<region>.tsv``
+    written after ``since``), the simulation (``simulate``) and the rest (``pipeline``) apart."""
+    out = {rid: {"simulate": 0.0, "pipeline": 0.0} for rid in ids}
+    for rule_dir in sorted(p for p in (root / "benchmarks").iterdir() if p.is_dir()):
+        part = "simulate" if rule_dir.name == SIMULATION_RULE else "pipeline"
+        for rid in ids:
+            row = read_benchmark(rule_dir / f"{rid}.tsv", since)
+            if row is not None:
+                out[rid][part] += float(row["s"])
+    return out
+
+
 def _star_rows(work: Path, ids: Sequence[str]) -> int:
     import pyarrow.parquet as pq
 
@@ -142,8 +159,6 @@ def run_size(root: Path, n_regions: int, stars: int, cores: int, methods: Sequen
     cold = _snakemake(work, configs, cores)
     since = time.time()
     rerun = _snakemake(work, configs, cores, "--forcerun", "quality")
-    from bench.catalogue import region_seconds
-
     jobs = _job_benchmarks(work, since)
     seconds = region_seconds(work, ids, since)
     per_region = {rid: {"stars": _star_rows(work, [rid]), "job_s": seconds[rid]["pipeline"]}
@@ -198,13 +213,19 @@ def project_wall(model: dict[str, Any], regions: int, stars: float) -> float:
                                    + model["job_s_per_star"] * stars) / model["cores"])
 
 
+def catalogue_rerun(catalogue: dict[str, Any], what: str) -> dict[str, Any]:
+    """A catalogue report's rerun after the simulation (``bench catalogue --rerun``), or a
+    one-line error saying ``what`` has none."""
+    rerun = catalogue.get("rerun")
+    if not isinstance(rerun, dict):
+        raise SystemExit(f"{what} has no rerun (run bench catalogue with --rerun)")
+    return rerun
+
+
 def catalogue_check(model: dict[str, Any], catalogue: dict[str, Any]) -> dict[str, Any]:
     """The model's projection of a catalogue run (a ``bench catalogue --rerun`` report: its
     rerun after the simulation, as a downloaded catalogue runs) beside its measured wall time."""
-    rerun = catalogue.get("rerun")
-    if not rerun:
-        raise SystemExit("bench workflow --check: the catalogue report has no rerun "
-                         "(run bench catalogue with --rerun)")
+    rerun = catalogue_rerun(catalogue, "bench workflow --check: the catalogue report")
     projected = project_wall(model, catalogue["regions"], catalogue["stars"])
     # regions the quality gate skipped (or that failed) cost a few seconds there, a whole
     # region's fixed cost here
