@@ -310,3 +310,39 @@ def test_the_adam_wrapper_updates_as_optax_adam_bit_for_bit() -> None:
         u2, s2 = theirs.update(grads, s2, params)
         for a, b in zip(jax.tree.leaves(u1), jax.tree.leaves(u2), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_every_matrix_product_asks_for_full_float32_precision() -> None:
+    """On an NVIDIA GPU JAX multiplies float32 in TF32 unless told otherwise, which moved DEC's
+    labels away from the CPU's on the H200 (tests/data/flops_h200.json's machine; README). Every
+    dot of the network, its mixture layer and their gradients must carry HIGHEST precision."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    auto = dec.Autoencoder(3, (8, 4), jax.random.key(0))
+    model = dec.DecModel(auto, jnp.zeros((2, 4)), mixture=True)
+    x = jnp.ones((5, 3), jnp.float32)
+
+    def loss(m: dec.DecModel) -> jax.Array:
+        return jnp.sum(m.assign(m.embed(x), 1.0)) + jnp.sum(m.autoencoder(x))
+
+    jaxpr = jax.make_jaxpr(nnx.grad(loss))(model)
+    dots = []
+
+    def collect(jaxpr) -> None:  # the jaxpr and those inside its equations (pjit, custom_jvp)
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                dots.append(eqn.params["precision"])
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        collect(inner)
+
+    collect(jaxpr.jaxpr)
+    # forward: 4 dense layers and the latent matrix; backward: two products for each but the
+    # first layer's input gradient
+    assert len(dots) >= 10
+    highest = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
+    assert all(p == highest for p in dots), dots
