@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -108,3 +109,35 @@ def test_flops_mode_on_a_tiny_field(tmp_path):
     assert all(0 < p["warm_cpu_per_wall"] < 3 for p in report["phases"].values())
     text = md.read_text()
     assert "| scope | GFLOP |" in text and "nominal peak" in text and "Why:" in text
+
+
+def test_report_of_a_gpu_run_names_latency_not_a_negative_split() -> None:
+    """bench flops' report of thesis DEC on an H200 (tests/data/flops_h200.json: 434,000 rows,
+    session 26). There a DEC-shaped dot chained alone takes longer than a whole training step, so
+    splitting the step into fixed, dense-layer and other time gave "-166 us in the other
+    operations"; the report must say the device is latency-bound instead, set the rates against
+    the GPU's multiply, not the host CPU's sgemm, and not take the GPU's multiply for the CPU
+    beating its nominal peak ("at least 40.97 GHz")."""
+    from bench.flops import flops_text
+
+    report = json.loads((Path(__file__).parent / "data" / "flops_h200.json").read_text())
+    assert report["machine_rate"]["jax"]["backend"] == "gpu"
+    why = flops_text(report).split("Why:")[1]
+    assert not re.search(r"-\d[\d,]* us", why)
+    assert "bound by the latency of its operations" in why
+    assert "DEC ran on cuda:0" in why and "of JAX's dot there" in why
+    assert "numpy's sgemm" not in why and "one thread's sgemm" not in why
+    assert "above the reported clock" not in flops_text(report)
+
+
+def test_report_of_a_cpu_run_keeps_the_split() -> None:
+    """The same report as if it ran on a CPU whose chained dot is fast: the step is split."""
+    from bench.flops import flops_text
+
+    report = json.loads((Path(__file__).parent / "data" / "flops_h200.json").read_text())
+    for rate in (report["machine_rate"]["jax"], *report["machine_rate"]["jax_sizes"]):
+        rate["backend"], rate["device"] = "cpu", "TFRT_CPU_0"
+    report["machine_rate"]["small_dot"]["best_gflops"] *= 100
+    why = flops_text(report).split("Why:")[1]
+    assert "us in the other operations" in why and "bound by the latency" not in why
+    assert "of numpy's sgemm" in why and "one thread's sgemm" in why

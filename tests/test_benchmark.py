@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -513,3 +514,23 @@ def test_a_job_past_its_limit_is_reported_not_a_crash(tmp_path):
     assert report["jobs"]["quality"]["timed_out"] and "default" not in report["jobs"]
     assert report["n_usable"] is None and report["default"]["total"] == {}
     assert "timed out" in proc.stdout
+
+
+def test_a_cached_field_needs_no_simulator(tmp_path) -> None:
+    """A field simulated elsewhere and brought along (scripts/gpu_report.sh's WORKDIR) is used as
+    it is, on a machine without astropy or PyGaia (the GPU machine of session 26 had neither)."""
+    fields = tmp_path / "fields"
+    fields.mkdir()
+    cached = fields / "Melotte_25_dr2_5000_100_1.parquet"
+    cached.write_bytes(b"stands in for the field")
+    code = ("import sys\n"
+            "sys.modules['astropy'] = sys.modules['pygaia'] = None  # importing them fails\n"
+            "from pathlib import Path\n"
+            "from bench.jobs import simulated_field\n"
+            f"path = simulated_field(Path({str(tmp_path)!r}), {{'id': 'Melotte_25'}}, 5000, 100,"
+            " 1, 'dr2')\n"
+            "print(path, 'ocdec.data.simulate' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "scripts")}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(cached), "False"]

@@ -413,10 +413,11 @@ def simulated_field(workdir: Path, region: dict[str, Any], n_rows: int, n_member
                     seed: int, release: str) -> Path:
     """A cached simulated field of exactly ``n_rows`` rows (``n_members`` of them members), made
     by the simulate rule's entry point."""
-    from ocdec.data.simulate import simulate_region
-
     path = workdir / "fields" / f"{region['id']}_{release}_{n_rows}_{n_members}_{seed}.parquet"
     if not path.exists():
+        # imported only to simulate: a cached field needs neither astropy nor PyGaia
+        from ocdec.data.simulate import simulate_region
+
         members = min(n_members, n_rows // 2)
         t0 = time.perf_counter()
         simulate_region(path, region, {"seed": seed, "n_members": members,
