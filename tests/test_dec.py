@@ -341,8 +341,41 @@ def test_every_matrix_product_asks_for_full_float32_precision() -> None:
                         collect(inner)
 
     collect(jaxpr.jaxpr)
-    # forward: 4 dense layers and the latent matrix; backward: two products for each but the
-    # first layer's input gradient
-    assert len(dots) >= 10
+    # forward: the encoder twice (embed, then the autoencoder), the decoder and the latent
+    # matrix, 7 products; backward: two for each but the input gradient of the encoder's first
+    # layer (the input is no parameter), 11
+    assert len(dots) == 18
     highest = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
     assert all(p == highest for p in dots), dots
+
+
+@pytest.mark.parametrize("mixture", [False, True])
+def test_the_compiled_programs_multiply_at_full_precision(mixture: bool) -> None:
+    """The programs a fit runs, lowered as it lowers them: every epoch program (each phase, with
+    and without a mask, with the reconstruction term) and the prediction carry HIGHEST on each
+    dot (StableHLO's dot_general lines)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    x = jnp.ones((32, 3), jnp.float32)
+    batches = jnp.arange(32).reshape(4, 8)
+    auto, optimizer = dec._new_autoencoder(jax.random.key(0), n_features=3, hidden=(6, 4),
+                                           learning_rate=1e-3)
+    model = dec.DecModel(auto, jnp.zeros((2, 4)), mixture=mixture)
+    cases = [("pretrain", (auto, optimizer), x, 0.0)] if not mixture else []
+    cases += [(phase, (model, dec._new_optimizer(model, learning_rate=1e-3)),
+               jnp.full((32, 2), 0.5, jnp.float32), weight)
+              for phase in ("cluster", "cluster_frozen") for weight in (0.0, 0.5)]
+    texts = []
+    for phase, pair, target, weight in cases:
+        graphdef, state = nnx.split(pair)
+        for mask in (None, jnp.ones(32, jnp.float32)):
+            texts.append(dec._scan_batches.lower(
+                state, x, target, mask, batches, graphdef=graphdef, phase=phase, alpha=1.0,
+                reconstruction_weight=weight).as_text())
+    graphdef, state = nnx.split(model)
+    texts.append(dec._predict.lower(state, x, graphdef=graphdef, chunk=8, alpha=1.0).as_text())
+    for text in texts:
+        dots = [line for line in text.splitlines() if "dot_general" in line]
+        assert dots and all("HIGHEST" in line for line in dots), dots
