@@ -15,29 +15,59 @@
 # ROWS (default 434000, the thesis's largest region) sets the simulated field; WORKDIR (default
 # OUTDIR/work) caches it, so a field simulated elsewhere can be brought along. Each step has its
 # own time limit and log (OUTDIR/<step>.log) and a failed step does not stop the next; the exit
-# status is the number of steps that failed. Needs ocdec's environment with a CUDA build of JAX
-# (pip install -e '.[cuda13]' or '.[cuda]'); run from the repository root.
+# status is the number of steps that failed or were skipped (2: a usage error; 130: interrupted).
+# Where JAX sees no GPU only step 1 runs (it says why). Needs ocdec's environment with a CUDA
+# build of JAX (pip install -e '.[cuda13]' or '.[cuda]'). A machine without astropy or PyGaia
+# cannot simulate the field: simulate it elsewhere (PYTHONPATH=scripts python -m bench region
+# --no-hdbscan --rows ROWS --workdir WORKDIR) and bring WORKDIR/fields along.
 set -u
-out=${1:?usage: scripts/gpu_report.sh OUTDIR [ROWS] [WORKDIR]}
+if [ $# -lt 1 ]; then
+    echo "usage: scripts/gpu_report.sh OUTDIR [ROWS] [WORKDIR]" >&2
+    exit 2
+fi
+out=$(realpath -m "$1")
 rows=${2:-434000}
-work=${3:-$out/work}
-mkdir -p "$out" "$work"
+work=$(realpath -m "${3:-$out/work}")
+cd "$(dirname "$0")/.." || exit 2  # the repository root: scripts/ and config/ are read from it
+mkdir -p "$out" "$work" || { echo "gpu_report: cannot make $out or $work" >&2; exit 2; }
 export PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 # several jobs may share one card: take its memory as needed, not 75 % of it up front
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 py=${PYTHON:-python3}
 failed=0
+pid=
+
+# timeout puts a step in a process group of its own, where a terminal's Ctrl-C does not reach:
+# the step runs in the background and an interrupt stops it and the script
+interrupted() {
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+    echo "gpu_report: interrupted"
+    exit 130
+}
+trap interrupted INT TERM
 
 step() {  # step NAME SECONDS COMMAND...: run, log, time, and count a failure
     local name=$1 limit=$2
     shift 2
     echo "== $name: $*"
-    local t0=$SECONDS
-    timeout "$limit" "$@" >"$out/$name.log" 2>&1
-    local rc=$?
+    local t0=$SECONDS rc
+    timeout -k 30 "$limit" "$@" >"$out/$name.log" 2>&1 &
+    pid=$!
+    wait "$pid"
+    rc=$?
+    pid=
     tail -n 25 "$out/$name.log"
+    case $rc in
+        124 | 137) echo "== $name: timed out after $limit s" ;;
+    esac
     echo "== $name: exit $rc after $((SECONDS - t0)) s"
     [ "$rc" -eq 0 ] || failed=$((failed + 1))
+    return "$rc"
+}
+
+skip() {  # skip NAME WHY: a step that cannot run counts as failed
+    echo "== $1: skipped, $2"
+    failed=$((failed + 1))
 }
 
 {
@@ -49,12 +79,24 @@ print(sys.version.split()[0], 'jax', jax.__version__, 'flax', flax.__version__, 
       sklearn.__version__)
 print(jax.devices())"
 } 2>&1 | tee "$out/versions.log"
+backend=$("$py" -c "import jax; print(jax.default_backend())" 2>/dev/null | tail -n 1)
 
 step check_gpu 240 "$py" scripts/check_gpu.py
-step region_gpu 300 "$py" -m bench region --no-hdbscan --full --rows "$rows" --workdir "$work" \
-    --jax-cache "$work/jax-cache-gpu" --json "$out/region_gpu.json"
-step region_gpu_warm 120 "$py" -m bench region --no-hdbscan --rows "$rows" --workdir "$work" \
-    --jax-cache "$work/jax-cache-gpu" --json "$out/region_gpu_warm.json"
+if [ "$backend" != gpu ]; then
+    # JAX would run the "GPU" steps on the CPU: their figures would be mislabelled
+    for name in region_gpu region_gpu_warm flops_gpu region_cpu; do
+        skip "$name" "JAX's default backend is '$backend', not gpu"
+    done
+    echo "gpu_report: $failed step(s) failed"
+    exit "$failed"
+fi
+if step region_gpu 300 "$py" -m bench region --no-hdbscan --full --rows "$rows" \
+    --workdir "$work" --jax-cache "$work/jax-cache-gpu" --json "$out/region_gpu.json"; then
+    step region_gpu_warm 120 "$py" -m bench region --no-hdbscan --rows "$rows" \
+        --workdir "$work" --jax-cache "$work/jax-cache-gpu" --json "$out/region_gpu_warm.json"
+else
+    skip region_gpu_warm "the cold run before it failed, so no cache is warm"
+fi
 step flops_gpu 300 "$py" -m bench flops --rows "$rows" --workdir "$work" \
     --matmul-sizes 1024,2048,4096 --repeats 3 --json "$out/flops_gpu.json"
 step region_cpu 300 env JAX_PLATFORMS=cpu "$py" -m bench region --no-hdbscan --full \

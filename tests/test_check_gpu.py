@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 from pathlib import Path
 
 import jax
@@ -60,25 +62,72 @@ def test_jaccard_of_member_sets(check_gpu) -> None:
     assert check_gpu.jaccard(~(a | True), ~(a | True)) == 1.0
 
 
-def test_gpu_report_runs_every_step_and_counts_the_failures(tmp_path) -> None:
-    """scripts/gpu_report.sh with a stand-in Python that fails the check: every step still runs,
-    each has its log and the exit status is the number of failed steps (here the check alone)."""
-    import os
-    import subprocess
-
+def _fake_python(tmp_path: Path, backend: str, slow: str = "") -> Path:
+    """A stand-in Python: says JAX's backend is ``backend``, fails scripts/check_gpu.py, sleeps
+    in any step whose arguments hold ``slow`` and passes every other step."""
     fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\necho \"ran $*\"\n"
-                    "case \"$*\" in *check_gpu.py*) exit 1;; esac\nexit 0\n")
+    fake.write_text("#!/bin/sh\n"
+                    f"case \"$*\" in *default_backend*) echo {backend}; exit 0;; esac\n"
+                    "echo \"ran $*\"\n"
+                    + (f"case \"$*\" in *{slow}*) sleep 60;; esac\n" if slow else "")
+                    + "case \"$*\" in *check_gpu.py*) exit 1;; esac\nexit 0\n")
     fake.chmod(0o755)
+    return fake
+
+
+def _report(tmp_path: Path, fake: Path, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(["bash", str(SCRIPT.with_name("gpu_report.sh")),
+                             str(tmp_path / "report"), "5000"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHON": str(fake)}, **kwargs)
+
+
+def test_gpu_report_runs_every_step_and_counts_the_failures(tmp_path) -> None:
+    """scripts/gpu_report.sh (run from elsewhere) with a stand-in Python that fails the check:
+    every step still runs, each has its log and the exit status is the number of failed steps
+    (here the check alone)."""
+    run = _report(tmp_path, _fake_python(tmp_path, "gpu"))
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 1, stderr
     out = tmp_path / "report"
-    done = subprocess.run(["bash", str(SCRIPT.with_name("gpu_report.sh")), str(out), "5000"],
-                          cwd=SCRIPT.parents[1], capture_output=True, text=True,
-                          env={**os.environ, "PYTHON": str(fake)}, timeout=60, check=False)
-    assert done.returncode == 1, done.stderr
-    steps = ("check_gpu", "region_gpu", "region_gpu_warm", "flops_gpu", "region_cpu")
-    for step in steps:
-        assert f"== {step}: exit" in done.stdout
+    for step in ("check_gpu", "region_gpu", "region_gpu_warm", "flops_gpu", "region_cpu"):
+        assert f"== {step}: exit" in stdout
         assert (out / f"{step}.log").read_text().startswith("ran ")
     assert "--rows 5000" in (out / "flops_gpu.log").read_text()
     assert "JAX_PLATFORMS" not in (out / "region_cpu.log").read_text()  # env, not an argument
-    assert "1 step(s) failed" in done.stdout
+    assert "1 step(s) failed" in stdout
+
+
+def test_gpu_report_without_a_gpu_runs_only_the_check(tmp_path) -> None:
+    """Where JAX's backend is the CPU the "GPU" timings would be the CPU's under a GPU's name:
+    they are skipped, and counted."""
+    run = _report(tmp_path, _fake_python(tmp_path, "cpu"))
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 5, stderr
+    assert "== check_gpu: exit 1" in stdout
+    assert "== flops_gpu: skipped, JAX's default backend is 'cpu', not gpu" in stdout
+    assert not (tmp_path / "report" / "region_gpu.log").exists()
+
+
+def test_gpu_report_stops_on_an_interrupt(tmp_path) -> None:
+    """Ctrl-C (SIGINT to the script's process group) stops the step in progress and the script,
+    though timeout runs each step in a process group of its own."""
+    import signal
+    import time
+
+    run = _report(tmp_path, _fake_python(tmp_path, "gpu", slow="region"),
+                  start_new_session=True)
+    log = tmp_path / "report" / "region_gpu.log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGINT)
+    stdout, _ = run.communicate(timeout=20)
+    assert run.returncode == 130
+    assert "gpu_report: interrupted" in stdout and "flops_gpu" not in stdout
+
+
+def test_gpu_report_usage(tmp_path) -> None:
+    done = subprocess.run(["bash", str(SCRIPT.with_name("gpu_report.sh"))], capture_output=True,
+                          text=True, timeout=10, check=False)
+    assert done.returncode == 2 and "usage: scripts/gpu_report.sh OUTDIR" in done.stderr
