@@ -128,6 +128,9 @@ def test_report_of_a_gpu_run_names_latency_not_a_negative_split() -> None:
     assert "DEC ran on cuda:0" in why and "of JAX's dot there" in why
     assert "numpy's sgemm" not in why and "one thread's sgemm" not in why
     assert "above the reported clock" not in flops_text(report)
+    assert "cores busy" not in why and "L2 cache" not in why
+    achieved = flops_text(report).split("Achieved rate:")[1].split("Thesis mode")[0]
+    assert "training, warm" in achieved and "17.2%" not in achieved  # no sgemm share
 
 
 def test_report_of_a_cpu_run_keeps_the_split() -> None:
@@ -140,4 +143,4 @@ def test_report_of_a_cpu_run_keeps_the_split() -> None:
     report["machine_rate"]["small_dot"]["best_gflops"] *= 100
     why = flops_text(report).split("Why:")[1]
     assert "us in the other operations" in why and "bound by the latency" not in why
-    assert "of numpy's sgemm" in why and "one thread's sgemm" in why
+    assert "of numpy's sgemm" in why and "one thread's sgemm" in why and "cores busy" in why

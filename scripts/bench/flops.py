@@ -170,7 +170,7 @@ def jax_matmul(size: int, repeats: int) -> dict[str, Any]:
         dot(a, b).block_until_ready()
         seconds.append(time.perf_counter() - t0)
     return {"size": size, "device": str(jax.devices()[0]), "backend": jax.default_backend(),
-            **_rates(2.0 * size**3, seconds)}
+            "precision": PRECISION.name.lower(), **_rates(2.0 * size**3, seconds)}
 
 
 def jax_small_dot(batch: int, width: int, steps: int = SMALL_DOT_STEPS,
@@ -197,7 +197,7 @@ def jax_small_dot(batch: int, width: int, steps: int = SMALL_DOT_STEPS,
         run(c, w).block_until_ready()
         seconds.append(time.perf_counter() - t0)
     out = _rates(2.0 * batch * width * width * steps, seconds)
-    return {"batch": batch, "width": width, "steps": steps,
+    return {"batch": batch, "width": width, "steps": steps, "precision": PRECISION.name.lower(),
             "us_per_dot": min(seconds) / steps * 1e6,
             "cpu_per_wall": (cpu_s() - c0) / sum(seconds), **out}
 
@@ -581,8 +581,8 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
            f"{phases['cluster']['epochs'] if 'cluster' in phases else 0} of "
            f"{report['epochs_set'][1]} (the stopping rule may end it early)."]
     # the CPU's nominal peak is set against the CPU's multiplies (JAX's ran on a GPU where one is)
-    cpu_best = max(num["best_gflops"],
-                   jx["best_gflops"] if jx.get("backend") in (None, "cpu") else 0.0)
+    on_cpu = jx.get("backend") in (None, "cpu")
+    cpu_best = max(num["best_gflops"], jx["best_gflops"] if on_cpu else 0.0)
     sizes = [f"  numpy a @ b {r['size']}^2 ({r['blas']}): best {_g(r['best_gflops'])} GFLOP/s, "
              f"median {_g(r['median_gflops'])} of {len(r['seconds'])}"
              for r in m.get("numpy_sizes", [num])]
@@ -590,7 +590,9 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
         r = m["numpy_1thread"]
         sizes.append(f"  numpy a @ b {r['size']}^2 on one thread: best {_g(r['best_gflops'])} "
                      f"GFLOP/s, median {_g(r['median_gflops'])}")
-    sizes += [f"  JAX jit(jnp.dot) {r['size']}^2 on {r['device']}: best {_g(r['best_gflops'])} "
+    sizes += [f"  JAX jit(jnp.dot) {r['size']}^2 on {r['device']}"
+              + (f" ({r['precision']} precision)" if r.get("precision") else "")
+              + f": best {_g(r['best_gflops'])} "
               f"GFLOP/s, median {_g(r['median_gflops'])}" for r in m.get("jax_sizes", [jx])]
     out.append(
         f"Machine rate, float32 matrix multiply, {m['threads']} threads (the best size's best "
@@ -625,8 +627,10 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
                f"predict passes {report['dec_flops'] / 1e9:,.1f} GFLOP. XLA counts a loop's body "
                "once whatever its trips ('body once': the per-step count times the steps is "
                "used).")
+    # where DEC ran on an accelerator, the host CPU's sgemm and nominal peak are no measure of it
     rows = [[label, a["flops"] / 1e9, _g(a["seconds"], 2), _g(a["gflops"], 2),
-             _pct(a["of_numpy_sgemm"]), _pct(a["of_jax_dot"]), _pct(a["of_nominal"])]
+             _pct(a["of_numpy_sgemm"] if on_cpu else None), _pct(a["of_jax_dot"]),
+             _pct(a["of_nominal"] if on_cpu else None)]
             for label, a in report["achieved"].items()]
     out.append("Achieved rate:")
     out.append(_table(("scope", "GFLOP", "seconds", "GFLOP/s", "of numpy sgemm", "of JAX dot",
@@ -642,13 +646,15 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
                    f"MFLOP ({p['step_flops'] / step_us / 1e3:.1f} GFLOP/s) in "
                    f"{p['step_kernels']} operations (XLA fusions and dots, "
                    f"{step_us / max(p['step_kernels'], 1):.1f} us each), "
-                   f"{p['warm_cpu_per_wall']:.2f} cores busy; at the DEC-shaped dot's "
+                   + (f"{p['warm_cpu_per_wall']:.2f} cores busy; " if on_cpu else "")
+                   + "at the DEC-shaped dot's "
                    f"rate its FLOPs would take {dot_us:,.0f} us. Arithmetic intensity "
                    f"{p['step_flops'] / p['step_bytes']:.1f} FLOP per byte the operations "
                    f"read and write ({p['step_bytes'] / 1e6:.1f} MB per step) over a working "
                    f"set of {p['state_bytes'] / 1024:,.0f} kB of weights and Adam moments and "
                    f"{p['activation_bytes'] / 1024:,.0f} kB of activations"
-                   + (f" (L2 cache {report['l2_cache']} per core)." if report.get("l2_cache")
+                   + (f" (L2 cache {report['l2_cache']} per core)."
+                      if report.get("l2_cache") and on_cpu
                       else "."))
     probe = report.get("batch_probe")
     if probe and probe["rows"]:
@@ -673,9 +679,8 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
                            f"which carry {_pct(1 - pre['dense_step_flops'] / pre['step_flops'])}"
                            " of its FLOPs.")
             else:
-                # a dot chained alone takes longer than a whole step does: each operation
-                # waits on the one before (a GPU kernel's launch and its sync), so its rate is
-                # not the rate of the dots a step runs side by side
+                # a dot chained alone takes longer than a whole step does (seen on a GPU): each
+                # waits on the one before, so its rate is not the rate of a step's dots
                 why.append(f"  so a pretraining step of {step_us:,.0f} us is not split into its "
                            f"parts: its dense layers alone, at the rate of the DEC-shaped dot "
                            f"chained one after another ({small['us_per_dot']:.1f} us each), "
@@ -683,7 +688,6 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
                            "waits on the one before: the device is bound by the latency of "
                            "its operations, not by its arithmetic.")
         best = probe["best"]
-        on_cpu = jx.get("backend") in (None, "cpu")
         rate, name = (num, "numpy's sgemm") if on_cpu else (jx, "JAX's dot there")
         why.append(f"  the best rate of any batch probed: {_g(best['gflops'])} GFLOP/s (batch "
                    f"{best['batch']}), {_pct(_fraction(best['gflops'], rate['best_gflops']))} "
@@ -694,9 +698,8 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
         # DEC ran on the accelerator: its CPU's cores and sgemm are beside the point
         why.append(f"  DEC ran on {jx['device']}: the warm training rate is "
                    f"{_pct(_fraction(warm['gflops'], jx['best_gflops']))} of JAX's float32 "
-                   f"matrix multiply there ({_g(jx['best_gflops'])} GFLOP/s at {jx['size']}^2), "
-                   f"and a step's {max(p['step_kernels'] for p in phases.values())} operations "
-                   "each wait for the one before.")
+                   f"matrix multiply there ({_g(jx['best_gflops'])} GFLOP/s at {jx['size']}^2)"
+                   ".")
     elif one and warm["gflops"]:
         busy = [round(p["warm_cpu_per_wall"], 2) for p in phases.values()]
         why.append(f"  the warm epochs keep {' and '.join(map(str, busy))} cores busy: against "
