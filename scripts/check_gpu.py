@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Check that DEC trained on the GPU finds the same members as DEC trained on the CPU.
 
-For whoever has a GPU:  pip install -e '.[cuda]'  (CUDA 12 wheels, NVIDIA driver >= 525; or
-'.[cuda13]', driver >= 580)  then  python scripts/check_gpu.py
+For whoever has a GPU:  .venv/bin/pip install -e '.[cuda13]'  (NVIDIA driver >= 580; '.[cuda]',
+CUDA 12, for driver >= 525)  then  .venv/bin/python scripts/check_gpu.py
 
 Trains ``ocdec.methods.dec.fit_dec`` on one simulated field (an open cluster inside a broad field
 population, in the thesis's feature space) with the same seed twice, once placed on the CPU and once
@@ -73,7 +73,9 @@ def train_on(device: jax.Device, x: np.ndarray, k: int, settings: DecSettings,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="exit status: 0 the devices agree, 1 they disagree, "
+                                            f"{NO_GPU_EXIT} no GPU visible to JAX")
     parser.add_argument("--stars", type=int, default=50_000, help="stars in the field (50000)")
     parser.add_argument("--member-fraction", type=float, default=0.02)
     parser.add_argument("--clusters", type=int, default=6, help="DEC clusters k (6)")
@@ -98,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     if not gpus:
         if not args.allow_cpu:
             print("no GPU visible to JAX: nothing to check. Install the CUDA wheels with "
-                  "`pip install -e '.[cuda]'` (driver >= 525) or '.[cuda13]' (driver >= 580) "
-                  "on a machine with an NVIDIA GPU, then run this again.", file=sys.stderr)
+                  "`.venv/bin/pip install -e '.[cuda13]'` (driver >= 580) or '.[cuda]' (CUDA 12, "
+                  "driver >= 525) on a machine with an NVIDIA GPU, then run this again.",
+                  file=sys.stderr)
             return NO_GPU_EXIT
         other = cpu
         print("no GPU: --allow-cpu given, comparing CPU with CPU")

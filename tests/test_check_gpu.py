@@ -95,7 +95,7 @@ def test_gpu_report_runs_every_step_and_counts_the_failures(tmp_path) -> None:
         assert (out / f"{step}.log").read_text().startswith("ran ")
     assert "--rows 5000" in (out / "flops_gpu.log").read_text()
     assert "JAX_PLATFORMS" not in (out / "region_cpu.log").read_text()  # env, not an argument
-    assert "1 step(s) failed" in stdout
+    assert "1 step(s) failed, 0 skipped" in stdout
 
 
 def test_gpu_report_without_a_gpu_runs_only_the_check(tmp_path) -> None:
@@ -106,7 +106,17 @@ def test_gpu_report_without_a_gpu_runs_only_the_check(tmp_path) -> None:
     assert run.returncode == 5, stderr
     assert "== check_gpu: exit 1" in stdout
     assert "== flops_gpu: skipped, JAX's default backend is 'cpu', not gpu" in stdout
+    assert "1 step(s) failed, 4 skipped" in stdout
     assert not (tmp_path / "report" / "region_gpu.log").exists()
+
+
+def test_gpu_report_names_a_python_without_jax(tmp_path) -> None:
+    """A Python that cannot import JAX is named, with what to do, before any step runs."""
+    run = _report(tmp_path, _fake_python(tmp_path, ""))
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 64
+    assert "cannot import jax: set PYTHON" in stderr
+    assert not (tmp_path / "report" / "check_gpu.log").exists()
 
 
 def test_gpu_report_stops_on_an_interrupt(tmp_path) -> None:
@@ -127,7 +137,17 @@ def test_gpu_report_stops_on_an_interrupt(tmp_path) -> None:
     assert "gpu_report: interrupted" in stdout and "flops_gpu" not in stdout
 
 
-def test_gpu_report_usage(tmp_path) -> None:
-    done = subprocess.run(["bash", str(SCRIPT.with_name("gpu_report.sh"))], capture_output=True,
-                          text=True, timeout=10, check=False)
-    assert done.returncode == 2 and "usage: scripts/gpu_report.sh OUTDIR" in done.stderr
+@pytest.mark.parametrize("args", [[], ["--bogus"]])
+def test_gpu_report_usage(args) -> None:
+    """A usage error exits 64, apart from any count of failed steps."""
+    done = subprocess.run(["bash", str(SCRIPT.with_name("gpu_report.sh")), *args],
+                          capture_output=True, text=True, timeout=10, check=False)
+    assert done.returncode == 64 and "usage: scripts/gpu_report.sh OUTDIR" in done.stderr
+
+
+def test_gpu_report_help_is_its_header() -> None:
+    done = subprocess.run(["bash", str(SCRIPT.with_name("gpu_report.sh")), "--help"],
+                          capture_output=True, text=True, timeout=10, check=False)
+    assert done.returncode == 0
+    assert "check_gpu.py: DEC trained on the CPU and on the GPU agree" in done.stdout
+    assert "Exit status" in done.stdout and "set -u" not in done.stdout
