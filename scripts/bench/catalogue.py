@@ -17,8 +17,6 @@ import csv
 import logging
 import os
 import shutil
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,38 +26,9 @@ import yaml
 from bench import REPO, THESIS_MIN_STARS, THESIS_REGIONS, THESIS_STARS
 from bench.fits import affine, catalogue_counts, predict
 from bench.jobs import f1_scores
-from bench.workflow import _job_benchmarks, _snakemake, _star_rows, region_seconds
+from bench.workflow import _star_rows, region_seconds, timed_run
 
 log = logging.getLogger("benchmark.catalogue")
-
-
-class MemorySampler:
-    """The machine's memory in use (MemTotal - MemAvailable), sampled every ``interval`` s."""
-
-    def __init__(self, interval: float = 1.0) -> None:
-        self.interval, self.peak_mb, self.base_mb = interval, 0.0, self.used_mb()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def used_mb() -> float:
-        info = {}
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            key, value = line.split(":", 1)
-            info[key] = float(value.split()[0]) / 1024
-        return info["MemTotal"] - info["MemAvailable"]
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak_mb = max(self.peak_mb, self.used_mb())
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _disk_mb(root: Path) -> dict[str, float]:
@@ -157,8 +126,8 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
         if predicted is not None:
             log.info("predicted by the earlier run's model: %.1f min", predicted / 60)
     extra = () if mem_mb is None else ("--resources", f"mem_mb={mem_mb}")
-    run = _timed_run(root, configs, cores, *extra)
-    start, wall, jobs = run.pop("start"), run["wall_s"], run["rules"]
+    start, run = timed_run(root, configs, cores, *extra)
+    wall, jobs = run["wall_s"], run["rules"]
     status_of = region_statuses(root / "results" / "summary.tsv")
     statuses = list(status_of.values())
     ids = [row["id"] for row in rows]
@@ -180,8 +149,7 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
                                  counts, status_of)
     report["model"]["mem_mb"] = mem_mb
     if rerun:  # everything after the simulation again
-        report["rerun"] = _timed_run(root, configs, cores, *extra, "--forcerun", "quality")
-        report["rerun"].pop("start")
+        _, report["rerun"] = timed_run(root, configs, cores, *extra, "--forcerun", "quality")
         log.info("catalogue rerun after the simulation: %.1f min wall",
                  report["rerun"]["wall_s"] / 60)
     if predicted is not None:
@@ -189,19 +157,6 @@ def run_catalogue(root: Path, regions: Path, cores: int, min_rows: int = THESIS_
                                 "ratio": predicted / wall, "model_from": previous_label(previous)}
     log.info("catalogue run: %.1f min wall, %d summary rows", wall / 60, len(statuses))
     return report
-
-
-def _timed_run(root: Path, configs: list[Path], cores: int, *args: str) -> dict[str, Any]:
-    """One ``snakemake`` run, timed from its start to its end: its wall time, its jobs (their
-    benchmark files, per rule), the machine's memory in use at the peak above the start, and
-    ``start`` (the clock when it began: benchmark files written later are this run's)."""
-    start = time.time()
-    with MemorySampler() as memory:
-        wall = _snakemake(root, configs, cores, *args)
-    jobs = _job_benchmarks(root, start - 1)
-    return {"wall_s": wall, "start": start, "jobs": sum(int(e["jobs"]) for e in jobs.values()),
-            "job_seconds": sum(e["seconds"] for e in jobs.values()), "rules": jobs,
-            "memory_peak_mb": memory.peak_mb - memory.base_mb}
 
 
 def warm_jobs(path: Path) -> dict[str, dict[str, float]]:

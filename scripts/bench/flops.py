@@ -694,7 +694,7 @@ def flops_text(report: dict[str, Any], markdown: bool = False) -> str:
                    f"of {name}.")
     warm = report["achieved"]["training, warm"]
     one = m.get("numpy_1thread")
-    if jx.get("backend") not in (None, "cpu"):
+    if not on_cpu:
         # DEC ran on the accelerator: its CPU's cores and sgemm are beside the point
         why.append(f"  DEC ran on {jx['device']}: the warm training rate is "
                    f"{_pct(_fraction(warm['gflops'], jx['best_gflops']))} of JAX's float32 "

@@ -60,6 +60,35 @@ class RssSampler:
         self._stop.set()
 
 
+class MemorySampler:
+    """The machine's memory in use (MemTotal - MemAvailable), sampled every ``interval`` s."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval, self.peak_mb, self.base_mb = interval, 0.0, self.used_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def used_mb() -> float:
+        info = {}
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, value = line.split(":", 1)
+            info[key] = float(value.split()[0]) / 1024
+        return info["MemTotal"] - info["MemAvailable"]
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, self.used_mb())
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime

@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from bench import REPO, THESIS_REGIONS, THESIS_STARS
+from bench.measure import MemorySampler
 
 log = logging.getLogger("benchmark.workflow")
 
@@ -112,6 +113,20 @@ def _job_benchmarks(work: Path, since: float) -> dict[str, dict[str, float]]:
     return out
 
 
+def timed_run(root: Path, configs: Sequence[Path], cores: int, *args: str
+              ) -> tuple[float, dict[str, Any]]:
+    """One ``snakemake`` run, timed from its start to its end: the clock when it began (benchmark
+    files written later are this run's) and its wall time, its jobs (their benchmark files, per
+    rule) and the machine's memory in use at the peak above the start."""
+    start = time.time()
+    with MemorySampler() as memory:
+        wall = _snakemake(root, configs, cores, *args)
+    jobs = _job_benchmarks(root, start - 1)
+    return start, {"wall_s": wall, "jobs": sum(int(e["jobs"]) for e in jobs.values()),
+                   "job_seconds": sum(e["seconds"] for e in jobs.values()), "rules": jobs,
+                   "memory_peak_mb": memory.peak_mb - memory.base_mb}
+
+
 # The rule that stands in for the download (a real run downloads instead of simulating).
 SIMULATION_RULE = "simulate"
 
@@ -157,20 +172,18 @@ def run_size(root: Path, n_regions: int, stars: int, cores: int, methods: Sequen
     (work / "bench.yaml").write_text(yaml.safe_dump(overlay))
     configs = [REPO / "config" / "config.yaml", work / "bench.yaml"]
     cold = _snakemake(work, configs, cores)
-    since = time.time()
-    rerun = _snakemake(work, configs, cores, "--forcerun", "quality")
-    jobs = _job_benchmarks(work, since)
-    seconds = region_seconds(work, ids, since)
+    since, rerun = timed_run(work, configs, cores, "--forcerun", "quality")
+    seconds = region_seconds(work, ids, since - 1)
     per_region = {rid: {"stars": _star_rows(work, [rid]), "job_s": seconds[rid]["pipeline"]}
                   for rid in ids}
-    n_jobs = sum(int(e["jobs"]) for e in jobs.values())
     log.info("%d regions x %d field stars: cold %.1f s, rerun %.1f s (%d jobs)", n_regions, stars,
-             cold, rerun, n_jobs)
+             cold, rerun["wall_s"], rerun["jobs"])
     return {"regions": n_regions, "field_stars": stars,
             "stars": sum(r["stars"] for r in per_region.values()), "cores": cores,
-            "cold_s": cold, "rerun_s": rerun, "rerun_per_region_s": rerun / n_regions,
-            "jobs": n_jobs, "job_seconds": sum(e["seconds"] for e in jobs.values()),
-            "rules": jobs, "per_region": per_region}
+            "cold_s": cold, "rerun_s": rerun["wall_s"],
+            "rerun_per_region_s": rerun["wall_s"] / n_regions, "jobs": rerun["jobs"],
+            "job_seconds": rerun["job_seconds"], "rules": rerun["rules"],
+            "per_region": per_region}
 
 
 def fit_and_project(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
