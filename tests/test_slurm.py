@@ -4,8 +4,9 @@ scripts/slurm_single_node.sh runs a workflow through `--workflow-profile profile
 Runs only as root where Debian's SLURM packages are installed or installable with apt-get (as in
 CI; set OCDEC_SKIP_SLURM=1 to opt out), and needs snakemake-executor-plugin-slurm. Checks that every
 non-local job went through sbatch (Snakemake's submissions, slurmctld's batch-job RPCs and squeue
-agree, one SLURM job per Snakemake job), that the results equal a local run's, and that every daemon
-the script started is gone afterwards.
+agree: one SLURM job per region, holding its jobs, and one per catalogue-wide job), that the results
+equal a local run's, and that every daemon the script started is gone afterwards. A dry run, which
+needs no scheduler, checks the profile's grouping for every method.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "slurm_single_node.sh"
@@ -134,17 +133,54 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _jobs_from_log(text: str) -> tuple[dict[int, str], dict[int, str], dict[int, int], str]:
-    """(remote jobs {jobid: rule}, local jobs, {jobid: SLURM job id}, SLURM run id) from the
-    main Snakemake log."""
-    remote: dict[int, str] = {}
-    local: dict[int, str] = {}
-    for m in re.finditer(r"^(local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)$", text, re.M):
-        (local if m.group(1) else remote)[int(m.group(3))] = m.group(2)
-    submitted = {int(a): int(b) for a, b in
-                 re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", text)}
+@dataclass
+class LoggedJob:
+    """A job as Snakemake's log (or a dry run) prints it."""
+
+    rule: str
+    jobid: int
+    local: bool
+    group: int | None  # the group job it belongs to (its header's index in the log), or None
+    region: str | None = None
+
+
+GROUP_HEADER = re.compile(r"^\[[^\]]*\] Group job (\w+) \(jobs in lexicogr\. order\):$")
+
+
+def _logged_jobs(text: str) -> tuple[list[LoggedJob], list[str]]:
+    """The jobs of a Snakemake log or dry run, and the names of its group jobs in order: a
+    group's jobs are printed indented under its header."""
+    jobs: list[LoggedJob] = []
+    groups: list[str] = []
+    job: LoggedJob | None = None
+    for line in text.splitlines():
+        header = GROUP_HEADER.match(line)
+        if header:
+            groups.append(header.group(1))
+            job = None
+            continue
+        rule = re.match(r"^( *)(local)?rule (\w+):$", line)
+        if rule:
+            grouped = bool(rule.group(1)) and bool(groups)
+            job = LoggedJob(rule.group(3), -1, bool(rule.group(2)),
+                            len(groups) - 1 if grouped else None)
+            jobs.append(job)
+        elif job is not None and (found := re.match(r"^ +jobid: (\d+)$", line)):
+            job.jobid = int(found.group(1))
+        elif job is not None and (found := re.match(r"^ +wildcards: .*\bregion=([^,\s]+)", line)):
+            job.region = found.group(1)
+    return jobs, groups
+
+
+def _jobs_from_log(text: str) -> tuple[list[LoggedJob], list[str], dict[str, int], str]:
+    """(jobs, group names, {Snakemake job id or group job id: SLURM job id}, SLURM run id) from
+    the main Snakemake log; a group job's id is the uuid its submission line names."""
+    jobs, groups = _logged_jobs(text)
+    submitted = dict(re.findall(r"^Job (\S+) has been submitted with SLURM jobid (\d+)", text,
+                                re.M))
     run_id = re.search(r"SLURM run ID: (\S+)", text)
-    return remote, local, submitted, run_id.group(1) if run_id else ""
+    return jobs, groups, {k: int(v) for k, v in submitted.items()}, \
+        run_id.group(1) if run_id else ""
 
 
 def _strip_volatile(value: object) -> object:
@@ -180,6 +216,49 @@ def _compare_results(local: Path, slurm: Path) -> int:
     return len(files)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+                    reason="snakemake-executor-plugin-slurm is not installed")
+@pytest.mark.parametrize("grouped", [True, False])
+def test_profile_sends_each_regions_jobs_as_one_slurm_job(tmp_path: Path, grouped: bool,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run through the profile, every method configured: each region's jobs but its
+    reference look-up (a local rule) form one group job (OCDEC_SLURM_GROUPS=0: none do)."""
+    from ocdec.methods.registry import method_names
+
+    small_config = _small_config_fn()
+    if small_config is None:
+        pytest.skip("tests/test_workflow.py's small configuration is not there")
+    methods = tmp_path / "methods.yaml"
+    methods.write_text(f"characterize: {{methods: [{', '.join(method_names())}]}}\n")
+    configs = [REPO / "config" / "config.yaml", REPO / "config" / "offline.yaml",
+               small_config(tmp_path), methods]
+    monkeypatch.setenv("OCDEC_SLURM_GROUPS", "1" if grouped else "0")
+    run = _snakemake(tmp_path, ["-s", str(REPO / "Snakefile"), "-n", "--workflow-profile",
+                                str(PROFILE), "--configfile", *map(str, configs)])
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs, groups = _logged_jobs(run.stdout)
+    per_region = [job for job in jobs if job.region is not None]
+    regions = {job.region for job in per_region}
+    assert len(regions) == 2 and {job.rule for job in jobs} >= {
+        f"characterize_{m}" for m in method_names()}
+    if not grouped:
+        assert not groups and all(job.group is None for job in jobs)
+        return
+    assert groups == ["region"] * len(regions)
+    alone = {job.rule for job in per_region if job.group is None}
+    assert alone == {"reference"}, alone
+    for g in range(len(groups)):
+        members = [job for job in jobs if job.group == g]
+        assert len({job.region for job in members}) == 1
+        assert {job.rule for job in members} == {"simulate", "quality", "plots", "parameters",
+                                                 "compare", *(f"characterize_{m}"
+                                                              for m in method_names())}
+    # the catalogue-wide jobs stay jobs of their own
+    assert {job.rule for job in jobs if job.region is None} >= {"summary", "parameters_catalogue"}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
 @pytest.mark.skipif(_reason_to_skip() is not None, reason=str(_reason_to_skip()))
 def test_workflow_runs_through_slurm_and_matches_local(tmp_path: Path) -> None:
     state = tmp_path / "slurm-state"
@@ -214,20 +293,32 @@ def test_workflow_runs_through_slurm_and_matches_local(tmp_path: Path) -> None:
     assert not [name for name, pid in pids.items() if _alive(pid)], "a daemon outlived 'stop'"
     assert not SLURM_CONF.exists() or CONF_MARKER not in SLURM_CONF.read_text()
 
-    remote, local_jobs, submitted, run_id = _jobs_from_log(log_text)
+    jobs, groups, submitted, run_id = _jobs_from_log(log_text)
+    remote = [job for job in jobs if not job.local]
     assert remote, "no job ran remotely"
     assert run_id, "the SLURM executor did not run"
-    # Every non-local Snakemake job was submitted once, and only those.
-    assert set(submitted) == set(remote)
+    # Every non-local Snakemake job was submitted once, and only those: on its own, or in the one
+    # group job of its region (the groups' submissions name them by uuid, in the order printed).
+    alone = {str(job.jobid): job.rule for job in remote if job.group is None}
+    by_group = [k for k in submitted if k not in alone]
+    assert set(alone) <= set(submitted)
+    assert len(by_group) == len(groups), (by_group, groups)
     assert len(set(submitted.values())) == len(submitted)
+    if case.args:  # the workflow (not the two-rule one): a SLURM job per region and per summary
+        assert groups and set(groups) == {"region"}
+        regions = [{job.region for job in remote if job.group == g} for g in range(len(groups))]
+        assert all(len(r) == 1 for r in regions) and len({*map(frozenset, regions)}) == len(groups)
+        assert len(submitted) < len(remote), "grouping did not reduce the SLURM jobs"
     # slurmctld received each as a batch job (sbatch) ...
     batch_ids = {int(i) for i in re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", ctld_log)}
     assert set(submitted.values()) <= batch_ids
-    # ... and squeue saw each complete, under the run's job name, with the rule in the comment.
+    # ... and squeue saw each complete, under the run's job name, with the rule (a group's name
+    # and rules) in the comment.
     seen = {int(i): (name, comment, st) for i, name, comment, st in
             (line.split("|") for line in queue.splitlines() if line)}
-    for jobid, slurm_id in submitted.items():
+    names = dict(zip(by_group, groups, strict=True))
+    for key, slurm_id in submitted.items():
         name, comment, st = seen[slurm_id]
         assert (name, st) == (run_id, "COMPLETED"), (slurm_id, name, st)
-        assert comment.startswith(f"rule_{remote[jobid]}"), (slurm_id, comment)
+        assert comment.startswith(f"rule_{alone.get(key) or names[key] + '_'}"), (slurm_id, comment)
     assert _compare_results(case.local_dir, case.slurm_dir) >= 1
