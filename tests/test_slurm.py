@@ -4,9 +4,10 @@ scripts/slurm_single_node.sh runs a workflow through `--workflow-profile profile
 Runs only as root where Debian's SLURM packages are installed or installable with apt-get (as in
 CI; set OCDEC_SKIP_SLURM=1 to opt out), and needs snakemake-executor-plugin-slurm. Checks that every
 non-local job went through sbatch (Snakemake's submissions, slurmctld's batch-job RPCs and squeue
-agree: one SLURM job per region, holding its jobs, and one per catalogue-wide job), that the results
-equal a local run's, and that every daemon the script started is gone afterwards. A dry run, which
-needs no scheduler, checks the profile's grouping for every method.
+agree: one SLURM job per Snakemake job, or with OCDEC_SLURM_GROUPS=1 one per region, holding its
+jobs on one CPU, and one per catalogue-wide job), that both runs' results equal a local run's, and
+that every daemon the script started is gone afterwards. Dry runs, which need no scheduler, check
+the profile's grouping for every method and its refusal of bad settings.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ class Case:
 
     name: str
     local_dir: Path
-    slurm_dir: Path
-    args: list[str]  # snakemake arguments shared by both runs
+    slurm_dirs: dict[bool, Path]  # grouped or not: the run's directory
+    args: list[str]  # snakemake arguments shared by the runs
 
 
 def _small_config_fn() -> Callable[[Path], Path] | None:
@@ -96,32 +97,36 @@ def _small_config_fn() -> Callable[[Path], Path] | None:
 
 
 def _make_case(tmp_path: Path) -> Case:
-    local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
-    local_dir.mkdir()
-    slurm_dir.mkdir()
+    local_dir = tmp_path / "local"
+    slurm_dirs = {False: tmp_path / "slurm", True: tmp_path / "slurm-grouped"}
+    for d in (local_dir, *slurm_dirs.values()):
+        d.mkdir()
     small_config = _small_config_fn()
     if small_config is not None:
         configs = [REPO / "config" / "config.yaml", REPO / "config" / "offline.yaml",
                    small_config(tmp_path)]
         args = ["-s", str(REPO / "Snakefile"), "--configfile", *map(str, configs)]
-        return Case("offline default workflow (small config)", local_dir, slurm_dir, args)
-    for d in (local_dir, slurm_dir):
+        return Case("offline default workflow (small config)", local_dir, slurm_dirs, args)
+    for d in (local_dir, *slurm_dirs.values()):
         (d / "Snakefile").write_text(TINY_SNAKEFILE)
-    return Case("two-rule test workflow", local_dir, slurm_dir, [])
+    return Case("two-rule test workflow", local_dir, slurm_dirs, [])
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     # Jobs run `python -m snakemake` and rule scripts from this interpreter's environment.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    for key in ("OCDEC_SLURM_ACCOUNT", "OCDEC_SLURM_PARTITION", "SNAKEMAKE_PROFILE"):
+    for key in ("OCDEC_SLURM_ACCOUNT", "OCDEC_SLURM_PARTITION", "OCDEC_SLURM_GROUPS",
+                "OCDEC_SLURM_CORES", "SNAKEMAKE_PROFILE"):
         env.pop(key, None)
     return env
 
 
-def _snakemake(workdir: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+def _snakemake(workdir: Path, args: list[str], grouped: bool = False
+               ) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "snakemake", *args]
-    return subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True,
+    env = {**_env(), **({"OCDEC_SLURM_GROUPS": "1"} if grouped else {})}
+    return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=SNAKEMAKE_TIMEOUT_S)
 
 
@@ -172,15 +177,27 @@ def _logged_jobs(text: str) -> tuple[list[LoggedJob], list[str]]:
     return jobs, groups
 
 
-def _jobs_from_log(text: str) -> tuple[list[LoggedJob], list[str], dict[str, int], str]:
-    """(jobs, group names, {Snakemake job id or group job id: SLURM job id}, SLURM run id) from
-    the main Snakemake log; a group job's id is the uuid its submission line names."""
+def _jobs_from_log(text: str) -> tuple[list[LoggedJob], list[str], dict[str, list[int]], str]:
+    """(jobs, group names, {Snakemake job id or group job id: its SLURM job ids}, SLURM run
+    id) from the main Snakemake log; a group job's id is the uuid its submission line names. A
+    retried group is printed again (its jobs once more, under a new header) and submitted again
+    under the same uuid: its repeats are dropped, its SLURM ids kept."""
     jobs, groups = _logged_jobs(text)
-    submitted = dict(re.findall(r"^Job (\S+) has been submitted with SLURM jobid (\d+)", text,
-                                re.M))
+    seen: dict[frozenset[int], int] = {}
+    for g in range(len(groups)):
+        seen.setdefault(frozenset(job.jobid for job in jobs if job.group == g), g)
+    first = set(seen.values())
+    jobs = [job for job in jobs if job.group is None or job.group in first]
+    renumber = {g: k for k, g in enumerate(sorted(first))}
+    for job in jobs:
+        if job.group is not None:
+            job.group = renumber[job.group]
+    submitted: dict[str, list[int]] = {}
+    for key, slurm_id in re.findall(r"^Job (\S+) has been submitted with SLURM jobid (\d+)",
+                                    text, re.M):
+        submitted.setdefault(key, []).append(int(slurm_id))
     run_id = re.search(r"SLURM run ID: (\S+)", text)
-    return jobs, groups, {k: int(v) for k, v in submitted.items()}, \
-        run_id.group(1) if run_id else ""
+    return jobs, [groups[g] for g in sorted(first)], submitted, run_id.group(1) if run_id else ""
 
 
 def _strip_volatile(value: object) -> object:
@@ -219,10 +236,10 @@ def _compare_results(local: Path, slurm: Path) -> int:
 @pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
                     reason="snakemake-executor-plugin-slurm is not installed")
 @pytest.mark.parametrize("grouped", [True, False])
-def test_profile_sends_each_regions_jobs_as_one_slurm_job(tmp_path: Path, grouped: bool,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A dry run through the profile, every method configured: each region's jobs but its
-    reference look-up (a local rule) form one group job (OCDEC_SLURM_GROUPS=0: none do)."""
+def test_profile_sends_each_regions_jobs_as_one_slurm_job(tmp_path: Path, grouped: bool) -> None:
+    """A dry run through the profile, every method configured: with OCDEC_SLURM_GROUPS=1 each
+    region's jobs but its reference look-up (a local rule) form one group job; by default none
+    do."""
     from ocdec.methods.registry import method_names
 
     small_config = _small_config_fn()
@@ -232,9 +249,8 @@ def test_profile_sends_each_regions_jobs_as_one_slurm_job(tmp_path: Path, groupe
     methods.write_text(f"characterize: {{methods: [{', '.join(method_names())}]}}\n")
     configs = [REPO / "config" / "config.yaml", REPO / "config" / "offline.yaml",
                small_config(tmp_path), methods]
-    monkeypatch.setenv("OCDEC_SLURM_GROUPS", "1" if grouped else "0")
     run = _snakemake(tmp_path, ["-s", str(REPO / "Snakefile"), "-n", "--workflow-profile",
-                                str(PROFILE), "--configfile", *map(str, configs)])
+                                str(PROFILE), "--configfile", *map(str, configs)], grouped)
     assert run.returncode == 0, run.stderr[-3000:]
     jobs, groups = _logged_jobs(run.stdout)
     per_region = [job for job in jobs if job.region is not None]
@@ -257,6 +273,22 @@ def test_profile_sends_each_regions_jobs_as_one_slurm_job(tmp_path: Path, groupe
     assert {job.rule for job in jobs if job.region is None} >= {"summary", "parameters_catalogue"}
 
 
+@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
+                    reason="snakemake-executor-plugin-slurm is not installed")
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("OCDEC_SLURM_GROUPS", "maybe", "OCDEC_SLURM_GROUPS='maybe': give 1 (on) or 0 (off)"),
+    ("OCDEC_SLURM_CORES", "0", "OCDEC_SLURM_CORES='0': give a whole number of CPUs, at least 1"),
+])
+def test_profile_refuses_a_bad_setting_naming_it(tmp_path: Path, name: str, value: str,
+                                                 says: str) -> None:
+    (tmp_path / "Snakefile").write_text(TINY_SNAKEFILE)
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--workflow-profile",
+                          str(PROFILE)], cwd=tmp_path, env={**_env(), "OCDEC_SLURM_GROUPS": "1",
+                                                            name: value},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and says in run.stderr, run.stderr[-2000:]
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
 @pytest.mark.skipif(_reason_to_skip() is not None, reason=str(_reason_to_skip()))
@@ -276,15 +308,18 @@ def test_workflow_runs_through_slurm_and_matches_local(tmp_path: Path) -> None:
                              text=True, timeout=300)
     pid_lines = (state / "pids").read_text().split() if (state / "pids").exists() else []
     pids = {name: int(pid) for name, pid in zip(pid_lines[::2], pid_lines[1::2], strict=True)}
+    runs: dict[bool, tuple[str, str]] = {}  # grouped or not: (its log, squeue after it)
     try:
         assert started.returncode == 0, f"cluster did not start:\n{started.stderr[-3000:]}"
         assert set(pids) == {"munged", "slurmctld", "slurmd"}
-        run = _snakemake(case.slurm_dir, ["--workflow-profile", str(PROFILE), *case.args])
-        logs = sorted((case.slurm_dir / ".snakemake" / "log").glob("*.snakemake.log"))
-        log_text = logs[-1].read_text() if logs else ""
-        assert run.returncode == 0, f"SLURM run of the {case.name} failed:\n{run.stderr[-6000:]}"
-        queue = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%k|%T"],
-                               capture_output=True, text=True, check=True, timeout=30).stdout
+        for grouped, workdir in case.slurm_dirs.items():
+            run = _snakemake(workdir, ["--workflow-profile", str(PROFILE), *case.args], grouped)
+            logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+            assert run.returncode == 0, (f"SLURM run of the {case.name} (grouped: {grouped}) "
+                                         f"failed:\n{run.stderr[-6000:]}")
+            queue = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j|%k|%T|%C"],
+                                   capture_output=True, text=True, check=True, timeout=30)
+            runs[grouped] = (logs[-1].read_text() if logs else "", queue.stdout)
         ctld_log = (state / "slurmctld.log").read_text()
     finally:
         stopped = subprocess.run(["bash", str(SCRIPT), "stop"], env=env, capture_output=True,
@@ -293,32 +328,46 @@ def test_workflow_runs_through_slurm_and_matches_local(tmp_path: Path) -> None:
     assert not [name for name, pid in pids.items() if _alive(pid)], "a daemon outlived 'stop'"
     assert not SLURM_CONF.exists() or CONF_MARKER not in SLURM_CONF.read_text()
 
+    batch_ids = {int(i) for i in re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", ctld_log)}
+    counts = {}
+    for grouped, (log_text, queue) in runs.items():
+        counts[grouped] = _check_submissions(case, grouped, log_text, queue, batch_ids)
+        assert _compare_results(case.local_dir, case.slurm_dirs[grouped]) >= 1
+    if case.args:  # the workflow: a SLURM job per region and summary beats one per rule
+        assert counts[True] < counts[False], counts
+
+
+def _check_submissions(case: Case, grouped: bool, log_text: str, queue: str,
+                       batch_ids: set[int]) -> int:
+    """Every non-local Snakemake job of a SLURM run was submitted, and only those: on its own,
+    or (grouped) in the one group job of its region, on one CPU. Returns the SLURM jobs."""
     jobs, groups, submitted, run_id = _jobs_from_log(log_text)
     remote = [job for job in jobs if not job.local]
     assert remote, "no job ran remotely"
     assert run_id, "the SLURM executor did not run"
-    # Every non-local Snakemake job was submitted once, and only those: on its own, or in the one
-    # group job of its region (the groups' submissions name them by uuid, in the order printed).
     alone = {str(job.jobid): job.rule for job in remote if job.group is None}
-    by_group = [k for k in submitted if k not in alone]
+    by_group = [k for k in submitted if k not in alone]  # uuids, in the order first submitted
     assert set(alone) <= set(submitted)
     assert len(by_group) == len(groups), (by_group, groups)
-    assert len(set(submitted.values())) == len(submitted)
-    if case.args:  # the workflow (not the two-rule one): a SLURM job per region and per summary
+    if grouped and case.args:
         assert groups and set(groups) == {"region"}
         regions = [{job.region for job in remote if job.group == g} for g in range(len(groups))]
         assert all(len(r) == 1 for r in regions) and len({*map(frozenset, regions)}) == len(groups)
-        assert len(submitted) < len(remote), "grouping did not reduce the SLURM jobs"
+    else:
+        assert not groups, f"grouped without OCDEC_SLURM_GROUPS=1: {groups}"
+    slurm_ids = [i for ids in submitted.values() for i in ids]
+    assert len(set(slurm_ids)) == len(slurm_ids)
     # slurmctld received each as a batch job (sbatch) ...
-    batch_ids = {int(i) for i in re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", ctld_log)}
-    assert set(submitted.values()) <= batch_ids
+    assert set(slurm_ids) <= batch_ids
     # ... and squeue saw each complete, under the run's job name, with the rule (a group's name
-    # and rules) in the comment.
-    seen = {int(i): (name, comment, st) for i, name, comment, st in
+    # and rules) in the comment; a region's job on one CPU
+    seen = {int(i): (name, comment, st, int(cpus)) for i, name, comment, st, cpus in
             (line.split("|") for line in queue.splitlines() if line)}
     names = dict(zip(by_group, groups, strict=True))
-    for key, slurm_id in submitted.items():
-        name, comment, st = seen[slurm_id]
-        assert (name, st) == (run_id, "COMPLETED"), (slurm_id, name, st)
-        assert comment.startswith(f"rule_{alone.get(key) or names[key] + '_'}"), (slurm_id, comment)
-    assert _compare_results(case.local_dir, case.slurm_dir) >= 1
+    for key, ids in submitted.items():
+        name, comment, st, cpus = seen[ids[-1]]
+        assert (name, st) == (run_id, "COMPLETED"), (ids, name, st)
+        assert comment.startswith(f"rule_{alone.get(key) or names[key] + '_'}"), (ids, comment)
+        if key in names:
+            assert cpus == 1, (ids, cpus)
+    return len(submitted)

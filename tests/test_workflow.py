@@ -483,7 +483,8 @@ def test_small_offline_run_produces_every_file_and_the_report(tmp_path: Path) ->
     configs = [str(REPO / "config" / "config.yaml"), str(REPO / "config" / "offline.yaml"),
                str(small_config(tmp_path))]
     args = ("--directory", str(work), "--configfile", *configs)
-    snakemake("--cores", "2", *args, cwd=work)
+    run = snakemake("--cores", "2", *args, cwd=work)
+    assert "characterize.threads" not in run.stderr  # one thread a job fits in 2 cores
 
     for region in ("NGC_2682", "Tiny_1"):
         base = work / "results" / region
@@ -727,3 +728,21 @@ def test_mistyped_gaia_table_stops_the_catalogue_before_any_download(
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert len(rows) == 243 and all(r["status"] == "failed" for r in rows)
     assert all("gaia_sourc" in r["reason"] for r in rows), rows[0]["reason"]
+
+
+@pytest.mark.slow
+def test_a_run_says_when_its_cores_cut_the_methods_threads(tmp_path: Path) -> None:
+    """Snakemake caps a rule's threads at the run's cores without a word; the workflow says so
+    (on SLURM the grouped profile's OCDEC_SLURM_CORES caps them the same way), in a real run
+    only: a dry run counts one core where none is given."""
+    work = tmp_path / "work"
+    work.mkdir()
+    threads = tmp_path / "threads.yaml"
+    threads.write_text("characterize: {threads: 3}\n")
+    configs = [str(REPO / "config" / "config.yaml"), str(REPO / "config" / "offline.yaml"),
+               str(small_config(tmp_path)), str(threads)]
+    args = ("--directory", str(work), "--configfile", *configs)
+    dry = snakemake("-n", *args, cwd=work)
+    assert "characterize.threads" not in dry.stderr
+    run = snakemake("--until", "quality", "--cores", "2", *args, cwd=work)
+    assert "characterize.threads is 3 but a job of this run gets at most 2 core(s)" in run.stderr

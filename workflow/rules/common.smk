@@ -355,6 +355,21 @@ def characterize_threads():
     return int(config["characterize"].get("threads", 1))
 
 
+def warn_capped_threads():
+    """Snakemake caps every rule's threads at the run's cores without a word (--cores; on SLURM
+    with OCDEC_SLURM_GROUPS=1, OCDEC_SLURM_CORES): say so where it cuts the methods' threads.
+    Called from onstart: a dry run counts 1 core where none is given."""
+    cores = workflow.resource_settings.cores
+    if isinstance(cores, int) and characterize_threads() > cores:
+        from snakemake.logging import logger
+
+        logger.warning(
+            f"characterize.threads is {characterize_threads()} but a job of this run gets at "
+            f"most {cores} core(s) (--cores; on SLURM with OCDEC_SLURM_GROUPS=1, "
+            f"OCDEC_SLURM_CORES): the methods run with {cores}"
+        )
+
+
 # --- targets ---------------------------------------------------------------------------------
 
 # Per-region and catalogue figures (always all of them, so the DAG is static), with the labels the
