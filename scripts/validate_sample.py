@@ -95,16 +95,34 @@ def priors_for(name: str, regions: pd.DataFrame, stars: pd.DataFrame) -> tuple[A
     return ClusterPriors.from_region(hit.iloc[0].to_dict()), str(hit.iloc[0]["name"])
 
 
-def run_field(task: tuple[str, str, str, bool]) -> dict[str, Any]:
+def overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set`` KEY=VALUE pairs as the default method's settings (``characterize.default`` of
+    the config: dotted keys nest, values are YAML), e.g. groups.n_resamples=2."""
+    import yaml
+
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--set {pair!r}: give KEY=VALUE, e.g. groups.n_resamples=2")
+        *path, last = key.strip().split(".")
+        node = settings
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = yaml.safe_load(value)
+    return settings
+
+
+def run_field(task: tuple[str, str, str, bool, dict[str, Any]]) -> dict[str, Any]:
     from ocdec.characterize import find_members, judge, method_settings
     from ocdec.data.columns import read_stars
     from ocdec.errors import OcdecError
 
-    file, kind, name, run_dec = task
+    file, kind, name, run_dec, extra = task
     logging.disable(logging.WARNING)
     stars = read_stars(SAMPLE / file).reset_index(drop=True)
     priors, dias_name = priors_for(name, dias_regions(), stars)
-    settings = method_settings("default", {"default": {"run_dec": run_dec}})
+    settings = method_settings("default", {"default": {**extra, "run_dec": run_dec}})
     row: dict[str, Any] = {"file": file, "kind": kind, "cluster": name, "dias": dias_name,
                            "n_stars": len(stars)}
     start = time.perf_counter()
@@ -189,7 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dec", action="store_true", help="full method (DEC); default: mixture")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated parts of file names")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a default-method setting (characterize.default's keys, dotted), "
+                             "e.g. groups.n_resamples=2; repeatable")
     args = parser.parse_args(argv)
+    extra = overrides(args.set)
     if not SAMPLE.is_dir():
         print(f"no shared data at {SAMPLE}", file=sys.stderr)
         return 2
@@ -197,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         parts = args.only.split(",")
         manifest = manifest[manifest["file"].map(lambda f: any(p in f for p in parts))]
-    tasks = [(r.file, r.kind, r.cluster, args.dec) for r in manifest.itertuples()]
+    tasks = [(r.file, r.kind, r.cluster, args.dec, extra) for r in manifest.itertuples()]
     with ProcessPoolExecutor(max_workers=min(args.jobs, 2)) as pool:
         rows = list(pool.map(run_field, tasks))
     hunt = hunt_table()

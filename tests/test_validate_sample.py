@@ -33,3 +33,19 @@ def test_every_cluster_field_has_its_dias_priors_and_reference(shared_data: Path
         row = validate_sample.score({"kind": "cluster", "cluster": name, "status": "not_found"},
                                     hunt)
         assert (row["verdict"] == "no_reference") == (name in NOT_IN_HUNT), (name, row)
+
+
+def test_set_overrides_nest_dotted_keys_and_read_yaml_values() -> None:
+    assert validate_sample.overrides(["groups.n_resamples=2", "run_dec=false",
+                                      "groups.seed=7"]) == {
+        "groups": {"n_resamples": 2, "seed": 7}, "run_dec": False}
+    with pytest.raises(SystemExit, match="give KEY=VALUE"):
+        validate_sample.overrides(["groups.n_resamples"])
+
+
+def test_a_set_override_reaches_the_method_settings() -> None:
+    from ocdec.characterize import method_settings
+
+    settings = method_settings("default", {"default": validate_sample.overrides(
+        ["groups.n_resamples=2"])})
+    assert settings.groups.n_resamples == 2
