@@ -534,3 +534,35 @@ def test_a_cached_field_needs_no_simulator(tmp_path) -> None:
                           env={**os.environ, "PYTHONPATH": str(REPO / "scripts")}, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(cached), "False"]
+
+
+def test_workflow_lays_each_configfile_over_every_run(tmp_path, monkeypatch):
+    """bench workflow --configfile (repeatable) reaches each run's Snakemake config list, after
+    the benchmark's own, and is named in the report; a missing file is one line."""
+    import bench.workflow as wf
+    from bench.cli import build_parser, main
+
+    args = build_parser().parse_args(["workflow", "--configfile", "a.yaml",
+                                      "--configfile", "b.yaml"])
+    assert args.configfile == [Path("a.yaml"), Path("b.yaml")]
+    with pytest.raises(SystemExit, match="--configfile: .*missing.yaml: no such file"):
+        main(["workflow", "--runs", "1x100,1x200", "--workdir", str(tmp_path),
+              "--configfile", str(tmp_path / "missing.yaml")])
+
+    seen = []
+
+    def fake_run_size(root, n_regions, stars, cores, methods, regions, extra=()):
+        seen.append(list(extra))
+        return {"regions": n_regions, "field_stars": stars, "stars": stars * n_regions,
+                "cores": cores, "cold_s": 1.0, "rerun_s": 1.0, "rerun_per_region_s": 1.0,
+                "jobs": 1, "job_seconds": 1.0, "rules": {}}
+
+    monkeypatch.setattr(wf, "run_size", fake_run_size)
+    monkeypatch.setattr(wf, "fit_and_project", lambda done: None)
+    overlay = tmp_path / "n2.yaml"
+    overlay.write_text("characterize: {default: {groups: {n_resamples: 2}}}\n")
+    report = wf.run_workflow(tmp_path, [(1, 100), (1, 200)], 2, ["default"], Path("r.tsv"),
+                             extra=[overlay])
+    assert seen == [[overlay.resolve()]] * 2
+    assert report["configfiles"] == [str(overlay.resolve())]
+    assert f"with {overlay.resolve()}" in wf.workflow_text(report)

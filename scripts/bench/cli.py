@@ -370,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     flow.add_argument("--cores", type=int, default=2)
     flow.add_argument("--methods", default="default",
                       help="comma-separated methods (default: default)")
+    flow.add_argument("--configfile", type=Path, action="append", default=[],
+                      help="a config file laid over each run's (repeatable), e.g. one setting "
+                           "characterize.default.groups.n_resamples to measure it")
     flow.add_argument("--check", type=Path, default=None,
                       help="a bench catalogue --rerun JSON report: the model's projection of "
                            "that run beside its measured rerun")
@@ -481,8 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if catalogue.get("cores") != args.cores:
                     raise SystemExit(f"bench workflow --check: {args.check} ran on "
                                      f"{catalogue.get('cores')} cores, these runs on {args.cores}")
+            for path in args.configfile:
+                if not path.is_file():
+                    raise SystemExit(f"bench workflow --configfile: {path}: no such file")
             report = run_workflow(args.workdir, workflow_runs(args), args.cores,
-                                  methods_arg(args.methods, "workflow"), args.regions, catalogue)
+                                  methods_arg(args.methods, "workflow"), args.regions, catalogue,
+                                  args.configfile)
         else:
             with contextlib.ExitStack() as stack:
                 if args.warm:  # region and scaling only

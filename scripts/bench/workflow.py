@@ -156,8 +156,9 @@ def _star_rows(work: Path, ids: Sequence[str]) -> int:
 
 
 def run_size(root: Path, n_regions: int, stars: int, cores: int, methods: Sequence[str],
-             regions: Path) -> dict[str, Any]:
-    """One cold run and one rerun after the simulation at ``stars`` field stars per region."""
+             regions: Path, extra: Sequence[Path] = ()) -> dict[str, Any]:
+    """One cold run and one rerun after the simulation at ``stars`` field stars per region;
+    ``extra``: config files laid over the benchmark's (a setting to measure)."""
     work = root / f"r{n_regions}_n{stars}"
     work.mkdir(parents=True, exist_ok=True)
     ids = _regions_table(regions, n_regions, work / "regions.tsv", stars)
@@ -170,7 +171,7 @@ def run_size(root: Path, n_regions: int, stars: int, cores: int, methods: Sequen
         "reference": {"simbad": False, "table": str(REPO / "config" / "references.tsv")},
     }
     (work / "bench.yaml").write_text(yaml.safe_dump(overlay))
-    configs = [REPO / "config" / "config.yaml", work / "bench.yaml"]
+    configs = [REPO / "config" / "config.yaml", work / "bench.yaml", *extra]
     cold = _snakemake(work, configs, cores)
     since, rerun = timed_run(work, configs, cores, "--forcerun", "quality")
     seconds = region_seconds(work, ids, since - 1)
@@ -251,20 +252,25 @@ def catalogue_check(model: dict[str, Any], catalogue: dict[str, Any]) -> dict[st
 
 def run_workflow(root: Path, runs: Sequence[tuple[int, int]], cores: int,
                  methods: Sequence[str], regions: Path,
-                 catalogue: dict[str, Any] | None = None) -> dict[str, Any]:
+                 catalogue: dict[str, Any] | None = None,
+                 extra: Sequence[Path] = ()) -> dict[str, Any]:
     """The runs (regions, field stars a region), the model fitted to them and, given a catalogue
-    report, the model's check against it."""
+    report, the model's check against it; ``extra``: config files laid over each run's."""
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    done = [run_size(root, n_regions, n, cores, methods, regions) for n_regions, n in runs]
+    extra = [Path(p).resolve() for p in extra]
+    done = [run_size(root, n_regions, n, cores, methods, regions, extra)
+            for n_regions, n in runs]
     model = fit_and_project(done) if len(done) >= 2 else None
     if model is not None and catalogue is not None:
         model["catalogue_check"] = catalogue_check(model, catalogue)
-    return {"mode": "workflow", "methods": list(methods), "runs": done, "model": model}
+    return {"mode": "workflow", "methods": list(methods), "runs": done, "model": model,
+            "configfiles": [str(p) for p in extra]}
 
 
 def workflow_text(report: dict[str, Any]) -> str:
     """The runs, the rules' job seconds of each rerun, and the model's projection."""
-    lines = [f"Snakemake runs, methods {', '.join(report['methods'])}, jobs side by side:"]
+    lines = [f"Snakemake runs, methods {', '.join(report['methods'])}, jobs side by side"
+             + "".join(f"; with {p}" for p in report.get("configfiles") or []) + ":"]
     for r in report["runs"]:
         lines.append(f"- {r['regions']} regions x {r['field_stars']:,} field stars ({r['stars']:,}"
                      f" stars in all), {r['cores']} cores: cold run {r['cold_s']:.1f} s; rerun "
