@@ -106,6 +106,8 @@ def overrides(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise SystemExit(f"--set {pair!r}: give KEY=VALUE, e.g. groups.n_resamples=2")
         *path, last = key.strip().split(".")
+        if key.strip() == "run_dec":  # --dec says it; a --set would be overridden silently
+            raise SystemExit("--set run_dec: use --dec (DEC on) or leave it out (off)")
         node = settings
         for part in path:
             node = node.setdefault(part, {})

@@ -59,6 +59,12 @@ rule total:
 VOLATILE_KEYS = {"runtime_s", "stages", "seconds", "utc", "versions", "created", "host"}
 
 
+PLUGIN_MISSING = importlib.util.find_spec("snakemake_executor_plugin_slurm") is None
+# the dry runs need the plugin, not a scheduler
+NEEDS_PLUGIN = pytest.mark.skipif(PLUGIN_MISSING,
+                                  reason="snakemake-executor-plugin-slurm is not installed")
+
+
 def _reason_to_skip() -> str | None:
     if os.environ.get("OCDEC_SKIP_SLURM"):
         return "OCDEC_SKIP_SLURM is set"
@@ -68,7 +74,7 @@ def _reason_to_skip() -> str | None:
         return "needs apt-get (Debian or Ubuntu) to install slurmctld, slurmd, slurm-client, munge"
     if SLURM_CONF.exists() and CONF_MARKER not in SLURM_CONF.read_text(errors="replace"):
         return f"{SLURM_CONF} belongs to another SLURM installation; not touching it"
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+    if PLUGIN_MISSING:
         return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')"
     return None
 
@@ -233,8 +239,7 @@ def _compare_results(local: Path, slurm: Path) -> int:
     return len(files)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
-                    reason="snakemake-executor-plugin-slurm is not installed")
+@NEEDS_PLUGIN
 @pytest.mark.parametrize("grouped", [True, False])
 def test_profile_sends_each_regions_jobs_as_one_slurm_job(tmp_path: Path, grouped: bool) -> None:
     """A dry run through the profile, every method configured: with OCDEC_SLURM_GROUPS=1 each
@@ -273,8 +278,7 @@ def test_profile_sends_each_regions_jobs_as_one_slurm_job(tmp_path: Path, groupe
     assert {job.rule for job in jobs if job.region is None} >= {"summary", "parameters_catalogue"}
 
 
-@pytest.mark.skipif(importlib.util.find_spec("snakemake_executor_plugin_slurm") is None,
-                    reason="snakemake-executor-plugin-slurm is not installed")
+@NEEDS_PLUGIN
 @pytest.mark.parametrize(("name", "value", "says"), [
     ("OCDEC_SLURM_GROUPS", "maybe", "OCDEC_SLURM_GROUPS='maybe': give 1 (on) or 0 (off)"),
     ("OCDEC_SLURM_CORES", "0", "OCDEC_SLURM_CORES='0': give a whole number of CPUs, at least 1"),

@@ -36,11 +36,13 @@ def test_every_cluster_field_has_its_dias_priors_and_reference(shared_data: Path
 
 
 def test_set_overrides_nest_dotted_keys_and_read_yaml_values() -> None:
-    assert validate_sample.overrides(["groups.n_resamples=2", "run_dec=false",
+    assert validate_sample.overrides(["groups.n_resamples=2", "bagging=true",
                                       "groups.seed=7"]) == {
-        "groups": {"n_resamples": 2, "seed": 7}, "run_dec": False}
+        "groups": {"n_resamples": 2, "seed": 7}, "bagging": True}
     with pytest.raises(SystemExit, match="give KEY=VALUE"):
         validate_sample.overrides(["groups.n_resamples"])
+    with pytest.raises(SystemExit, match="use --dec"):  # --dec decides it
+        validate_sample.overrides(["run_dec=false"])
 
 
 def test_a_set_override_reaches_the_method_settings() -> None:
