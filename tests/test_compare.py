@@ -144,3 +144,15 @@ def test_comparison_tsv_roundtrip(tmp_path: Path) -> None:
     )
     np.testing.assert_allclose(back["parallax"], table["parallax"], atol=5e-6)
     assert compare.reference_row(back)["method"] == "SIMBAD"
+
+
+def test_rounded_keeps_small_probabilities() -> None:
+    from ocdec.results.comparison import rounded
+
+    table = pd.DataFrame({"false_alarm_probability": [1.23456e-20, 0.5, np.nan],
+                          "pmra": [1.2345678, 2.0, 3.0], "pmra_offset_sigma": [1.234, 0.0, 1.0]})
+    out = rounded(table)
+    assert out["false_alarm_probability"][0] == 1.235e-20
+    assert out["false_alarm_probability"][1] == 0.5
+    assert np.isnan(out["false_alarm_probability"][2])
+    assert out["pmra"][0] == 1.23457 and out["pmra_offset_sigma"][0] == 1.23

@@ -125,6 +125,55 @@ def test_king_fit_on_plummer_members() -> None:
     assert few.status == "failed" and "too few" in few.reason
 
 
+def _king_sample(rng: np.random.Generator, n: int, rc: float, rt: float, field_deg: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` positions (deg) about (50, 0) drawn from a King profile, cut at ``field_deg``."""
+    r_cut = min(rt, field_deg)
+    grid = np.linspace(0.0, r_cut, 2000)
+    top = float(np.max(2 * np.pi * grid * structure.king_profile(grid, rc, rt)))
+    r = np.empty(0)
+    while r.size < n:
+        x = rng.uniform(0.0, r_cut, 4 * n)
+        keep = rng.uniform(0.0, top, x.size) < 2 * np.pi * x * structure.king_profile(x, rc, rt)
+        r = np.concatenate([r, x[keep]])
+    r = r[:n]
+    phi = rng.uniform(0, 2 * np.pi, n)
+    return 50 + r * np.cos(phi), r * np.sin(phi)
+
+
+def test_king_fit_recovers_radii_inside_the_field() -> None:
+    ra, dec = _king_sample(np.random.default_rng(7), 2000, rc=0.1, rt=0.6, field_deg=1.0)
+    s = structure.fit_structure(ra, dec, np.ones(ra.size))
+    assert s.status == "ok" and s.reason is None
+    assert s.rc_deg == pytest.approx(0.1, rel=0.3)
+    assert s.rt_deg == pytest.approx(0.6, rel=0.25)
+    assert s.rt_deg <= s.r_max_deg
+
+
+def test_king_tidal_radius_beyond_the_field_is_flagged() -> None:
+    # the field (0.3 deg) stops well inside the tidal radius (1.0 deg)
+    ra, dec = _king_sample(np.random.default_rng(8), 2000, rc=0.1, rt=1.0, field_deg=0.3)
+    s = structure.fit_structure(ra, dec, np.ones(ra.size))
+    assert s.status == "extrapolated"
+    assert s.rt_deg > s.r_max_deg and "beyond the outermost member" in s.reason
+    assert 0 < s.rc_deg < s.r_max_deg and math.isfinite(s.concentration)
+
+
+def test_king_fit_of_a_cluster_filling_its_field_is_not_reported() -> None:
+    # members spread evenly over the field, as a nearby cluster larger than its cone: no core
+    # and no tidal edge; the fit collapses onto r_t = r_c and must not report them
+    rng = np.random.default_rng(9)
+    n = 1500
+    r = 0.8 * np.sqrt(rng.uniform(0.0, 1.0, n))
+    phi = rng.uniform(0, 2 * np.pi, n)
+    s = structure.fit_structure(50 + r * np.cos(phi), r * np.sin(phi), np.ones(n))
+    assert s.status == "unconstrained" and "collapsed" in s.reason
+    assert math.isnan(s.rc_deg) and math.isnan(s.rt_deg) and math.isnan(s.concentration)
+    assert s.r50_deg == pytest.approx(0.8 * math.sqrt(0.5), rel=0.05)
+    pc = s.to_pc(100.0)
+    assert math.isnan(pc["rc_pc"]) and math.isnan(pc["rt_pc"]) and math.isfinite(pc["r50_pc"])
+
+
 def test_jacobi_radius_and_kroupa_integral() -> None:
     r_gc = 8000.0
     r_j, m_j = mass.jacobi_radius(lambda r: 1000.0, r_gc, 1000.0)

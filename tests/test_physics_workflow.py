@@ -69,12 +69,16 @@ def test_regions_without_a_cluster_say_why(tmp_path: Path, summary: dict, status
 
 def test_region_fit_then_catalogue_with_the_simulated_truth(tmp_path: Path,
                                                             cluster: pd.DataFrame) -> None:
+    motion = {"pmra": -4.6, "pmra_error": 0.011, "pmdec": 11.2, "pmdec_error": 0.013}
     members, summary = _method_folder(tmp_path, "SIM", cluster,
-                                      {"status": "done", "n_members": 800})
+                                      {"status": "done", "n_members": 800, **motion})
     out = tmp_path / "SIM" / "default"
     values = parameters_region(members, summary, out / "parameters.json", None,
                                region={"id": "SIM"}, config=FAST)
     assert values["status"] == "ok", values["reason"]
+    # the method's proper motion travels with the parameters; the King fit says how it went
+    assert {k: values[k] for k in motion} == motion
+    assert values["king_fit"] in ("ok", "extrapolated", "unconstrained")
     assert values["n_members"] == len(cluster) - 50
     # simulated stars: no zero point subtracted (the simulator adds none)
     assert values["parallax_zero_point_method"] == "none"
@@ -92,6 +96,9 @@ def test_region_fit_then_catalogue_with_the_simulated_truth(tmp_path: Path,
     table = parameters_catalogue([out / "parameters.json", skipped_out], outputs,
                                  regions=[{"id": "SIM", "name": "Sim 1"}, {"id": "EMPTY"}])
     assert list(table["status"]) == ["ok", "skipped"]
+    assert table["pmra"][0] == pytest.approx(-4.6) and np.isnan(table["pmra"][1])
+    assert str(table["pmdec_error"].unit) == "mas / yr"
+    assert table["king_fit"][0] == values["king_fit"] and table["king_fit"][1] == ""
     assert table["lit_log_age"][0] == pytest.approx(8.0)
     assert str(table["lit_distance_pc"].unit) == "pc"
     assert all(Path(p).stat().st_size > 0 for p in outputs.values())
@@ -112,6 +119,8 @@ def test_summary_row_carries_the_physical_columns() -> None:
                       summaries={"default": {"status": "done"}}, parameters=params)
     assert set(row) == set(COLUMNS)
     assert row["parameters_status"] == "ok" and row["jacobi_radius_pc"] == 1.5
+    # the distance's own (zero-point corrected) parallax sits beside the measured one
+    assert row["parallax_mas"] == 1.5 and {"parallax", "parallax_zero_point_mas"} <= set(row)
     none = summary_row({"id": "A"}, status={"status": "ok"}, summaries={"default": None})
     assert none["parameters_status"] == "" and np.isnan(none["log_age"])
     skipped = summary_row({"id": "B"}, status={"status": "skipped"},

@@ -61,7 +61,7 @@ MEMBER_COLUMNS: dict[str, tuple[str | None, str]] = {
     "dec": ("deg", "declination (ICRS, epoch of the Gaia release)"),
     "parallax": ("mas", "parallax"),
     "parallax_error": ("mas", "standard error of parallax"),
-    "pmra": (_PM, "proper motion in right ascension, pmra = mu_alpha* cos(dec)"),
+    "pmra": (_PM, "proper motion in right ascension, mu_alpha* = mu_alpha cos(dec)"),
     "pmra_error": (_PM, "standard error of pmra"),
     "pmdec": (_PM, "proper motion in declination"),
     "pmdec_error": (_PM, "standard error of pmdec"),
@@ -93,7 +93,8 @@ SUMMARY_COLUMNS: dict[str, tuple[str | None, str]] = {
     "n_members": (None, "members found"),
     "pmra": (_PM, "members' mean pmra"),
     "pmdec": (_PM, "members' mean pmdec"),
-    "parallax": ("mas", "members' mean parallax"),
+    "parallax": ("mas", "members' mean parallax as measured (no zero-point correction, as "
+                 "published cluster catalogues give it; parallax_mas is corrected)"),
     "ra": ("deg", "members' centre, right ascension"),
     "dec": ("deg", "members' centre, declination"),
     "r50_deg": ("deg", "radius holding half the members"),
@@ -108,9 +109,10 @@ SUMMARY_COLUMNS: dict[str, tuple[str | None, str]] = {
 }
 # The physical parameters (ocdec.physics) keep the catalogue's units and descriptions.
 SUMMARY_COLUMNS.update({name: PHYSICS_COLUMNS[name] for name in (
-    "distance_pc", "distance_pc_16", "distance_pc_84", "log_age", "log_age_16", "log_age_84",
+    "distance_pc", "distance_pc_16", "distance_pc_84", "parallax_mas", "parallax_error_mas",
+    "parallax_zero_point_mas", "log_age", "log_age_16", "log_age_84",
     "av", "av_16", "av_84", "distance_modulus", "distance_modulus_16", "distance_modulus_84",
-    "feh", "feh_16", "feh_84", "rc_pc", "rt_pc", "r50_pc", "mass_msun", "mass_msun_16",
+    "feh", "feh_16", "feh_84", "rc_pc", "rt_pc", "r50_pc", "king_fit", "mass_msun", "mass_msun_16",
     "mass_msun_84", "jacobi_radius_pc")})
 
 

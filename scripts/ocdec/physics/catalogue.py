@@ -19,6 +19,11 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "ra": ("deg", "centre of the members, ICRS right ascension"),
     "dec": ("deg", "centre of the members, ICRS declination"),
     "n_members": (None, "members with p_member >= 0.5"),
+    "pmra": ("mas / yr", "members' mean proper motion in right ascension (mu_alpha* = mu_alpha "
+             "cos(dec)), from the method"),
+    "pmra_error": ("mas / yr", "standard error of pmra"),
+    "pmdec": ("mas / yr", "members' mean proper motion in declination, from the method"),
+    "pmdec_error": ("mas / yr", "standard error of pmdec"),
     "distance_pc": ("pc", "distance, median of the parallax posterior"),
     "distance_pc_16": ("pc", "distance, 16th percentile"),
     "distance_pc_84": ("pc", "distance, 84th percentile"),
@@ -44,6 +49,8 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "r50_deg": ("deg", "radius holding half the members"),
     "rc_deg": ("deg", "King core radius"),
     "rt_deg": ("deg", "King tidal radius"),
+    "king_fit": (None, "King fit: ok; extrapolated (r_t beyond the outermost member); "
+                 "unconstrained (collapsed: r_c, r_t not given); failed"),
     "mass_msun": ("solMass", "Jacobi mass (inside r_J), Kroupa-extrapolated, median"),
     "mass_msun_16": ("solMass", "Jacobi mass, 16th percentile (bootstrap)"),
     "mass_msun_84": ("solMass", "Jacobi mass, 84th percentile (bootstrap)"),
@@ -85,7 +92,7 @@ def build_catalogue(parameters: Sequence[Mapping[str, Any]],
 
 
 def _typed(name: str, values: list[Any]) -> np.ndarray:
-    if name in ("status", "reason"):
+    if name in ("status", "reason", "king_fit"):
         return np.array(["" if v is None else str(v) for v in values])
     if name == "feh_fixed":
         return np.array([bool(v) for v in values])

@@ -122,8 +122,12 @@ def _radial_panel(ax: Any, result: ParametersResult) -> None:
         n_tot = float(w[ok].sum())
         model = n_tot * (st.cluster_fraction * prof / norm + (1 - st.cluster_fraction)
                          / (np.pi * r_max**2))
+        extrapolated = " (extrapolated)" if st.status == "extrapolated" else ""
         ax.plot(rr, model, color="crimson", label=f"King: r_c {st.rc_deg:.3f}, "
-                f"r_t {st.rt_deg:.3f} deg")
+                f"r_t {st.rt_deg:.3f} deg{extrapolated}")
+    elif st.status == "unconstrained":
+        ax.plot([], [], " ", label="King fit unconstrained")
+    if math.isfinite(st.r50_deg):
         ax.axvline(st.r50_deg, color="grey", ls=":", label=f"r50 {st.r50_deg:.3f} deg")
     ax.set_yscale("log")
     plain_log_ticks(ax)  # plain-text labels: the default mathtext ones are slow to lay out

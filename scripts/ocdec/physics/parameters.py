@@ -87,7 +87,8 @@ def empty_values(n_members: int, release: str) -> dict[str, Any]:
     out: dict[str, Any] = {"n_members": n_members, "release": release}
     out |= dict.fromkeys(keys, nan)
     out |= {"parallax_zero_point_method": None, "feh_fixed": True, "n_jacobi": None,
-            "n_cmd_stars": 0, "isochrones": None, "status": "failed", "reason": None,
+            "n_cmd_stars": 0, "isochrones": None, "king_fit": None, "status": "failed",
+            "reason": None,
             "warnings": []}
     return out
 
@@ -183,7 +184,8 @@ def _run(members: pd.DataFrame, w: np.ndarray, release: str, s: ParametersSettin
     result.structure = struct
     values |= {"ra": struct.ra, "dec": struct.dec, "r50_deg": struct.r50_deg,
                "rc_deg": struct.rc_deg, "rt_deg": struct.rt_deg,
-               "concentration": struct.concentration, **struct.to_pc(dist.distance_pc)}
+               "concentration": struct.concentration, "king_fit": struct.status,
+               **struct.to_pc(dist.distance_pc)}
     if struct.status != "ok":
         values["warnings"].append(f"structure: {struct.reason}")
 

@@ -128,6 +128,9 @@ def parameters_region(
             enable_compilation_cache(jax_cache_dir)
         result = fit_parameters(members, release=release, settings=settings)
     values = result.as_dict()
+    # the method's proper motion, so the catalogue's row gives the cluster's whole astrometry
+    for key in PROPER_MOTION:
+        values[key] = _number(summary.get(key)) if state in FOUND else None
     values["region"] = region.get("id")
     values["name"] = region.get("name") or region.get("id")
     truth = _truth(provenance)
@@ -141,6 +144,18 @@ def parameters_region(
     log.info("parameters of %s: %s%s", values["region"], values["status"],
              f" ({values['reason']})" if values.get("reason") else "")
     return values
+
+
+PROPER_MOTION = ("pmra", "pmra_error", "pmdec", "pmdec_error")
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from a summary, else None (null in JSON)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def _with_zero_point(settings: ParametersSettings, on: bool) -> ParametersSettings:

@@ -23,6 +23,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MIN_MEMBERS = 10
+# A tidal radius this close to the core radius means the fit ran onto its bound (r_t = r_c): the
+# members' profile within the field shows no core and no tidal edge to fit, as where a nearby
+# cluster fills its cone (Hyades, Praesepe) or a field cut as a box truncates the cluster.
+MIN_TIDAL_RATIO = 1.25
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,12 @@ class StructureResult:
     rt_deg: float
     cluster_fraction: float  # f_c, the King share of the members' weight
     radius_deg: np.ndarray  # per member, projected radius from the centre
+    # ok; extrapolated (r_t beyond the outermost member: the field does not reach the tidal
+    # edge, so r_t rests on the profile's shape within it); unconstrained (the fit collapsed:
+    # r_c and r_t NaN); failed (too few members)
     status: str = "ok"
     reason: str | None = None
+    r_max_deg: float = math.nan  # the outermost member's radius: the extent the fit saw
 
     @property
     def concentration(self) -> float:
@@ -107,9 +115,26 @@ def fit_structure(ra: np.ndarray, dec: np.ndarray, weight: np.ndarray) -> Struct
     r50 = weighted_quantile(r, wk, 0.5)
     r_max = float(r.max()) * 1.0001
     rc, rt, fc = _king_ml(r, wk, r50, r_max)
-    log.info("structure: r50 %.4f deg, King r_c %.4f r_t %.4f deg, cluster share %.2f",
-             r50, rc, rt, fc)
-    return StructureResult(ra0, dec0, r50, rc, rt, fc, radius)
+    log.info("structure: r50 %.4f deg, King r_c %.4f r_t %.4f deg, cluster share %.2f, "
+             "outermost member %.4f deg", r50, rc, rt, fc, float(r.max()))
+    status, reason = _king_status(rc, rt, float(r.max()))
+    if status == "unconstrained":
+        rc = rt = nan
+    return StructureResult(ra0, dec0, r50, rc, rt, fc, radius, status, reason, float(r.max()))
+
+
+def _king_status(rc: float, rt: float, r_max: float) -> tuple[str, str | None]:
+    """How far the fitted King radii can be trusted, given the members reach ``r_max``."""
+    if rt < MIN_TIDAL_RATIO * rc:
+        return "unconstrained", (
+            f"King profile unconstrained: the fit collapsed onto r_t = {rt / rc:.2f} r_c "
+            f"({rt:.3g} deg); within the members' {r_max:.3g} deg the profile shows no core and "
+            "tidal edge (a cluster larger than its field?): r_c and r_t not given")
+    if rt > r_max:
+        return "extrapolated", (
+            f"King tidal radius {rt:.3g} deg lies beyond the outermost member ({r_max:.3g} deg): "
+            "extrapolated from the profile within the field")
+    return "ok", None
 
 
 def _king_ml(r: np.ndarray, w: np.ndarray, r50: float, r_max: float) -> tuple[float, float, float]:

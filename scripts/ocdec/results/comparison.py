@@ -142,10 +142,15 @@ def comparison_table(
 
 def rounded(table: pd.DataFrame, decimals: int = 5, offset_decimals: int = 2) -> pd.DataFrame:
     """A copy for people to read: values and errors to ``decimals`` places (errors of 0.0006 mas
-    survive), offsets in sigma to ``offset_decimals``."""
+    survive), offsets in sigma to ``offset_decimals``, probabilities to four significant digits
+    (a false-alarm probability of 1e-20 is not 0)."""
     out = table.copy()
     for col in out.columns:
-        if pd.api.types.is_float_dtype(out[col]):
+        if not pd.api.types.is_float_dtype(out[col]):
+            continue
+        if col.endswith("_probability"):
+            out[col] = out[col].map(lambda v: float(f"{v:.4g}") if np.isfinite(v) else v)
+        else:
             out[col] = out[col].round(offset_decimals if col.endswith("_sigma") else decimals)
     return out
 

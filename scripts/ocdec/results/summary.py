@@ -52,11 +52,12 @@ def _method_columns(method: str) -> tuple[str, ...]:
 # and reason as parameters_status / parameters_reason (ok, failed, skipped, not_fitted).
 PHYSICS_COLUMNS = (
     "distance_pc", "distance_pc_16", "distance_pc_84",
+    "parallax_mas", "parallax_error_mas", "parallax_zero_point_mas",
     "log_age", "log_age_16", "log_age_84",
     "av", "av_16", "av_84",
     "distance_modulus", "distance_modulus_16", "distance_modulus_84",
     "feh", "feh_16", "feh_84",
-    "rc_pc", "rt_pc", "r50_pc",
+    "rc_pc", "rt_pc", "r50_pc", "king_fit",
     "mass_msun", "mass_msun_16", "mass_msun_84",
     "jacobi_radius_pc",
 )
