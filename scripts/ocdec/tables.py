@@ -129,7 +129,9 @@ def describe(name: str, known: Mapping[str, tuple[str | None, str]] = SUMMARY_CO
     if name.endswith("_offset_sigma"):
         base = name[: -len("_offset_sigma")]
         return None, (f"offset of the members' mean {base} from the reference, in combined "
-                      "standard errors")
+                      "statistical standard errors (no systematic floor: the parallaxes of "
+                      "Gaia DR2 and DR3 differ by a few hundredths of a mas, many such errors "
+                      "for a well-measured cluster)")
     for suffix, text in (("_error", "standard error of the members' mean {}"),
                          ("_std", "standard deviation of the members' {}")):
         if name.endswith(suffix):
