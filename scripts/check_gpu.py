@@ -20,6 +20,8 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 # Several jobs may share one card: allocate GPU memory as needed rather than 75 % up front.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -72,23 +74,58 @@ def train_on(device: jax.Device, x: np.ndarray, k: int, settings: DecSettings,
         return result, time.perf_counter() - t0
 
 
+def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse ``type``)."""
+    return _checked(text, int, lambda v: v >= 1, "a positive integer")
+
+
+def count(text: str) -> int:
+    """An integer >= 0: a seed, a number of epochs (argparse ``type``)."""
+    return _checked(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def fraction(text: str) -> float:
+    """A number within (0, 1] (argparse ``type``)."""
+    return _checked(text, float, lambda v: 0 < v <= 1, "a number within (0, 1]")
+
+
+def _checked(text: str, kind: type, ok: Callable[[Any], bool], what: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):  # NaN fails every comparison
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog="exit status: 0 the devices agree, 1 they disagree, "
                                             f"{NO_GPU_EXIT} no GPU visible to JAX")
-    parser.add_argument("--stars", type=int, default=50_000, help="stars in the field (50000)")
-    parser.add_argument("--member-fraction", type=float, default=0.02)
-    parser.add_argument("--clusters", type=int, default=6, help="DEC clusters k (6)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
-    parser.add_argument("--cluster-epochs", type=int, default=15)
-    parser.add_argument("--min-ari", type=float, default=0.95,
-                        help="least adjusted Rand index of all labels (0.95)")
-    parser.add_argument("--min-jaccard", type=float, default=0.95,
-                        help="least Jaccard index of the member sets (0.95)")
+    parser.add_argument("--stars", type=positive_int, default=50_000,
+                        help="stars in the field (50000)")
+    parser.add_argument("--member-fraction", type=fraction, default=0.02,
+                        help="share of the stars in the cluster, (0, 1] (0.02)")
+    parser.add_argument("--clusters", type=positive_int, default=6, help="DEC clusters k (6)")
+    parser.add_argument("--seed", type=count, default=0, help="random seed, >= 0 (0)")
+    parser.add_argument("--pretrain-epochs", type=count, default=10,
+                        help="autoencoder epochs, >= 0 (10)")
+    parser.add_argument("--cluster-epochs", type=count, default=15,
+                        help="most clustering epochs, >= 0 (15)")
+    parser.add_argument("--min-ari", type=fraction, default=0.95,
+                        help="least adjusted Rand index of all labels, (0, 1] (0.95)")
+    parser.add_argument("--min-jaccard", type=fraction, default=0.95,
+                        help="least Jaccard index of the member sets, (0, 1] (0.95)")
     parser.add_argument("--allow-cpu", action="store_true",
                         help="without a GPU, compare two CPU runs (checks this script itself)")
     args = parser.parse_args(argv)
+    n_members = int(round(args.stars * args.member_fraction))
+    if n_members < 1:
+        parser.error(f"--stars {args.stars} with --member-fraction {args.member_fraction:g} gives "
+                     "no cluster member: raise one or the other")
+    if args.clusters > args.stars:
+        parser.error(f"--clusters {args.clusters} is more than --stars {args.stars}")
 
     print(f"jax {jax.__version__}, default backend {jax.default_backend()}")
     print(f"devices: {jax.devices()}")

@@ -1,13 +1,15 @@
 """Run the default method over the shared catalogue sample and score it against Hunt & Reffert 2023.
 
 Each of the 46 cluster fields (plus the 5 empty fields and the Orion field) of
-``../shared/data/fields/catalogue_sample`` is run with only its Dias et al. (2002) entry as priors
+``DATA/fields/catalogue_sample`` (``--data DATA``, default ``../shared/data`` beside the
+repository) is run with only its Dias et al. (2002) entry as priors
 (centre, radius, proper motion and distance where the catalogue has them). A cluster counts as
 correct when the found means are within max(0.3 mas/yr, the HR2023 members' pm spread) and
 max(0.07 mas, their parallax spread) of Hunt & Reffert (2023); "wrong" when the method returned a
 cluster elsewhere. Writes one TSV row per field and prints the counts.
 
     python scripts/validate_sample.py --out sample.tsv [--dec] [--jobs 2] [--only ber29,NGC2204]
+        [--data /path/to/shared/data]
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-SAMPLE = DATA / "fields" / "catalogue_sample"
-DIAS = DATA / "openclust_dias2002"
-HUNT = DATA / "cluster_tables" / "ucc_curated" / "HUNT2023.csv"
+DATA = REPO.parent / "shared" / "data"  # the default of --data
+# Where each input lies under the shared data folder.
+SAMPLE_DIR = Path("fields") / "catalogue_sample"
+DIAS_DIR = Path("openclust_dias2002")
+HUNT_FILE = Path("cluster_tables") / "ucc_curated" / "HUNT2023.csv"
+SAMPLE = DATA / SAMPLE_DIR
+DIAS = DATA / DIAS_DIR
+HUNT = DATA / HUNT_FILE
 
 # MANIFEST names the Dias catalogue spells differently (keys: name_key of the MANIFEST name).
 DIAS_ALIASES = {
@@ -45,20 +51,21 @@ HUNT_ALIASES = {"BER25": "Berkeley 25", "BER29": "Berkeley 29", "BER73": "Berkel
 MULTI_TARGETS = ("ONC", "NGC 1977", "NGC 1981")
 
 
-def dias_regions() -> pd.DataFrame:
+def dias_regions(data: Path = DATA) -> pd.DataFrame:
     from ocdec.data.catalogue import read_dias_catalogue, regions_from_catalogue
     from ocdec.results.reference_rows import name_key
 
-    regions = regions_from_catalogue(read_dias_catalogue(DIAS), min_diameter_arcmin=0.0)
+    regions = regions_from_catalogue(read_dias_catalogue(data / DIAS_DIR),
+                                     min_diameter_arcmin=0.0)
     regions["key"] = [name_key(n) for n in regions["name"]]
     return regions
 
 
-def hunt_table() -> pd.DataFrame:
+def hunt_table(data: Path = DATA) -> pd.DataFrame:
     from ocdec.results.cluster_tables import read_cluster_table
 
-    table = read_cluster_table(HUNT, "HR2023")
-    raw = pd.read_csv(HUNT)
+    table = read_cluster_table(data / HUNT_FILE, "HR2023")
+    raw = pd.read_csv(data / HUNT_FILE)
     if len(raw) != len(table):
         raise RuntimeError("HR2023 table rows do not line up with its raw CSV")
     for col in ("s_pmRA", "s_pmDE", "s_Plx"):
@@ -115,15 +122,26 @@ def overrides(pairs: list[str]) -> dict[str, Any]:
     return settings
 
 
-def run_field(task: tuple[str, str, str, bool, dict[str, Any]]) -> dict[str, Any]:
+def check_data(data: Path) -> str | None:
+    """Why ``data`` cannot serve as the shared data folder (one line naming the missing path), or
+    None where it holds the sample, the Dias catalogue and the HR2023 table."""
+    if not data.is_dir():
+        return f"--data {data}: no such directory (the shared data folder)"
+    for part in (SAMPLE_DIR / "MANIFEST.tsv", DIAS_DIR, HUNT_FILE):
+        if not (data / part).exists():
+            return f"--data {data}: no {part} there (is it the shared data folder?)"
+    return None
+
+
+def run_field(task: tuple[str, str, str, bool, dict[str, Any], Path]) -> dict[str, Any]:
     from ocdec.characterize import find_members, judge, method_settings
     from ocdec.data.columns import read_stars
     from ocdec.errors import OcdecError
 
-    file, kind, name, run_dec, extra = task
+    file, kind, name, run_dec, extra, data = task
     logging.disable(logging.WARNING)
-    stars = read_stars(SAMPLE / file).reset_index(drop=True)
-    priors, dias_name = priors_for(name, dias_regions(), stars)
+    stars = read_stars(data / SAMPLE_DIR / file).reset_index(drop=True)
+    priors, dias_name = priors_for(name, dias_regions(data), stars)
     settings = method_settings("default", {"default": {**extra, "run_dec": run_dec}})
     row: dict[str, Any] = {"file": file, "kind": kind, "cluster": name, "dias": dias_name,
                            "n_stars": len(stars)}
@@ -209,22 +227,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dec", action="store_true", help="full method (DEC); default: mixture")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated parts of file names")
+    parser.add_argument("--data", default=str(DATA), metavar="DIR",
+                        help="the shared data folder: fields/catalogue_sample, "
+                             "openclust_dias2002, cluster_tables (default: ../shared/data beside "
+                             "the repository, %(default)s)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a default-method setting (characterize.default's keys, dotted), "
                              "e.g. groups.n_resamples=2; repeatable")
     args = parser.parse_args(argv)
     extra = overrides(args.set)
-    if not SAMPLE.is_dir():
-        print(f"no shared data at {SAMPLE}", file=sys.stderr)
+    data = Path(args.data)
+    problem = check_data(data)
+    if problem:
+        print(f"validate_sample.py: error: {problem}", file=sys.stderr)
         return 2
-    manifest = pd.read_csv(SAMPLE / "MANIFEST.tsv", sep="\t").fillna("")
+    manifest = pd.read_csv(data / SAMPLE_DIR / "MANIFEST.tsv", sep="\t").fillna("")
     if args.only:
         parts = args.only.split(",")
         manifest = manifest[manifest["file"].map(lambda f: any(p in f for p in parts))]
-    tasks = [(r.file, r.kind, r.cluster, args.dec, extra) for r in manifest.itertuples()]
+    tasks = [(r.file, r.kind, r.cluster, args.dec, extra, data) for r in manifest.itertuples()]
     with ProcessPoolExecutor(max_workers=min(args.jobs, 2)) as pool:
         rows = list(pool.map(run_field, tasks))
-    hunt = hunt_table()
+    hunt = hunt_table(data)
     table = pd.DataFrame([score(r, hunt) for r in rows])
     table.to_csv(args.out, sep="\t", index=False, float_format="%.4g")
     counts = table.groupby("kind")["verdict"].value_counts()

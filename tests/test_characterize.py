@@ -135,13 +135,104 @@ def test_cli_bad_input_one_line_error(field, tmp_path, capsys, case) -> None:
         extra = ["--ra", "1", "--dec", "2", "--radius", "-1"]
     path = tmp_path / "stars.csv"
     stars.to_csv(path, index=False)
-    code = main(["characterize", str(path), "--out", str(tmp_path / "o"), "--no-dec", *extra])
+    try:
+        code = main(["characterize", str(path), "--out", str(tmp_path / "o"), "--no-dec", *extra])
+    except SystemExit as stop:  # an option out of range: argparse, while the options are read
+        code = stop.code
     err = capsys.readouterr().err.strip().splitlines()  # log lines (INFO) may precede it
     assert code == 2
     errors = [line for line in err if line.startswith("ocdec characterize: error:")]
     assert len(errors) == 1 and err[-1] == errors[0]
     assert not any("Traceback" in line for line in err)
     assert not (tmp_path / "o" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(("command", "option", "value"), [
+    ("characterize", "--ra", "400"), ("characterize", "--ra", "360"),
+    ("characterize", "--ra", "-1"), ("characterize", "--dec", "-90.01"),
+    ("characterize", "--dec", "nan"), ("characterize", "--radius", "0"),
+    ("characterize", "--radius", "-0.2"), ("characterize", "--radius", "inf"),
+    ("download", "--ra", "400"), ("download", "--dec", "95"), ("download", "--radius", "0"),
+])
+def test_cone_options_out_of_range_are_refused_before_the_output_is_touched(
+        field, tmp_path, capsys, command, option, value) -> None:
+    """The user's --ra 400 ran and overwrote DIR; now each --ra, --dec, --radius is checked as the
+    options are read, with one line naming the option, and DIR (or --out) is left as it was."""
+    cone = {"--ra": "120", "--dec": "-49.93", "--radius": "0.2", option: value}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("earlier run")
+    path = tmp_path / "stars.csv"
+    if command == "characterize":
+        field.head(50).to_csv(path, index=False)
+        argv = ["characterize", str(path), "--out", str(out), "--no-dec"]
+    else:
+        argv = ["download", "--region", "R", "--out", str(out / "r.parquet")]
+    argv += [a for pair in cone.items() for a in pair]
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"ocdec {command}: error: argument {option}: ")
+    assert err[-1].endswith(f"got {value}") and not any("Traceback" in e for e in err)
+    assert [p.name for p in out.iterdir()] == ["summary.json"]
+    assert (out / "summary.json").read_text() == "earlier run"
+
+
+def test_missing_column_and_column_without_values_are_told_apart(field, tmp_path,
+                                                                  capsys) -> None:
+    """A CSV without pmra says the file has no such column (the quality gate's words, what was
+    looked for); one whose pmra is all blank says that, each naming the file."""
+    no_pmra = tmp_path / "no_pmra.csv"
+    field.drop(columns=["true_member", "pmra"]).to_csv(no_pmra, index=False)
+    blank = tmp_path / "blank_pmra.csv"
+    field.drop(columns=["true_member"]).assign(pmra=np.nan).to_csv(blank, index=False)
+    for path, start, end in [
+        (no_pmra, f"ocdec characterize: error: {no_pmra}: no column pmra, which the clustering "
+                  "needs (looked for pmra: ", "is it named differently?"),
+        (blank, f"ocdec characterize: error: {blank}: column pmra has no finite values in its "
+                f"{len(field)} rows", "and the clustering needs them"),
+    ]:
+        out = tmp_path / path.stem
+        assert main(["characterize", str(path), "--out", str(out), "--no-dec"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith(start) and err[-1].endswith(end), err[-1]
+        assert not (out / "summary.json").exists()
+
+
+def test_a_reused_output_folder_keeps_only_this_runs_tables(field, tmp_path, capsys) -> None:
+    """Run 1 writes members.fits and .vot; a failed run 2 leaves run 1's products whole; run 3,
+    another field in Parquet alone, removes run 1's FITS and VOTable (and another method's
+    silhouette.tsv) but no file ocdec did not name."""
+    out = tmp_path / "out"
+    first = tmp_path / "first.csv"
+    field.drop(columns=["true_member"]).to_csv(first, index=False)
+    cone = ["--ra", "120", "--dec", "-30", "--radius", "1", "--n-seeds", "1", "--no-dec"]
+    assert main(["characterize", str(first), "--out", str(out), *cone,
+                 "--format", "fits", "votable"]) == 0
+    (out / "silhouette.tsv").write_text("k\tsilhouette\n2\t0.5\n")  # as thesis mode left it
+    (out / "notes.txt").write_text("mine")
+    (out / "members_old.fits").write_text("mine too")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"members.parquet", "members.fits", "members.vot", "summary.json"} <= set(before)
+
+    broken = tmp_path / "broken.csv"
+    field.drop(columns=["true_member", "pmdec"]).to_csv(broken, index=False)
+    assert main(["characterize", str(broken), "--out", str(out), *cone]) == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    other = synthetic_field(n_field=2000, n_cluster=150, seed=11, cluster=(2.0, -6.0, 1.5))
+    second = tmp_path / "second.csv"
+    other.drop(columns=["true_member"]).to_csv(second, index=False)
+    capsys.readouterr()
+    assert main(["characterize", str(second), "--out", str(out), *cone]) == 0
+    left = {p.name for p in out.iterdir()}
+    assert not {"members.fits", "members.vot", "silhouette.tsv"} & left
+    assert {"notes.txt", "members_old.fits", "members.parquet", "summary.json"} <= left
+    assert (out / "notes.txt").read_text() == "mine"
+    members = pd.read_parquet(out / "members.parquet")
+    assert np.array_equal(members["source_id"], other["source_id"])
+    assert json.loads((out / "summary.json").read_text())["pmra"] == pytest.approx(2.0, abs=0.1)
 
 
 def test_faint_members_do_not_pull_the_mean() -> None:

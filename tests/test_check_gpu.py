@@ -54,6 +54,34 @@ def test_same_device_twice_agrees(check_gpu, capsys) -> None:
     assert "adjusted Rand index of labels 1.0000" in out and "OK:" in out
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--stars", "-5"], "argument --stars: expected a positive integer, got '-5'"),
+    (["--stars", "0"], "argument --stars: expected a positive integer, got '0'"),
+    (["--clusters", "0"], "argument --clusters: expected a positive integer, got '0'"),
+    (["--member-fraction", "-0.1"], "argument --member-fraction: expected a number within (0, 1]"),
+    (["--member-fraction", "nan"], "argument --member-fraction: expected a number within (0, 1]"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["--pretrain-epochs", "-2"], "argument --pretrain-epochs: expected an integer >= 0"),
+    (["--cluster-epochs", "x"], "argument --cluster-epochs: expected an integer >= 0, got 'x'"),
+    (["--min-ari", "0"], "argument --min-ari: expected a number within (0, 1], got '0'"),
+    (["--min-jaccard", "1.5"], "argument --min-jaccard: expected a number within (0, 1]"),
+    (["--stars", "10", "--member-fraction", "0.01"], "gives no cluster member"),
+    (["--stars", "4", "--member-fraction", "0.5", "--clusters", "6"],
+     "--clusters 6 is more than --stars 4"),
+])
+def test_bad_numbers_are_argparse_errors_not_tracebacks(check_gpu, capsys, args,
+                                                        message) -> None:
+    """--stars -5 --allow-cpu ended in "ValueError: negative dimensions"; now every number is
+    checked as the options are read: exit 2, the last line naming the option."""
+    with pytest.raises(SystemExit) as stop:
+        check_gpu.main([*args, "--allow-cpu"])
+    assert stop.value.code == 2
+    captured = capsys.readouterr()
+    last = captured.err.strip().splitlines()[-1]
+    assert ": error: " in last and message in last, last  # argparse: "PROG: error: ..."
+    assert "Traceback" not in captured.err and "devices" not in captured.out  # stopped at once
+
+
 def test_jaccard_of_member_sets(check_gpu) -> None:
     a = np.array([True, True, False, False])
     b = np.array([True, False, True, False])

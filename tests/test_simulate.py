@@ -266,10 +266,55 @@ def test_command_line_takes_a_region_from_a_region_table(tmp_path: Path) -> None
 def test_command_line_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "x.parquet"
     assert main(["simulate", "--ra", "100", "--dec", "10", "--out", str(out)]) == 2
-    assert main(["simulate", "--ra", "1", "--dec", "1", "--radius", "-1", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "--radius" in err[0] and "radius_deg" in err[1]
+    assert len(err) == 1 and "--radius" in err[0]
+    # a negative radius is refused while the options are read (argparse: usage, then one line)
+    with pytest.raises(SystemExit) as stop:
+        main(["simulate", "--ra", "1", "--dec", "1", "--radius", "-1", "--out", str(out)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("ocdec simulate: error: argument --radius: radius must be > 0 and <= 180 "
+                       "deg, got -1")
     assert not out.exists()
+
+
+@pytest.mark.usefixtures("only_simulate")
+@pytest.mark.parametrize(("option", "value"), [("--ra", "360"), ("--ra", "-0.5"),
+                                               ("--dec", "-90.5"), ("--radius", "0"),
+                                               ("--radius", "nan"), ("--ra", "inf")])
+def test_command_line_refuses_a_cone_off_the_sky(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str) -> None:
+    cone = {"--ra": "100", "--dec": "10", "--radius": "0.3", option: value}
+    out = tmp_path / "x.parquet"
+    with pytest.raises(SystemExit) as stop:
+        main(["simulate", *[a for pair in cone.items() for a in pair], "--out", str(out)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"ocdec simulate: error: argument {option}: ")
+    assert value in err[-1] and not any("Traceback" in line for line in err)
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("only_simulate")
+def test_region_name_alone_gives_literature_defaults_not_a_position(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--region NGC_2682 without --regions: the help says it names the cluster (its literature
+    parameters), not its position; without a cone the error says so, with one the literature
+    parameters are used."""
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    assert "give --ra, --dec and --radius too" in " ".join(capsys.readouterr().out.split())
+    out = tmp_path / "m67.parquet"
+    assert main(["simulate", "--region", "NGC_2682", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give --ra, --dec, --radius" in err[0]
+    assert "--region NGC_2682 alone names the cluster, not where it is" in err[0]
+    assert not out.exists()
+    argv = ["simulate", "--region", "NGC_2682", "--ra", "132.825", "--dec", "11.8", "--radius",
+            "0.3", "--out", str(out), "--n-members", "50", "--n-field", "200"]  # fmt: skip
+    assert main(argv) == 0
+    cluster = read_provenance(out)["cluster"]
+    assert cluster["pmra"] == -10.965 and cluster["origin"]["pmra"] == "literature"
 
 
 @pytest.mark.slow

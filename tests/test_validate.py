@@ -175,3 +175,45 @@ def test_json_into_a_directory_fails_before_scoring(tmp_path, capsys) -> None:
     assert code == 2 and "precision" not in captured.out
     assert "the --json path is an existing directory" in captured.err.strip().splitlines()[-1]
     assert "Traceback" not in captured.err
+
+
+def test_another_clusters_list_warns_and_the_command_refuses_it(
+        tmp_path, capsys, caplog: pytest.LogCaptureFixture) -> None:
+    """A published list none of whose members is in the field (another cluster's list): the
+    scores warn, naming the likely mistake, and ``ocdec validate`` exits 2 with one line instead
+    of printing "0 published members in the field ... recall nan" and exiting 0."""
+    members = _members()
+    published = pd.DataFrame({"source_id": pd.array([901, 902, 903], dtype="Int64"),
+                              "ra": [200.0, 200.1, 200.2], "dec": [-60.0, -60.1, -60.2],
+                              "prob": [1.0, 1.0, 1.0]})
+    with caplog.at_level("WARNING", logger="ocdec"):
+        s = score_members(members, published)
+    assert s["n_published_in_field"] == 0 and math.isnan(s["recall"])
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert ("none of the 3 published members lies in the field (matched by position within 1 "
+            "arcsec): the list is probably for another cluster, or the field is wrong"
+            ) == warnings[0].getMessage()
+
+    mpath = tmp_path / "members.parquet"
+    members.to_parquet(mpath)
+    lpath = tmp_path / "other.csv"
+    pd.DataFrame({"Source": [901, 902, 903], "PMemb": [1.0, 0.9, 0.8],
+                  "Cluster": ["NGC 188", "NGC 188", "Blanco 1"]}).to_csv(lpath, index=False)
+    out = tmp_path / "scores.json"
+    assert main(["validate", str(mpath), "--published", str(lpath), "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "recall" not in captured.out and not out.exists()
+    err = captured.err.strip().splitlines()
+    assert err[-1] == (f"ocdec validate: error: {lpath}: none of its 3 published members lies in "
+                       f"the field of {mpath} (matched by source_id): the list is probably for "
+                       "another cluster, or the field is wrong; --cluster picks one cluster of a "
+                       "list of several")
+    # one listed star in the field is enough to score (the rest may lie outside the cone)
+    pd.DataFrame({"Source": [105, 902], "PMemb": [1.0, 0.9]}).to_csv(lpath, index=False)
+    assert main(["validate", str(mpath), "--published", str(lpath)]) == 0
+    assert "1 published members in the field" in capsys.readouterr().out
+    # a probability cut above every listed star leaves nothing to score either
+    assert main(["validate", str(mpath), "--published", str(lpath),
+                 "--published-min-prob", "1.5"]) == 2
+    assert "no published member has probability >= 1.5" in capsys.readouterr().err

@@ -51,3 +51,46 @@ def test_a_set_override_reaches_the_method_settings() -> None:
     settings = method_settings("default", {"default": validate_sample.overrides(
         ["groups.n_resamples=2"])})
     assert settings.groups.n_resamples == 2
+
+
+def test_data_option_names_a_missing_folder_in_one_line(tmp_path: Path, capsys) -> None:
+    """--data points the script at the shared data wherever it lies; a folder that is not there,
+    or is not the shared data, is one line naming it and exit 2 (nothing run, nothing written)."""
+    out = tmp_path / "sample.tsv"
+    missing = tmp_path / "nowhere"
+    assert validate_sample.main(["--data", str(missing), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"validate_sample.py: error: --data {missing}: no such directory (the shared "
+                   "data folder)"]
+    assert validate_sample.main(["--data", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"validate_sample.py: error: --data {tmp_path}: no "
+                   "fields/catalogue_sample/MANIFEST.tsv there (is it the shared data folder?)"]
+    assert not out.exists()
+
+
+def test_data_option_reads_the_shared_data_from_elsewhere(shared_data: Path,
+                                                          tmp_path: Path) -> None:
+    """The script copied into another checkout, where ../shared/data is absent, runs a sample
+    field from the shared data given by --data (a link in yet another folder). A subprocess: its
+    workers are forked, which must not happen in a test process that has started JAX."""
+    import shutil
+    import subprocess
+
+    script = tmp_path / "checkout" / "scripts" / "validate_sample.py"
+    script.parent.mkdir(parents=True)
+    shutil.copy(validate_sample.__file__, script)
+    elsewhere = tmp_path / "data" / "shared_copy"
+    elsewhere.parent.mkdir()
+    elsewhere.symlink_to(shared_data, target_is_directory=True)
+    out = tmp_path / "sample.tsv"
+    run = [sys.executable, str(script), "--out", str(out), "--only", "ber29", "--jobs", "1"]
+    without = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
+    assert without.returncode == 2 and "no such directory" in without.stderr
+    assert str(tmp_path / "shared" / "data") in without.stderr  # the default, beside the copy
+    done = subprocess.run([*run, "--data", str(elsewhere)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out, sep="\t")
+    assert len(table) == 1 and table["file"].iloc[0].endswith("ber29.csv.gz")
+    assert table["status"].iloc[0] in ("found", "not_found")

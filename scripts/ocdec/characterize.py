@@ -228,11 +228,11 @@ cluster tables that name the groups (the config's ``reference.cluster_tables``).
 
 
 def _check_stars(stars: pd.DataFrame) -> None:
-    for col in ("parallax", "pmra", "pmdec"):
-        if col not in stars.columns:
-            raise OcdecError(f"star table has no {col!r} column")
-        if not np.isfinite(pd.to_numeric(stars[col], errors="coerce").to_numpy(float)).any():
-            raise OcdecError(f"column {col!r} has no finite values")
+    """A missing parallax, pmra or pmdec column, or one without a finite value, refused in one
+    line naming the input file (the quality gate's wording, :func:`require_astrometry`)."""
+    from ocdec.data.quality import require_astrometry
+
+    require_astrometry(stars)
 
 
 def members_table(stars: pd.DataFrame, result: MethodResult) -> pd.DataFrame:

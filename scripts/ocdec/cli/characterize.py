@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ocdec.cli.options import add_cone_options
 from ocdec.errors import OcdecError
 from ocdec.methods.registry import method_names
 from ocdec.products import TABLE_FORMATS
@@ -20,12 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "archive or VizieR column names) and write DIR/members.parquet, DIR/summary.json, "
         "DIR/history.tsv and DIR/groups.tsv (and the method's own tables, e.g. thesis mode's "
         "DIR/silhouette.tsv); --format adds DIR/members.fits, .vot or .csv. summary.json says "
-        "\"found\" or \"not_found\" (and why); both exit 0.")
+        "\"found\" or \"not_found\" (and why); both exit 0. A DIR used before keeps only "
+        "this run's products: the members tables in formats not asked for this time and "
+        "another method's tables, left there by an earlier run, are removed once this run has "
+        "written its own (a run that fails leaves the earlier products as they were); other "
+        "files in DIR are not touched.")
     p.add_argument("field", metavar="FIELD", help="star table")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--ra", type=float, help="catalogue centre RA (deg)")
-    p.add_argument("--dec", type=float, help="catalogue centre Dec (deg)")
-    p.add_argument("--radius", type=float, help="catalogue cone radius (deg)")
+    add_cone_options(p, "catalogue centre RA (deg, [0, 360))",
+                     "catalogue centre Dec (deg, [-90, 90])", "catalogue cone radius (deg, > 0)")
     p.add_argument("--pm-prior", type=float, nargs=2, metavar=("PMRA", "PMDEC"),
                    help="catalogue proper motion (mas/yr), may be several mas/yr off")
     p.add_argument("--parallax-prior", type=float, metavar="PLX",
@@ -61,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
     from ocdec.tables import export_members
     from ocdec.verdict import read_known
 
-    if args.radius is not None and args.radius <= 0:
-        raise OcdecError(f"--radius must be positive, got {args.radius}")
     pm = args.pm_prior or (None, None)
     priors = ClusterPriors(ra=args.ra, dec=args.dec, radius_deg=args.radius, pmra=pm[0],
                            pmdec=pm[1], parallax=args.parallax_prior)
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
                            provenance={"source": "local", "input": str(args.field)}, known=known)
     export_members(Path(args.out) / MEMBERS, args.formats,
                    {"method": args.method, "input": str(args.field)})
+    remove_stale_products(args.out, args.method, args.formats)
     if summary["status"] != "found":
         print(f"{summary['status']}: {summary.get('reason', '')} ({summary['n_stars']} stars; "
               f"groups in {args.out})")
@@ -90,6 +93,32 @@ def run(args: argparse.Namespace) -> int:
           f"parallax {_fmt(summary['parallax'], 4)}; seed Jaccard "
           f"{_fmt(summary['seed_jaccard'])}; {summary['runtime_s']:.1f} s -> {args.out}")
     return 0
+
+
+def remove_stale_products(out_dir: str | Path, method: str, formats: list[str]) -> list[Path]:
+    """Remove what an earlier run left in ``out_dir`` that this run did not rewrite: the members
+    tables in the formats not in ``formats`` and the other methods' own tables, found by the
+    names ocdec gives them (:mod:`ocdec.products`); nothing else. Called once this run's products
+    are all written, so a failed run leaves the earlier ones whole. Returns the paths removed."""
+    from ocdec.methods.registry import method_spec
+    from ocdec.products import MEMBERS, TABLE_FORMATS, table_file, table_name
+
+    out = Path(out_dir)
+    names = [table_file(MEMBERS, fmt) for fmt in TABLE_FORMATS
+             if fmt != "parquet" and fmt not in formats]
+    own = set(method_spec(method).tables)
+    names += [table_name(table) for other in method_names() if other != method
+              for table in method_spec(other).tables if table not in own]
+    removed = []
+    for name in dict.fromkeys(names):
+        path = out / name
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    if removed:
+        log.info("removed %s, left in %s by an earlier run",
+                 ", ".join(p.name for p in removed), out)
+    return removed
 
 
 def _read_settings(path: str | None) -> dict:

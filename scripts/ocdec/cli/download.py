@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ocdec.cli.options import add_cone_options
 from ocdec.data.gaia import (
     CREDENTIALS_ENV,
     DEFAULT_SERVER,
@@ -31,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Writes the canonical columns to Parquet with the query in its metadata."
         ),
     )
-    parser.add_argument("--ra", type=float, help="cone centre RA (deg, ICRS); required")
-    parser.add_argument("--dec", type=float, help="cone centre Dec (deg, ICRS); required")
-    parser.add_argument("--radius", type=float, help="cone radius (deg); required")
+    add_cone_options(parser, "cone centre RA (deg, ICRS, [0, 360)); required",
+                     "cone centre Dec (deg, ICRS, [-90, 90]); required",
+                     "cone radius (deg, > 0); required")
     parser.add_argument("--region", help="region id, e.g. NGC_2682; required")
     parser.add_argument(
         "--check", action="store_true",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ocdec.data.simulate import SimulateSettings, simulate_to_parquet
+from ocdec.cli.options import add_cone_options
+from ocdec.data.simulate import LITERATURE, SimulateSettings, simulate_to_parquet
 from ocdec.errors import OcdecError
 from ocdec.io import check_writable
 
@@ -16,16 +17,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulate a Gaia cone holding an open cluster with known members",
         description="Write a synthetic Gaia cone (canonical columns plus true_member) around a "
-        "position or a region of a region table. Cluster parameters not given fall back to the "
-        "literature values of the five thesis clusters, then the region's catalogue priors.",
+        "position (--ra, --dec, --radius) or a region of a region table (--regions with "
+        "--region). Cluster parameters not given fall back to the literature values of the five "
+        "thesis clusters (by --region name), then the region's catalogue priors.",
     )
     where = parser.add_argument_group("where")
-    where.add_argument("--ra", type=float, help="cone centre, deg (ICRS)")
-    where.add_argument("--dec", type=float, help="cone centre, deg (ICRS)")
-    where.add_argument("--radius", type=float, help="cone radius, deg")
-    where.add_argument("--regions", help="region table (TSV) to take the region from")
+    add_cone_options(where, "cone centre, deg (ICRS), [0, 360)", "cone centre, deg (ICRS), "
+                     "[-90, 90]", "cone radius, deg, > 0")
+    where.add_argument("--regions", help="region table (TSV) to take the region from, e.g. "
+                       "config/regions.tsv")
     where.add_argument(
-        "--region", help="region id (e.g. NGC_2682): a row of --regions, or a name for defaults"
+        "--region",
+        help="region id (e.g. NGC_2682): with --regions, that row (its centre, radius and "
+        "priors); alone, only the name, whose literature cluster parameters are the defaults "
+        f"for the five thesis clusters ({', '.join(LITERATURE)}): give --ra, --dec and "
+        "--radius too",
     )
     parser.add_argument("--out", required=True, help="Parquet file to write")
     cluster = parser.add_argument_group("cluster")
@@ -88,7 +94,10 @@ def _region(args: argparse.Namespace) -> dict[str, Any]:
     missing = [name for name in ("ra", "dec", "radius_deg") if name not in region]
     if missing:
         flags = {"ra": "--ra", "dec": "--dec", "radius_deg": "--radius"}
+        alone = (f"; --region {args.region} alone names the cluster, not where it is"
+                 if args.region and not args.regions else "")
         raise OcdecError(
-            "give " + ", ".join(flags[m] for m in missing) + " (or --regions with --region)"
+            "give " + ", ".join(flags[m] for m in missing)
+            + " (or --regions TABLE with --region ID, e.g. --regions config/regions.tsv)" + alone
         )
     return region

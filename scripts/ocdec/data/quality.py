@@ -103,6 +103,18 @@ def require_essential(frame: pd.DataFrame) -> None:
                          f"clustering needs (looked for {looked_for}); is it named differently?")
 
 
+def require_astrometry(frame: pd.DataFrame) -> None:
+    """:func:`require_essential`, then refuse, in one line naming the table and the column, an
+    essential column that is there but holds no finite value (a column of blanks or text)."""
+    require_essential(frame)
+    origin = frame.attrs.get("origin") or "star table"
+    for col in ESSENTIAL:
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        if not np.isfinite(values).any():
+            raise OcdecError(f"{origin}: column {col} has no finite values in its {len(frame)} "
+                             "rows (all empty or not numbers), and the clustering needs them")
+
+
 def apply_quality(
     frame: pd.DataFrame, settings: QualitySettings, region: str | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:

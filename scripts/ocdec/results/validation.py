@@ -7,7 +7,9 @@ both sides are restricted to the list's magnitude range (G <= 18 for Cantat-Gaud
 
 A star listed twice would be counted twice: exact repeats (in the members or the published list)
 are dropped with a warning, two different rows with the same id are refused. A list with no rows,
-or with text in its probability column, is refused rather than scored.
+or with text in its probability column, is refused rather than scored. A list none of whose
+members lies in the field (another cluster's, or the wrong field) is scored with a warning (recall
+NaN); ``ocdec validate`` refuses it.
 """
 
 from __future__ import annotations
@@ -203,6 +205,13 @@ def score_members(members: pd.DataFrame, published: pd.DataFrame, *, min_prob: f
         raise OcdecError(f"min-prob must be within [0, 1], got {min_prob}")
     pub = published[published["prob"].fillna(1.0) >= published_min_prob].reset_index(drop=True)
     rows, how = match_published(members, pub, match)
+    if not len(pub):
+        log.warning("none of the %d published stars has probability >= %g: nothing to score",
+                    len(published), published_min_prob)
+    elif not (rows >= 0).any():
+        log.warning("none of the %d published members lies in the field (matched by %s): the "
+                    "list is probably for another cluster, or the field is wrong", len(pub),
+                    "source_id" if how == "source_id" else "position within 1 arcsec")
     g = (members["phot_g_mean_mag"].to_numpy(float) if "phot_g_mean_mag" in members
          else np.full(len(members), np.nan))
     in_range = np.ones(len(members), bool) if g_max is None else ~(g > g_max)  # NaN G counts

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ocdec.errors import OcdecError
+from ocdec.data.quality import require_astrometry
 
 # Gaia DR2 end-of-mission-like uncertainties against G (Lindegren et al. 2018, fig. 9/table B.2),
 # used only where a file has no error columns; DR3 is better, so this errs on the wide side.
@@ -75,9 +75,7 @@ class Astrometry:
         ``centre`` (None: the field's mean position), :func:`local_proper_motions`, where the
         frame turns by more than ``min_rotation`` (radians) across the stars within
         ``frame_radius`` (deg; None: a quarter of the field) of the centre."""
-        for col in ("pmra", "pmdec", "parallax"):
-            if col not in stars or not np.isfinite(_column(stars, col)).any():
-                raise OcdecError(f"column {col!r} is missing or has no finite values")
+        require_astrometry(stars)  # a missing column and one without values told apart
         pmra, pmdec, plx = (_column(stars, c) for c in ("pmra", "pmdec", "parallax"))
         e_pmra, e_pmdec, e_plx = astrometric_errors(stars)
         ok = np.isfinite(pmra) & np.isfinite(pmdec) & np.isfinite(plx)
