@@ -13,6 +13,7 @@ from astropy.table import Table
 from ocdec import cli
 from ocdec.data.catalogue import (
     FETCHED_NAME,
+    KNOWN_COLUMNS,
     REGION_COLUMNS,
     fetch_dias_catalogue,
     read_dias_catalogue,
@@ -155,6 +156,78 @@ def test_unknown_columns_are_kept(tmp_path: Path) -> None:
     assert read_regions(tmp_path / "r.tsv")["note"].tolist() == ["M67", "Pleiades"]
 
 
+def test_known_columns_are_the_regions_schema_s() -> None:
+    import yaml
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "regions.schema.yaml").read_text())
+    assert set(KNOWN_COLUMNS) == set(schema["properties"])
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("parralax_prior", "parallax_prior"),
+        ("Parallax_Prior", "parallax_prior"),
+        ("pm_ra_prior", "pmra_prior"),
+        ("pmdec_prio", "pmdec_prior"),
+        ("distnace_pc", "distance_pc"),
+        ("diametre_arcmin", "diameter_arcmin"),
+        ("expected_star", "expected_stars"),
+        ("raduis_deg", "radius_deg"),  # a required column: named as a typo, not only as missing
+    ],
+)
+def test_misspelt_column_is_refused_naming_the_known_one(
+    tmp_path: Path, typo: str, meant: str
+) -> None:
+    frame = small_regions()
+    if meant in frame.columns:
+        frame = frame.rename(columns={meant: typo})
+    else:
+        frame[typo] = 1000.0
+    path = tmp_path / "regions.tsv"
+    frame.to_csv(path, sep="\t", index=False)
+    with pytest.raises(OcdecError) as info:
+        read_regions(path)
+    message = str(info.value)
+    assert f"{path}: line 1: unknown column {typo!r}: did you mean {meant}?" in message
+    assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["notes", "Cluster", "pmRA", "pmDE", "Dist", "Diam", "RAJ2000", "e_Plx", "source", "age",
+     "parallax_error", "pmra_error", "pmdec_error", "distance_error", "rv_prior", "alt_name"],
+)
+def test_unrelated_extra_columns_are_kept(tmp_path: Path, extra: str) -> None:
+    frame = small_regions().assign(**{extra: ["a", "b"]})
+    path = tmp_path / "regions.tsv"
+    frame.to_csv(path, sep="\t", index=False)
+    assert read_regions(path)[extra].tolist() == ["a", "b"]
+
+
+def test_only_a_column_the_table_lacks_is_taken_for_misspelt(tmp_path: Path) -> None:
+    # beside parallax_prior, parallax_priors is a column of the user's; without it, a typo
+    path = tmp_path / "regions.tsv"
+    small_regions().assign(parallax_priors=[1.0, 2.0]).to_csv(path, sep="\t", index=False)
+    assert "parallax_priors" in read_regions(path).columns
+    small_regions().rename(columns={"parallax_prior": "parallax_priors"}).to_csv(
+        path, sep="\t", index=False
+    )
+    with pytest.raises(OcdecError, match="did you mean parallax_prior"):
+        read_regions(path)
+
+
+def test_expected_stars_is_a_number_where_given(tmp_path: Path) -> None:
+    path = tmp_path / "regions.tsv"
+    small_regions().assign(expected_stars=["5000", ""]).to_csv(path, sep="\t", index=False)
+    values = read_regions(path)["expected_stars"]
+    assert values.iloc[0] == 5000.0 and np.isnan(values.iloc[1])
+    assert "expected_stars" not in read_regions(edited(tmp_path, {})).columns
+    small_regions().assign(expected_stars=["-1", ""]).to_csv(path, sep="\t", index=False)
+    with pytest.raises(OcdecError, match="line 2 .NGC_2682.: column 'expected_stars' is -1"):
+        read_regions(path)
+
+
 def edited(tmp_path: Path, changes: dict[tuple[int, str], Any]) -> Path:
     """A region table file with ``changes`` ({(row, column): value}) applied."""
     frame = small_regions().astype(object)
@@ -174,6 +247,7 @@ def edited(tmp_path: Path, changes: dict[tuple[int, str], Any]) -> Path:
         ({(0, "dec"): "11d48m"}, "line 2 (NGC_2682): column 'dec' value '11d48m' is not a number"),
         ({(0, "ra"): ""}, "line 2 (NGC_2682): column 'ra' is empty"),
         ({(1, "dec"): 95}, "column 'dec' is 95"),
+        ({(1, "radius_deg"): 45}, "line 3 (Melotte_22): column 'radius_deg' is 45, must be <= 30"),
         ({(1, "id"): "Melotte 22"}, "line 3: id 'Melotte 22' has characters unsafe"),
     ],
 )
@@ -219,6 +293,33 @@ def test_check_command_rejects_bad_region_table_in_one_line(
 def test_check_command_accepts_a_good_table(tmp_path: Path, only_my_commands: None) -> None:
     write_regions(small_regions(), tmp_path / "r.tsv")
     assert cli.main(["regions", "--check", str(tmp_path / "r.tsv")]) == 0
+
+
+def test_check_command_names_the_columns_it_ignores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], only_my_commands: None
+) -> None:
+    path = tmp_path / "r.tsv"
+    write_regions(small_regions().assign(notes=["a", "b"], Dist=[1, 2]), path)
+    assert cli.main(["regions", "--check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "2 regions, valid" in err
+    assert "2 column(s) ocdec does not read, kept and ignored: notes, Dist" in err
+    write_regions(small_regions().assign(expected_stars=[1000, 2000]), path)
+    assert cli.main(["regions", "--check", str(path)]) == 0
+    assert "ignored" not in capsys.readouterr().err
+
+
+def test_check_command_refuses_a_misspelt_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], only_my_commands: None
+) -> None:
+    path = tmp_path / "r.tsv"
+    small_regions().rename(columns={"parallax_prior": "parralax_prior"}).to_csv(
+        path, sep="\t", index=False
+    )
+    assert cli.main(["regions", "--check", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "'parralax_prior': did you mean parallax_prior?" in err and str(path) in err
 
 
 def test_regions_command_reports_missing_catalogue(

@@ -2,9 +2,12 @@
 # requests. Rules refer to these named functions (no lambdas inside rules).
 
 import math
+import os
+import re
 import sys
 from pathlib import Path
 
+from jsonschema.exceptions import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -25,7 +28,31 @@ from ocdec.methods.registry import REGISTRY
 
 put_first_on_pythonpath(SCRIPTS)
 
+
+def stop(message):
+    """End the run as Snakemake reads the workflow, on a mistake in the config or in the files it
+    names, with the one-line message alone (a WorkflowError raised here is printed with the lines
+    of this file it passed through) and exit status 1."""
+    sys.exit(f"Error: {message}")
+
+
 # --- regions ---------------------------------------------------------------------------------
+
+
+def regions_schema_error(table, err):
+    """One line for a row the regions schema refuses (snakemake.utils.validate names the row and
+    carries jsonschema's ValidationError as its context): line, id, column and problem.
+    """
+    error = err.__context__
+    if not isinstance(error, ValidationError):
+        return " ".join(str(err).split())
+    row = re.search(r"row (\d+)", str(err))
+    where = ""
+    if row and int(row.group(1)) < len(table):
+        index = int(row.group(1))
+        where = f"line {index + 2} ({table['id'].iloc[index]}): "
+    column = f"column {error.absolute_path[0]!r}: " if error.absolute_path else ""
+    return f"{where}{column}{' '.join(error.message.split())}"
 
 
 def read_regions_table(path):
@@ -34,8 +61,11 @@ def read_regions_table(path):
     try:
         table = read_regions(path)
     except OcdecError as err:
-        raise WorkflowError(f"{err} (config key 'regions')") from None
-    validate(table, schema="../schemas/regions.schema.yaml")
+        stop(f"{err} (config key 'regions')")
+    try:
+        validate(table, schema="../schemas/regions.schema.yaml")
+    except WorkflowError as err:
+        stop(f"{path}: {regions_schema_error(table, err)} (config key 'regions')")
     return table.set_index("id", drop=False)
 
 
@@ -96,7 +126,7 @@ def region_stars():
 # configured).
 PARAMETERS_METHOD = config.get("parameters", {}).get("method") or "default"
 if PARAMETERS_METHOD not in METHODS:
-    raise WorkflowError(
+    stop(
         f"parameters.method {PARAMETERS_METHOD!r} is not among characterize.methods "
         f"({', '.join(METHODS)})"
     )
@@ -153,6 +183,54 @@ def known_tables():
 def simbad_cache_path(wildcards):
     # Kept apart from the rule's output, which Snakemake removes before a rerun.
     return f"resources/reference/simbad/{wildcards.region}.json"
+
+
+# --- the input files the config names --------------------------------------------------------
+
+# Snakemake reruns nothing for an input that has gone missing while the outputs made from it
+# remain ("Nothing to be done"): a config pointed at a wrong path would keep the old results and
+# exit 0. So the files the user names are checked as the run starts (the regions table above);
+# not the files the workflow makes, and not in a cluster job, whose run has checked them.
+MISSING_SHOWN = 3
+
+
+def configured_inputs():
+    """The files the config names that the workflow reads, by config key: each region's file of
+    the local source, the offline reference table (a path) and the published cluster tables.
+    """
+    inputs = {}
+    if SOURCE == "local":
+        pattern = config["local"]["path"]
+        inputs[f"'local.path' ({pattern})"] = [
+            pattern.format(region=region) for region in REGIONS
+        ]
+    table = config["reference"].get("table")
+    if isinstance(table, str):
+        inputs["'reference.table'"] = [table]
+    inputs["'reference.cluster_tables'"] = known_tables()
+    return inputs
+
+
+def missing_inputs_message(inputs):
+    """None where every file exists, else one line naming each config key with missing files
+    and those files (the first few, then a count)."""
+    problems = []
+    for key, paths in inputs.items():
+        missing = [path for path in paths if not os.path.exists(path)]
+        if missing:
+            shown = ", ".join(missing[:MISSING_SHOWN])
+            if len(missing) > MISSING_SHOWN:
+                shown += f" and {len(missing) - MISSING_SHOWN} more"
+            problems.append(
+                f"config key {key}: {len(missing)} of {len(paths)} file(s) missing: {shown}"
+            )
+    return "; ".join(problems) or None
+
+
+if workflow.is_main_process:
+    _missing = missing_inputs_message(configured_inputs())
+    if _missing:
+        stop(_missing)
 
 
 # --- resources -------------------------------------------------------------------------------

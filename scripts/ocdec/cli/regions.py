@@ -13,6 +13,7 @@ from ocdec.data.catalogue import (
     read_dias_catalogue,
     read_regions,
     regions_from_catalogue,
+    unknown_columns,
     write_regions,
 )
 from ocdec.errors import OcdecError
@@ -51,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--check",
         metavar="TABLE",
-        help="only validate an existing region table (ids unique, radius > 0, numbers numeric)",
+        help="only validate an existing region table (ids unique, radius > 0, numbers numeric, "
+        "no misspelt column names) and name the columns ocdec ignores",
     )
     parser.set_defaults(func=run)
 
@@ -60,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         frame = read_regions(args.check)
         log.info("%s: %d regions, valid", args.check, len(frame))
+        ignored = unknown_columns(frame.columns)
+        if ignored:
+            log.info(
+                "%s: %d column(s) ocdec does not read, kept and ignored: %s",
+                args.check, len(ignored), ", ".join(ignored),
+            )
         return 0
     if not args.catalogue or not args.out:
         raise OcdecError("--catalogue and --out are required (or --check TABLE)")

@@ -9,9 +9,11 @@ or regenerate from another catalogue and which :func:`read_regions` validates.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,18 @@ OPTIONAL_NUMERIC: tuple[str, ...] = (
     "pmra_prior",
     "pmdec_prior",
 )
+#: Optional numeric columns read where a table has them (not added where it lacks them):
+#: ``expected_stars`` sizes the workflow's memory and runtime requests.
+EXTRA_NUMERIC: tuple[str, ...] = ("expected_stars",)
+#: Every column ocdec reads (the properties of workflow/schemas/regions.schema.yaml). Other columns
+#: (notes, VizieR columns) are kept and ignored, unless one looks like a misspelt known column.
+KNOWN_COLUMNS: tuple[str, ...] = REGION_COLUMNS + EXTRA_NUMERIC
+#: difflib similarity (0-1, case ignored) from which an unknown column is taken for a misspelling
+#: of a known column the table lacks: ``parralax_prior`` (0.93), ``pm_ra_prior`` (0.95),
+#: ``raduis_deg`` (0.90), ``Parallax_Prior`` (1.0) are refused; ``notes``, ``Cluster`` and
+#: VizieR's ``pmRA`` (0.67), ``Dist`` (0.53), ``RAJ2000`` (0.44) are kept, and so is
+#: ``parallax_error`` (0.86) beside a ``parallax_prior``, since only absent columns are matched.
+MISSPELT_CUTOFF = 0.85
 
 DEFAULT_MIN_DIAMETER_ARCMIN = 25.0
 DEFAULT_RADIUS_FACTOR = 1.5
@@ -259,12 +273,26 @@ def write_regions(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     log.info("wrote %d regions to %s", len(frame), path)
 
 
+def unknown_columns(columns: Iterable[str]) -> list[str]:
+    """The columns ocdec does not read (kept in the table, ignored), in their order."""
+    return [str(c) for c in columns if c not in KNOWN_COLUMNS]
+
+
+def misspelt_column(column: str, absent: Iterable[str]) -> str | None:
+    """The known column among ``absent`` (those a table lacks) that ``column`` looks like a
+    misspelling of (:data:`MISSPELT_CUTOFF`, case ignored), or None."""
+    match = difflib.get_close_matches(column.lower(), list(absent), n=1, cutoff=MISSPELT_CUTOFF)
+    return match[0] if match else None
+
+
 def read_regions(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read and validate a region table (TSV). Extra columns are kept.
 
     Raises :class:`OcdecError` naming the file, line (the header is line 1), id and column for:
-    a missing required column, an empty or duplicated id, a non-numeric value, a radius that is
-    not positive, or a position out of range.
+    an unknown column that looks like a misspelt known one the table lacks (``parralax_prior``:
+    did you mean ``parallax_prior``?), a missing required column, an empty or duplicated id, a
+    non-numeric value, a radius outside (0, 30] deg, a negative ``expected_stars`` (read as a
+    number where the table has that column), or a position out of range.
     """
     path = Path(path)
     if not path.is_file():
@@ -277,6 +305,18 @@ def read_regions(path: str | os.PathLike[str]) -> pd.DataFrame:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise OcdecError(f"{path}: cannot read as a tab-separated table: {first}") from err
     frame.columns = [c.strip() for c in frame.columns]
+    # A misspelt optional column would otherwise be ignored without a word (its values lost).
+    absent = [c for c in KNOWN_COLUMNS if c not in frame.columns]
+    misspelt = [
+        f"unknown column {column!r}: did you mean {meant}?"
+        for column in unknown_columns(frame.columns)
+        if (meant := misspelt_column(column, absent)) is not None
+    ]
+    if misspelt:
+        raise OcdecError(
+            f"{path}: line 1: {'; '.join(misspelt)} (a column of your own needs a name unlike "
+            "ocdec's)"
+        )
     missing = [c for c in ("id", *REQUIRED_NUMERIC) if c not in frame.columns]
     if missing:
         raise OcdecError(f"{path}: region table lacks column(s) {', '.join(missing)}")
@@ -306,7 +346,8 @@ def read_regions(path: str | os.PathLike[str]) -> pd.DataFrame:
         )
     if "name" not in frame.columns:
         frame["name"] = frame["id"].str.replace("_", " ")
-    for column in REQUIRED_NUMERIC + OPTIONAL_NUMERIC:
+    extra_numeric = tuple(c for c in EXTRA_NUMERIC if c in frame.columns)
+    for column in REQUIRED_NUMERIC + OPTIONAL_NUMERIC + extra_numeric:
         if column not in frame.columns:
             frame[column] = ""
         text = frame[column]
@@ -327,12 +368,17 @@ def read_regions(path: str | os.PathLike[str]) -> pd.DataFrame:
         frame[column] = values.astype(np.float64)
     checks = (
         ("radius_deg", lambda v: v > 0, "must be > 0"),
+        # the workflow's regions schema allows no larger cone
+        ("radius_deg", lambda v: v <= 30, "must be <= 30"),
         ("ra", lambda v: (v >= 0) & (v < 360), "must be in [0, 360)"),
         ("dec", lambda v: (v >= -90) & (v <= 90), "must be in [-90, 90]"),
         ("diameter_arcmin", lambda v: v.isna() | (v > 0), "must be > 0"),
         ("distance_pc", lambda v: v.isna() | (v > 0), "must be > 0"),
+        ("expected_stars", lambda v: v.isna() | (v >= 0), "must be >= 0"),
     )
     for column, ok, rule in checks:
+        if column not in frame.columns:
+            continue
         bad = ~ok(frame[column])
         if bad.any():
             index = frame.index[bad][0]
