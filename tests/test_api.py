@@ -28,6 +28,18 @@ def test_import_is_light_and_names_resolve() -> None:
         ocdec.no_such_thing  # noqa: B018
 
 
+@pytest.mark.parametrize("first", ["find_members", "characterize", "import ocdec.characterize"])
+def test_characterize_stays_callable_whatever_is_used_first(first: str) -> None:
+    # importing the submodule ocdec.characterize binds the module under the function's name
+    use = first if first.startswith("import") else f"ocdec.{first}"
+    code = (f"import ocdec\n{use}\nimport ocdec.characterize\n"
+            "try:\n    ocdec.characterize()\nexcept TypeError as err:\n    print(err)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "scripts")})
+    # the function's own complaint about its arguments, not "'module' object is not callable"
+    assert "missing" in out.stdout and "stars" in out.stdout, out.stdout
+
+
 def test_products_layout_follows_the_registry() -> None:
     assert products.method_files(REGISTRY["thesis"].tables)["silhouette"] == "silhouette.tsv"
     assert set(products.method_files()) == {"members", "summary", "history", "groups"}

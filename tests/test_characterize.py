@@ -251,3 +251,15 @@ def test_faint_members_do_not_pull_the_mean() -> None:
     params = cluster_parameters(stars, np.ones(e.size, bool))
     assert params["parallax"] == pytest.approx(mean)
     assert params["parallax_std"] == pytest.approx(x.std(ddof=1))
+
+
+def test_found_line_leaves_out_what_a_method_does_not_give() -> None:
+    from ocdec.cli.characterize import found_line
+
+    base = {"n_members": 12, "n_stars": 300, "pmra": 1.0, "pmdec": -2.0, "parallax": 0.5,
+            "runtime_s": 0.4}
+    # a method of its own needs neither key (docs/adding-a-method.md)
+    plain = found_line(base, "out")
+    assert plain.startswith("found: 12 members of 300 stars") and "Jaccard" not in plain
+    full = found_line({**base, "false_alarm_probability": 1e-9, "seed_jaccard": 0.95}, "out")
+    assert "false-alarm probability 1.0e-09" in full and "seed Jaccard 0.950" in full

@@ -197,3 +197,17 @@ def test_catalogue_summary_from_rule_inputs(tmp_path: Path) -> None:
     )
     assert "min_stars" in table.loc[1, "reason"]
     assert (res / "offsets.png").stat().st_size > 0 and (res / "recovered.png").stat().st_size > 0
+
+
+def test_method_fields_keep_their_fractions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a method's own summary field (docs/adding-a-method.md) with fractions stays as it is; a
+    # whole-number one (thesis mode's kmeans_k) is written as an integer
+    from ocdec.results import summary as S
+
+    monkeypatch.setattr(S, "COLUMNS", (*S.COLUMNS, "toy_sigma_pm"))
+    monkeypatch.setattr(S, "METHOD_FIELD_COLUMNS", (*S.METHOD_FIELD_COLUMNS, "toy_sigma_pm"))
+    rows = [{"region": "A", "thesis_kmeans_k": 3.0, "toy_sigma_pm": 6.63},
+            {"region": "B", "thesis_kmeans_k": None, "toy_sigma_pm": 8.27}]
+    table = S.summary_table(rows)
+    assert list(table["toy_sigma_pm"]) == [6.63, 8.27]
+    assert str(table["thesis_kmeans_k"].dtype) == "Int64" and table["thesis_kmeans_k"][0] == 3

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -321,3 +323,15 @@ def _json_safe(obj: Any) -> Any:
         v = float(obj)
         return v if math.isfinite(v) else None
     return obj
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as its :func:`characterize`: importing a submodule binds its name in
+    the package, so once anything has imported ``ocdec.characterize`` (``ocdec.find_members``
+    does), ``ocdec.characterize`` is this module, not the API's function of the same name."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return characterize(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

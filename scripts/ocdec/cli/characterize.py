@@ -87,12 +87,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{summary['status']}: {summary.get('reason', '')} ({summary['n_stars']} stars; "
               f"groups in {args.out})")
         return 0
-    print(f"found, false-alarm probability {_fmt(summary.get('false_alarm_probability'), 2)}: "
-          f"{summary['n_members']} members of {summary['n_stars']} stars: "
-          f"pmra {_fmt(summary['pmra'])} pmdec {_fmt(summary['pmdec'])} "
-          f"parallax {_fmt(summary['parallax'], 4)}; seed Jaccard "
-          f"{_fmt(summary['seed_jaccard'])}; {summary['runtime_s']:.1f} s -> {args.out}")
+    print(found_line(summary, args.out))
     return 0
+
+
+def found_line(summary: dict, out: str | Path) -> str:
+    """The line a found cluster prints; a method's optional summary keys (the false-alarm
+    probability, the seeds' agreement) only where it gives them."""
+    fap = summary.get("false_alarm_probability")
+    jaccard = summary.get("seed_jaccard")
+    return ("found" + (f", false-alarm probability {_fmt(fap, 2)}" if fap is not None else "")
+            + f": {summary['n_members']} members of {summary['n_stars']} stars: "
+            f"pmra {_fmt(summary['pmra'])} pmdec {_fmt(summary['pmdec'])} "
+            f"parallax {_fmt(summary['parallax'], 4)}"
+            + (f"; seed Jaccard {_fmt(jaccard)}" if jaccard is not None else "")
+            + f"; {summary['runtime_s']:.1f} s -> {out}")
 
 
 def remove_stale_products(out_dir: str | Path, method: str, formats: list[str]) -> list[Path]:

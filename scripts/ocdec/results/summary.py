@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ocdec import products
@@ -95,8 +96,11 @@ COLUMNS = (
     *PHYSICS_COLUMNS,
 )
 COUNT_COLUMNS = ("n_input", "n_stars", "n_members", "n_unknown_groups",
-                 *(f"{m}_{k}" for m in _OTHER_METHODS
-                   for k in ("n_members", *REGISTRY[m].summary_fields)))
+                 *(f"{m}_n_members" for m in _OTHER_METHODS))
+# a method's own summary fields: whole numbers (thesis mode's kmeans_k) written as such, any
+# other value as it is
+METHOD_FIELD_COLUMNS = tuple(f"{m}_{k}" for m in _OTHER_METHODS
+                             for k in REGISTRY[m].summary_fields)
 
 
 def _num(mapping: Mapping[str, Any] | None, key: str) -> float:
@@ -278,6 +282,11 @@ def summary_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     table = pd.DataFrame(list(rows), columns=list(COLUMNS))
     for col in COUNT_COLUMNS:
         table[col] = pd.to_numeric(table[col], errors="coerce").round().astype("Int64")
+    for col in METHOD_FIELD_COLUMNS:
+        values = pd.to_numeric(table[col], errors="coerce")
+        known = values.dropna()
+        if len(known) and np.isfinite(known).all() and (known == known.round()).all():
+            table[col] = values.astype("Int64")
     return table
 
 
