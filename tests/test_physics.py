@@ -142,12 +142,15 @@ def _king_sample(rng: np.random.Generator, n: int, rc: float, rt: float, field_d
 
 
 def test_king_fit_recovers_radii_inside_the_field() -> None:
-    ra, dec = _king_sample(np.random.default_rng(7), 2000, rc=0.1, rt=0.6, field_deg=1.0)
-    s = structure.fit_structure(ra, dec, np.ones(ra.size))
+    rng = np.random.default_rng(7)
+    ra, dec = _king_sample(rng, 2000, rc=0.1, rt=0.6, field_deg=1.0)
+    r, phi = np.sqrt(rng.uniform(0, 1, 20000)), rng.uniform(0, 2 * np.pi, 20000)
+    field = (50 + r * np.cos(phi), r * np.sin(phi))  # the field's stars, out to 1 deg
+    s = structure.fit_structure(ra, dec, np.ones(ra.size), field)
     assert s.status == "ok" and s.reason is None
     assert s.rc_deg == pytest.approx(0.1, rel=0.3)
     assert s.rt_deg == pytest.approx(0.6, rel=0.25)
-    assert s.rt_deg <= s.r_max_deg
+    assert s.rt_deg <= s.fit_radius_deg
 
 
 def test_king_tidal_radius_beyond_the_field_is_flagged() -> None:
@@ -155,8 +158,38 @@ def test_king_tidal_radius_beyond_the_field_is_flagged() -> None:
     ra, dec = _king_sample(np.random.default_rng(8), 2000, rc=0.1, rt=1.0, field_deg=0.3)
     s = structure.fit_structure(ra, dec, np.ones(ra.size))
     assert s.status == "extrapolated"
-    assert s.rt_deg > s.r_max_deg and "beyond the outermost member" in s.reason
-    assert 0 < s.rc_deg < s.r_max_deg and math.isfinite(s.concentration)
+    assert s.fit_radius_deg < s.rt_deg <= 3 * s.fit_radius_deg and "beyond the" in s.reason
+    assert 0 < s.rc_deg < s.fit_radius_deg and math.isfinite(s.concentration)
+
+
+def test_king_fit_stays_within_the_radius_an_off_centre_field_covers() -> None:
+    # a cone of 0.5 deg whose centre lies 0.3 deg from the cluster's: whole annuli about the
+    # cluster reach only 0.2 deg, and the cone's far edge must not pass for a tidal edge
+    rng = np.random.default_rng(10)
+    ra, dec = _king_sample(rng, 6000, rc=0.1, rt=1.0, field_deg=1.0)
+    cone = np.hypot(ra - 50.3, dec) < 0.5
+    fra, fdec = rng.uniform(-0.5, 0.5, (2, 20000))
+    inside = np.hypot(fra, fdec) < 0.5
+    field_ra, field_dec = 50.3 + fra[inside], fdec[inside]
+    s = structure.fit_structure(ra[cone], dec[cone], np.ones(cone.sum()), (field_ra, field_dec))
+    # the cone's nearest edge from the members' centre (itself drawn towards the cone's)
+    edge = 0.5 - math.hypot(s.ra - 50.3, s.dec)
+    assert s.fit_radius_deg == pytest.approx(edge, abs=0.02) and s.fit_radius_deg < 0.3
+    assert s.status != "ok" and not s.rt_deg <= s.fit_radius_deg  # never a tidal edge at 0.2
+    # a box covers its inscribed circle
+    bra, bdec = rng.uniform(-0.4, 0.4, (2, 20000))
+    assert structure.covered_radius(50 + bra, bdec, 50.0, 0.0) == pytest.approx(0.4, abs=0.02)
+
+
+def test_a_tidal_radius_far_beyond_the_field_is_not_given() -> None:
+    # a Plummer sphere has no tidal edge: within 0.3 deg of it the fit runs r_t far out
+    rng = np.random.default_rng(12)
+    n = 3000
+    r = 0.5 * np.sqrt(1.0 / rng.uniform(0.0, 1.0, 4 * n) - 1.0)
+    r = r[r < 0.3][:n]
+    phi = rng.uniform(0, 2 * np.pi, r.size)
+    s = structure.fit_structure(50 + r * np.cos(phi), r * np.sin(phi), np.ones(r.size))
+    assert s.status == "unconstrained" and math.isnan(s.rt_deg), (s.rc_deg, s.rt_deg)
 
 
 def test_king_fit_of_a_cluster_filling_its_field_is_not_reported() -> None:
@@ -167,7 +200,7 @@ def test_king_fit_of_a_cluster_filling_its_field_is_not_reported() -> None:
     r = 0.8 * np.sqrt(rng.uniform(0.0, 1.0, n))
     phi = rng.uniform(0, 2 * np.pi, n)
     s = structure.fit_structure(50 + r * np.cos(phi), r * np.sin(phi), np.ones(n))
-    assert s.status == "unconstrained" and "collapsed" in s.reason
+    assert s.status == "unconstrained" and "not given" in s.reason
     assert math.isnan(s.rc_deg) and math.isnan(s.rt_deg) and math.isnan(s.concentration)
     assert s.r50_deg == pytest.approx(0.8 * math.sqrt(0.5), rel=0.05)
     pc = s.to_pc(100.0)

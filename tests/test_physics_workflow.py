@@ -114,10 +114,12 @@ def test_settings_keys_are_checked(tmp_path: Path, cluster: pd.DataFrame) -> Non
 
 
 def test_summary_row_carries_the_physical_columns() -> None:
-    params = {"status": "ok", "reason": None, **{c: 1.5 for c in PHYSICS_COLUMNS}}
+    params = {"status": "ok", "reason": None, **{c: 1.5 for c in PHYSICS_COLUMNS},
+              "king_fit": "extrapolated"}
     row = summary_row({"id": "A"}, status={"status": "ok"},
                       summaries={"default": {"status": "done"}}, parameters=params)
     assert set(row) == set(COLUMNS)
+    assert row["king_fit"] == "extrapolated" and row["rt_pc"] == 1.5
     assert row["parameters_status"] == "ok" and row["jacobi_radius_pc"] == 1.5
     # the distance's own (zero-point corrected) parallax sits beside the measured one
     assert row["parallax_mas"] == 1.5 and {"parallax", "parallax_zero_point_mas"} <= set(row)

@@ -84,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ParametersSettings(cmd=CmdSettings(feh=_feh(args.feh)))
     members = read_members(args.field, args.members)
-    result = fit_parameters(members, release=args.release, settings=settings)
+    # every row's position: with --members, the whole field's footprint for the King profile
+    field = ((members["ra"].to_numpy(float), members["dec"].to_numpy(float))
+             if {"ra", "dec"} <= set(members.columns) else None)
+    result = fit_parameters(members, release=args.release, settings=settings, field=field)
     out = Path(args.out)
     values = result.as_dict()
     values["input"] = {"field": str(args.field), "members": args.members}

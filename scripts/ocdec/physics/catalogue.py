@@ -49,8 +49,9 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "r50_deg": ("deg", "radius holding half the members"),
     "rc_deg": ("deg", "King core radius"),
     "rt_deg": ("deg", "King tidal radius"),
-    "king_fit": (None, "King fit: ok; extrapolated (r_t beyond the outermost member); "
-                 "unconstrained (collapsed: r_c, r_t not given); failed"),
+    "king_fit": (None, "King fit: ok; extrapolated (r_t beyond the radius the field covers, "
+                 "within 3 times it); unconstrained (r_t, or both radii, not measured: null); "
+                 "failed"),
     "mass_msun": ("solMass", "Jacobi mass (inside r_J), Kroupa-extrapolated, median"),
     "mass_msun_16": ("solMass", "Jacobi mass, 16th percentile (bootstrap)"),
     "mass_msun_84": ("solMass", "Jacobi mass, 84th percentile (bootstrap)"),

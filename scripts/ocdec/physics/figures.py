@@ -115,7 +115,7 @@ def _radial_panel(ax: Any, result: ParametersResult) -> None:
     mid = 0.5 * (edges[1:] + edges[:-1])
     err = np.sqrt(np.maximum(counts, 1.0)) / area
     ax.errorbar(mid, counts / area, yerr=err, fmt="o", ms=4, color="k", label="members")
-    if math.isfinite(st.rc_deg):
+    if math.isfinite(st.rc_deg) and math.isfinite(st.rt_deg):
         rr = np.linspace(1e-4, r_max, 300)
         prof = king_profile(rr, st.rc_deg, st.rt_deg)
         norm = np.trapezoid(2 * np.pi * rr * prof, rr)

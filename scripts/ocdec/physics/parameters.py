@@ -107,13 +107,17 @@ def membership_weights(members: pd.DataFrame, min_probability: float) -> np.ndar
 
 
 def fit_parameters(members: pd.DataFrame, *, release: str = "dr3",
-                   settings: ParametersSettings | None = None) -> ParametersResult:
+                   settings: ParametersSettings | None = None,
+                   field: tuple[np.ndarray, np.ndarray] | None = None) -> ParametersResult:
     """Physical parameters of the cluster whose members are ``members``.
 
     ``members`` has the canonical star columns (ra, dec, parallax, parallax_error,
     phot_g_mean_mag, bp_rp), optionally a membership probability (p_member, PMemb, probs) and
     the DR3 zero-point columns (:data:`ocdec.physics.zero_point.ZERO_POINT_COLUMNS`).
-    ``release`` is "dr2" or "dr3". Never raises for bad data: see ``status`` and ``reason``.
+    ``release`` is "dr2" or "dr3". ``field``: every star's (ra, dec) of the field the members
+    come from, so the King profile is fitted within the radius it covers whole
+    (:func:`ocdec.physics.structure.covered_radius`; else the members' own). Never raises for
+    bad data: see ``status`` and ``reason``.
     """
     start = time.perf_counter()
     s = settings or ParametersSettings()
@@ -123,7 +127,7 @@ def fit_parameters(members: pd.DataFrame, *, release: str = "dr3",
     values = empty_values(n_members, release)
     result = ParametersResult(values)
     try:
-        _run(members, w, release, s, result)
+        _run(members, w, release, s, result, field)
     except _Failed as failure:
         values["status"], values["reason"] = "failed", str(failure)
     values["runtime_s"] = round(time.perf_counter() - start, 3)
@@ -145,7 +149,7 @@ def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def _run(members: pd.DataFrame, w: np.ndarray, release: str, s: ParametersSettings,
-         result: ParametersResult) -> None:
+         result: ParametersResult, field: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     values = result.values
     if release not in RELEASES:
         raise _Failed(f"unknown Gaia release {release!r} (known: {', '.join(RELEASES)})")
@@ -180,7 +184,7 @@ def _run(members: pd.DataFrame, w: np.ndarray, release: str, s: ParametersSettin
                "parallax_error_mas": dist.parallax_error,
                "parallax_spread_mas": dist.parallax_spread}
 
-    struct = structure.fit_structure(_col(stars, "ra"), _col(stars, "dec"), w)
+    struct = structure.fit_structure(_col(stars, "ra"), _col(stars, "dec"), w, field)
     result.structure = struct
     values |= {"ra": struct.ra, "dec": struct.dec, "r50_deg": struct.r50_deg,
                "rc_deg": struct.rc_deg, "rt_deg": struct.rt_deg,

@@ -30,6 +30,7 @@ from ocdec.settings import from_mapping
 
 # pandas where a table is read: a skipped region's parameters job imports none (its fixed cost)
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -119,14 +120,14 @@ def parameters_region(
         result = _not_fitted("not_fitted", f"{summary.get('method', 'method')}: {reason}",
                              n_found, release)
     else:
-        members = _members(members_path, settings.min_probability)
+        members, field = _members(members_path, settings.min_probability)
         if settings.zero_point is None:
             settings = _with_zero_point(settings, provenance.get("source") != "simulate")
         if jax_cache_dir is not None:
             from ocdec.compilation_cache import enable_compilation_cache
 
             enable_compilation_cache(jax_cache_dir)
-        result = fit_parameters(members, release=release, settings=settings)
+        result = fit_parameters(members, release=release, settings=settings, field=field)
     values = result.as_dict()
     # the method's proper motion, so the catalogue's row gives the cluster's whole astrometry
     for key in PROPER_MOTION:
@@ -164,18 +165,24 @@ def _with_zero_point(settings: ParametersSettings, on: bool) -> ParametersSettin
     return replace(settings, zero_point=on)
 
 
-def _members(path: PathLike, min_probability: float) -> pd.DataFrame:
-    """The rows of members.parquet that can count (p_member >= the threshold): a cone's table
-    holds every star, the members are a few hundred of them."""
+def _members(path: PathLike, min_probability: float
+             ) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray] | None]:
+    """The rows of members.parquet that can count (p_member >= the threshold: a cone's table
+    holds every star, the members are a few hundred of them), and every star's (ra, dec), the
+    field's footprint the King profile is fitted within (None without positions)."""
     import pandas as pd
 
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as err:
         raise OcdecError(f"{path}: cannot read as Parquet: {err}") from err
+    field = None
+    if {"ra", "dec"} <= set(frame.columns):
+        field = (pd.to_numeric(frame["ra"], errors="coerce").to_numpy(float),
+                 pd.to_numeric(frame["dec"], errors="coerce").to_numpy(float))
     if "p_member" in frame:
         frame = frame.loc[pd.to_numeric(frame["p_member"], errors="coerce") >= min_probability]
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True), field
 
 
 def read_parameters(paths: Sequence[PathLike]) -> list[dict[str, Any]]:

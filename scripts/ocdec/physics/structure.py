@@ -25,8 +25,16 @@ log = logging.getLogger(__name__)
 MIN_MEMBERS = 10
 # A tidal radius this close to the core radius means the fit ran onto its bound (r_t = r_c): the
 # members' profile within the field shows no core and no tidal edge to fit, as where a nearby
-# cluster fills its cone (Hyades, Praesepe) or a field cut as a box truncates the cluster.
-MIN_TIDAL_RATIO = 1.25
+# cluster fills its cone (Hyades, Praesepe). Real clusters have r_t / r_c of 3 or more
+# (concentration >= 0.5); a featureless field gave 1.36.
+MIN_TIDAL_RATIO = 2.0
+# A tidal radius beyond this many times the fitted radius is not measured: the profile's slight
+# curvature inside the field is all that places it (Praesepe in a 2 deg cone: 77 deg).
+MAX_EXTRAPOLATION = 3.0
+# Below this share of the members' weight the King term describes a minority: no profile.
+MIN_CLUSTER_SHARE = 0.1
+# Position-angle sectors over which the field's covered radius is taken (covered_radius).
+COVER_SECTORS = 24
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,13 @@ class StructureResult:
     rt_deg: float
     cluster_fraction: float  # f_c, the King share of the members' weight
     radius_deg: np.ndarray  # per member, projected radius from the centre
-    # ok; extrapolated (r_t beyond the outermost member: the field does not reach the tidal
-    # edge, so r_t rests on the profile's shape within it); unconstrained (the fit collapsed:
-    # r_c and r_t NaN); failed (too few members)
+    # ok; extrapolated (r_t beyond the fitted radius, within MAX_EXTRAPOLATION times it: the
+    # field does not reach the tidal edge, so r_t rests on the profile's shape within it);
+    # unconstrained (the fit collapsed, or r_t lies far beyond the field, or the King term is a
+    # minority: r_t NaN, r_c too unless it lies within the field); failed (too few members)
     status: str = "ok"
     reason: str | None = None
-    r_max_deg: float = math.nan  # the outermost member's radius: the extent the fit saw
+    fit_radius_deg: float = math.nan  # the profile is fitted within this radius (covered_radius)
 
     @property
     def concentration(self) -> float:
@@ -101,8 +110,32 @@ def weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
     return float(np.interp(q * cw[-1], cw, x[order]))
 
 
-def fit_structure(ra: np.ndarray, dec: np.ndarray, weight: np.ndarray) -> StructureResult:
-    """King profile of members at (``ra``, ``dec``) with membership weights ``weight``."""
+def covered_radius(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> float:
+    """The largest radius about (``ra0``, ``dec0``) that the positions cover in every direction:
+    over COVER_SECTORS sectors of position angle, the least of each sector's farthest position
+    (0 where a sector is empty). A cone centred off the cluster or a field cut as a box covers
+    whole annuli only out to its nearest edge, and the profile's likelihood counts whole annuli;
+    beyond that radius the field's edge would pass for a tidal edge."""
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    if not ok.any():
+        return math.nan
+    ra_r, dec_r = np.deg2rad(ra[ok]), np.deg2rad(dec[ok])
+    d_ra = ra_r - math.radians(ra0)
+    x = np.cos(dec_r) * np.sin(d_ra)
+    y = (np.sin(dec_r) * math.cos(math.radians(dec0))
+         - np.cos(dec_r) * math.sin(math.radians(dec0)) * np.cos(d_ra))
+    sector = (np.floor((np.arctan2(x, y) + math.pi) / (2 * math.pi) * COVER_SECTORS)
+              .astype(int) % COVER_SECTORS)
+    far = np.zeros(COVER_SECTORS)
+    np.maximum.at(far, sector, projected_radii(ra[ok], dec[ok], ra0, dec0))
+    return float(far.min())
+
+
+def fit_structure(ra: np.ndarray, dec: np.ndarray, weight: np.ndarray,
+                  field: tuple[np.ndarray, np.ndarray] | None = None) -> StructureResult:
+    """King profile of members at (``ra``, ``dec``) with membership weights ``weight``, fitted
+    within the radius the field covers whole about their centre (:func:`covered_radius` of
+    ``field``, every star's (ra, dec), else of the members themselves)."""
     ra, dec, w = (np.asarray(a, dtype=float) for a in (ra, dec, weight))
     ok = np.isfinite(ra) & np.isfinite(dec) & np.isfinite(w) & (w > 0)
     nan = math.nan
@@ -113,28 +146,52 @@ def fit_structure(ra: np.ndarray, dec: np.ndarray, weight: np.ndarray) -> Struct
     radius = projected_radii(ra, dec, ra0, dec0)
     r, wk = radius[ok], w[ok]
     r50 = weighted_quantile(r, wk, 0.5)
-    r_max = float(r.max()) * 1.0001
-    rc, rt, fc = _king_ml(r, wk, r50, r_max)
-    log.info("structure: r50 %.4f deg, King r_c %.4f r_t %.4f deg, cluster share %.2f, "
-             "outermost member %.4f deg", r50, rc, rt, fc, float(r.max()))
-    status, reason = _king_status(rc, rt, float(r.max()))
-    if status == "unconstrained":
-        rc = rt = nan
-    return StructureResult(ra0, dec0, r50, rc, rt, fc, radius, status, reason, float(r.max()))
+    where = field if field is not None else (ra[ok], dec[ok])
+    cover = covered_radius(np.asarray(where[0], float), np.asarray(where[1], float), ra0, dec0)
+    r_fit = min(cover, float(r.max())) if math.isfinite(cover) else float(r.max())
+    inside = r <= r_fit
+    if inside.sum() < MIN_MEMBERS or not r_fit > 0:
+        return StructureResult(ra0, dec0, r50, nan, nan, nan, radius, "unconstrained",
+                               f"King profile not fitted: {int(inside.sum())} members within the "
+                               f"{r_fit:.3g} deg the field covers whole about their centre",
+                               r_fit)
+    rc, rt, fc = _king_ml(r[inside], wk[inside], r50, r_fit * 1.0001)
+    log.info("structure: r50 %.4f deg, King r_c %.4f r_t %.4f deg, cluster share %.2f, fitted "
+             "within %.4f deg (%d of %d members)", r50, rc, rt, fc, r_fit, int(inside.sum()),
+             r.size)
+    status, reason, rc, rt = _king_status(rc, rt, fc, r_fit)
+    return StructureResult(ra0, dec0, r50, rc, rt, fc, radius, status, reason, r_fit)
 
 
-def _king_status(rc: float, rt: float, r_max: float) -> tuple[str, str | None]:
-    """How far the fitted King radii can be trusted, given the members reach ``r_max``."""
+def _king_status(rc: float, rt: float, fc: float, r_fit: float
+                 ) -> tuple[str, str | None, float, float]:
+    """How far the fitted King radii can be trusted, fitted within ``r_fit``: (status, reason,
+    r_c, r_t), a radius that is not measured NaN."""
+    nan = math.nan
+    within = f"within the {r_fit:.3g} deg the field covers"
+    if fc < MIN_CLUSTER_SHARE:
+        return "unconstrained", (
+            f"King profile unconstrained: it describes {fc:.0%} of the members' weight {within}, "
+            "the rest spread as a field: r_c and r_t not given"), nan, nan
     if rt < MIN_TIDAL_RATIO * rc:
         return "unconstrained", (
             f"King profile unconstrained: the fit collapsed onto r_t = {rt / rc:.2f} r_c "
-            f"({rt:.3g} deg); within the members' {r_max:.3g} deg the profile shows no core and "
-            "tidal edge (a cluster larger than its field?): r_c and r_t not given")
-    if rt > r_max:
+            f"({rt:.3g} deg); {within} the profile shows no core and tidal edge (a cluster "
+            "larger than its field?): r_c and r_t not given"), nan, nan
+    if rc > r_fit:
+        return "unconstrained", (
+            f"King profile unconstrained: its core radius {rc:.3g} deg lies beyond the "
+            f"{r_fit:.3g} deg the field covers, so the profile {within} is nearly flat: r_c and "
+            "r_t not given"), nan, nan
+    if rt > MAX_EXTRAPOLATION * r_fit:
+        return "unconstrained", (
+            f"King tidal radius unconstrained: {rt:.3g} deg, more than {MAX_EXTRAPOLATION:g} "
+            f"times the {r_fit:.3g} deg the field covers: r_t not given"), rc, nan
+    if rt > r_fit:
         return "extrapolated", (
-            f"King tidal radius {rt:.3g} deg lies beyond the outermost member ({r_max:.3g} deg): "
-            "extrapolated from the profile within the field")
-    return "ok", None
+            f"King tidal radius {rt:.3g} deg lies beyond the {r_fit:.3g} deg the field covers "
+            "whole about the members' centre: extrapolated from the profile within it"), rc, rt
+    return "ok", None, rc, rt
 
 
 def _king_ml(r: np.ndarray, w: np.ndarray, r50: float, r_max: float) -> tuple[float, float, float]:

@@ -63,6 +63,9 @@ PHYSICS_COLUMNS = (
     "jacobi_radius_pc",
 )
 
+# ... of which these are words, not numbers (how the King fit went)
+PHYSICS_TEXT = ("king_fit",)
+
 # The primary method's (default) values are the region's own, unprefixed; every other registered
 # method has its block of prefixed columns (thesis_pmra, hdbscan_n_members, ...), NaN where it was
 # not run, so the table has the same columns whatever a run's methods.
@@ -161,7 +164,8 @@ def summary_row(
         row["parameters_status"] = str(parameters.get("status") or "")
         row["parameters_reason"] = str(parameters.get("reason") or "")
         for col in PHYSICS_COLUMNS:
-            row[col] = _num(parameters, col)
+            row[col] = (str(parameters.get(col) or "") if col in PHYSICS_TEXT
+                        else _num(parameters, col))
     prefixes = ["", *(f"{m}_" for m in _OTHER_METHODS)]
     for prefix in prefixes:
         for col in ASTROMETRY:
@@ -319,6 +323,7 @@ def read_summary_table(path: str | Path) -> pd.DataFrame:
                 "seeds": str,
                 "parameters_status": str,
                 "parameters_reason": str,
+                **dict.fromkeys(PHYSICS_TEXT, str),
             },
         )
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
