@@ -235,6 +235,25 @@ def test_a_reused_output_folder_keeps_only_this_runs_tables(field, tmp_path, cap
     assert json.loads((out / "summary.json").read_text())["pmra"] == pytest.approx(2.0, abs=0.1)
 
 
+def test_a_field_inside_its_output_folder_is_never_removed(field, tmp_path) -> None:
+    """The input may sit in --out under a product's name (members.csv); a folder no ocdec run
+    wrote to loses nothing of its own, and a second run keeps the input too."""
+    out = tmp_path / "out"
+    out.mkdir()
+    given = out / "members.csv"
+    field.drop(columns=["true_member"]).to_csv(given, index=False)
+    (out / "silhouette.tsv").write_text("a user's table of that name\n")
+    cone = ["--ra", "120", "--dec", "-30", "--radius", "1", "--n-seeds", "1", "--no-dec"]
+    # a fresh folder (no earlier run's summary.json): nothing of the user's is removed
+    assert main(["characterize", str(given), "--out", str(out), *cone]) == 0
+    assert given.is_file() and len(pd.read_csv(given)) == len(field)
+    assert (out / "silhouette.tsv").read_text() == "a user's table of that name\n"
+    # a folder the first run wrote to: another method's table name goes, the input stays
+    assert main(["characterize", str(given), "--out", str(out), *cone]) == 0
+    assert given.is_file() and len(pd.read_csv(given)) == len(field)
+    assert not (out / "silhouette.tsv").exists()
+
+
 def test_faint_members_do_not_pull_the_mean() -> None:
     """A distant cluster: 50 bright members at parallax 0.15 +- 0.01 and 400 faint ones with
     errors of 0.5 mas drawn low by chance; the weighted mean stays at the cluster's, the plain

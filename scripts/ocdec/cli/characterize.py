@@ -21,11 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "archive or VizieR column names) and write DIR/members.parquet, DIR/summary.json, "
         "DIR/history.tsv and DIR/groups.tsv (and the method's own tables, e.g. thesis mode's "
         "DIR/silhouette.tsv); --format adds DIR/members.fits, .vot or .csv. summary.json says "
-        "\"found\" or \"not_found\" (and why); both exit 0. A DIR used before keeps only "
-        "this run's products: the members tables in formats not asked for this time and "
-        "another method's tables, left there by an earlier run, are removed once this run has "
-        "written its own (a run that fails leaves the earlier products as they were); other "
-        "files in DIR are not touched.")
+        "\"found\" or \"not_found\" (and why); both exit 0. A DIR an earlier run wrote to (it "
+        "holds summary.json) keeps only this run's products: the members tables in formats "
+        "not asked for this time and another method's tables, left there by the earlier run, "
+        "are removed once this run has written its own (a run that fails leaves the earlier "
+        "products as they were); FIELD itself and other files in DIR are never touched.")
     p.add_argument("field", metavar="FIELD", help="star table")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     add_cone_options(p, "catalogue centre RA (deg, [0, 360))",
@@ -77,12 +77,15 @@ def run(args: argparse.Namespace) -> int:
     check_writable_dir(args.out, "--out")
     known = read_known(args.known)
     stars = read_stars(args.field)
+    # an earlier ocdec run's folder (its summary.json): only there are stale tables ocdec's own
+    earlier_run = (Path(args.out) / "summary.json").is_file()
     summary = characterize(stars, args.out, method=args.method, priors=priors, seed=args.seed,
                            n_seeds=args.n_seeds, settings=settings,
                            provenance={"source": "local", "input": str(args.field)}, known=known)
     export_members(Path(args.out) / MEMBERS, args.formats,
                    {"method": args.method, "input": str(args.field)})
-    remove_stale_products(args.out, args.method, args.formats)
+    if earlier_run:
+        remove_stale_products(args.out, args.method, args.formats, keep=[args.field])
     if summary["status"] != "found":
         print(f"{summary['status']}: {summary.get('reason', '')} ({summary['n_stars']} stars; "
               f"groups in {args.out})")
@@ -104,11 +107,14 @@ def found_line(summary: dict, out: str | Path) -> str:
             + f"; {summary['runtime_s']:.1f} s -> {out}")
 
 
-def remove_stale_products(out_dir: str | Path, method: str, formats: list[str]) -> list[Path]:
+def remove_stale_products(out_dir: str | Path, method: str, formats: list[str],
+                          keep: list[str | Path] = ()) -> list[Path]:
     """Remove what an earlier run left in ``out_dir`` that this run did not rewrite: the members
     tables in the formats not in ``formats`` and the other methods' own tables, found by the
-    names ocdec gives them (:mod:`ocdec.products`); nothing else. Called once this run's products
-    are all written, so a failed run leaves the earlier ones whole. Returns the paths removed."""
+    names ocdec gives them (:mod:`ocdec.products`); nothing else, and never a file of ``keep``
+    (the run's input, which may sit there under such a name). Called once this run's products
+    are all written, so a failed run leaves the earlier ones whole, and only in a folder an
+    earlier run wrote to. Returns the paths removed."""
     from ocdec.methods.registry import method_spec
     from ocdec.products import MEMBERS, TABLE_FORMATS, table_file, table_name
 
@@ -118,10 +124,11 @@ def remove_stale_products(out_dir: str | Path, method: str, formats: list[str]) 
     own = set(method_spec(method).tables)
     names += [table_name(table) for other in method_names() if other != method
               for table in method_spec(other).tables if table not in own]
+    kept = {Path(k).resolve() for k in keep}
     removed = []
     for name in dict.fromkeys(names):
         path = out / name
-        if path.is_file():
+        if path.is_file() and path.resolve() not in kept:
             path.unlink()
             removed.append(path)
     if removed:
