@@ -217,6 +217,22 @@ def test_only_a_column_the_table_lacks_is_taken_for_misspelt(tmp_path: Path) -> 
         read_regions(path)
 
 
+@pytest.mark.parametrize("other", ["parallax_error", "distance_kpc", "diameter_arcsec"])
+def test_another_quantity_of_a_known_column_is_not_a_typo(tmp_path: Path, other: str) -> None:
+    # the known column it resembles is absent, yet it ends in a word of its own (an error, a
+    # unit): a column of the user's, kept
+    known = {"parallax_error": "parallax_prior", "distance_kpc": "distance_pc",
+             "diameter_arcsec": "diameter_arcmin"}[other]
+    path = tmp_path / "regions.tsv"
+    small_regions().rename(columns={known: other}).to_csv(path, sep="\t", index=False)
+    assert other in read_regions(path).columns
+    # a typo of the last word is still one
+    small_regions().rename(columns={"pmra_prior": "pmra_prio"}).to_csv(path, sep="\t",
+                                                                       index=False)
+    with pytest.raises(OcdecError, match="did you mean pmra_prior"):
+        read_regions(path)
+
+
 def test_expected_stars_is_a_number_where_given(tmp_path: Path) -> None:
     path = tmp_path / "regions.tsv"
     small_regions().assign(expected_stars=["5000", ""]).to_csv(path, sep="\t", index=False)

@@ -561,6 +561,9 @@ def test_missing_input_files_the_config_names_stop_the_run(tmp_path: Path) -> No
         f"{data}/NGC_2632.csv, {data}/NGC_2682.csv, {data}/Melotte_22.csv and 1 more; config "
         f"key 'reference.cluster_tables': 1 of 1 file(s) missing: {tmp_path}/cg2020.csv"
     ]
+    # a mode that runs no job (here a listing of the rules; a report, an unlock) is not stopped
+    listing = snakemake("--list-rules", *configs, check=False)
+    assert listing.returncode == 0 and "characterize_default" in listing.stdout
     # every file there: a dry run goes on (the files the workflow makes are not checked)
     for name in ("NGC_2632", "NGC_2682", "Melotte_22", "Melotte_25"):
         (data / f"{name}.csv").write_text("")

@@ -227,7 +227,43 @@ def missing_inputs_message(inputs):
     return "; ".join(problems) or None
 
 
-if workflow.is_main_process:
+# Snakemake's modes that read the workflow but run no job (a report of finished results, an
+# unlock, a clean-up, a summary, a graph): an input moved away since must not stop them. Told
+# from the command line, as the workflow is read before Snakemake settles its mode.
+NO_JOB_OPTIONS = {
+    "--report",
+    "--unlock",
+    "--delete-all-output",
+    "--delete-temp-output",
+    "--summary",
+    "-S",
+    "--detailed-summary",
+    "-D",
+    "--list-rules",
+    "-l",
+    "--list-target-rules",
+    "--lt",
+    "--lint",
+    "--cleanup-metadata",
+    "--cm",
+    "--list-changes",
+    "--lc",
+    "--dag",
+    "--rulegraph",
+    "--filegraph",
+    "--d3dag",
+    "--containerize",
+    "--export-cwl",
+    "--archive",
+}
+
+
+def runs_jobs(argv):
+    """Whether the command line ``argv`` asks Snakemake to run (or dry-run) jobs."""
+    return not any(arg.split("=", 1)[0] in NO_JOB_OPTIONS for arg in argv[1:])
+
+
+if workflow.is_main_process and runs_jobs(sys.argv):
     _missing = missing_inputs_message(configured_inputs())
     if _missing:
         stop(_missing)

@@ -66,6 +66,14 @@ KNOWN_COLUMNS: tuple[str, ...] = REGION_COLUMNS + EXTRA_NUMERIC
 #: VizieR's ``pmRA`` (0.67), ``Dist`` (0.53), ``RAJ2000`` (0.44) are kept, and so is
 #: ``parallax_error`` (0.86) beside a ``parallax_prior``, since only absent columns are matched.
 MISSPELT_CUTOFF = 0.85
+#: Last words of a column name that make it another quantity than a known column ending in
+#: another word, not a misspelling of it: ``parallax_error`` beside ``parallax_prior``,
+#: ``distance_kpc``, ``diameter_arcsec`` (a typo, ``pmra_prio``, ends in no such word).
+QUANTITY_SUFFIXES = frozenset({
+    "error", "err", "e", "sd", "std", "sigma", "unc", "lo", "hi", "min", "max", "16", "84",
+    "pc", "kpc", "mpc", "ly", "deg", "rad", "arcmin", "arcsec", "mas", "masyr", "kms",
+    "ref", "lit", "flag", "note", "notes", "n", "count",
+})
 
 DEFAULT_MIN_DIAMETER_ARCMIN = 25.0
 DEFAULT_RADIUS_FACTOR = 1.5
@@ -281,8 +289,15 @@ def unknown_columns(columns: Iterable[str]) -> list[str]:
 def misspelt_column(column: str, absent: Iterable[str]) -> str | None:
     """The known column among ``absent`` (those a table lacks) that ``column`` looks like a
     misspelling of (:data:`MISSPELT_CUTOFF`, case ignored), or None."""
-    match = difflib.get_close_matches(column.lower(), list(absent), n=1, cutoff=MISSPELT_CUTOFF)
-    return match[0] if match else None
+    name = column.lower()
+    match = difflib.get_close_matches(name, list(absent), n=1, cutoff=MISSPELT_CUTOFF)
+    if not match:
+        return None
+    stem, _, last = name.rpartition("_")
+    known_stem, _, known_last = match[0].rpartition("_")
+    if stem and last != known_last and last in QUANTITY_SUFFIXES:
+        return None  # another quantity of the same thing (an error, another unit)
+    return match[0]
 
 
 def read_regions(path: str | os.PathLike[str]) -> pd.DataFrame:
