@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -103,8 +104,15 @@ def _fake_python(tmp_path: Path, backend: str, slow: str = "") -> Path:
     return fake
 
 
+# Runs a command with SIGINT at its default: bash cannot trap a signal ignored when it starts,
+# and a test run started in the background without job control (nohup ... &) ignores SIGINT.
+_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                   "os.execvp(sys.argv[1], sys.argv[1:])")
+
+
 def _report(tmp_path: Path, fake: Path, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(["bash", str(SCRIPT.with_name("gpu_report.sh")),
+    return subprocess.Popen([sys.executable, "-c", _DEFAULT_SIGINT,
+                             "bash", str(SCRIPT.with_name("gpu_report.sh")),
                              str(tmp_path / "report"), "5000"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHON": str(fake)}, **kwargs)
