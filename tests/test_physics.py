@@ -181,6 +181,15 @@ def test_king_fit_stays_within_the_radius_an_off_centre_field_covers() -> None:
     assert structure.covered_radius(50 + bra, bdec, 50.0, 0.0) == pytest.approx(0.4, abs=0.02)
 
 
+def test_a_sparse_member_list_alone_is_fitted_out_to_its_outermost_member() -> None:
+    # 40 members and no field: most of 24 position-angle sectors hold a few, some none; the
+    # fit must not shrink to an empty sector's radius (0) and refuse
+    ra, dec = _king_sample(np.random.default_rng(13), 40, rc=0.1, rt=0.6, field_deg=1.0)
+    s = structure.fit_structure(ra, dec, np.ones(ra.size))
+    assert s.fit_radius_deg == pytest.approx(float(np.max(s.radius_deg)), rel=1e-9)
+    assert "not fitted" not in (s.reason or "")
+
+
 def test_a_tidal_radius_far_beyond_the_field_is_not_given() -> None:
     # a Plummer sphere has no tidal edge: within 0.3 deg of it the fit runs r_t far out
     rng = np.random.default_rng(12)

@@ -84,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ParametersSettings(cmd=CmdSettings(feh=_feh(args.feh)))
     members = read_members(args.field, args.members)
-    # every row's position: with --members, the whole field's footprint for the King profile
+    # with --members, every star of the field (members.parquet holds them all): its footprint
+    # bounds the King profile; a table of members alone is too sparse to show one
     field = ((members["ra"].to_numpy(float), members["dec"].to_numpy(float))
-             if {"ra", "dec"} <= set(members.columns) else None)
+             if args.members is not None and {"ra", "dec"} <= set(members.columns) else None)
     result = fit_parameters(members, release=args.release, settings=settings, field=field)
     out = Path(args.out)
     values = result.as_dict()

@@ -135,7 +135,9 @@ def fit_structure(ra: np.ndarray, dec: np.ndarray, weight: np.ndarray,
                   field: tuple[np.ndarray, np.ndarray] | None = None) -> StructureResult:
     """King profile of members at (``ra``, ``dec``) with membership weights ``weight``, fitted
     within the radius the field covers whole about their centre (:func:`covered_radius` of
-    ``field``, every star's (ra, dec), else of the members themselves)."""
+    ``field``, every star's (ra, dec)); without ``field``, within the outermost member (a list of
+    members alone is too sparse to tell its field's edges: a sector of position angle may hold
+    none of a few dozen)."""
     ra, dec, w = (np.asarray(a, dtype=float) for a in (ra, dec, weight))
     ok = np.isfinite(ra) & np.isfinite(dec) & np.isfinite(w) & (w > 0)
     nan = math.nan
@@ -146,8 +148,8 @@ def fit_structure(ra: np.ndarray, dec: np.ndarray, weight: np.ndarray,
     radius = projected_radii(ra, dec, ra0, dec0)
     r, wk = radius[ok], w[ok]
     r50 = weighted_quantile(r, wk, 0.5)
-    where = field if field is not None else (ra[ok], dec[ok])
-    cover = covered_radius(np.asarray(where[0], float), np.asarray(where[1], float), ra0, dec0)
+    cover = (covered_radius(np.asarray(field[0], float), np.asarray(field[1], float), ra0, dec0)
+             if field is not None else math.nan)
     r_fit = min(cover, float(r.max())) if math.isfinite(cover) else float(r.max())
     inside = r <= r_fit
     if inside.sum() < MIN_MEMBERS or not r_fit > 0:
@@ -181,7 +183,7 @@ def _king_status(rc: float, rt: float, fc: float, r_fit: float
     if rc > r_fit:
         return "unconstrained", (
             f"King profile unconstrained: its core radius {rc:.3g} deg lies beyond the "
-            f"{r_fit:.3g} deg the field covers, so the profile {within} is nearly flat: r_c and "
+            f"{r_fit:.3g} deg the field covers, so the profile within it is nearly flat: r_c and "
             "r_t not given"), nan, nan
     if rt > MAX_EXTRAPOLATION * r_fit:
         return "unconstrained", (
