@@ -95,7 +95,8 @@ def references(shared: Path) -> pd.DataFrame:
     hr["name"] = hr["Name"].str.replace(" ", "_")
     hr = hr.drop_duplicates("name").set_index("name")
     hr = pd.DataFrame({"hr23_log_age": hr["logAge50"], "hr23_av": hr["AV50"],
-                       "hr23_dm": hr["MOD50"], "hr23_n": hr["N"]}, index=hr.index)
+                       "hr23_dm": hr["MOD50"], "hr23_n": hr["N"], "hr23_rc_deg": hr["rc"],
+                       "hr23_rt_deg": hr["rt"]}, index=hr.index)
     h24 = pd.read_csv(tables / "ucc_curated" / "HUNT2024.csv").drop_duplicates("Name")
     h24 = h24.set_index("Name")[["rJpc", "MassJ"]].rename(
         columns={"rJpc": "hr24_rj_pc", "MassJ": "hr24_mass"})
@@ -349,6 +350,7 @@ def catalogue_sample_report(shared: Path, ref: pd.DataFrame, n_seeds: int = 1,
              "r_J pc (HR24) | M_J Msun (HR24) | s |", "|---|---|---|---|---|---|---|---|---|---|"]
     deltas: dict[str, list[float]] = {"log_age": [], "av": [], "distance_modulus": []}
     rj_ratio, mass_ratio, n_ok, n_found = [], [], 0, 0
+    king: dict[str, list[tuple[float, float]]] = {}  # king_fit -> (rc, rt) over HR23's
     for _, row in manifest.iterrows():
         start = time.perf_counter()
         stars = read_stars(base / row["file"])
@@ -369,8 +371,14 @@ def catalogue_sample_report(shared: Path, ref: pd.DataFrame, n_seeds: int = 1,
         else:
             log_line = ""
         n_found += int(len(members) > 0)
-        v = fit_parameters(members, release="dr3").as_dict()
+        # the whole field's positions: the King profile is fitted within what it covers
+        v = fit_parameters(members, release="dr3", field=(stars["ra"].to_numpy(float),
+                                                          stars["dec"].to_numpy(float))).as_dict()
         r = ref.loc[name] if name in ref.index else pd.Series(dtype=float)
+        if v.get("king_fit"):
+            rc, rt = (v.get(k) if v.get(k) is not None else math.nan for k in ("rc_deg", "rt_deg"))
+            king.setdefault(v["king_fit"], []).append(
+                (rc / r.get("hr23_rc_deg", math.nan), rt / r.get("hr23_rt_deg", math.nan)))
         cells = []
         for q, rq in (("log_age", "ref_log_age"), ("av", "ref_av"), ("distance_modulus", "ref_dm")):
             ours, theirs = v.get(q), r.get(rq, math.nan)
@@ -398,6 +406,18 @@ def catalogue_sample_report(shared: Path, ref: pd.DataFrame, n_seeds: int = 1,
         ok = n and scat <= GOALS[q] and abs(med) < 0.1
         lines.append(f"| {q} | {n} | {fmt(med)} | {fmt(scat)} | <= {GOALS[q]} / < 0.1 | "
                      f"{'yes' if ok else 'no'} |")
+    if king:
+        parts = []
+        for state in ("ok", "extrapolated", "unconstrained"):
+            ratios = np.array(king.get(state, []), float).reshape(-1, 2)
+            rc, rt = (x[np.isfinite(x)] for x in ratios.T)
+            against = [f"{what} {np.median(x):.2f} ({x.size})"
+                       for what, x in (("r_c", rc), ("r_t", rt)) if x.size]
+            parts.append(f"{state} {len(ratios)}" + (
+                f" (median ratio to HR23's, clusters in both: {', '.join(against)})"
+                if against else ""))
+        lines += ["", "King profile (`king_fit`, fitted within the radius each field covers "
+                  "whole): " + "; ".join(parts) + "."]
     if rj_ratio:
         rj_a, m_a = np.array(rj_ratio), np.array(mass_ratio)
         lines += ["", f"Hunt & Reffert 2024 ({rj_a.size} clusters in both): r_J within 15 %: "
