@@ -422,3 +422,22 @@ def test_clusters_of_different_extinction_share_the_compiled_likelihoods(grid) -
         if i == 0:
             compiled = _kernel()["grid"]._cache_size()
     assert _kernel()["grid"]._cache_size() == compiled
+
+
+def test_radial_panel_draws_the_model_as_fitted_within_the_covered_radius(fitted) -> None:
+    """Where the field covers whole annuli only part of the way out, the panel marks that radius
+    and draws the King model there, normalised to the members it was fitted to."""
+    from dataclasses import replace
+
+    from ocdec.physics.figures import parameters_figure
+
+    st = fitted.structure
+    r = fitted.members["radius_deg"].to_numpy()
+    r_fit = float(np.nanquantile(r, 0.8))
+    cut = replace(fitted, structure=replace(st, fit_radius_deg=r_fit, status="ok",
+                                            rc_deg=0.3 * r_fit, rt_deg=0.9 * r_fit))
+    radial = max(parameters_figure(cut, "cut").axes, key=lambda ax: ax.get_position().x0)
+    labels = [t.get_text() for t in radial.get_legend().get_texts()]
+    assert f"fitted within {r_fit:.3f} deg" in labels
+    model = next(line for line in radial.get_lines() if line.get_label().startswith("King"))
+    assert model.get_xdata().max() == pytest.approx(r_fit)

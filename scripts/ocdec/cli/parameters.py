@@ -74,6 +74,10 @@ def read_members(field: str | Path, members: str | Path | None):
     if extra and not stars.attrs.get("source_id_is_row"):
         frame = frame.merge(stars[["source_id", *extra]].drop_duplicates("source_id"),
                             on="source_id", how="left")
+    # FIELD's every star: the footprint within which the King profile is fitted
+    if {"ra", "dec"} <= set(stars.columns):
+        frame.attrs["field_positions"] = tuple(
+            pd.to_numeric(stars[c], errors="coerce").to_numpy(float) for c in ("ra", "dec"))
     return frame
 
 
@@ -84,10 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ParametersSettings(cmd=CmdSettings(feh=_feh(args.feh)))
     members = read_members(args.field, args.members)
-    # with --members, every star of the field (members.parquet holds them all): its footprint
-    # bounds the King profile; a table of members alone is too sparse to show one
-    field = ((members["ra"].to_numpy(float), members["dec"].to_numpy(float))
-             if args.members is not None and {"ra", "dec"} <= set(members.columns) else None)
+    # with --members, FIELD's stars bound the King profile (a table of members alone is too
+    # sparse to show its field's edges)
+    field = members.attrs.get("field_positions")
     result = fit_parameters(members, release=args.release, settings=settings, field=field)
     out = Path(args.out)
     values = result.as_dict()

@@ -115,13 +115,16 @@ def _radial_panel(ax: Any, result: ParametersResult) -> None:
     mid = 0.5 * (edges[1:] + edges[:-1])
     err = np.sqrt(np.maximum(counts, 1.0)) / area
     ax.errorbar(mid, counts / area, yerr=err, fmt="o", ms=4, color="k", label="members")
+    # the profile was fitted to the members within the radius the field covers whole: its model
+    # is drawn there, normalised as fitted, and beyond it the field's edge thins the annuli
+    r_fit = st.fit_radius_deg if math.isfinite(st.fit_radius_deg) else r_max
     if math.isfinite(st.rc_deg) and math.isfinite(st.rt_deg):
-        rr = np.linspace(1e-4, r_max, 300)
+        rr = np.linspace(1e-4, r_fit, 300)
         prof = king_profile(rr, st.rc_deg, st.rt_deg)
         norm = np.trapezoid(2 * np.pi * rr * prof, rr)
-        n_tot = float(w[ok].sum())
+        n_tot = float(w[ok & (r <= r_fit)].sum())
         model = n_tot * (st.cluster_fraction * prof / norm + (1 - st.cluster_fraction)
-                         / (np.pi * r_max**2))
+                         / (np.pi * r_fit**2))
         extrapolated = " (extrapolated)" if st.status == "extrapolated" else ""
         ax.plot(rr, model, color="crimson", label=f"King: r_c {st.rc_deg:.3f}, "
                 f"r_t {st.rt_deg:.3f} deg{extrapolated}")
@@ -129,6 +132,8 @@ def _radial_panel(ax: Any, result: ParametersResult) -> None:
         ax.plot([], [], " ", label="King fit unconstrained")
     if math.isfinite(st.r50_deg):
         ax.axvline(st.r50_deg, color="grey", ls=":", label=f"r50 {st.r50_deg:.3f} deg")
+    if r_fit < r_max:
+        ax.axvline(r_fit, color="grey", ls="--", label=f"fitted within {r_fit:.3f} deg")
     ax.set_yscale("log")
     plain_log_ticks(ax)  # plain-text labels: the default mathtext ones are slow to lay out
     ax.set_xlabel("radius (deg)")
