@@ -252,6 +252,10 @@ def test_a_field_inside_its_output_folder_is_never_removed(field, tmp_path) -> N
     assert main(["characterize", str(given), "--out", str(out), *cone]) == 0
     assert given.is_file() and len(pd.read_csv(given)) == len(field)
     assert not (out / "silhouette.tsv").exists()
+    # asked for a CSV members table, the run would write over the field: refused, untouched
+    before = given.read_bytes()
+    assert main(["characterize", str(given), "--out", str(out), *cone, "--format", "csv"]) == 2
+    assert given.read_bytes() == before
 
 
 def test_faint_members_do_not_pull_the_mean() -> None:

@@ -255,6 +255,18 @@ NO_JOB_OPTIONS = {
     "--containerize",
     "--export-cwl",
     "--archive",
+    "--list-input-changes",
+    "--li",
+    "--list-params-changes",
+    "--lp",
+    "--list-untracked",
+    "--lu",
+    "--cleanup-shadow",
+    "--generate-unit-tests",
+    "--print-compilation",
+    "--list-conda-envs",
+    "--conda-create-envs-only",
+    "--conda-cleanup-envs",
 }
 
 

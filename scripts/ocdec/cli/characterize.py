@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "holds summary.json) keeps only this run's products: the members tables in formats "
         "not asked for this time and another method's tables, left there by the earlier run, "
         "are removed once this run has written its own (a run that fails leaves the earlier "
-        "products as they were); FIELD itself and other files in DIR are never touched.")
+        "products as they were); FIELD itself and other files in DIR are not removed, and a "
+        "FIELD saved in DIR under a product's name is refused.")
     p.add_argument("field", metavar="FIELD", help="star table")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     add_cone_options(p, "catalogue centre RA (deg, [0, 360))",
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     settings = method_settings(args.method, config)
     check_writable_dir(args.out, "--out")
     known = read_known(args.known)
+    _refuse_field_among_products(args.field, args.out, args.method, args.formats)
     stars = read_stars(args.field)
     # an earlier ocdec run's folder (its summary.json): only there are stale tables ocdec's own
     earlier_run = (Path(args.out) / "summary.json").is_file()
@@ -105,6 +107,21 @@ def found_line(summary: dict, out: str | Path) -> str:
             f"parallax {_fmt(summary['parallax'], 4)}"
             + (f"; seed Jaccard {_fmt(jaccard)}" if jaccard is not None else "")
             + f"; {summary['runtime_s']:.1f} s -> {out}")
+
+
+def _refuse_field_among_products(field: str | Path, out_dir: str | Path, method: str,
+                                 formats: list[str]) -> None:
+    """FIELD saved in --out under a name this run writes (members.csv with --format csv,
+    members.parquet, summary.json, ...) would be overwritten: refused in one line."""
+    from ocdec.methods.registry import method_spec
+    from ocdec.products import MEMBERS, method_files, table_file
+
+    out = Path(out_dir)
+    names = {table_file(MEMBERS, fmt) for fmt in {"parquet", *formats}}
+    names |= set(method_files(method_spec(method).tables).values())
+    if Path(field).resolve() in {(out / name).resolve() for name in names}:
+        raise OcdecError(f"{field}: this run writes its products under that name in {out}; "
+                         "move the field or choose another --out")
 
 
 def remove_stale_products(out_dir: str | Path, method: str, formats: list[str],
