@@ -20,8 +20,6 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 # Several jobs may share one card: allocate GPU memory as needed rather than 75 % up front.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -30,6 +28,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
 
+from ocdec.cli.options import count, fraction, positive_int  # noqa: E402
 from ocdec.methods.dec import DecResult, DecSettings, fit_dec  # noqa: E402
 
 NO_GPU_EXIT = 3
@@ -72,31 +71,6 @@ def train_on(device: jax.Device, x: np.ndarray, k: int, settings: DecSettings,
         t0 = time.perf_counter()
         result = fit_dec(x, k, settings, seed)
         return result, time.perf_counter() - t0
-
-
-def positive_int(text: str) -> int:
-    """An integer >= 1 (argparse ``type``)."""
-    return _checked(text, int, lambda v: v >= 1, "a positive integer")
-
-
-def count(text: str) -> int:
-    """An integer >= 0: a seed, a number of epochs (argparse ``type``)."""
-    return _checked(text, int, lambda v: v >= 0, "an integer >= 0")
-
-
-def fraction(text: str) -> float:
-    """A number within (0, 1] (argparse ``type``)."""
-    return _checked(text, float, lambda v: 0 < v <= 1, "a number within (0, 1]")
-
-
-def _checked(text: str, kind: type, ok: Callable[[Any], bool], what: str) -> Any:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not ok(value):  # NaN fails every comparison
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,7 +174,7 @@ def test_cone_options_out_of_range_are_refused_before_the_output_is_touched(
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"ocdec {command}: error: argument {option}: ")
-    assert err[-1].endswith(f"got {value}") and not any("Traceback" in e for e in err)
+    assert err[-1].endswith(f"got {value!r}") and not any("Traceback" in e for e in err)
     assert [p.name for p in out.iterdir()] == ["summary.json"]
     assert (out / "summary.json").read_text() == "earlier run"
 

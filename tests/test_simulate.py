@@ -273,8 +273,8 @@ def test_command_line_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
         main(["simulate", "--ra", "1", "--dec", "1", "--radius", "-1", "--out", str(out)])
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == ("ocdec simulate: error: argument --radius: radius must be > 0 and <= 180 "
-                       "deg, got -1")
+    assert err[-1] == ("ocdec simulate: error: argument --radius: expected a radius > 0 and <= "
+                       "180 deg, got '-1'")
     assert not out.exists()
 
 

@@ -128,10 +128,11 @@ def parameters_region(
 
             enable_compilation_cache(jax_cache_dir)
         result = fit_parameters(members, release=release, settings=settings, field=field)
-    values = result.as_dict()
-    # the method's proper motion, so the catalogue's row gives the cluster's whole astrometry
+    # the method's proper motion (summary.json's, finite or null), so the catalogue's row gives
+    # the cluster's whole astrometry
     for key in PROPER_MOTION:
-        values[key] = _number(summary.get(key)) if state in FOUND else None
+        result.values[key] = summary.get(key) if state in FOUND else None
+    values = result.as_dict()
     values["region"] = region.get("id")
     values["name"] = region.get("name") or region.get("id")
     truth = _truth(provenance)
@@ -148,15 +149,6 @@ def parameters_region(
 
 
 PROPER_MOTION = ("pmra", "pmra_error", "pmdec", "pmdec_error")
-
-
-def _number(value: Any) -> float | None:
-    """A finite number from a summary, else None (null in JSON)."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 def _with_zero_point(settings: ParametersSettings, on: bool) -> ParametersSettings:

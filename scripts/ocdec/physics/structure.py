@@ -121,12 +121,10 @@ def covered_radius(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> 
     ok = np.isfinite(ra) & np.isfinite(dec)
     if not ok.any():
         return math.nan
-    ra_r, dec_r = np.deg2rad(ra[ok]), np.deg2rad(dec[ok])
-    d_ra = ra_r - math.radians(ra0)
-    x = np.cos(dec_r) * np.sin(d_ra)
-    y = (np.sin(dec_r) * math.cos(math.radians(dec0))
-         - np.cos(dec_r) * math.sin(math.radians(dec0)) * np.cos(d_ra))
-    sector = (np.floor((np.arctan2(x, y) + math.pi) / (2 * math.pi) * COVER_SECTORS + 0.5)
+    from ocdec.methods.default.sky import tangent_plane
+
+    xi, eta = tangent_plane(ra[ok], dec[ok], ra0, dec0)  # their position angles about the centre
+    sector = (np.floor((np.arctan2(xi, eta) + math.pi) / (2 * math.pi) * COVER_SECTORS + 0.5)
               .astype(int) % COVER_SECTORS)
     far = np.zeros(COVER_SECTORS)
     np.maximum.at(far, sector, projected_radii(ra[ok], dec[ok], ra0, dec0))
